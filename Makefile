@@ -1,0 +1,34 @@
+# Entry points. `make test` is what CI runs (.ci/run); `make demo` generates
+# text with a freshly made tiny model. Both install missing dependencies first.
+PRESET ?= release
+BUILD := build/$(PRESET)
+JOBS ?= $(shell nproc)
+DEMO_MODEL := build/demo-model
+
+.PHONY: all deps build test demo asan fuzz format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@test -f $(BUILD)/build.ninja || cmake --preset $(PRESET) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) -LE gpu --output-on-failure -j $(JOBS)
+
+demo: build
+	@test -f $(DEMO_MODEL)/config.json || $(BUILD)/r1serve make-test-model --arch qwen2 --size tiny --dtype bf16 --seed 1 --out $(DEMO_MODEL)
+	$(BUILD)/r1serve generate --model $(DEMO_MODEL) --chat "Why is the sky blue?" --max-tokens 48 --seed 7
+
+asan:
+	@$(MAKE) --no-print-directory build PRESET=asan
+	ctest --test-dir build/asan -LE 'gpu|numerics' --output-on-failure -j $(JOBS)
+
+format:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf build

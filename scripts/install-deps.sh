@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what building and testing r1serve needs and is not yet present:
+# Debian 12 packages through apt-get, and the npm test tooling pinned by
+# package-lock.json. Idempotent; prints nothing when everything is in place.
+# Used by `make`, CI and the container images alike.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+# Build and run time.
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  nlohmann-json3-dev libpcre2-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+# Test oracles and tooling: the PyTorch reference forward, the JS tokenizer
+# and template engine, the fuzzing toolchain of the asan preset.
+if [[ "${R1SERVE_RUNTIME_ONLY:-0}" != "1" ]]; then
+  packages+=(python3 python3-torch python3-numpy nodejs clang libclang-rt-14-dev clang-format)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    # nodejs may come from another source than Debian; accept a working binary.
+    if [[ "$p" == nodejs ]] && command -v node >/dev/null 2>&1; then continue; fi
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${R1SERVE_RUNTIME_ONLY:-0}" != "1" ]]; then
+  # npm ci only when the lock file changed since the last install.
+  stamp=node_modules/.r1serve-lock.sha256
+  want=$(sha256sum package-lock.json | cut -d' ' -f1)
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    echo "install-deps: installing npm test tooling from package-lock.json"
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    echo "$want" >"$stamp"
+  fi
+fi

@@ -1,0 +1,50 @@
+// A persistent pool of worker threads with static partitioning: the caller's
+// thread takes part, work is split into equal contiguous ranges, and
+// parallel_for returns when every range is done. Not reentrant: one
+// parallel_for at a time per pool (the engine thread owns its pool).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace r1 {
+
+class ThreadPool {
+ public:
+  // n_threads counts the calling thread; 0 means hardware concurrency.
+  explicit ThreadPool(int n_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int n_threads() const { return n_threads_; }
+
+  // Calls fn(begin, end, thread_index) on disjoint ranges covering [0, n).
+  // Ranges are contiguous and their sizes differ by at most one; empty ranges
+  // are skipped. Work smaller than `min_per_thread` per thread runs on fewer
+  // threads.
+  void parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn,
+                    size_t min_per_thread = 1);
+
+ private:
+  void worker_loop(int index);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  // Guarded by mu_: the current job, its generation and completion count.
+  std::mutex mu_;
+  std::condition_variable start_cv_;
+  std::condition_variable done_cv_;
+  const std::function<void(size_t, size_t, int)>* job_ = nullptr;
+  size_t job_n_ = 0;
+  int job_parts_ = 0;
+  unsigned long generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace r1

@@ -1,0 +1,53 @@
+// Chat templates implemented natively (no Jinja at run time). Detected from a
+// model's tokenizer_config.json "chat_template"; a template we do not
+// implement is an UNIMPLEMENTED error, never a silently wrong format.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace r1 {
+
+struct ToolCall {
+  std::string type = "function";
+  std::string name;
+  std::string arguments;  // JSON text as the client sent it
+};
+
+struct ChatMessage {
+  std::string role;  // system | user | assistant | tool
+  std::optional<std::string> content;  // null allowed for assistant tool calls
+  std::vector<ToolCall> tool_calls;
+};
+
+enum class ChatTemplateKind {
+  kDeepSeekR1,  // current revision: generation prompt ends with "<think>\n"
+  kDeepSeekR1Original,  // 2025-01-20 revision: generation prompt "<｜Assistant｜>"
+};
+
+class ChatTemplate {
+ public:
+  // Recognises the template text; UNIMPLEMENTED for anything else. An empty
+  // source is UNIMPLEMENTED too (the caller may choose a default).
+  static Result<ChatTemplate> detect(const std::string& template_source,
+                                     const std::string& bos_token);
+  static ChatTemplate deepseek_r1(const std::string& bos_token);
+
+  ChatTemplateKind kind() const { return kind_; }
+
+  // Renders like the model's Jinja template with the same inputs. Unknown
+  // roles are INVALID_ARGUMENT.
+  Result<std::string> render(std::span<const ChatMessage> messages,
+                             bool add_generation_prompt) const;
+
+ private:
+  ChatTemplate(ChatTemplateKind kind, std::string bos) : kind_(kind), bos_(std::move(bos)) {}
+  ChatTemplateKind kind_;
+  std::string bos_;
+};
+
+}  // namespace r1
