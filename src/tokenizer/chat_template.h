@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -28,6 +29,11 @@ enum class ChatTemplateKind {
   kDeepSeekR1,  // current revision: generation prompt ends with "<think>\n"
   kDeepSeekR1Original,  // 2025-01-20 revision: generation prompt "<｜Assistant｜>"
 };
+
+// The Jinja source of DeepSeek-R1's current chat template, byte for byte as
+// the R1-Distill tokenizer_config.json files carry it ("chat_template").
+// Generated test models write it; detect() recognises it.
+std::string_view deepseek_r1_template_source();
 
 class ChatTemplate {
  public:
