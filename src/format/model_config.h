@@ -32,7 +32,7 @@ struct ModelConfig {
   int64_t n_layers = 0;
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;  // "head_dim" key, else hidden_size / n_heads
+  int64_t head_dim = 0;    // "head_dim" key, else hidden_size / n_heads
   int64_t vocab_size = 0;  // embedding rows (may exceed the tokenizer's size)
   int64_t max_position_embeddings = 0;
   double rope_theta = 10000.0;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,20 +32,32 @@ struct TensorInfo {
   int64_t n_elements() const;
 };
 
+// The header's spelling of a dtype: "F32", "F16", "BF16", "I8", "U8", "I32", "I64".
+std::string_view safetensors_dtype_name(DType t);
+
+// Inverse of safetensors_dtype_name; nullopt for every other string.
+std::optional<DType> parse_safetensors_dtype(std::string_view name);
+
 // Parses a whole safetensors image (header length, JSON header, byte buffer)
 // without touching the tensor bytes. `label` names the file in messages.
 // Rejects: truncated files, header length past the end, headers over 100 MB,
 // non-JSON or non-object headers, unknown or unsupported dtypes, bad shapes,
 // offsets out of range, overlapping tensors, byte counts that disagree with
-// shape x dtype. Never reads outside [data, data + size).
+// shape x dtype, the same key twice. Never reads outside [data, data + size).
+// Gaps between tensors and unused trailing bytes are accepted (see the .cpp).
+// Tensors come back sorted by offset; `data` points into [data, data + size)
+// and `file` is `label`.
 Result<std::vector<TensorInfo>> parse_safetensors(const uint8_t* data, size_t size,
                                                   std::string_view label);
 
 // One mmap'd safetensors file.
 class SafetensorsFile {
  public:
+  // NOT_FOUND for a missing file; otherwise the errors of parse_safetensors,
+  // with the path as the label.
   static Result<std::unique_ptr<SafetensorsFile>> open(const std::string& path);
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const std::string& path() const { return file_.path(); }
 
  private:
   MappedFile file_;
@@ -55,13 +68,24 @@ class SafetensorsFile {
 // by model.safetensors.index.json (names always taken from the index).
 class WeightFiles {
  public:
+  // With an index: opens every distinct shard its weight_map names (plain file
+  // names inside `dir` only), checks each listed tensor is in its shard and no
+  // tensor is in two shards; tensors a shard holds beyond the map are kept.
+  // Without one: model.safetensors. Neither: NOT_FOUND naming the folder.
   static Result<WeightFiles> open_folder(const std::string& dir);
+
+  // The file the tensors were listed by, for messages: <dir>/model.safetensors
+  // or <dir>/model.safetensors.index.json.
+  const std::string& source() const { return source_; }
+  // Paths of the opened safetensors files, in the order they were opened.
+  std::vector<std::string> file_paths() const;
 
   // nullptr when absent.
   const TensorInfo* find(std::string_view name) const;
   const std::map<std::string, TensorInfo, std::less<>>& all() const { return by_name_; }
 
  private:
+  std::string source_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, TensorInfo, std::less<>> by_name_;
 };
@@ -74,8 +98,12 @@ struct TensorToWrite {
   std::vector<uint8_t> bytes;
 };
 
-// Writes one safetensors file (header padded to 8 bytes, {"format":"pt"}
-// metadata), tensors laid out in the given order.
+// Writes one safetensors file (header padded with spaces so the byte buffer
+// starts 8-byte aligned, {"format":"pt"} metadata), tensors laid out in the
+// given order with no gaps. Writes a temporary file in the same folder and
+// renames it over `path`, so a reader never sees a half-written file.
+// INVALID_ARGUMENT for a byte count that disagrees with shape x dtype, a
+// negative dimension, or a repeated or reserved ("__metadata__") name.
 Status write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors);
 
 }  // namespace r1
