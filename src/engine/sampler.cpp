@@ -1,0 +1,344 @@
+// The reference sampler. Each step below is the definition a device sampler
+// must reproduce; where it follows or departs from vLLM / Hugging Face, the
+// comment says so.
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <string>
+
+#include "core/check.h"
+
+namespace r1 {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Below this temperature the step is greedy (vLLM's _SAMPLING_EPS). vLLM also
+// raises temperatures in (0, 0.01) to 0.01; we do not: the weights below are
+// computed relative to the maximum, so a small temperature cannot overflow.
+constexpr float kGreedyBelowTemperature = 1e-5f;
+constexpr float kMaxTemperature = 100.0f;
+// The repetition penalty divides positive logits: bounded so that a logit in
+// any real model's range cannot overflow to infinity.
+constexpr float kMinRepetitionPenalty = 0.01f;
+constexpr float kMaxRepetitionPenalty = 100.0f;
+constexpr float kMaxAbsOpenAiPenalty = 2.0f;
+constexpr int32_t kMaxTopLogprobs = 20;
+// First candidate count for the top-p partial sort; grows 8x per round. The
+// nucleus of a real model's distribution is usually far smaller than this.
+constexpr size_t kFirstTopPCandidates = 64;
+
+std::string format_float(float x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", static_cast<double>(x));
+  return buf;
+}
+
+Status out_of_range_field(const char* field, const char* range, const std::string& value) {
+  return invalid_argument(std::string(field) + " must be " + range + ", got " + value);
+}
+
+Status check_ids(std::span<const int32_t> ids, size_t vocab, const char* what) {
+  for (int32_t id : ids) {
+    if (id < 0 || static_cast<size_t>(id) >= vocab) {
+      return invalid_argument(std::string(what) + " token id " + std::to_string(id) +
+                              " outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    }
+  }
+  return ok_status();
+}
+
+// The one uniform a non-greedy step uses: the top 53 bits of one 64-bit draw,
+// u in [0, 1). Spelled out (not std::uniform_real_distribution) so that a
+// device sampler fed the same draws reproduces it bit for bit.
+double uniform_from(uint64_t bits) {
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
+// Raw logprobs: log_softmax of the logits as the model produced them, before
+// penalties, temperature and truncation (vLLM's default "raw_logprobs").
+// Non-finite logits are masked. Sum of exp in double with a max shift, so the
+// error is a few float ulps of the logprob.
+void fill_logprobs(std::span<const float> logits, int32_t n_top, SampledToken* out) {
+  float l_max = -kInf;
+  for (float l : logits) {
+    if (std::isfinite(l) && l > l_max) l_max = l;
+  }
+  double sum = 0.0;
+  for (float l : logits) {
+    if (std::isfinite(l)) sum += std::exp(static_cast<double>(l) - l_max);
+  }
+  const double lse = static_cast<double>(l_max) + std::log(sum);
+  out->logprob = static_cast<float>(static_cast<double>(logits[out->id]) - lse);
+
+  // Top n_top by (logit desc, id asc): a small sorted array, most rows rejected
+  // by the first comparison with its last entry.
+  out->top.clear();
+  if (n_top <= 0) return;
+  auto better = [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
+  std::vector<int32_t> best;
+  best.reserve(n_top + 1);
+  for (int32_t i = 0; i < static_cast<int32_t>(logits.size()); ++i) {
+    if (!std::isfinite(logits[i])) continue;
+    if (static_cast<int32_t>(best.size()) == n_top && !better(i, best.back())) continue;
+    best.insert(std::upper_bound(best.begin(), best.end(), i, better), i);
+    if (static_cast<int32_t>(best.size()) > n_top) best.pop_back();
+  }
+  for (int32_t id : best) {
+    out->top.push_back({id, static_cast<float>(static_cast<double>(logits[id]) - lse)});
+  }
+}
+
+}  // namespace
+
+Status validate(const SamplingParams& p) {
+  // Written as !(in range) so that NaN fails every check.
+  if (!(p.temperature >= 0.0f && p.temperature <= kMaxTemperature)) {
+    return out_of_range_field("temperature", "in [0, 100]", format_float(p.temperature));
+  }
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) {
+    return out_of_range_field("top_p", "in (0, 1]", format_float(p.top_p));
+  }
+  if (p.top_k < -1) {
+    return out_of_range_field("top_k", "-1 or 0 (off) or positive", std::to_string(p.top_k));
+  }
+  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) {
+    return out_of_range_field("min_p", "in [0, 1]", format_float(p.min_p));
+  }
+  if (!(p.repetition_penalty >= kMinRepetitionPenalty &&
+        p.repetition_penalty <= kMaxRepetitionPenalty)) {
+    return out_of_range_field("repetition_penalty", "in [0.01, 100]",
+                              format_float(p.repetition_penalty));
+  }
+  if (!(std::fabs(p.presence_penalty) <= kMaxAbsOpenAiPenalty)) {
+    return out_of_range_field("presence_penalty", "in [-2, 2]", format_float(p.presence_penalty));
+  }
+  if (!(std::fabs(p.frequency_penalty) <= kMaxAbsOpenAiPenalty)) {
+    return out_of_range_field("frequency_penalty", "in [-2, 2]", format_float(p.frequency_penalty));
+  }
+  if (p.n_top_logprobs < 0 || p.n_top_logprobs > kMaxTopLogprobs) {
+    return out_of_range_field("n_top_logprobs", "in [0, 20]", std::to_string(p.n_top_logprobs));
+  }
+  if (p.n_top_logprobs > 0 && !p.logprobs) {
+    return invalid_argument("n_top_logprobs (" + std::to_string(p.n_top_logprobs) +
+                            ") needs logprobs to be enabled");
+  }
+  return ok_status();
+}
+
+// Penalties, in vLLM's order and float arithmetic (vllm/model_executor/layers/utils.py
+// apply_penalties):
+//   1. repetition r, once per distinct token of prompt + generated:
+//        l > 0 ? l / r : l * r
+//   2. frequency f, per distinct generated token seen c times: l -= f * c
+//   3. presence p, per distinct generated token:                l -= p
+// A penalty equal to its neutral value (1, 0, 0) is skipped and reads no ids.
+Status apply_penalties(const SamplingParams& params, std::span<float> logits,
+                       std::span<const int32_t> prompt, std::span<const int32_t> generated) {
+  const bool repetition = params.repetition_penalty != 1.0f;
+  const bool frequency = params.frequency_penalty != 0.0f;
+  const bool presence = params.presence_penalty != 0.0f;
+  if (repetition) R1_RETURN_IF_ERROR(check_ids(prompt, logits.size(), "prompt"));
+  if (repetition || frequency || presence) {
+    R1_RETURN_IF_ERROR(check_ids(generated, logits.size(), "generated"));
+  }
+
+  if (repetition) {
+    // One bit per vocabulary entry so each distinct token is penalised once.
+    std::vector<uint64_t> seen((logits.size() + 63) / 64, 0);
+    const float r = params.repetition_penalty;
+    auto penalise = [&](int32_t id) {
+      uint64_t& word = seen[static_cast<size_t>(id) >> 6];
+      const uint64_t bit = uint64_t{1} << (id & 63);
+      if (word & bit) return;
+      word |= bit;
+      float& l = logits[id];
+      l = l > 0.0f ? l / r : l * r;
+    };
+    for (int32_t id : prompt) penalise(id);
+    for (int32_t id : generated) penalise(id);
+  }
+
+  if (frequency || presence) {
+    std::vector<int32_t> sorted(generated.begin(), generated.end());
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t i = 0; i < sorted.size();) {
+      size_t j = i;
+      while (j < sorted.size() && sorted[j] == sorted[i]) ++j;
+      float& l = logits[sorted[i]];
+      if (frequency) l -= params.frequency_penalty * static_cast<float>(j - i);
+      if (presence) l -= params.presence_penalty;
+      i = j;
+    }
+  }
+  return ok_status();
+}
+
+Sampler::Sampler(const SamplingParams& params, uint64_t fallback_seed)
+    : params_(params), rng_(params.seed.value_or(fallback_seed)) {}
+
+// The chain after the penalties. Let l be the penalised logits, non-finite
+// ones masked, and l_max their maximum.
+//   greedy (temperature < 1e-5): the lowest id with l == l_max.
+//   otherwise the weight of token i is w_i = exp((l_i - l_max) / T), so the
+//   most likely token has w = 1 and the probabilities are w / sum(w). Then:
+//   top-k (0 < k < n finite): keep l_i >= the k-th largest l. Tokens tied with
+//     the k-th are all kept (vLLM and HF threshold the same way).
+//   top-p (p < 1), over the distribution renormalised after top-k: sort by w
+//     descending; the cut weight w* is the weight at which the running sum
+//     first reaches p * sum(w); keep w_i >= w*. This is the smallest prefix
+//     reaching p, plus anything tied with its last token; the most likely
+//     token is always kept. When rounding keeps the sum from reaching p, all
+//     are kept.
+//   min-p (m > 0): keep p_i >= m * p_max, i.e. w_i >= m (p_max has w = 1, and
+//     the ratio does not change when top-k/top-p renormalise).
+// This is the order of vLLM V0 and Hugging Face (temperature, top-k, top-p,
+// min-p). vLLM V1 applies min-p before top-k/top-p, which differs only when
+// min-p and top-p are both set.
+Status Sampler::prepare(std::span<const float> logits, std::span<const int32_t> prompt,
+                        std::span<const int32_t> generated, int32_t* greedy_id, double* total) {
+  work_.assign(logits.begin(), logits.end());
+  R1_RETURN_IF_ERROR(apply_penalties(params_, work_, prompt, generated));
+
+  // Mask non-finite values (raw, or from a penalty) and find the maximum; the
+  // strict > keeps the lowest id among ties.
+  float l_max = -kInf;
+  int32_t arg_max = -1;
+  size_t n_finite = 0;
+  for (size_t i = 0; i < work_.size(); ++i) {
+    const float l = work_[i];
+    if (!std::isfinite(l)) {
+      work_[i] = -kInf;
+      continue;
+    }
+    ++n_finite;
+    if (l > l_max) {
+      l_max = l;
+      arg_max = static_cast<int32_t>(i);
+    }
+  }
+  if (n_finite == 0) {
+    return internal_error("logits row of " + std::to_string(logits.size()) +
+                          " entries has no finite value");
+  }
+  if (params_.temperature < kGreedyBelowTemperature) {
+    *greedy_id = arg_max;
+    return ok_status();
+  }
+  *greedy_id = -1;
+
+  // top-k threshold on the logits (temperature does not change the order).
+  float l_floor = -kInf;
+  const size_t k = params_.top_k > 0 ? static_cast<size_t>(params_.top_k) : 0;
+  if (k > 0 && k < n_finite) {
+    values_.clear();
+    for (float l : work_) {
+      if (l != -kInf) values_.push_back(l);
+    }
+    std::nth_element(values_.begin(), values_.begin() + (k - 1), values_.end(),
+                     std::greater<float>());
+    l_floor = values_[k - 1];
+  }
+
+  // Weights; work_ holds w from here on, 0 for a dropped token.
+  const float t = params_.temperature;
+  double sum = 0.0;
+  for (float& x : work_) {
+    const float w = (x != -kInf && x >= l_floor) ? std::exp((x - l_max) / t) : 0.0f;
+    x = w;
+    sum += w;
+  }
+
+  float w_floor = params_.min_p;  // min-p; 0 when off
+  if (params_.top_p < 1.0f) {
+    order_.clear();
+    for (size_t i = 0; i < work_.size(); ++i) {
+      if (work_[i] > 0.0f) order_.push_back(static_cast<int32_t>(i));
+    }
+    auto heavier = [&](int32_t a, int32_t b) {
+      return work_[a] > work_[b] || (work_[a] == work_[b] && a < b);
+    };
+    const double target = static_cast<double>(params_.top_p) * sum;
+    // Partial sorts of a growing prefix: O(vocab log m) instead of a full sort.
+    size_t m = std::min(kFirstTopPCandidates, order_.size());
+    for (;;) {
+      std::partial_sort(order_.begin(), order_.begin() + m, order_.end(), heavier);
+      double cum = 0.0;
+      bool reached = false;
+      for (size_t j = 0; j < m && !reached; ++j) {
+        cum += work_[order_[j]];
+        if (cum >= target) {
+          w_floor = std::max(w_floor, work_[order_[j]]);
+          reached = true;
+        }
+      }
+      if (reached || m == order_.size()) break;
+      m = std::min(order_.size(), m * 8);
+    }
+  }
+  if (w_floor > 0.0f) {
+    sum = 0.0;
+    for (float& w : work_) {
+      if (w < w_floor) w = 0.0f;
+      sum += w;
+    }
+  }
+  R1_CHECK(sum > 0.0);  // the maximum (w = 1) survives every step
+  *total = sum;
+  return ok_status();
+}
+
+// The draw: u from one 64-bit draw (uniform_from), then walk the ids in
+// ascending order, summing w in double; the first id whose running sum
+// exceeds u * sum(w) is chosen. A dropped token (w = 0) can never be the one
+// that crosses. If rounding lets the walk end without crossing, the last id
+// with w > 0 is chosen.
+Result<SampledToken> Sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
+                                     std::span<const int32_t> generated) {
+  int32_t greedy_id = -1;
+  double total = 0.0;
+  R1_RETURN_IF_ERROR(prepare(logits, prompt, generated, &greedy_id, &total));
+
+  SampledToken out;
+  if (greedy_id >= 0) {
+    out.id = greedy_id;
+  } else {
+    const double target = uniform_from(rng_()) * total;
+    double cum = 0.0;
+    int32_t chosen = -1;
+    for (size_t i = 0; i < work_.size(); ++i) {
+      const float w = work_[i];
+      if (w <= 0.0f) continue;
+      chosen = static_cast<int32_t>(i);
+      cum += w;
+      if (cum > target) break;
+    }
+    R1_CHECK(chosen >= 0);
+    out.id = chosen;
+  }
+  if (params_.logprobs) fill_logprobs(logits, params_.n_top_logprobs, &out);
+  return out;
+}
+
+Result<std::vector<double>> Sampler::distribution(std::span<const float> logits,
+                                                  std::span<const int32_t> prompt,
+                                                  std::span<const int32_t> generated) {
+  int32_t greedy_id = -1;
+  double total = 0.0;
+  R1_RETURN_IF_ERROR(prepare(logits, prompt, generated, &greedy_id, &total));
+  std::vector<double> probs(logits.size(), 0.0);
+  if (greedy_id >= 0) {
+    probs[greedy_id] = 1.0;
+  } else {
+    for (size_t i = 0; i < work_.size(); ++i) probs[i] = work_[i] / total;
+  }
+  return probs;
+}
+
+}  // namespace r1
