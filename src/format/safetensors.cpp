@@ -258,7 +258,8 @@ Result<std::vector<TensorInfo>> parse_safetensors(const uint8_t* data, size_t si
 
   std::sort(tensors.begin(), tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
     if (a.offset != b.offset) return a.offset < b.offset;
-    return a.n_bytes < b.n_bytes;
+    if (a.n_bytes != b.n_bytes) return a.n_bytes < b.n_bytes;
+    return a.name < b.name;
   });
   // Sorted by start, so a tensor overlaps an earlier one exactly when it starts
   // before the furthest end seen so far. Empty tensors occupy no bytes.

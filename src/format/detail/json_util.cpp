@@ -40,6 +40,12 @@ Result<json> parse_json(std::string_view text, std::string_view what) {
     }
     return true;
   };
+  // nlohmann's lexer takes a NUL byte for the end of input and would ignore
+  // whatever follows; JSON text can never hold a raw NUL, so reject it here.
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    return invalid_argument(std::string(what) + ": not valid JSON: NUL byte at offset " +
+                            std::to_string(nul));
+  }
   json value;
   try {
     value = json::parse(text.begin(), text.end(), on_event);
