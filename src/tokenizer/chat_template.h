@@ -20,13 +20,13 @@ struct ToolCall {
 };
 
 struct ChatMessage {
-  std::string role;  // system | user | assistant | tool
+  std::string role;                    // system | user | assistant | tool
   std::optional<std::string> content;  // null allowed for assistant tool calls
   std::vector<ToolCall> tool_calls;
 };
 
 enum class ChatTemplateKind {
-  kDeepSeekR1,  // current revision: generation prompt ends with "<think>\n"
+  kDeepSeekR1,          // current revision: generation prompt ends with "<think>\n"
   kDeepSeekR1Original,  // 2025-01-20 revision: generation prompt "<｜Assistant｜>"
 };
 
@@ -45,8 +45,10 @@ class ChatTemplate {
 
   ChatTemplateKind kind() const { return kind_; }
 
-  // Renders like the model's Jinja template with the same inputs. Unknown
-  // roles are INVALID_ARGUMENT.
+  // Renders like the model's Jinja template with the same inputs (tool calls
+  // as OpenAI's {"type", "function": {"name", "arguments"}}). Unknown roles,
+  // null content outside assistant messages and tool_calls outside assistant
+  // messages are INVALID_ARGUMENT.
   Result<std::string> render(std::span<const ChatMessage> messages,
                              bool add_generation_prompt) const;
 

@@ -381,36 +381,34 @@ TEST(ChatTemplateTest, LookalikeTemplatesAreUnimplemented) {
 // recognised; whitespace that reaches the output is not.
 class ChatTemplateReformatTest : public ChatTemplateJinjaTest {};
 
-// Puts every tag on its own line, indented, with whitespace inside the tags
-// and "-" markers where a newline follows an expression tag.
+// Puts every tag on its own line, indented by nesting, with extra whitespace
+// inside the tags and "-" markers on the expression tags.
 std::string reformat(std::string_view src) {
   std::string out;
   int depth = 0;
   size_t pos = 0;
   while (pos < src.size()) {
-    size_t end = src.find("}", pos);
+    size_t end = src.find('}', pos);
     while (end + 1 < src.size() && src[end + 1] == '}') ++end;
-    std::string tag(src.substr(pos, end + 1 - pos));
-    bool statement = tag.rfind("{%", 0) == 0;
-    bool closes = tag.find(" end") != std::string::npos || tag.find(" else") != std::string::npos;
+    const std::string_view tag = src.substr(pos, end + 1 - pos);
+    const bool statement = tag.substr(0, 2) == "{%";
+    const bool closes =
+        tag.find(" end") != std::string_view::npos || tag.find(" else") != std::string_view::npos;
     if (closes) --depth;
     out += std::string(2 * std::max(depth, 0), ' ');
     if (statement) {
-      // "{% set x = y %}" -> "{%  set x = y  %}"; whitespace inside tags is free.
-      tag.insert(2 + (tag[2] == '-' ? 1 : 0), " ");
-      out += tag;
-      out += "\n";
+      // "{% set x = y %}" -> "{%  set x = y %}": whitespace inside tags is free;
+      // trim_blocks and lstrip_blocks eat the newline and the indentation.
+      const size_t head = tag[2] == '-' ? 3 : 2;
+      out.append(tag.substr(0, head)).append(" ").append(tag.substr(head));
     } else {
-      // An expression tag eats no whitespace around it by itself (lstrip and
-      // trim_blocks apply to statements only); "-" markers do.
-      tag.insert(tag.size() - 2, " -");
-      tag.insert(2, "- ");
-      out += tag;
-      out += "\n";
+      // An expression tag eats no whitespace around it by itself; "-" does.
+      out.append("{{- ").append(tag.substr(2, tag.size() - 4)).append(" -}}");
     }
-    if (statement &&
-        (tag.find(" if ") != std::string::npos || tag.find(" for ") != std::string::npos ||
-         tag.find(" else") != std::string::npos)) {
+    out += '\n';
+    if (statement && (tag.find(" if ") != std::string_view::npos ||
+                      tag.find(" for ") != std::string_view::npos ||
+                      tag.find(" else") != std::string_view::npos)) {
       ++depth;
     }
     pos = end + 1;
