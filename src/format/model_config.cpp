@@ -184,6 +184,34 @@ Result<json> parse_object(const std::string& text, std::string_view file) {
   return root;
 }
 
+// Upper bounds far above any real model (the largest distill has hidden 8192,
+// 80 layers, vocab 152064) that keep every tensor's element count, e.g.
+// (n_heads * head_dim) * hidden, well inside int64, so nothing downstream has
+// to guard against overflow from a hostile config.json.
+Status check_limits(const ModelConfig& c) {
+  constexpr int64_t kMaxWidth = int64_t{1} << 20;
+  const struct {
+    std::string_view key;
+    int64_t value;
+    int64_t limit;
+  } limits[] = {
+      {"hidden_size", c.hidden_size, kMaxWidth},
+      {"intermediate_size", c.intermediate_size, kMaxWidth},
+      {"num_attention_heads", c.n_heads, kMaxWidth},
+      {"head_dim", c.head_dim, kMaxWidth},
+      {"num_hidden_layers", c.n_layers, int64_t{1} << 12},
+      {"vocab_size", c.vocab_size, int64_t{1} << 24},
+      {"max_position_embeddings", c.max_position_embeddings, int64_t{1} << 30},
+  };
+  for (const auto& l : limits) {
+    if (l.value > l.limit) {
+      return out_of_range("config.json: \"" + std::string(l.key) + "\" " + std::to_string(l.value) +
+                          " is over the limit of " + std::to_string(l.limit));
+    }
+  }
+  return ok_status();
+}
+
 bool file_exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
@@ -230,6 +258,7 @@ Result<ModelConfig> parse_model_config(const std::string& json_text) {
     c.head_dim = c.hidden_size / c.n_heads;
   }
 
+  R1_RETURN_IF_ERROR(check_limits(c));
   R1_ASSIGN_OR_RETURN(c.rope_scaling, parse_rope_scaling(root));
 
   R1_ASSIGN_OR_RETURN(std::optional<std::string> act, f.opt_string("hidden_act"));

@@ -45,8 +45,15 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_ids;
 };
 
-// Parses config.json text. Unknown architectures are UNIMPLEMENTED with the
-// name; missing or inconsistent fields are INVALID_ARGUMENT naming the key.
+// Parses config.json text. The architecture is architectures[0], or derived
+// from model_type ("qwen2", "llama") when architectures is absent. Unknown
+// architectures, rope_scaling types other than llama3, hidden_act other than
+// silu, sliding windows and MLP biases are UNIMPLEMENTED with the name; missing
+// or inconsistent fields are INVALID_ARGUMENT naming the key; sizes past sane
+// limits (e.g. more than 4096 layers) are OUT_OF_RANGE. Optional keys:
+// num_key_value_heads (default n_heads), head_dim, rope_theta (10000),
+// rms_norm_eps (1e-6), max_position_embeddings (transformers' defaults),
+// tie_word_embeddings (false), torch_dtype or dtype, bos/eos ids.
 Result<ModelConfig> parse_model_config(const std::string& json_text);
 Result<ModelConfig> load_model_config(const std::string& dir);
 

@@ -8,8 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
-#include <set>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -113,7 +114,11 @@ Result<TensorInfo> parse_entry(const std::string& name, const json& entry, const
       return invalid_argument(prefix + "shape dimension " + std::to_string(dim) + " is too large");
     }
     t.shape.push_back(static_cast<int64_t>(dim));
-    if (__builtin_mul_overflow(n_elements, dim, &n_elements)) {
+    // Every prefix product must fit int64 too: TensorInfo::n_elements() and
+    // callers multiply dims as int64, and a later 0 dim would not undo the
+    // overflow of [2^62, 3, 0].
+    if (__builtin_mul_overflow(n_elements, dim, &n_elements) ||
+        n_elements > static_cast<uint64_t>(INT64_MAX)) {
       return invalid_argument(prefix + "shape " + shape_it->dump() +
                               " has more elements than fit in 64 bits");
     }

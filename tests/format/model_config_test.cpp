@@ -341,6 +341,19 @@ TEST(ModelConfigTest, SizesMustBePositiveIntegers) {
                "\"rope_theta\" must be a number");
 }
 
+TEST(ModelConfigTest, SizesOverTheLimits) {
+  expect_error(patched({{"num_hidden_layers", 100000}}), StatusCode::kOutOfRange,
+               "\"num_hidden_layers\" 100000 is over the limit of 4096");
+  expect_error(patched({{"hidden_size", int64_t{1} << 40}, {"head_dim", 128}}),
+               StatusCode::kOutOfRange, "\"hidden_size\" 1099511627776 is over the limit");
+  expect_error(patched({{"vocab_size", int64_t{1} << 25}}), StatusCode::kOutOfRange,
+               "\"vocab_size\" 33554432 is over the limit of 16777216");
+  expect_error(patched({{"head_dim", int64_t{1} << 21}}), StatusCode::kOutOfRange,
+               "\"head_dim\" 2097152 is over the limit");
+  expect_error(patched({{"max_position_embeddings", int64_t{1} << 31}}), StatusCode::kOutOfRange,
+               "\"max_position_embeddings\" 2147483648 is over the limit");
+}
+
 TEST(ModelConfigTest, HeadsNotAMultipleOfKvHeads) {
   expect_error(patched({{"num_key_value_heads", 5}}), StatusCode::kInvalidArgument,
                "\"num_attention_heads\" 12 is not a multiple of \"num_key_value_heads\" 5");

@@ -279,6 +279,11 @@ TEST(SafetensorsParseTest, ShapeProductOverflowIsCaught) {
   expect_error(
       parse(with_entry(R"({"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]})")),
       StatusCode::kInvalidArgument, "has more elements than fit in 64 bits");
+  // The product fits u64 only up to the last dim, which makes it 0; dims are
+  // multiplied as int64 elsewhere, so this is refused too.
+  expect_error(
+      parse(with_entry(R"({"dtype":"U8","shape":[4611686018427387904,3,0],"data_offsets":[0,0]})")),
+      StatusCode::kInvalidArgument, "has more elements than fit in 64 bits");
   // 2^62 elements of 4 bytes: the byte count wraps to 0.
   expect_error(
       parse(with_entry(R"({"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]})")),
@@ -384,6 +389,23 @@ TEST(SafetensorsParseTest, EverySingleByteCorruptionIsHandled) {
     }
   }
   EXPECT_LT(n_ok, static_cast<int>(header_end));  // most corruptions are rejected
+}
+
+TEST(SafetensorsParseTest, FuzzSeedsAreWhatTheirNamesSay) {
+  // tests/fuzz/corpus/safetensors: valid_* parse, invalid_* do not.
+  const std::string dir = std::string(R1SERVE_SOURCE_DIR) + "/tests/fuzz/corpus/safetensors";
+  int n_seeds = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    auto r = parse(test::read_file(e.path().string()), name);
+    if (name.rfind("valid_", 0) == 0) {
+      EXPECT_TRUE(r.ok()) << name << ": " << r.status().to_string();
+    } else {
+      EXPECT_FALSE(r.ok()) << name;
+    }
+    ++n_seeds;
+  }
+  EXPECT_GE(n_seeds, 10);
 }
 
 TEST(SafetensorsParseTest, DtypeNamesRoundTrip) {
