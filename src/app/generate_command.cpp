@@ -1,0 +1,137 @@
+// `r1serve generate`: one prompt (raw text, a chat message, or token ids)
+// through the model, the completion streamed to stdout.
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "app/cli_util.h"
+#include "app/commands.h"
+#include "app/loaded_model.h"
+#include "engine/batch_runner.h"
+#include "obs/log.h"
+#include "tokenizer/incremental_detokenizer.h"
+
+namespace r1 {
+
+namespace {
+
+struct GenerateArgs {
+  std::string model;
+  std::optional<std::string> prompt, chat, ids;
+  int32_t max_tokens = 256;
+  std::optional<float> temperature, top_p, min_p, repetition_penalty, presence_penalty,
+      frequency_penalty;
+  std::optional<int32_t> top_k;
+  std::optional<uint64_t> seed;
+  bool json = false;
+  int threads = 0;
+};
+
+Result<std::vector<int32_t>> prompt_ids(const GenerateArgs& a, const ModelFolder& m) {
+  const int given = a.prompt.has_value() + a.chat.has_value() + a.ids.has_value();
+  if (given != 1) return invalid_argument("give exactly one of --prompt, --chat and --ids");
+  if (a.ids) return parse_ids_csv(*a.ids);
+  if (a.prompt) return m.tokenizer->encode(*a.prompt, /*add_special_tokens=*/true);
+  if (!m.chat_template) return m.chat_template_status;
+  std::vector<ChatMessage> messages{{"user", *a.chat, {}}};
+  R1_ASSIGN_OR_RETURN(std::string text, m.chat_template->render(messages, true));
+  // The rendered prompt carries its own BOS: no second one.
+  return m.tokenizer->encode(text, /*add_special_tokens=*/false);
+}
+
+SamplingParams sampling_params(const GenerateArgs& a, const GenerationConfig& g) {
+  SamplingParams p;
+  // Defaults from generation_config.json (R1: temperature 0.6, top_p 0.95);
+  // a model that does not sample by default is greedy.
+  p.temperature = static_cast<float>(g.do_sample ? g.temperature.value_or(1.0) : 0.0);
+  p.top_p = static_cast<float>(g.do_sample ? g.top_p.value_or(1.0) : 1.0);
+  p.top_k = static_cast<int32_t>(g.do_sample ? g.top_k.value_or(0) : 0);
+  p.repetition_penalty = static_cast<float>(g.repetition_penalty.value_or(1.0));
+  if (a.temperature) p.temperature = *a.temperature;
+  if (a.top_p) p.top_p = *a.top_p;
+  if (a.top_k) p.top_k = *a.top_k;
+  if (a.min_p) p.min_p = *a.min_p;
+  if (a.repetition_penalty) p.repetition_penalty = *a.repetition_penalty;
+  if (a.presence_penalty) p.presence_penalty = *a.presence_penalty;
+  if (a.frequency_penalty) p.frequency_penalty = *a.frequency_penalty;
+  p.seed = a.seed;
+  return p;
+}
+
+Status run_generate(const GenerateArgs& a) {
+  LoadOptions lo;
+  lo.n_threads = a.threads;
+  LoadedModel m;
+  R1_ASSIGN_OR_RETURN(m.folder, open_model_folder(a.model));
+  R1_ASSIGN_OR_RETURN(std::vector<int32_t> ids, prompt_ids(a, m.folder));
+  // A KV cache that fits this one request.
+  lo.kv_cache_tokens = static_cast<int64_t>(ids.size()) + std::max(a.max_tokens, 1) + 16;
+  R1_ASSIGN_OR_RETURN(m.backend, create_backend(m.folder, lo));
+
+  GenerationRequest req;
+  req.prompt = ids;
+  req.sampling = sampling_params(a, m.folder.generation);
+  req.max_tokens = a.max_tokens;
+  req.stop_ids = m.folder.stop_ids;
+  BatchRunner runner(*m.backend, BatchRunnerOptions{512, a.seed.value_or(0)});
+  IncrementalDetokenizer detok(*m.folder.tokenizer, /*skip_special=*/true);
+  auto results = runner.generate(std::span(&req, 1), [&](size_t, const SampledToken& t) {
+    if (a.json) return;
+    const std::string piece = detok.push(t.id);
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  });
+  if (!results.ok()) return results.status();
+  const GenerationResult& r = (*results)[0];
+  if (a.json) {
+    nlohmann::json out;
+    out["prompt_ids"] = ids;
+    out["ids"] = r.tokens;
+    out["text"] = m.folder.tokenizer->decode(r.tokens, /*skip_special=*/true);
+    out["finish_reason"] = r.finish_reason == FinishReason::kStop ? "stop" : "length";
+    std::cout << out.dump() << "\n";
+  } else {
+    const std::string rest = detok.flush();
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::fputc('\n', stdout);
+  }
+  const RunStats& s = runner.stats();
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "prompt %lld tokens (%.1f tokens/s), generated %zu tokens (%.2f tokens/s decode)",
+                static_cast<long long>(s.prefill_tokens),
+                s.prefill_seconds > 0 ? s.prefill_tokens / s.prefill_seconds : 0.0, r.tokens.size(),
+                s.decode_seconds > 0 ? s.decode_tokens / s.decode_seconds : 0.0);
+  log_info(line);
+  return ok_status();
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate a completion on the CPU");
+  cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
+  cmd->add_option("--prompt", a->prompt, "raw text prompt (BOS added)");
+  cmd->add_option("--chat", a->chat, "a user message, formatted with the chat template");
+  cmd->add_option("--ids", a->ids, "prompt token ids, comma-separated");
+  cmd->add_option("--max-tokens", a->max_tokens, "tokens to generate at most");
+  cmd->add_option("--temperature", a->temperature, "0 = greedy");
+  cmd->add_option("--top-p", a->top_p);
+  cmd->add_option("--top-k", a->top_k);
+  cmd->add_option("--min-p", a->min_p);
+  cmd->add_option("--repetition-penalty", a->repetition_penalty);
+  cmd->add_option("--presence-penalty", a->presence_penalty);
+  cmd->add_option("--frequency-penalty", a->frequency_penalty);
+  cmd->add_option("--seed", a->seed);
+  cmd->add_option("--threads", a->threads, "0 = all cores");
+  cmd->add_flag("--json", a->json, "print one JSON object with the ids and the text");
+  cmd->callback([a, exit_code] {
+    Status s = run_generate(*a);
+    if (!s.ok()) *exit_code = report_error(s);
+  });
+}
+
+}  // namespace r1

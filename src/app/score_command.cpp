@@ -1,0 +1,64 @@
+// `r1serve score`: teacher-forced top-K next-token logprobs at every position.
+#include <cstdio>
+#include <string>
+
+#include "app/cli_util.h"
+#include "app/commands.h"
+#include "app/loaded_model.h"
+#include "engine/batch_runner.h"
+
+namespace r1 {
+
+namespace {
+
+struct ScoreArgs {
+  std::string model;
+  std::string ids;
+  int32_t top = 5;
+  int threads = 0;
+  int32_t chunk = 128;
+};
+
+Status run_score(const ScoreArgs& a) {
+  R1_ASSIGN_OR_RETURN(std::vector<int32_t> ids, parse_ids_csv(a.ids));
+  LoadOptions lo;
+  lo.n_threads = a.threads;
+  lo.kv_cache_tokens = static_cast<int64_t>(ids.size()) + 16;
+  R1_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.model, lo));
+  if (a.chunk < 1) return invalid_argument("--chunk must be at least 1");
+  BatchRunner runner(*m.backend, BatchRunnerOptions{a.chunk, 0});
+  R1_ASSIGN_OR_RETURN(auto top, runner.score(ids, a.top));
+  // Printed by hand: %.9g keeps every digit of an f32 logprob.
+  std::string out = "{\"top\": [";
+  char buf[64];
+  for (size_t p = 0; p < top.size(); ++p) {
+    out += p ? ", [" : "[";
+    for (size_t k = 0; k < top[p].size(); ++k) {
+      std::snprintf(buf, sizeof buf, "%s[%d, %.9g]", k ? ", " : "", top[p][k].id,
+                    static_cast<double>(top[p][k].logprob));
+      out += buf;
+    }
+    out += "]";
+  }
+  out += "]}\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return ok_status();
+}
+
+}  // namespace
+
+void add_score_command(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<ScoreArgs>();
+  CLI::App* cmd = app.add_subcommand("score", "Teacher-forced top-K logprobs per position");
+  cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
+  cmd->add_option("--ids", a->ids, "token ids, comma-separated")->required();
+  cmd->add_option("--top", a->top, "alternatives per position");
+  cmd->add_option("--threads", a->threads, "0 = all cores");
+  cmd->add_option("--chunk", a->chunk, "prompt tokens per forward step (chunked prefill)");
+  cmd->callback([a, exit_code] {
+    Status s = run_score(*a);
+    if (!s.ok()) *exit_code = report_error(s);
+  });
+}
+
+}  // namespace r1

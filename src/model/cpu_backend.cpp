@@ -1,0 +1,156 @@
+#include "model/cpu_backend.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "kernels/cpu_ops.h"
+
+namespace r1 {
+
+namespace kc = kernels::cpu;
+
+int64_t CpuBackend::kv_bytes_per_token(const ModelConfig& c) {
+  return 2 * c.n_layers * c.n_kv_heads * c.head_dim * static_cast<int64_t>(sizeof(float));
+}
+
+Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config,
+                                                       std::shared_ptr<const WeightFiles> files,
+                                                       int32_t n_valid_vocab,
+                                                       const CpuBackendOptions& options) {
+  if (options.block_size <= 0) return invalid_argument("block size must be positive");
+  if (options.n_kv_blocks <= 0) return invalid_argument("the KV cache needs at least one block");
+  if (n_valid_vocab <= 0 || n_valid_vocab > config.vocab_size) {
+    return invalid_argument("tokenizer has " + std::to_string(n_valid_vocab) +
+                            " tokens but the model's embedding has " +
+                            std::to_string(config.vocab_size) + " rows");
+  }
+  ArchSpec spec = arch_spec(config);
+  R1_ASSIGN_OR_RETURN(ModelWeights weights, bind_weights(config, spec.qkv_bias, *files));
+  const int64_t cache_floats = static_cast<int64_t>(options.n_kv_blocks) * options.block_size *
+                               config.n_kv_heads * config.head_dim;
+  const int64_t cache_bytes =
+      2 * config.n_layers * cache_floats * static_cast<int64_t>(sizeof(float));
+  if (cache_bytes > (int64_t{1} << 40)) {
+    return resource_exhausted("KV cache of " + std::to_string(cache_bytes) + " bytes requested");
+  }
+  auto backend = std::unique_ptr<CpuBackend>(new CpuBackend(
+      config, std::move(files), std::move(weights), std::move(spec), n_valid_vocab, options));
+  backend->k_cache_.resize(static_cast<size_t>(config.n_layers));
+  backend->v_cache_.resize(static_cast<size_t>(config.n_layers));
+  for (int64_t l = 0; l < config.n_layers; ++l) {
+    backend->k_cache_[l].resize(static_cast<size_t>(cache_floats));
+    backend->v_cache_[l].resize(static_cast<size_t>(cache_floats));
+  }
+  return backend;
+}
+
+CpuBackend::CpuBackend(const ModelConfig& config, std::shared_ptr<const WeightFiles> files,
+                       ModelWeights weights, ArchSpec spec, int32_t n_valid_vocab,
+                       const CpuBackendOptions& options)
+    : config_(config),
+      files_(std::move(files)),
+      weights_(std::move(weights)),
+      spec_(std::move(spec)),
+      n_valid_vocab_(n_valid_vocab),
+      options_(options),
+      pool_(options.n_threads) {}
+
+void CpuBackend::ensure_scratch(int64_t n, int64_t n_rows) {
+  if (n > scratch_tokens_) {
+    const auto& c = config_;
+    const size_t un = static_cast<size_t>(n);
+    x_.resize(un * c.hidden_size);
+    h_.resize(un * c.hidden_size);
+    q_.resize(un * c.n_heads * c.head_dim);
+    k_.resize(un * c.n_kv_heads * c.head_dim);
+    v_.resize(un * c.n_kv_heads * c.head_dim);
+    attn_.resize(un * c.n_heads * c.head_dim);
+    gate_.resize(un * c.intermediate_size);
+    up_.resize(un * c.intermediate_size);
+    scratch_tokens_ = n;
+  }
+  if (static_cast<size_t>(n_rows * config_.hidden_size) > rows_.size()) {
+    rows_.resize(static_cast<size_t>(n_rows * config_.hidden_size));
+  }
+}
+
+// One pre-norm decoder block (model-facts.md §3.1):
+//   h = x + o_proj(attention(rope(q), rope(k), v))   on rmsnorm(x)
+//   x = h + down(silu(gate(n)) * up(n))              on n = rmsnorm(h)
+void CpuBackend::run_layer(int64_t layer, const ForwardBatch& batch) {
+  const auto& c = config_;
+  const LayerWeights& w = weights_.layers[layer];
+  const int64_t n = batch.n_tokens();
+  const int64_t hidden = c.hidden_size;
+  auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+
+  kc::rmsnorm(x_.data(), w.attn_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
+              h_.data(), pool_);
+  kc::matmul(h_.data(), w.q, bias(w.q_bias), n, q_.data(), pool_);
+  kc::matmul(h_.data(), w.k, bias(w.k_bias), n, k_.data(), pool_);
+  kc::matmul(h_.data(), w.v, bias(w.v_bias), n, v_.data(), pool_);
+  kc::rope(q_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_heads, c.head_dim,
+           pool_);
+  kc::rope(k_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_kv_heads,
+           c.head_dim, pool_);
+
+  kernels::KvLayerView kv{k_cache_[layer].data(),
+                          v_cache_[layer].data(),
+                          options_.n_kv_blocks,
+                          options_.block_size,
+                          static_cast<int32_t>(c.n_kv_heads),
+                          static_cast<int32_t>(c.head_dim)};
+  kc::kv_store(kv, k_.data(), v_.data(), batch.slot_mapping.data(), n);
+  kernels::AttentionBatch ab{batch.n_seqs(), batch.query_start.data(), batch.positions.data(),
+                             batch.block_tables.data(), batch.max_blocks_per_seq};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  kc::paged_attention(q_.data(), kv, ab, c.n_heads, scale, attn_.data(), pool_);
+
+  kc::matmul(attn_.data(), w.o, nullptr, n, h_.data(), pool_);
+  for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
+
+  kc::rmsnorm(x_.data(), w.mlp_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
+              h_.data(), pool_);
+  kc::matmul(h_.data(), w.gate, nullptr, n, gate_.data(), pool_);
+  kc::matmul(h_.data(), w.up, nullptr, n, up_.data(), pool_);
+  kc::silu_mul(gate_.data(), up_.data(), n, c.intermediate_size, c.intermediate_size,
+               c.intermediate_size, gate_.data(), pool_);
+  kc::matmul(gate_.data(), w.down, nullptr, n, h_.data(), pool_);
+  for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
+}
+
+Status CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
+  BatchLimits limits{static_cast<int32_t>(config_.vocab_size),
+                     static_cast<int32_t>(config_.max_position_embeddings), options_.n_kv_blocks,
+                     options_.block_size};
+  R1_RETURN_IF_ERROR(validate_batch(batch, limits));
+  const int64_t n_rows = static_cast<int64_t>(batch.logit_rows.size());
+  if (logits.size() != static_cast<size_t>(n_rows * config_.vocab_size)) {
+    return invalid_argument("logits buffer is not [n_logit_rows, vocab_size]");
+  }
+  const int64_t n = batch.n_tokens();
+  ensure_scratch(n, n_rows);
+  const int64_t hidden = config_.hidden_size;
+
+  kc::embedding(weights_.embed, batch.token_ids.data(), n, x_.data(), pool_);
+  for (int64_t layer = 0; layer < config_.n_layers; ++layer) run_layer(layer, batch);
+  if (n_rows == 0) return ok_status();
+
+  // Only the requested rows go through the final norm and the lm_head.
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* src = x_.data() + static_cast<int64_t>(batch.logit_rows[r]) * hidden;
+    std::copy(src, src + hidden, rows_.data() + r * hidden);
+  }
+  kc::rmsnorm(rows_.data(), weights_.final_norm.data(), static_cast<float>(config_.rms_norm_eps),
+              n_rows, hidden, rows_.data(), pool_);
+  kc::matmul(rows_.data(), weights_.lm_head, nullptr, n_rows, logits.data(), pool_);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* row = logits.data() + r * config_.vocab_size;
+    for (int64_t id = n_valid_vocab_; id < config_.vocab_size; ++id) row[id] = neg_inf;
+  }
+  return ok_status();
+}
+
+}  // namespace r1

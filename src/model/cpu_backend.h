@@ -1,0 +1,69 @@
+// The CPU backend: weights mmap'd in their stored dtype, f32 activations and
+// f32 paged KV cache, kernels from kernels/cpu_ops.h on a persistent pool.
+#pragma once
+
+#include <memory>
+#include <span>
+
+#include "core/aligned_buffer.h"
+#include "core/thread_pool.h"
+#include "model/arch.h"
+#include "model/backend.h"
+#include "model/weights.h"
+
+namespace r1 {
+
+struct CpuBackendOptions {
+  int n_threads = 0;        // 0 = all hardware threads
+  int32_t n_kv_blocks = 0;  // KV cache size in blocks
+  int32_t block_size = 16;  // tokens per block
+};
+
+class CpuBackend final : public Backend {
+ public:
+  // `files` keeps the mapped tensors alive; `n_valid_vocab` is the tokenizer's
+  // size (ids above it are padding rows, masked to -inf).
+  static Result<std::unique_ptr<CpuBackend>> create(const ModelConfig& config,
+                                                    std::shared_ptr<const WeightFiles> files,
+                                                    int32_t n_valid_vocab,
+                                                    const CpuBackendOptions& options);
+
+  const ModelConfig& config() const override { return config_; }
+  int32_t n_valid_vocab() const override { return n_valid_vocab_; }
+  int32_t n_kv_blocks() const override { return options_.n_kv_blocks; }
+  int32_t block_size() const override { return options_.block_size; }
+  Status forward(const ForwardBatch& batch, std::span<float> logits) override;
+
+  // Bytes of KV cache per token (all layers, K and V).
+  static int64_t kv_bytes_per_token(const ModelConfig& config);
+
+ private:
+  CpuBackend(const ModelConfig& config, std::shared_ptr<const WeightFiles> files,
+             ModelWeights weights, ArchSpec spec, int32_t n_valid_vocab,
+             const CpuBackendOptions& options);
+  void ensure_scratch(int64_t n_tokens, int64_t n_logit_rows);
+  void run_layer(int64_t layer, const ForwardBatch& batch);
+
+  ModelConfig config_;
+  std::shared_ptr<const WeightFiles> files_;
+  ModelWeights weights_;
+  ArchSpec spec_;
+  int32_t n_valid_vocab_;
+  CpuBackendOptions options_;
+  ThreadPool pool_;
+  // KV cache, per layer: [n_blocks, block_size, n_kv_heads, head_dim] f32.
+  std::vector<AlignedBuffer<float>> k_cache_, v_cache_;
+  // Activations for up to scratch_tokens_ tokens (grown on demand, reused).
+  int64_t scratch_tokens_ = 0;
+  AlignedBuffer<float> x_;     // [n, hidden] residual stream
+  AlignedBuffer<float> h_;     // [n, hidden] normed input / projection output
+  AlignedBuffer<float> q_;     // [n, n_heads * head_dim]
+  AlignedBuffer<float> k_;     // [n, n_kv_heads * head_dim]
+  AlignedBuffer<float> v_;     // [n, n_kv_heads * head_dim]
+  AlignedBuffer<float> attn_;  // [n, n_heads * head_dim]
+  AlignedBuffer<float> gate_;  // [n, intermediate]
+  AlignedBuffer<float> up_;    // [n, intermediate]
+  AlignedBuffer<float> rows_;  // [n_logit_rows, hidden]
+};
+
+}  // namespace r1
