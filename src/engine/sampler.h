@@ -58,9 +58,10 @@ struct SampledToken {
 Status apply_penalties(const SamplingParams& params, std::span<float> logits,
                        std::span<const int32_t> prompt, std::span<const int32_t> generated);
 
-// Per-request sampler: holds the request's random generator and scratch
-// buffers. Not thread-safe; one engine thread owns it. Precondition:
-// validate(params).ok().
+// Per-request sampler: holds the request's parameters and random generator
+// (a few KB); the [vocab]-sized scratch belongs to the calling thread, so
+// samplers may be used from any thread, one call at a time each.
+// Precondition: validate(params).ok().
 class Sampler {
  public:
   // `fallback_seed` is used when params.seed is empty (the engine draws it).
@@ -71,7 +72,7 @@ class Sampler {
   // exactly one 64-bit number from the generator unless the step is greedy.
   // Errors (the request fails, the engine goes on): INTERNAL when the row has
   // no finite logit; INVALID_ARGUMENT for a prompt or generated token id
-  // outside the vocabulary.
+  // outside the vocabulary (read only when a penalty is active).
   Result<SampledToken> sample(std::span<const float> logits, std::span<const int32_t> prompt,
                               std::span<const int32_t> generated);
 
@@ -86,16 +87,13 @@ class Sampler {
 
  private:
   // Runs the chain up to the draw. On success either *greedy_id is set
-  // (greedy step) or work_ holds the unnormalised weights (0 = dropped) and
-  // *total their sum.
+  // (greedy step) or the thread's scratch holds the unnormalised weights
+  // (0 = dropped) and *total their sum.
   Status prepare(std::span<const float> logits, std::span<const int32_t> prompt,
                  std::span<const int32_t> generated, int32_t* greedy_id, double* total);
 
   SamplingParams params_;
   std::mt19937_64 rng_;
-  std::vector<float> work_;     // [vocab] penalised logits, then weights
-  std::vector<float> values_;   // [<= vocab] scratch for the top-k threshold
-  std::vector<int32_t> order_;  // [<= vocab] candidate ids for top-p
 };
 
 }  // namespace r1

@@ -419,11 +419,28 @@ TEST(SamplerTest, TopPAlwaysKeepsTheMostLikelyToken) {
   for (int i = 0; i < 20; ++i) EXPECT_EQ(sample_ok(s, logits).id, 1);
 }
 
+TEST(SamplerTest, TopPKeepsEveryTokenTiedAtTheCut) {
+  // Equal logits: the nucleus reaches 0.5 halfway, and the tie keeps all.
+  // Both sizes: the sampler sorts short rows and buckets long ones.
+  for (size_t n : {1000u, 20000u}) {
+    std::vector<float> flat(n, 0.25f);
+    flat[n - 1] = -1.0f;
+    SamplingParams p;
+    p.top_p = 0.5f;
+    Sampler s(p, 0);
+    std::vector<double> d = distribution_ok(s, flat);
+    std::vector<double> want = reference_distribution(p, flat);
+    for (size_t i = 0; i < d.size(); ++i) ASSERT_NEAR(d[i], want[i], 1e-9) << n << " " << i;
+    EXPECT_GT(d[n - 2], 0.0);
+    EXPECT_EQ(d[n - 1], 0.0);
+  }
+}
+
 TEST(SamplerTest, LargeVocabularyMatchesReference) {
   // A Qwen2-sized row; top-p with a nucleus of thousands of tokens makes the
   // sampler's partial sort grow through several rounds.
   const std::vector<float> logits = random_logits(152064, 77, 1.0f);
-  std::vector<SamplingParams> params(5);
+  std::vector<SamplingParams> params(7);
   params[0].top_p = 0.9f;
   params[1].top_p = 0.05f;
   params[1].temperature = 0.5f;
@@ -432,6 +449,10 @@ TEST(SamplerTest, LargeVocabularyMatchesReference) {
   params[3].min_p = 0.3f;
   params[4].top_k = 40;
   params[4].temperature = 0.3f;
+  params[5].top_k = 1000;  // past the heap: the selection path for large k
+  params[6].top_k = 300;
+  params[6].temperature = 2.0f;
+  params[6].min_p = 0.01f;
   for (const SamplingParams& p : params) {
     Sampler s(with_seed(p, 5), 0);
     std::vector<double> got = distribution_ok(s, logits);
