@@ -65,8 +65,8 @@ Result<SplitRegex> SplitRegex::compile(std::string_view pattern, bool literal) {
   regex.source_ = literal ? std::string(pattern) : rewrite_for_pcre2(pattern);
   int error = 0;
   PCRE2_SIZE error_offset = 0;
-  uint32_t options = PCRE2_UTF | PCRE2_UCP;
-  if (literal) options |= PCRE2_LITERAL;
+  // PCRE2_LITERAL refuses PCRE2_UCP (a literal has no classes to widen).
+  const uint32_t options = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(regex.source_.data()),
                                    regex.source_.size(), options, &error, &error_offset, nullptr);
   if (code == nullptr) {
@@ -101,10 +101,10 @@ Status SplitRegex::split(std::string_view text, std::vector<std::string_view>& p
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
     const size_t start = ov[0], end = ov[1];
-    if (end == start) {  // empty match: it splits nothing; step one character
-      size_t next = pos;
-      utf8_next(text, next);
-      pos = next;
+    if (end == start) {  // empty match: it splits nothing; retry one character on
+      if (start >= text.size()) break;
+      pos = start;
+      utf8_next(text, pos);
       continue;
     }
     if (start > prev) pieces.push_back(text.substr(prev, start - prev));
