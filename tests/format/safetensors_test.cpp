@@ -19,9 +19,12 @@ using test::raw_safetensors;
 using test::RawTensor;
 using ::testing::HasSubstr;
 
-// Parses from an exact-size heap copy, so a read past the end is caught by ASan.
+// Parses from an exact-size heap copy, so a read past the end is caught by
+// ASan. The tensors' data pointers stay valid until the next call.
 Result<std::vector<TensorInfo>> parse(const std::string& bytes, std::string_view label = "t.st") {
-  std::vector<uint8_t> copy(bytes.begin(), bytes.end());
+  static std::vector<uint8_t> copy;
+  copy.assign(bytes.begin(), bytes.end());
+  copy.shrink_to_fit();
   return parse_safetensors(copy.empty() ? nullptr : copy.data(), copy.size(), label);
 }
 

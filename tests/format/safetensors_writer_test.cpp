@@ -75,7 +75,9 @@ TEST(SafetensorsWriterTest, RoundTripsInGivenOrder) {
     EXPECT_EQ(it->dtype, w.dtype) << w.name;
     EXPECT_EQ(it->shape, w.shape) << w.name;
     ASSERT_EQ(it->n_bytes, w.bytes.size()) << w.name;
-    EXPECT_EQ(std::memcmp(it->data, w.bytes.data(), w.bytes.size()), 0) << w.name;
+    if (!w.bytes.empty()) {
+      EXPECT_EQ(std::memcmp(it->data, w.bytes.data(), w.bytes.size()), 0) << w.name;
+    }
   }
 }
 
