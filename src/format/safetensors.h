@@ -46,7 +46,11 @@ std::optional<DType> parse_safetensors_dtype(std::string_view name);
 // shape x dtype, the same key twice. Never reads outside [data, data + size).
 // Gaps between tensors and unused trailing bytes are accepted (see the .cpp).
 // Tensors come back sorted by offset; `data` points into [data, data + size)
-// and `file` is `label`.
+// and `file` is `label`. Codes: DATA_LOSS for truncation (under 8 bytes, header
+// or tensor bytes past the end), OUT_OF_RANGE for a header over the limit,
+// UNIMPLEMENTED for a dtype the format defines but DType cannot hold (F64,
+// F8_E4M3, BOOL, ...), INVALID_ARGUMENT for everything else. Every message
+// starts with `label` and names the tensor where one is involved.
 Result<std::vector<TensorInfo>> parse_safetensors(const uint8_t* data, size_t size,
                                                   std::string_view label);
 
