@@ -1,0 +1,201 @@
+// The r1serve binary end to end: make-test-model, generate, tokenize and score
+// on generated tiny models, and a clear error with a non-zero exit status for
+// bad input.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "format/safetensors.h"
+
+namespace r1 {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int status = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs r1serve with the given arguments (a shell fragment) and stdin text.
+CliRun r1serve(const std::string& args, const std::string& stdin_text = "") {
+  static int counter = 0;
+  const fs::path base =
+      fs::current_path() / ("cli-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+  std::ofstream(base.string() + ".in") << stdin_text;
+  const std::string cmd = std::string(R1SERVE_BINARY) + " " + args + " <" + base.string() +
+                          ".in >" + base.string() + ".out 2>" + base.string() + ".err";
+  CliRun r;
+  int raw = std::system(cmd.c_str());
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.out = read_file(base.string() + ".out");
+  r.err = read_file(base.string() + ".err");
+  for (const char* ext : {".in", ".out", ".err"}) fs::remove(base.string() + ext);
+  return r;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  // One tiny bf16 Qwen2 model per test process.
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::current_path() / ("cli-model-" + std::to_string(getpid())));
+    CliRun r = r1serve("make-test-model --arch qwen2 --size tiny --dtype bf16 --seed 3 --out " +
+                       dir_->string());
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+  }
+  static const fs::path& model() { return *dir_; }
+  static fs::path* dir_;
+};
+fs::path* CliTest::dir_ = nullptr;
+
+TEST_F(CliTest, MakeTestModelIsDeterministicAndNeverZero) {
+  const fs::path again = fs::current_path() / ("cli-again-" + std::to_string(getpid()));
+  const fs::path other = fs::current_path() / ("cli-other-" + std::to_string(getpid()));
+  ASSERT_EQ(r1serve("make-test-model --arch qwen2 --size tiny --dtype bf16 --seed 3 --out " +
+                    again.string())
+                .status,
+            0);
+  ASSERT_EQ(r1serve("make-test-model --arch qwen2 --size tiny --dtype bf16 --seed 4 --out " +
+                    other.string())
+                .status,
+            0);
+  const std::string a = read_file(model() / "model.safetensors");
+  EXPECT_EQ(a, read_file(again / "model.safetensors"));
+  EXPECT_NE(a, read_file(other / "model.safetensors"));
+  for (const char* f :
+       {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"}) {
+    EXPECT_EQ(read_file(model() / f), read_file(other / f)) << f;
+  }
+  auto file = SafetensorsFile::open((model() / "model.safetensors").string());
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  for (const TensorInfo& t : (*file)->tensors()) {
+    ASSERT_EQ(t.dtype, DType::kBF16) << t.name;
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(t.data);
+    for (int64_t i = 0; i < t.n_elements(); ++i) {
+      ASSERT_NE(v[i] & 0x7fff, 0) << t.name << " has a zero at " << i;
+    }
+  }
+  fs::remove_all(again);
+  fs::remove_all(other);
+}
+
+TEST_F(CliTest, ShardedFolderScoresExactlyLikeTheSingleFile) {
+  const fs::path sharded = fs::current_path() / ("cli-sharded-" + std::to_string(getpid()));
+  CliRun made = r1serve(
+      "make-test-model --arch qwen2 --size tiny --dtype bf16 --seed 3 "
+      "--shard-size 20000000 --out " +
+      sharded.string());
+  ASSERT_EQ(made.status, 0) << made.err;
+  auto index = nlohmann::json::parse(read_file(sharded / "model.safetensors.index.json"));
+  std::set<std::string> shards;
+  for (auto& [name, file] : index["weight_map"].items()) shards.insert(file.get<std::string>());
+  EXPECT_GT(shards.size(), 1u);
+  for (const auto& s : shards) EXPECT_TRUE(fs::exists(sharded / s)) << s;
+  EXPECT_FALSE(fs::exists(sharded / "model.safetensors"));
+  const std::string ids = "151646,9707,1879,0,220,16,151644,13048,151645";
+  CliRun single = r1serve("score --model " + model().string() + " --ids " + ids);
+  CliRun multi = r1serve("score --model " + sharded.string() + " --ids " + ids);
+  ASSERT_EQ(single.status, 0) << single.err;
+  ASSERT_EQ(multi.status, 0) << multi.err;
+  EXPECT_EQ(single.out, multi.out);
+  fs::remove_all(sharded);
+}
+
+TEST_F(CliTest, TokenizeGivesTheReferenceIds) {
+  // Fixed ids from model-facts.md §2.2.
+  CliRun r = r1serve("tokenize --model " + model().string(),
+                     "\"Hello world\"\n\"   leading spaces\"\n\"</think>\\n\\n\"\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "[9707,1879]\n[256,6388,12621]\n[151649,271]\n");
+}
+
+TEST_F(CliTest, ChatPromptHasOneBosAndEndsInsideThink) {
+  CliRun r = r1serve("generate --model " + model().string() +
+                     " --chat Hi --max-tokens 3 --temperature 0 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  // <｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜><think>\n
+  EXPECT_EQ(j["prompt_ids"], nlohmann::json({151646, 151644, 13048, 151645, 151648, 198}));
+  EXPECT_EQ(j["ids"].size(), 3u);
+}
+
+// Greedy decoding through the KV cache must pick, at every step, the top-1
+// token of a teacher-forced pass over the same sequence.
+TEST_F(CliTest, GreedyDecodeAgreesWithTeacherForcedScore) {
+  CliRun g = r1serve("generate --model " + model().string() +
+                     " --ids 151646,9707,1879 --max-tokens 12 --temperature 0 --json");
+  ASSERT_EQ(g.status, 0) << g.err;
+  auto j = nlohmann::json::parse(g.out);
+  std::vector<int> seq = {151646, 9707, 1879};
+  for (auto& id : j["ids"]) seq.push_back(id.get<int>());
+  std::string csv;
+  for (size_t i = 0; i < seq.size(); ++i) csv += (i ? "," : "") + std::to_string(seq[i]);
+  CliRun s = r1serve("score --model " + model().string() + " --top 1 --ids " + csv);
+  ASSERT_EQ(s.status, 0) << s.err;
+  auto top = nlohmann::json::parse(s.out)["top"];
+  for (size_t p = 2; p + 1 < seq.size(); ++p) {
+    EXPECT_EQ(top[p][0][0].get<int>(), seq[p + 1]) << "position " << p;
+  }
+}
+
+TEST_F(CliTest, SameSeedSameTokensDifferentSeedDifferentTokens) {
+  auto gen = [&](int seed) {
+    CliRun r = r1serve("generate --model " + model().string() +
+                       " --prompt 'Once upon a time' --max-tokens 16 --temperature 1.0 --top-p 1 "
+                       "--seed " +
+                       std::to_string(seed) + " --json");
+    EXPECT_EQ(r.status, 0) << r.err;
+    return nlohmann::json::parse(r.out)["ids"];
+  };
+  EXPECT_EQ(gen(1), gen(1));
+  EXPECT_NE(gen(1), gen(2));
+}
+
+TEST_F(CliTest, BadInputIsAClearErrorWithNonZeroStatus) {
+  struct Case {
+    std::string args, stdin_text, phrase;
+  };
+  const std::string m = model().string();
+  for (const Case& c : std::vector<Case>{
+           {"generate --model /nonexistent/model --prompt hi", "", "/nonexistent/model"},
+           {"generate --model " + m + " --prompt hi --chat hi", "", "exactly one of"},
+           {"generate --model " + m + " --ids 1,x,3", "", "'x' is not a token id"},
+           {"generate --model " + m + " --ids 151700", "", "not in the vocabulary"},
+           {"generate --model " + m + " --prompt hi --temperature -1", "", "temperature"},
+           {"score --model " + m + " --ids 1,2,999999", "", "not in the vocabulary"},
+           {"tokenize --model " + m, "\"ok\"\nnot json\n", "line 2"},
+           {"tokenize --model " + m, "42\n", "expected a JSON string"},
+           {"make-test-model --arch qwen2 --size 70b --out /tmp/x-never", "", "70b"},
+       }) {
+    CliRun r = r1serve(c.args, c.stdin_text);
+    EXPECT_NE(r.status, 0) << c.args;
+    EXPECT_NE(r.err.find(c.phrase), std::string::npos) << c.args << "\nstderr: " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace r1
