@@ -140,7 +140,7 @@ std::string show_ids(const Tokenizer& tok, const std::vector<int32_t>& ids) {
   return s + "]";
 }
 
-TEST(TokenizerCorpus, CorpusIsLargeAndMatchesTheScript) {
+void check_corpus_matches_the_script() {
   const std::map<int, std::string> corpus = read_corpus();
   EXPECT_GE(corpus.size(), 300u);
   const std::vector<OracleLine>& js = oracle();
@@ -177,14 +177,7 @@ void compare_with_js(bool llama) {
   EXPECT_EQ(n_mismatch, 0);
 }
 
-TEST(TokenizerCorpus, QwenMatchesJsIdForId) {
-  compare_with_js(false);
-}
-TEST(TokenizerCorpus, LlamaMatchesJsIdForId) {
-  compare_with_js(true);
-}
-
-TEST(TokenizerCorpus, JsDeviationsAreExactlyTheExpectedOnes) {
+void check_js_deviations_are_the_expected_ones() {
   const std::vector<OracleLine>& js = oracle();
   ASSERT_FALSE(js.empty());
   std::map<std::string, std::string> expected;  // text -> reason
@@ -218,14 +211,7 @@ void round_trip(bool llama) {
   }
 }
 
-TEST(TokenizerCorpus, QwenDecodeEncodeIsNfc) {
-  round_trip(false);
-}
-TEST(TokenizerCorpus, LlamaDecodeEncodeIsIdentity) {
-  round_trip(true);
-}
-
-TEST(TokenizerCorpus, IcuNfcMatchesJs) {
+void check_icu_nfc_matches_js() {
   const std::vector<OracleLine>& js = oracle();
   ASSERT_FALSE(js.empty());
   int n_changed = 0;
@@ -234,6 +220,40 @@ TEST(TokenizerCorpus, IcuNfcMatchesJs) {
     n_changed += o.nfc != o.text;
   }
   EXPECT_GE(n_changed, 15) << "the corpus should exercise NFC";
+}
+
+// One test: ctest runs every test in its own process, and the oracle (node
+// loading two 10 MB vocabularies) and the tokenizers are built per process.
+TEST(TokenizerCorpus, MatchesJsOracle) {
+  {
+    SCOPED_TRACE("corpus.txt parses the same in C++ and JS");
+    check_corpus_matches_the_script();
+  }
+  if (oracle().empty()) return;
+  {
+    SCOPED_TRACE("Qwen ids equal the JS ids (Oniguruma regex semantics)");
+    compare_with_js(false);
+  }
+  {
+    SCOPED_TRACE("Llama ids equal the JS ids (Oniguruma regex semantics)");
+    compare_with_js(true);
+  }
+  {
+    SCOPED_TRACE("plain JS deviates exactly on the listed lines");
+    check_js_deviations_are_the_expected_ones();
+  }
+  {
+    SCOPED_TRACE("Qwen decode(encode(x)) == NFC(x)");
+    round_trip(false);
+  }
+  {
+    SCOPED_TRACE("Llama decode(encode(x)) == x");
+    round_trip(true);
+  }
+  {
+    SCOPED_TRACE("ICU NFC equals JS String.normalize");
+    check_icu_nfc_matches_js();
+  }
 }
 
 }  // namespace

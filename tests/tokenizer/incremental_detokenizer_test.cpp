@@ -61,7 +61,7 @@ std::string join(const std::vector<std::string>& pieces) {
   return s;
 }
 
-TEST(IncrementalDetokenizer, EmojiSplitAcrossByteTokens) {
+void check_emoji_split_across_byte_tokens() {
   R1_REQUIRE_TOKENIZER(tok, testing::r1_qwen());
   // "a😀b" with the emoji as its four single-byte tokens.
   const Ids ids = {byte_token(*tok, 'a'),  byte_token(*tok, 0xF0), byte_token(*tok, 0x9F),
@@ -72,7 +72,7 @@ TEST(IncrementalDetokenizer, EmojiSplitAcrossByteTokens) {
   EXPECT_EQ(join(pieces), tok->decode(ids));
 }
 
-TEST(IncrementalDetokenizer, ConcatenationEqualsDecodeOnTheCorpus) {
+void check_concatenation_equals_decode_on_the_corpus() {
   const std::string corpus =
       testing::read_text_file(testing::source_dir() + "/tests/tokenizer/corpus.txt");
   for (const bool llama : {false, true}) {
@@ -95,7 +95,7 @@ TEST(IncrementalDetokenizer, ConcatenationEqualsDecodeOnTheCorpus) {
   }
 }
 
-TEST(IncrementalDetokenizer, HoldBackKeepsTheTail) {
+void check_hold_back_keeps_the_tail() {
   R1_REQUIRE_TOKENIZER(tok, testing::r1_qwen());
   const Ids ids = {9707, 1879};  // "Hello", " world"
   IncrementalDetokenizer detok(*tok);
@@ -116,7 +116,7 @@ TEST(IncrementalDetokenizer, HoldBackKeepsTheTail) {
   EXPECT_EQ(detok2.flush(), "\xC3\xA9");
 }
 
-TEST(IncrementalDetokenizer, HoldBackIsRespectedAfterEveryToken) {
+void check_hold_back_is_respected_after_every_token() {
   R1_REQUIRE_TOKENIZER(tok, testing::r1_qwen());
   const std::string text = "Stop at </stop> maybe \xE6\x88\x91\xE7\x88\xB1 \xF0\x9F\x98\x80 end";
   Result<Ids> ids = tok->encode(text);
@@ -137,7 +137,7 @@ TEST(IncrementalDetokenizer, HoldBackIsRespectedAfterEveryToken) {
   EXPECT_EQ(released + detok.flush(), text);
 }
 
-TEST(IncrementalDetokenizer, FlushOfTruncatedSequenceIsReplacement) {
+void check_flush_of_truncated_sequence_is_replacement() {
   R1_REQUIRE_TOKENIZER(tok, testing::r1_qwen());
   const Ids ids = {byte_token(*tok, 'x'), byte_token(*tok, 0xF0), byte_token(*tok, 0x9F)};
   IncrementalDetokenizer detok(*tok);
@@ -149,7 +149,7 @@ TEST(IncrementalDetokenizer, FlushOfTruncatedSequenceIsReplacement) {
   EXPECT_EQ(detok.flush(), "");  // nothing left
 }
 
-TEST(IncrementalDetokenizer, InvalidBytesAreReplacedAtOnce) {
+void check_invalid_bytes_are_replaced_at_once() {
   R1_REQUIRE_TOKENIZER(tok, testing::r1_qwen());
   // A lone continuation byte can never become valid: released as U+FFFD.
   IncrementalDetokenizer detok(*tok);
@@ -161,7 +161,7 @@ TEST(IncrementalDetokenizer, InvalidBytesAreReplacedAtOnce) {
             "A");
 }
 
-TEST(IncrementalDetokenizer, SkipSpecialDropsSpecialTokensOnly) {
+void check_skip_special_drops_special_tokens_only() {
   R1_REQUIRE_TOKENIZER(tok, testing::r1_qwen());
   const Ids ids = {151646, 151644, 13048, 151645, 151648, 198, 151649, 151643};
   const std::vector<std::string> pieces = stream(*tok, ids, 0, /*skip_special=*/true);
@@ -169,6 +169,42 @@ TEST(IncrementalDetokenizer, SkipSpecialDropsSpecialTokensOnly) {
   EXPECT_EQ(pieces.front(), "");  // BOS dropped
   const std::vector<std::string> all = stream(*tok, ids, 0, false);
   EXPECT_EQ(join(all), tok->decode(ids, false));
+}
+
+// Grouped: ctest runs each test in its own process and each process builds
+// the R1 tokenizers (about a second each).
+TEST(IncrementalDetokenizer, StreamsEqualDecode) {
+  {
+    SCOPED_TRACE("emoji_split_across_byte_tokens");
+    check_emoji_split_across_byte_tokens();
+  }
+  {
+    SCOPED_TRACE("concatenation_equals_decode_on_the_corpus");
+    check_concatenation_equals_decode_on_the_corpus();
+  }
+  {
+    SCOPED_TRACE("skip_special_drops_special_tokens_only");
+    check_skip_special_drops_special_tokens_only();
+  }
+}
+
+TEST(IncrementalDetokenizer, HoldBackAndFlush) {
+  {
+    SCOPED_TRACE("hold_back_keeps_the_tail");
+    check_hold_back_keeps_the_tail();
+  }
+  {
+    SCOPED_TRACE("hold_back_is_respected_after_every_token");
+    check_hold_back_is_respected_after_every_token();
+  }
+  {
+    SCOPED_TRACE("flush_of_truncated_sequence_is_replacement");
+    check_flush_of_truncated_sequence_is_replacement();
+  }
+  {
+    SCOPED_TRACE("invalid_bytes_are_replaced_at_once");
+    check_invalid_bytes_are_replaced_at_once();
+  }
 }
 
 }  // namespace

@@ -55,7 +55,7 @@ const std::vector<FixedCase>& fixed_cases() {
   return cases;
 }
 
-TEST(TokenizerQwen, FixedIdsFromModelFacts) {
+void qwen_fixed_ids_from_model_facts() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   for (const FixedCase& c : fixed_cases()) {
     EXPECT_EQ(encode_ok(*tok, c.text), c.ids) << "text: " << c.text;
@@ -63,7 +63,7 @@ TEST(TokenizerQwen, FixedIdsFromModelFacts) {
   }
 }
 
-TEST(TokenizerQwen, ToolCallMarkersAreOrdinaryBpe) {
+void qwen_tool_call_markers_are_ordinary_bpe() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   // model-facts.md §2.1: <｜tool▁calls▁begin｜> is not an added token.
   EXPECT_EQ(
@@ -74,7 +74,7 @@ TEST(TokenizerQwen, ToolCallMarkersAreOrdinaryBpe) {
       (std::vector<int32_t>{27, 130957, 14172, 10417, 223, 44620, 10417, 223, 7265, 130957, 29}));
 }
 
-TEST(TokenizerQwen, SpotVocabValues) {
+void qwen_spot_vocab_values() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   const std::vector<std::pair<std::string, int32_t>> spots = {
       {"!", 0},
@@ -97,7 +97,7 @@ TEST(TokenizerQwen, SpotVocabValues) {
   EXPECT_EQ(tok->token_bytes(148848), "\xC4\x8A");
 }
 
-TEST(TokenizerQwen, AddedTokensAndSpecialFlags) {
+void qwen_added_tokens_and_special_flags() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   EXPECT_EQ(tok->n_tokens(), 151665);
   EXPECT_EQ(tok->bos_id(), 151646);
@@ -121,7 +121,7 @@ TEST(TokenizerQwen, AddedTokensAndSpecialFlags) {
   EXPECT_EQ(tok->token_bytes(151644), "<\xEF\xBD\x9CUser\xEF\xBD\x9C>");
 }
 
-TEST(TokenizerQwen, RenderedPromptKeepsItsSingleBos) {
+void qwen_rendered_prompt_keeps_its_single_bos() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   const std::string bos =
       "<\xEF\xBD\x9C"
@@ -140,14 +140,14 @@ TEST(TokenizerQwen, RenderedPromptKeepsItsSingleBos) {
   EXPECT_EQ(std::count(doubled.begin(), doubled.end(), 151646), 2);
 }
 
-TEST(TokenizerQwen, AddSpecialTokensPrependsOneBos) {
+void qwen_add_special_tokens_prepends_one_bos() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   EXPECT_EQ(encode_ok(*tok, "Hello world", true), (std::vector<int32_t>{151646, 9707, 1879}));
   EXPECT_EQ(encode_ok(*tok, "", true), (std::vector<int32_t>{151646}));
   EXPECT_EQ(encode_ok(*tok, "", false), std::vector<int32_t>{});
 }
 
-TEST(TokenizerQwen, DecodeSkipSpecialKeepsNonSpecialAddedTokens) {
+void qwen_decode_skip_special_keeps_non_special_added_tokens() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   const std::vector<int32_t> ids = {151646, 151644, 13048, 151645, 151648, 198, 151649, 151643};
   EXPECT_EQ(tok->decode(ids, /*skip_special=*/true),
@@ -160,7 +160,7 @@ TEST(TokenizerQwen, DecodeSkipSpecialKeepsNonSpecialAddedTokens) {
             0u);
 }
 
-TEST(TokenizerQwen, DecodeInvalidUtf8IsReplaced) {
+void qwen_decode_invalid_utf8_is_replaced() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   // "😀" is F0 9F 98 80; its byte tokens alone are a broken sequence.
   const std::vector<int32_t> emoji = encode_ok(*tok, "\xF0\x9F\x98\x80");
@@ -185,14 +185,14 @@ TEST(TokenizerQwen, DecodeInvalidUtf8IsReplaced) {
   EXPECT_EQ(tok->decode(std::vector<int32_t>{9707, 200000, -1}), "Hello");
 }
 
-TEST(TokenizerQwen, NfcAppliesOutsideAddedTokens) {
+void qwen_nfc_applies_outside_added_tokens() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   // "e" + U+0301 composes to "é" (model-facts §2.2 row 4 encodes " é" as 3958).
   EXPECT_EQ(encode_ok(*tok, " e\xCC\x81"), encode_ok(*tok, " \xC3\xA9"));
   EXPECT_EQ(encode_ok(*tok, " e\xCC\x81"), std::vector<int32_t>{3958});
 }
 
-TEST(TokenizerQwen, InvalidUtf8IsRejected) {
+void qwen_invalid_utf8_is_rejected() {
   R1_REQUIRE_TOKENIZER(tok, r1_qwen());
   for (const std::string& bad :
        {std::string("abc\xFF"), std::string("\xC3"), std::string("\xC0\xAF"),
@@ -205,7 +205,7 @@ TEST(TokenizerQwen, InvalidUtf8IsRejected) {
   }
 }
 
-TEST(TokenizerLlama, SpecialTokensAndBos) {
+void llama_special_tokens_and_bos() {
   R1_REQUIRE_TOKENIZER(tok, r1_llama());
   EXPECT_EQ(tok->n_tokens(), 128256);
   EXPECT_EQ(tok->bos_id(), 128000);
@@ -229,7 +229,7 @@ TEST(TokenizerLlama, SpecialTokensAndBos) {
 
 // The npm Llama file uses TemplateProcessing for BOS; without a config the
 // post-processor decides.
-TEST(TokenizerLlama, BosFromPostProcessorWithoutConfig) {
+void llama_bos_from_post_processor_without_config() {
   const testing::R1TokenizerFiles& files = testing::r1_files(true);
   ASSERT_FALSE(files.tokenizer_json.empty());
   Result<Tokenizer> tok = Tokenizer::from_json(files.tokenizer_json, "");
@@ -239,7 +239,7 @@ TEST(TokenizerLlama, BosFromPostProcessorWithoutConfig) {
   EXPECT_EQ(tok->encode("Hi", true).value(), (std::vector<int32_t>{128000, 13347}));
 }
 
-TEST(TokenizerLoad, TimesAreReasonable) {
+void load_times_are_reasonable() {
   const testing::R1TokenizerFiles& files = testing::r1_files(false);
   ASSERT_FALSE(files.tokenizer_json.empty());
   const auto t0 = std::chrono::steady_clock::now();
@@ -247,11 +247,77 @@ TEST(TokenizerLoad, TimesAreReasonable) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_TRUE(tok.ok());
-  RecordProperty("qwen_load_seconds", std::to_string(seconds));
+  ::testing::Test::RecordProperty("qwen_load_seconds", std::to_string(seconds));
   std::printf("Qwen tokenizer load: %.3f s\n", seconds);
 #ifdef NDEBUG
   EXPECT_LT(seconds, 3.0);  // target < 1.5 s; slack for loaded CI machines
 #endif
+}
+
+// Grouped: ctest runs each test in its own process, and building an R1
+// tokenizer from the npm vocabulary takes about a second per process.
+TEST(TokenizerQwen, FixedIdsAndVocab) {
+  {
+    SCOPED_TRACE("qwen_fixed_ids_from_model_facts");
+    qwen_fixed_ids_from_model_facts();
+  }
+  {
+    SCOPED_TRACE("qwen_tool_call_markers_are_ordinary_bpe");
+    qwen_tool_call_markers_are_ordinary_bpe();
+  }
+  {
+    SCOPED_TRACE("qwen_spot_vocab_values");
+    qwen_spot_vocab_values();
+  }
+  {
+    SCOPED_TRACE("qwen_added_tokens_and_special_flags");
+    qwen_added_tokens_and_special_flags();
+  }
+  {
+    SCOPED_TRACE("load_times_are_reasonable");
+    load_times_are_reasonable();
+  }
+}
+
+TEST(TokenizerQwen, BosAndSpecialTokens) {
+  {
+    SCOPED_TRACE("qwen_rendered_prompt_keeps_its_single_bos");
+    qwen_rendered_prompt_keeps_its_single_bos();
+  }
+  {
+    SCOPED_TRACE("qwen_add_special_tokens_prepends_one_bos");
+    qwen_add_special_tokens_prepends_one_bos();
+  }
+  {
+    SCOPED_TRACE("qwen_decode_skip_special_keeps_non_special_added_tokens");
+    qwen_decode_skip_special_keeps_non_special_added_tokens();
+  }
+}
+
+TEST(TokenizerQwen, DecodeNfcAndInvalidInput) {
+  {
+    SCOPED_TRACE("qwen_decode_invalid_utf8_is_replaced");
+    qwen_decode_invalid_utf8_is_replaced();
+  }
+  {
+    SCOPED_TRACE("qwen_nfc_applies_outside_added_tokens");
+    qwen_nfc_applies_outside_added_tokens();
+  }
+  {
+    SCOPED_TRACE("qwen_invalid_utf8_is_rejected");
+    qwen_invalid_utf8_is_rejected();
+  }
+}
+
+TEST(TokenizerLlama, SpecialTokensAndBos) {
+  {
+    SCOPED_TRACE("llama_special_tokens_and_bos");
+    llama_special_tokens_and_bos();
+  }
+  {
+    SCOPED_TRACE("llama_bos_from_post_processor_without_config");
+    llama_bos_from_post_processor_without_config();
+  }
 }
 
 }  // namespace
