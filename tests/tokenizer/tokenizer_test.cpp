@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "r1_tokenizers.h"
@@ -239,6 +241,35 @@ void llama_bos_from_post_processor_without_config() {
   EXPECT_EQ(tok->encode("Hi", true).value(), (std::vector<int32_t>{128000, 13347}));
 }
 
+// encode() is const and used from many request threads at once; the BPE
+// cache and the regex match data must not be shared unsafely.
+void qwen_concurrent_encode_matches_serial() {
+  R1_REQUIRE_TOKENIZER(tok, r1_qwen());
+  std::vector<std::string> texts;
+  for (int i = 0; i < 64; ++i) {
+    texts.push_back("Thread text " + std::to_string(i * 7919) + " \xE6\x88\x91\xE7\x88\xB1 " +
+                    std::string(i % 5, ' ') + "don't e\xCC\x81 \xF0\x9F\x98\x80<think>" +
+                    std::to_string(i));
+  }
+  std::vector<std::vector<int32_t>> serial;
+  for (const std::string& t : texts) serial.push_back(encode_ok(*tok, t));
+  std::vector<std::thread> threads;
+  std::atomic<int> n_wrong{0};
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      for (int round = 0; round < 50; ++round) {
+        for (size_t i = 0; i < texts.size(); ++i) {
+          const size_t k = (i * 31 + w * 17 + round) % texts.size();
+          Result<std::vector<int32_t>> ids = tok->encode(texts[k]);
+          if (!ids.ok() || ids.value() != serial[k]) ++n_wrong;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(n_wrong.load(), 0);
+}
+
 void load_times_are_reasonable() {
   const testing::R1TokenizerFiles& files = testing::r1_files(false);
   ASSERT_FALSE(files.tokenizer_json.empty());
@@ -294,7 +325,11 @@ TEST(TokenizerQwen, BosAndSpecialTokens) {
   }
 }
 
-TEST(TokenizerQwen, DecodeNfcAndInvalidInput) {
+TEST(TokenizerQwen, DecodeInputErrorsAndThreads) {
+  {
+    SCOPED_TRACE("qwen_concurrent_encode_matches_serial");
+    qwen_concurrent_encode_matches_serial();
+  }
   {
     SCOPED_TRACE("qwen_decode_invalid_utf8_is_replaced");
     qwen_decode_invalid_utf8_is_replaced();
