@@ -36,33 +36,6 @@ struct StepArrays {
 
 }  // namespace
 
-std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t k) {
-  double max_logit = -INFINITY;
-  for (float x : logits) {
-    if (std::isfinite(x)) max_logit = std::max(max_logit, static_cast<double>(x));
-  }
-  double sum = 0.0;
-  for (float x : logits) {
-    if (std::isfinite(x)) sum += std::exp(static_cast<double>(x) - max_logit);
-  }
-  const double log_z = max_logit + std::log(sum);
-  std::vector<int32_t> ids;
-  ids.reserve(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (std::isfinite(logits[i])) ids.push_back(static_cast<int32_t>(i));
-  }
-  const size_t n = std::min<size_t>(static_cast<size_t>(std::max(k, 0)), ids.size());
-  auto better = [&](int32_t a, int32_t b) {
-    return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
-  };
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), better);
-  std::vector<TokenLogprob> top(n);
-  for (size_t i = 0; i < n; ++i) {
-    top[i] = {ids[i], static_cast<float>(static_cast<double>(logits[ids[i]]) - log_z)};
-  }
-  return top;
-}
-
 BatchRunner::BatchRunner(Backend& backend, const BatchRunnerOptions& options)
     : backend_(backend), options_(options), pool_(backend.n_kv_blocks(), backend.block_size()) {}
 

@@ -74,8 +74,4 @@ class BatchRunner {
   RunStats stats_;
 };
 
-// The k most likely entries of log_softmax(logits), most likely first, lower
-// id first on ties; non-finite logits are skipped. Computed in double.
-std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t k);
-
 }  // namespace r1

@@ -65,7 +65,7 @@ double uniform_from(uint64_t bits) {
 // penalties, temperature and truncation (vLLM's default "raw_logprobs").
 // Non-finite logits are masked. exp in f32 of the max-shifted logits, summed in
 // double: the logprob is within a few f32 ulps (the tests allow 1e-5).
-void fill_logprobs(std::span<const float> logits, int32_t n_top, SampledToken* out) {
+double log_sum_exp(std::span<const float> logits) {
   float l_max = -kInf;
   for (float l : logits) {
     if (std::isfinite(l) && l > l_max) l_max = l;
@@ -74,13 +74,14 @@ void fill_logprobs(std::span<const float> logits, int32_t n_top, SampledToken* o
   for (float l : logits) {
     if (std::isfinite(l)) sum += std::exp(l - l_max);
   }
-  const double lse = static_cast<double>(l_max) + std::log(sum);
-  out->logprob = static_cast<float>(static_cast<double>(logits[out->id]) - lse);
+  return static_cast<double>(l_max) + std::log(sum);
+}
 
-  // Top n_top by (logit desc, id asc): a small sorted array, most rows rejected
-  // by the first comparison with its last entry.
-  out->top.clear();
-  if (n_top <= 0) return;
+// Top n_top by (logit desc, id asc): a small sorted array, most rows rejected
+// by the first comparison with its last entry.
+std::vector<TokenLogprob> top_entries(std::span<const float> logits, int32_t n_top, double lse) {
+  std::vector<TokenLogprob> top;
+  if (n_top <= 0) return top;
   auto better = [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   };
@@ -93,8 +94,15 @@ void fill_logprobs(std::span<const float> logits, int32_t n_top, SampledToken* o
     if (static_cast<int32_t>(best.size()) > n_top) best.pop_back();
   }
   for (int32_t id : best) {
-    out->top.push_back({id, static_cast<float>(static_cast<double>(logits[id]) - lse)});
+    top.push_back({id, static_cast<float>(static_cast<double>(logits[id]) - lse)});
   }
+  return top;
+}
+
+void fill_logprobs(std::span<const float> logits, int32_t n_top, SampledToken* out) {
+  const double lse = log_sum_exp(logits);
+  out->logprob = static_cast<float>(static_cast<double>(logits[out->id]) - lse);
+  out->top = top_entries(logits, n_top, lse);
 }
 
 bool has_penalties(const SamplingParams& p) {
@@ -415,6 +423,10 @@ Result<std::vector<double>> Sampler::distribution(std::span<const float> logits,
     for (size_t i = 0; i < w.size(); ++i) probs[i] = w[i] / total;
   }
   return probs;
+}
+
+std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t k) {
+  return top_entries(logits, k, log_sum_exp(logits));
 }
 
 }  // namespace r1

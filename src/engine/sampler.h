@@ -51,6 +51,11 @@ struct SampledToken {
                                   // most likely first, lower id first on ties
 };
 
+// The k most likely entries of the raw distribution (log_softmax of `logits`,
+// non-finite entries masked), most likely first, lower id first on ties; the
+// same numbers sample() reports as logprobs. Used for teacher-forced scoring.
+std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t k);
+
 // Applies the three penalties to `logits` in place (the second step of the
 // chain; exposed so a device sampler can be checked against it step by step).
 // Every token id in `prompt` and `generated` must be in [0, logits.size()):
