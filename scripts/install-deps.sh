@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # Build and run time.
 packages=(
   build-essential cmake ninja-build pkg-config git
-  nlohmann-json3-dev libpcre2-dev libcli11-dev
+  nlohmann-json3-dev libpcre2-dev libcli11-dev libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Test oracles and tooling: the PyTorch reference forward, the JS tokenizer
