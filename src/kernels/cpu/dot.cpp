@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "core/cpu_features.h"
 #include "core/dtype.h"
 
 #include "kernels/cpu_ops.h"
@@ -62,8 +63,7 @@ float dot_f16_scalar(const uint16_t* w, const float* x, int64_t n) {
 }  // namespace
 
 float dot_f16(const uint16_t* w, const float* x, int64_t n) {
-  static const bool has_f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2") &&
-                               __builtin_cpu_supports("fma");
+  static const bool has_f16c = cpu_features().f16c && cpu_features().avx2 && cpu_features().fma;
   return has_f16c ? dot_f16_f16c(w, x, n) : dot_f16_scalar(w, x, n);
 }
 
