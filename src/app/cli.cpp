@@ -2,6 +2,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <exception>
+
 #include "app/commands.h"
 
 namespace r1 {
@@ -18,6 +21,10 @@ int run_cli(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {
+    // Out of memory or threads for what was asked: an error, not an abort.
+    std::fprintf(stderr, "r1serve: error: %s\n", e.what());
+    return 1;
   }
   return exit_code;
 }

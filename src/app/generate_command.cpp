@@ -66,6 +66,13 @@ Status run_generate(const GenerateArgs& a) {
   LoadedModel m;
   R1_ASSIGN_OR_RETURN(m.folder, open_model_folder(a.model));
   R1_ASSIGN_OR_RETURN(std::vector<int32_t> ids, prompt_ids(a, m.folder));
+  const int64_t context = m.folder.config.max_position_embeddings;
+  if (a.max_tokens < 1) return invalid_argument("--max-tokens must be at least 1");
+  if (static_cast<int64_t>(ids.size()) + a.max_tokens > context) {
+    return out_of_range(std::to_string(ids.size()) + " prompt tokens + --max-tokens " +
+                        std::to_string(a.max_tokens) + " exceed the model's context of " +
+                        std::to_string(context));
+  }
   // A KV cache that fits this one request.
   lo.kv_cache_tokens = static_cast<int64_t>(ids.size()) + std::max(a.max_tokens, 1) + 16;
   R1_ASSIGN_OR_RETURN(m.backend, create_backend(m.folder, lo));
@@ -126,7 +133,7 @@ void add_generate_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--presence-penalty", a->presence_penalty);
   cmd->add_option("--frequency-penalty", a->frequency_penalty);
   cmd->add_option("--seed", a->seed);
-  cmd->add_option("--threads", a->threads, "0 = all cores");
+  cmd->add_option("--threads", a->threads, "0 = all cores")->check(CLI::Range(0, 1024));
   cmd->add_flag("--json", a->json, "print one JSON object with the ids and the text");
   cmd->callback([a, exit_code] {
     Status s = run_generate(*a);

@@ -21,12 +21,18 @@ struct ScoreArgs {
 
 Status run_score(const ScoreArgs& a) {
   R1_ASSIGN_OR_RETURN(std::vector<int32_t> ids, parse_ids_csv(a.ids));
+  if (a.chunk < 1) return invalid_argument("--chunk must be at least 1");
+  R1_ASSIGN_OR_RETURN(ModelFolder folder, open_model_folder(a.model));
+  const int64_t context = folder.config.max_position_embeddings;
+  if (static_cast<int64_t>(ids.size()) > context) {
+    return out_of_range(std::to_string(ids.size()) + " tokens exceed the model's context of " +
+                        std::to_string(context));
+  }
   LoadOptions lo;
   lo.n_threads = a.threads;
   lo.kv_cache_tokens = static_cast<int64_t>(ids.size()) + 16;
-  R1_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.model, lo));
-  if (a.chunk < 1) return invalid_argument("--chunk must be at least 1");
-  BatchRunner runner(*m.backend, BatchRunnerOptions{a.chunk, 0});
+  R1_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(folder, lo));
+  BatchRunner runner(*backend, BatchRunnerOptions{a.chunk, 0});
   R1_ASSIGN_OR_RETURN(auto top, runner.score(ids, a.top));
   // Printed by hand: %.9g keeps every digit of an f32 logprob.
   std::string out = "{\"top\": [";
@@ -53,7 +59,7 @@ void add_score_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
   cmd->add_option("--ids", a->ids, "token ids, comma-separated")->required();
   cmd->add_option("--top", a->top, "alternatives per position");
-  cmd->add_option("--threads", a->threads, "0 = all cores");
+  cmd->add_option("--threads", a->threads, "0 = all cores")->check(CLI::Range(0, 1024));
   cmd->add_option("--chunk", a->chunk, "prompt tokens per forward step (chunked prefill)");
   cmd->callback([a, exit_code] {
     Status s = run_score(*a);

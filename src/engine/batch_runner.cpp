@@ -41,6 +41,7 @@ BatchRunner::BatchRunner(Backend& backend, const BatchRunnerOptions& options)
 
 Result<std::vector<GenerationResult>> BatchRunner::generate(
     std::span<const GenerationRequest> requests, const TokenCallback& on_token) {
+  if (options_.max_batched_tokens < 1) return invalid_argument("max_batched_tokens must be >= 1");
   const int32_t bs = backend_.block_size();
   const int64_t max_ctx = backend_.config().max_position_embeddings;
   const int64_t vocab = backend_.config().vocab_size;
@@ -195,7 +196,12 @@ Result<std::vector<std::vector<TokenLogprob>>> BatchRunner::score(std::span<cons
   const int64_t vocab = backend_.config().vocab_size;
   const int32_t n = static_cast<int32_t>(ids.size());
   if (n == 0) return invalid_argument("nothing to score: no token ids");
-  if (top_k < 1) return invalid_argument("top must be at least 1");
+  if (options_.max_batched_tokens < 1) return invalid_argument("max_batched_tokens must be >= 1");
+  if (top_k < 1 || top_k > backend_.n_valid_vocab()) {
+    return invalid_argument("top must be between 1 and the vocabulary size " +
+                            std::to_string(backend_.n_valid_vocab()) + ", got " +
+                            std::to_string(top_k));
+  }
   if (n > backend_.config().max_position_embeddings) {
     return out_of_range(std::to_string(n) + " tokens exceed the context of " +
                         std::to_string(backend_.config().max_position_embeddings));

@@ -66,6 +66,8 @@ class BatchRunner {
   Result<std::vector<std::vector<TokenLogprob>>> score(std::span<const int32_t> ids, int32_t top_k);
 
   const RunStats& stats() const { return stats_; }
+  // KV blocks not held by any request (all of them between runs).
+  int32_t n_free_blocks() const { return pool_.n_free(); }
 
  private:
   Backend& backend_;

@@ -82,6 +82,7 @@ double log_sum_exp(std::span<const float> logits) {
 std::vector<TokenLogprob> top_entries(std::span<const float> logits, int32_t n_top, double lse) {
   std::vector<TokenLogprob> top;
   if (n_top <= 0) return top;
+  n_top = static_cast<int32_t>(std::min<size_t>(static_cast<size_t>(n_top), logits.size()));
   auto better = [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   };

@@ -257,6 +257,10 @@ Result<ModelConfig> parse_model_config(const std::string& json_text) {
     }
     c.head_dim = c.hidden_size / c.n_heads;
   }
+  if (c.head_dim % 2 != 0) {
+    return invalid_argument("config.json: head_dim " + std::to_string(c.head_dim) +
+                            " is odd; rotary embeddings need an even head_dim");
+  }
 
   R1_RETURN_IF_ERROR(check_limits(c));
   R1_ASSIGN_OR_RETURN(c.rope_scaling, parse_rope_scaling(root));
@@ -277,6 +281,11 @@ Result<ModelConfig> parse_model_config(const std::string& json_text) {
   } else {
     R1_ASSIGN_OR_RETURN(std::optional<bool> bias, f.opt_bool("attention_bias"));
     c.attention_bias = bias.value_or(false);
+    // HF's Llama puts a bias on o_proj too when attention_bias is set; no
+    // R1 distill does, and r1serve does not implement it.
+    if (c.attention_bias) {
+      return unimplemented("config.json: attention_bias true is not supported for Llama");
+    }
     R1_ASSIGN_OR_RETURN(std::optional<bool> mlp_bias, f.opt_bool("mlp_bias"));
     if (mlp_bias.value_or(false)) {
       return unimplemented("config.json: mlp_bias true is not supported");

@@ -1,3 +1,4 @@
+#include "core/check.h"
 #include "kernels/ops.h"
 
 namespace r1::kernels {
@@ -12,8 +13,9 @@ float matrix_at(const MatrixView& m, int64_t r, int64_t c) {
     case DType::kF16:
       return f16_to_f32(static_cast<const uint16_t*>(m.data)[i]);
     default:
-      return 0.0f;
+      R1_CHECK_MSG(false, "matrix_at: weight dtype must be f32, bf16 or f16");
   }
+  return 0.0f;
 }
 
 }  // namespace r1::kernels

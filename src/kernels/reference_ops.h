@@ -19,7 +19,8 @@ void matmul(const float* x, const MatrixView& w, const float* bias, int64_t n_to
 void rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* y);
 
 // Rotate-half RoPE in place. x: [n_tokens, n_heads, head_dim]; dimension i
-// pairs with i + head_dim/2 and turns by positions[t] * inv_freq[i].
+// pairs with i + head_dim/2 and turns by positions[t] * inv_freq[i] (that
+// product rounded to f32, as Hugging Face computes it).
 // inv_freq: [head_dim / 2].
 void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n_tokens,
           int64_t n_heads, int64_t head_dim);

@@ -1,7 +1,9 @@
 #include "model/cpu_backend.h"
 
+#include <climits>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <string>
 
 #include "kernels/cpu_ops.h"
@@ -20,6 +22,11 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config
                                                        const CpuBackendOptions& options) {
   if (options.block_size <= 0) return invalid_argument("block size must be positive");
   if (options.n_kv_blocks <= 0) return invalid_argument("the KV cache needs at least one block");
+  // Slot ids (block * block_size + offset) are int32 throughout the engine.
+  if (static_cast<int64_t>(options.n_kv_blocks) * options.block_size > INT32_MAX) {
+    return out_of_range("a KV cache of " + std::to_string(options.n_kv_blocks) + " blocks of " +
+                        std::to_string(options.block_size) + " tokens exceeds 2^31 slots");
+  }
   if (n_valid_vocab <= 0 || n_valid_vocab > config.vocab_size) {
     return invalid_argument("tokenizer has " + std::to_string(n_valid_vocab) +
                             " tokens but the model's embedding has " +
@@ -36,11 +43,16 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config
   }
   auto backend = std::unique_ptr<CpuBackend>(new CpuBackend(
       config, std::move(files), std::move(weights), std::move(spec), n_valid_vocab, options));
-  backend->k_cache_.resize(static_cast<size_t>(config.n_layers));
-  backend->v_cache_.resize(static_cast<size_t>(config.n_layers));
-  for (int64_t l = 0; l < config.n_layers; ++l) {
-    backend->k_cache_[l].resize(static_cast<size_t>(cache_floats));
-    backend->v_cache_[l].resize(static_cast<size_t>(cache_floats));
+  try {
+    backend->k_cache_.resize(static_cast<size_t>(config.n_layers));
+    backend->v_cache_.resize(static_cast<size_t>(config.n_layers));
+    for (int64_t l = 0; l < config.n_layers; ++l) {
+      backend->k_cache_[l].resize(static_cast<size_t>(cache_floats));
+      backend->v_cache_[l].resize(static_cast<size_t>(cache_floats));
+    }
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted("cannot allocate a KV cache of " + std::to_string(cache_bytes) +
+                              " bytes (" + std::to_string(options.n_kv_blocks) + " blocks)");
   }
   return backend;
 }

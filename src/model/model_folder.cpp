@@ -1,6 +1,7 @@
 #include "model/model_folder.h"
 
 #include <algorithm>
+#include <climits>
 
 #include "format/weight_validation.h"
 
@@ -8,7 +9,7 @@ namespace r1 {
 
 namespace {
 void add_unique(std::vector<int32_t>& ids, int64_t id) {
-  if (id < 0) return;
+  if (id < 0 || id > INT32_MAX) return;
   if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(static_cast<int32_t>(id));
 }
 }  // namespace

@@ -1,5 +1,6 @@
 #include "model/weights.h"
 
+#include <cstdint>
 #include <string>
 
 #include "format/weight_validation.h"
@@ -11,6 +12,13 @@ namespace {
 Result<const TensorInfo*> find(const WeightFiles& files, const std::string& name) {
   const TensorInfo* t = files.find(name);
   if (t == nullptr) return not_found("tensor " + name + ": missing from the model folder");
+  // The kernels read elements in place: the data must be aligned to its
+  // element size (writers pad the header to 8 bytes, so real files are).
+  if (reinterpret_cast<uintptr_t>(t->data) % dtype_size(t->dtype) != 0) {
+    return invalid_argument("tensor " + name + " in " + t->file + ": data at byte offset " +
+                            std::to_string(t->offset) + " is not aligned to its " +
+                            std::to_string(dtype_size(t->dtype)) + "-byte elements");
+  }
   return t;
 }
 

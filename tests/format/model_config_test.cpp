@@ -213,11 +213,20 @@ TEST(ModelConfigTest, ExpectedTensorsForLlamaHaveNoBiases) {
   EXPECT_EQ(tensors[3].shape, (std::vector<int64_t>{1024, 4096}));
 }
 
-TEST(ModelConfigTest, LlamaAttentionBiasKeyAddsBiases) {
+// HF's Llama with attention_bias also biases o_proj, which r1serve does not
+// implement: refused rather than computed wrongly.
+TEST(ModelConfigTest, LlamaAttentionBiasIsUnimplemented) {
   auto c = parse_model_config(patched({{"attention_bias", true}}, kLlama8B));
-  ASSERT_TRUE(c.ok()) << c.status().to_string();
-  EXPECT_TRUE(c->attention_bias);
-  EXPECT_EQ(expected_tensors(*c).size(), 32u * 12 + 3);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(c.status().message().find("attention_bias"), std::string::npos);
+}
+
+TEST(ModelConfigTest, OddHeadDimIsRejected) {
+  auto c = parse_model_config(patched({{"head_dim", 127}}, kLlama8B));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("head_dim 127 is odd"), std::string::npos)
+      << c.status().message();
 }
 
 TEST(ModelConfigTest, QwenAlwaysHasAttentionBias) {

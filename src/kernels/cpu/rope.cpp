@@ -5,8 +5,10 @@
 
 namespace r1::kernels::cpu {
 
-// Angles in double (positions reach 131072, where an f32 product loses
-// precision), cos/sin computed once per token and applied to every head.
+// The angle is the f32 product position * inv_freq, as in Hugging Face and
+// vLLM (at position 100000 it differs from the exact product by ~2e-3 rad;
+// matching the reference implementations matters more than exactness here).
+// cos/sin are computed once per token and applied to every head.
 void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n_tokens,
           int64_t n_heads, int64_t head_dim, ThreadPool& pool) {
   const int64_t half = head_dim / 2;
@@ -15,9 +17,9 @@ void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n_t
     cs.resize(static_cast<size_t>(2 * half));
     for (int64_t t = static_cast<int64_t>(begin); t < static_cast<int64_t>(end); ++t) {
       for (int64_t i = 0; i < half; ++i) {
-        double angle = static_cast<double>(positions[t]) * inv_freq[i];
-        cs[i] = static_cast<float>(std::cos(angle));
-        cs[half + i] = static_cast<float>(std::sin(angle));
+        const float angle = static_cast<float>(positions[t]) * inv_freq[i];
+        cs[i] = std::cos(angle);
+        cs[half + i] = std::sin(angle);
       }
       for (int64_t h = 0; h < n_heads; ++h) {
         float* v = x + (t * n_heads + h) * head_dim;

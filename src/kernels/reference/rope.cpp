@@ -11,7 +11,8 @@ void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n_t
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (t * n_heads + h) * head_dim;
       for (int64_t i = 0; i < half; ++i) {
-        double angle = static_cast<double>(positions[t]) * inv_freq[i];
+        // The angle is rounded to f32 like Hugging Face's (see cpu/rope.cpp).
+        const double angle = static_cast<float>(positions[t]) * inv_freq[i];
         double c = std::cos(angle), s = std::sin(angle);
         double a = v[i], b = v[i + half];
         v[i] = static_cast<float>(a * c - b * s);
