@@ -1,0 +1,82 @@
+// The HTTP/1.1 + SSE adapter. Everything above it sees plain HttpRequest /
+// HttpResponse values, so the library underneath (cpp-httplib today) can be
+// swapped without touching the routes.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+
+namespace r1 {
+
+struct HttpRequest {
+  std::string method;
+  std::string path;
+  std::string body;
+  std::string remote_addr;
+  std::string request_id;                           // X-Request-Id if valid, else generated
+  std::multimap<std::string, std::string> headers;  // names as the client sent them
+
+  // Case-insensitive header lookup; empty when absent.
+  std::string header(const std::string& name) const;
+};
+
+// Writes one streamed response. write() blocks until the bytes are handed to
+// the socket and returns false once the client is gone (the handler should
+// cancel its work and return).
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  virtual bool write(const std::string& bytes) = 0;
+  virtual bool client_connected() const = 0;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::map<std::string, std::string> headers;
+  // When set, the body is streamed (chunked transfer) by calling this on the
+  // connection's worker thread; `body` is ignored.
+  std::function<void(StreamWriter&)> stream;
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;  // 0 picks a free port
+  // Worker threads: each open SSE stream holds one for its whole life, so
+  // size this for the number of concurrent streams, not for CPU cores.
+  int n_threads = 128;
+  size_t max_body_bytes = 8u << 20;
+  int keep_alive_seconds = 30;
+};
+
+class HttpServer {
+ public:
+  explicit HttpServer(const HttpServerOptions& options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Registers a handler for an exact path. Call before bind().
+  void route(const std::string& method, const std::string& path, HttpHandler handler);
+
+  // Binds the socket; returns the port (useful with port 0).
+  Result<int> bind();
+  // Serves until stop(); call from one thread after bind().
+  void serve();
+  // Stops accepting and returns from serve(); safe from any thread.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace r1
