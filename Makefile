@@ -5,7 +5,7 @@ BUILD := build/$(PRESET)
 JOBS ?= $(shell nproc)
 DEMO_MODEL := build/demo-model
 
-.PHONY: all deps build test demo asan fuzz format clean
+.PHONY: all deps build binary test demo asan format clean
 
 all: build
 
@@ -19,7 +19,12 @@ build: deps
 test: build
 	ctest --test-dir $(BUILD) -LE gpu --output-on-failure -j $(JOBS)
 
-demo: build
+# Only the binary: the demo does not wait for the test programs to compile.
+binary: deps
+	@test -f $(BUILD)/build.ninja || cmake --preset $(PRESET) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target r1serve
+
+demo: binary
 	@test -f $(DEMO_MODEL)/config.json || $(BUILD)/r1serve make-test-model --arch qwen2 --size tiny --dtype bf16 --seed 1 --out $(DEMO_MODEL)
 	$(BUILD)/r1serve generate --model $(DEMO_MODEL) --chat "Why is the sky blue?" --max-tokens 48 --seed 7
 
