@@ -4,28 +4,12 @@
 
 #include <algorithm>
 #include <cctype>
-#include <random>
+
+#include "obs/request_id.h"
 
 namespace r1 {
 
 namespace {
-
-// A client's X-Request-Id is kept when it is short printable ASCII.
-bool usable_request_id(const std::string& id) {
-  if (id.empty() || id.size() > 128) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
-}
-
-std::string new_request_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* kHex = "0123456789abcdef";
-  std::string id = "req-";
-  for (int i = 0; i < 2; ++i) {
-    uint64_t v = rng();
-    for (int k = 0; k < 16; ++k) id.push_back(kHex[(v >> (4 * k)) & 15]);
-  }
-  return id;
-}
 
 class SinkWriter final : public StreamWriter {
  public:
@@ -103,8 +87,7 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
     r.body = req.body;
     r.remote_addr = req.remote_addr;
     for (const auto& [k, v] : req.headers) r.headers.emplace(k, v);
-    const std::string client_id = req.get_header_value("X-Request-Id");
-    r.request_id = usable_request_id(client_id) ? client_id : new_request_id();
+    r.request_id = request_id_or_new(req.get_header_value("X-Request-Id"));
     HttpResponse out = handler(r);
     res.status = out.status;
     res.set_header("X-Request-Id", r.request_id);
