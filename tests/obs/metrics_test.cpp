@@ -313,9 +313,9 @@ TEST(MetricsTest, ConcurrentUpdatesGiveExactTotals) {
 TEST(MetricsTest, ModelLabelsAreCapped) {
   Metrics m;
   for (int i = 0; i < Metrics::kMaxModels + 10; ++i) {
-    m.inc_requests("/v1/completions", "m" + std::to_string(i), 404);
+    m.inc_requests("/v1/completions", std::to_string(i) + "m", 404);
   }
-  m.model("m0").add_prompt_tokens(1);  // known before the cap: keeps its name
+  m.model("0m").add_prompt_tokens(1);  // known before the cap: keeps its name
   m.model("late").add_prompt_tokens(2);
   m.model("later").add_prompt_tokens(3);
 
@@ -327,7 +327,7 @@ TEST(MetricsTest, ModelLabelsAreCapped) {
                                                {"model", std::string(Metrics::kOverflowModel)},
                                                {"status", "404"}}),
             10);
-  EXPECT_EQ(e.value("r1serve_prompt_tokens_total", {{"model", "m0"}}), 1);
+  EXPECT_EQ(e.value("r1serve_prompt_tokens_total", {{"model", "0m"}}), 1);
   EXPECT_EQ(
       e.value("r1serve_prompt_tokens_total", {{"model", std::string(Metrics::kOverflowModel)}}), 5);
 }
