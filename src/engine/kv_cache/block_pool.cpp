@@ -13,6 +13,7 @@ BlockPool::BlockPool(int32_t n_blocks, int32_t block_size)
   R1_CHECK(block_size > 0);
   R1_CHECK_MSG(static_cast<int64_t>(n_blocks) * block_size <= std::numeric_limits<int32_t>::max(),
                "n_blocks * block_size must fit the int32 slot ids");
+  hash_of_.assign(n_blocks, std::nullopt);
   prev_.assign(n_blocks, -1);
   next_.assign(n_blocks, -1);
   for (int32_t id = 0; id < n_blocks; ++id) push_back_free(id);
@@ -31,6 +32,11 @@ Result<std::vector<int32_t>> BlockPool::allocate(int32_t n) {
     const int32_t id = head_;
     remove_free(id);
     ref_count_[id] = 1;
+    if (hash_of_[id]) {
+      cached_.erase(*hash_of_[id]);
+      hash_of_[id].reset();
+      ++n_evictions_;
+    }
     ids.push_back(id);
   }
   return ids;
@@ -50,6 +56,37 @@ void BlockPool::free(std::span<const int32_t> ids) {
     R1_CHECK_MSG(ref_count_[id] > 0, "double free of a KV block");
     if (--ref_count_[id] == 0) push_back_free(id);
   }
+}
+
+std::optional<int32_t> BlockPool::cached_block(const BlockHash& hash) const {
+  auto it = cached_.find(hash);
+  if (it == cached_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool BlockPool::cache(int32_t id, const BlockHash& hash) {
+  check_id(id);
+  R1_CHECK_MSG(ref_count_[id] > 0, "caching a free KV block");
+  R1_CHECK_MSG(!hash_of_[id], "caching a KV block twice");
+  if (!cached_.emplace(hash, id).second) return false;
+  hash_of_[id] = hash;
+  return true;
+}
+
+void BlockPool::acquire(std::span<const int32_t> ids) {
+  for (int32_t id : ids) {
+    check_id(id);
+    if (ref_count_[id] == 0) {
+      R1_CHECK_MSG(hash_of_[id].has_value(), "acquiring a free KV block that is not cached");
+      remove_free(id);
+    }
+    ++ref_count_[id];
+  }
+}
+
+std::optional<BlockHash> BlockPool::block_hash(int32_t id) const {
+  check_id(id);
+  return hash_of_[id];
 }
 
 int32_t BlockPool::ref_count(int32_t id) const {

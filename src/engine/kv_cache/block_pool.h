@@ -1,14 +1,19 @@
 // The KV block pool: every KV block of the cache, created once at start-up,
-// with a reference count per block and a queue of free blocks in eviction
-// order (vLLM v1's BlockPool without the prefix hashes, which come later).
+// with a reference count per block, a queue of free blocks in eviction order
+// and a prefix-cache map from block hash to block (vLLM v1's BlockPool).
+// A block whose count drops to 0 keeps its hash: it is free (allocate may
+// take it, evicting the hash) yet reusable by acquire() until then.
 // Owned by the engine thread; not thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
+#include "engine/kv_cache/block_hash.h"
 
 namespace r1 {
 
@@ -21,8 +26,9 @@ class BlockPool {
   explicit BlockPool(int32_t n_blocks, int32_t block_size = kDefaultBlockSize);
 
   // Takes n >= 0 blocks from the front of the free queue (least recently
-  // freed first), each with reference count 1. RESOURCE_EXHAUSTED, taking
-  // nothing, when fewer than n are free.
+  // freed first), each with reference count 1; a taken block that was cached
+  // loses its hash (an eviction). RESOURCE_EXHAUSTED, taking nothing, when
+  // fewer than n are free.
   Result<std::vector<int32_t>> allocate(int32_t n);
 
   // One more holder for each block (a prefix shared by another sequence).
@@ -35,6 +41,26 @@ class BlockPool {
   // blocks are cached by prefix. Freeing a free block (a double free) or an
   // unknown id crashes.
   void free(std::span<const int32_t> ids);
+
+  // Prefix cache. The block cached under `hash`, in use or free; nullopt
+  // when none is.
+  std::optional<int32_t> cached_block(const BlockHash& hash) const;
+
+  // Registers block `id` (in use, not yet cached) under `hash`, so later
+  // sequences with the same prefix can reuse it. Returns false and caches
+  // nothing when another block already holds `hash` (two sequences computed
+  // the same block at once): the first one stays the shared copy.
+  bool cache(int32_t id, const BlockHash& hash);
+
+  // One more holder for each block, which must be in use or cached: a cached
+  // free block leaves the free queue (a prefix-cache hit). Crashes on a free
+  // block that is not cached (its contents are garbage).
+  void acquire(std::span<const int32_t> ids);
+
+  std::optional<BlockHash> block_hash(int32_t id) const;
+  int32_t n_cached() const { return static_cast<int32_t>(cached_.size()); }
+  // Cached blocks whose hash allocate() dropped since start-up.
+  int64_t n_evictions() const { return n_evictions_; }
 
   int32_t ref_count(int32_t id) const;
   int32_t n_free() const { return n_free_; }
@@ -59,6 +85,11 @@ class BlockPool {
   int32_t head_ = -1;
   int32_t tail_ = -1;
   int32_t n_free_ = 0;
+  // Prefix cache: hash -> block, and each block's hash ([n_blocks], nullopt
+  // when uncached).
+  std::unordered_map<BlockHash, int32_t, BlockHashHasher> cached_;
+  std::vector<std::optional<BlockHash>> hash_of_;
+  int64_t n_evictions_ = 0;
 };
 
 }  // namespace r1

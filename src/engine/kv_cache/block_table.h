@@ -11,6 +11,9 @@ namespace r1 {
 struct BlockTable {
   std::vector<int32_t> blocks;  // KV block ids in position order (from BlockPool)
   int32_t n_tokens = 0;         // tokens whose KV is (or is being) written
+  // Leading blocks registered in (or taken from) the prefix cache; the
+  // KvCacheManager's bookkeeping, 0 where prefix caching is not used.
+  int32_t n_cached_blocks = 0;
 };
 
 // Blocks that hold n_tokens >= 0 tokens: ceil(n_tokens / block_size).
