@@ -179,6 +179,18 @@ TEST(ApiRequestTest, OutOfRangeValues) {
   });
 }
 
+TEST(ApiRequestTest, RangeMessages) {
+  auto r = parse_chat_completion_request(chat(R"("max_tokens": 0)"), r1_defaults());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "max_tokens must be at least 1, got 0");
+  r = parse_chat_completion_request(chat(R"("max_tokens": 4294967296)"), r1_defaults());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "max_tokens must be in [1, 2147483647], got 4294967296");
+  r = parse_chat_completion_request(chat(R"("temperature": "hot")"), r1_defaults());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "temperature must be a number, got a string");
+}
+
 TEST(ApiRequestTest, NTooLargeMessageSaysTheLimit) {
   auto r = parse_chat_completion_request(chat(R"("n": 17)"), r1_defaults());
   ASSERT_FALSE(r.ok());

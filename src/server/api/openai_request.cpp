@@ -147,7 +147,7 @@ MaybeError check_int(const json& v, const std::string& param, int64_t lo, int64_
   std::optional<int64_t> i = as_int64(v);
   if (!i) return bad_request(param + " must be an integer, got " + v.dump(), param);
   if (*i < lo || *i > hi) {
-    std::string range = hi == kInt32Max
+    std::string range = hi == kInt32Max && *i < lo
                             ? "at least " + std::to_string(lo)
                             : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
     return bad_request(param + " must be " + range + ", got " + std::to_string(*i), param);
