@@ -88,12 +88,9 @@ TEST(ApiRequestTest, DeeplyNestedJsonIsAnErrorNotACrash) {
   std::string body = R"({"model": "r1", "messages": [{"role": "user", "content": "x"}], "x": )";
   body += std::string(100000, '[') + std::string(100000, ']') + "}";
   auto r = parse_chat_completion_request(body, r1_defaults());
-  // Unknown deep field: ignored, or refused; never a crash.
-  if (r.ok()) {
-    EXPECT_EQ(r->options.ignored_fields, std::vector<std::string>{"x"});
-  } else {
-    EXPECT_EQ(r.error().http_status, 400);
-  }
+  // An unknown field, deeply nested: refused, never a crash.
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().http_status, 400);
 }
 
 TEST(ApiRequestTest, ModelField) {
@@ -361,10 +358,8 @@ TEST(ApiRequestTest, MaxTokensAndMaxCompletionTokens) {
   r = chat_ok(chat(R"("max_tokens": 100, "max_completion_tokens": 50)"));
   EXPECT_EQ(r.options.max_tokens, 50);
   EXPECT_EQ(r.options.max_tokens_param, "max_completion_tokens");
-  // Completions has no max_completion_tokens: ignored, reported.
-  CompletionRequest c = completion_ok(completion(R"("max_completion_tokens": 5)"));
-  EXPECT_FALSE(c.options.max_tokens.has_value());
-  EXPECT_EQ(c.options.ignored_fields, std::vector<std::string>{"max_completion_tokens"});
+  // Completions has no max_completion_tokens (OpenAI and vLLM).
+  expect_completion_400({{completion(R"("max_completion_tokens": 5)"), "max_completion_tokens"}});
 }
 
 TEST(ApiRequestTest, StopForms) {
@@ -383,11 +378,33 @@ TEST(ApiRequestTest, StreamOptionsNeedStream) {
   EXPECT_TRUE(chat_ok(chat(R"("stream_options": null)")).options.include_usage == false);
 }
 
-TEST(ApiRequestTest, UnknownFieldsAreIgnoredAndReported) {
-  ChatCompletionRequest r =
-      chat_ok(chat(R"("metadata": {"a": 1}, "store": false, "parallel_tool_calls": true)"));
+TEST(ApiRequestTest, UnknownFieldsAreRefusedLikeOpenAI) {
+  expect_chat_400({{chat(R"("temprature": 0.5)"), "temprature"},
+                   {chat(R"("guided_json": {"type": "object"})"), "guided_json"}});
+  auto r = parse_chat_completion_request(chat(R"("foo": 1)"), r1_defaults());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "Unrecognized request argument supplied: foo");
+  // Known keys of the other endpoint are unknown here.
+  expect_completion_400({{completion(R"("messages": [])"), "messages"},
+                         {completion(R"("top_logprobs": 2)"), "top_logprobs"}});
+  expect_chat_400({{chat(R"("prompt": "x")"), "prompt"}});
+}
+
+TEST(ApiRequestTest, FieldsWithoutEffectAreAcceptedAndReported) {
+  ChatCompletionRequest r = chat_ok(chat(
+      R"("metadata": {"a": 1}, "store": false, "parallel_tool_calls": true,
+         "chat_template_kwargs": {"thinking": true}, "skip_special_tokens": true)"));
   EXPECT_EQ(r.options.ignored_fields,
-            (std::vector<std::string>{"metadata", "parallel_tool_calls", "store"}));
+            (std::vector<std::string>{"chat_template_kwargs", "metadata", "parallel_tool_calls",
+                                      "skip_special_tokens", "store"}));
+}
+
+TEST(ApiRequestTest, UnknownFieldsIgnoredWhenConfigured) {
+  RequestLimits limits;
+  limits.reject_unknown_fields = false;
+  auto r = parse_chat_completion_request(chat(R"("zeta": 1, "alpha": [])"), r1_defaults(), limits);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->options.ignored_fields, (std::vector<std::string>{"alpha", "zeta"}));
 }
 
 TEST(ApiRequestTest, UnsupportedFeaturesAreRefused) {

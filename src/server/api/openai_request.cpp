@@ -76,6 +76,20 @@ const std::set<std::string, std::less<>>& known_keys(Endpoint endpoint) {
   return endpoint == Endpoint::kChat ? kChat : kCompletions;
 }
 
+// Keys accepted and not used: OpenAI's documented fields that do not change
+// the text, and vLLM extensions of the same kind.
+const std::set<std::string, std::less<>>& accepted_without_effect(Endpoint endpoint) {
+  static const std::set<std::string, std::less<>> kChat = {
+      // OpenAI
+      "store", "metadata", "parallel_tool_calls", "service_tier", "prompt_cache_key",
+      "safety_identifier", "reasoning_effort", "verbosity", "modalities",
+      // vLLM
+      "skip_special_tokens", "spaces_between_special_tokens", "chat_template_kwargs", "request_id"};
+  static const std::set<std::string, std::less<>> kCompletions = {
+      "skip_special_tokens", "spaces_between_special_tokens", "request_id"};
+  return endpoint == Endpoint::kChat ? kChat : kCompletions;
+}
+
 std::string json_type_name(const json& v) {
   switch (v.type()) {
     case json::value_t::null:
@@ -419,7 +433,11 @@ MaybeError parse_common(const json& body, Endpoint endpoint, const GenerationCon
 
   const auto& known = known_keys(endpoint);
   for (const auto& item : body.items()) {
-    if (!known.contains(item.key())) out->ignored_fields.push_back(item.key());
+    if (known.contains(item.key())) continue;
+    if (limits.reject_unknown_fields && !accepted_without_effect(endpoint).contains(item.key())) {
+      return bad_request("Unrecognized request argument supplied: " + item.key(), item.key());
+    }
+    out->ignored_fields.push_back(item.key());
   }
   return std::nullopt;
 }

@@ -4,13 +4,20 @@
 // the field ("messages[2].role", "stop", "temperature").
 //
 // Choices where OpenAI and vLLM differ or are silent (docs/API.md repeats them):
-//   - Unknown fields are ignored, as vLLM does (it logs a warning); their names
-//     are returned in `ignored_fields` so the route can log them. Fields that
-//     would change the output and that r1serve does not implement are refused
-//     instead of silently dropped: a non-empty `tools` or `functions`,
-//     `tool_choice` other than "none"/"auto" (without tools), `response_format`
-//     other than {"type": "text"}, a non-empty `logit_bias`, `echo: true`, a
-//     non-empty `suffix`, `best_of` other than n.
+//   - Top-level fields come in three kinds. Those r1serve implements. Those
+//     that OpenAI documents (store, metadata, service_tier, ...) or that vLLM
+//     adds (skip_special_tokens, chat_template_kwargs, ...) and that do not
+//     change the text r1serve produces: accepted, not used, and returned in
+//     `ignored_fields` so the route can log them (vLLM logs a warning). Any
+//     other key is refused with 400 "Unrecognized request argument supplied",
+//     as OpenAI does (the issue asks for errors where OpenAI gives them);
+//     RequestLimits::reject_unknown_fields = false ignores them instead, as
+//     vLLM does.
+//   - Known fields that would change the output and that r1serve does not
+//     implement are refused instead of silently dropped: a non-empty `tools`
+//     or `functions`, `tool_choice` other than "none"/"auto" (without tools),
+//     `response_format` other than {"type": "text"}, a non-empty `logit_bias`,
+//     `echo: true`, a non-empty `suffix`, `best_of` other than n.
 //   - null means "not given" for every optional field, as in OpenAI.
 //   - Omitted sampling parameters take the model's generation_config.json
 //     values (temperature, top_p, top_k, repetition_penalty), else OpenAI's
@@ -57,6 +64,8 @@ struct RequestLimits {
   int32_t max_completion_logprobs = 5;
   // Prompt token ids must be below this; 0 = only checked for >= 0.
   int32_t n_vocab = 0;
+  // Unrecognised top-level keys: 400 (OpenAI) when true, ignored (vLLM) when false.
+  bool reject_unknown_fields = true;
 };
 
 // Fields shared by both endpoints.
@@ -76,7 +85,7 @@ struct GenerationOptions {
   // server default.
   std::optional<int32_t> max_reasoning_tokens;
   int32_t priority = 0;                     // vLLM extension: lower runs earlier
-  std::vector<std::string> ignored_fields;  // unknown top-level keys, sorted
+  std::vector<std::string> ignored_fields;  // accepted keys without effect, sorted
 };
 
 struct ChatCompletionRequest {
