@@ -97,7 +97,7 @@ Status run_generate(const GenerateArgs& a) {
     out["prompt_ids"] = ids;
     out["ids"] = r.tokens;
     out["text"] = m.folder.tokenizer->decode(r.tokens, /*skip_special=*/true);
-    out["finish_reason"] = r.finish_reason == FinishReason::kStop ? "stop" : "length";
+    out["finish_reason"] = r.finish_reason == EndReason::kStop ? "stop" : "length";
     std::cout << out.dump() << "\n";
   } else {
     const std::string rest = detok.flush();

@@ -165,10 +165,10 @@ Result<std::vector<GenerationResult>> BatchRunner::generate(
       if (on_token) on_token(i, *sampled);
       const auto& stops = s.request->stop_ids;
       if (std::find(stops.begin(), stops.end(), sampled->id) != stops.end()) {
-        results[i].finish_reason = FinishReason::kStop;
+        results[i].finish_reason = EndReason::kStop;
         s.finished = true;
       } else if (static_cast<int32_t>(results[i].tokens.size()) >= s.request->max_tokens) {
-        results[i].finish_reason = FinishReason::kLength;
+        results[i].finish_reason = EndReason::kLength;
         s.finished = true;
       }
       if (s.finished) {

@@ -13,12 +13,11 @@
 
 #include "core/status.h"
 #include "engine/kv_cache/block_pool.h"
+#include "engine/request_stream.h"
 #include "engine/sampler.h"
 #include "model/backend.h"
 
 namespace r1 {
-
-enum class FinishReason { kStop, kLength };
 
 struct GenerationRequest {
   std::vector<int32_t> prompt;  // token ids, BOS included when wanted
@@ -30,7 +29,7 @@ struct GenerationRequest {
 struct GenerationResult {
   std::vector<int32_t> tokens;        // generated ids, a stop id included
   std::vector<SampledToken> samples;  // one per token (logprobs when asked)
-  FinishReason finish_reason = FinishReason::kLength;
+  EndReason finish_reason = EndReason::kLength;
 };
 
 struct BatchRunnerOptions {

@@ -1,0 +1,273 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+
+#include "engine/kv_cache/block_table.h"
+#include "obs/log.h"
+
+namespace r1 {
+
+namespace {
+
+SchedulerConfig scheduler_config(const Backend& backend, const EngineOptions& o) {
+  SchedulerConfig c;
+  c.n_blocks = backend.n_kv_blocks();
+  c.block_size = backend.block_size();
+  c.max_model_len =
+      static_cast<int32_t>(std::min<int64_t>(backend.config().max_position_embeddings, INT32_MAX));
+  c.max_batched_tokens = o.max_batched_tokens;
+  c.max_seqs = o.max_seqs;
+  c.enable_prefix_caching = o.enable_prefix_caching;
+  c.vocab_size = backend.n_valid_vocab();
+  return c;
+}
+
+EndReason end_reason_of(RequestStatus s) {
+  switch (s) {
+    case RequestStatus::kFinishedStopped:
+      return EndReason::kStop;
+    case RequestStatus::kFinishedLength:
+      return EndReason::kLength;
+    default:
+      return EndReason::kAborted;
+  }
+}
+
+}  // namespace
+
+Engine::Engine(Backend& backend, const EngineOptions& options)
+    : backend_(backend),
+      options_(options),
+      max_model_len_(scheduler_config(backend, options).max_model_len),
+      scheduler_(scheduler_config(backend, options)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // Whatever did not finish ends now, so no reader waits forever.
+  EngineEvent aborted;
+  aborted.finished = true;
+  aborted.end_reason = EndReason::kAborted;
+  for (auto& [id, live] : live_) live.stream->push(aborted);
+  for (auto& [req, stream] : inbox_) stream->push(aborted);
+}
+
+Result<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request) {
+  R1_RETURN_IF_ERROR(validate(request.sampling));
+  if (request.prompt.empty()) return invalid_argument("the prompt is empty");
+  if (request.max_tokens < 1) return invalid_argument("max_tokens must be at least 1");
+  const int64_t total = static_cast<int64_t>(request.prompt.size()) + request.max_tokens;
+  if (total > max_model_len_) {
+    return out_of_range(std::to_string(request.prompt.size()) + " prompt tokens + " +
+                        std::to_string(request.max_tokens) + " max_tokens exceed the context of " +
+                        std::to_string(max_model_len_));
+  }
+  if (blocks_needed(static_cast<int32_t>(total), backend_.block_size()) > backend_.n_kv_blocks()) {
+    return resource_exhausted("the request needs more KV cache than the server has (" +
+                              std::to_string(backend_.n_kv_blocks() * backend_.block_size()) +
+                              " tokens)");
+  }
+  auto stream = std::make_shared<RequestStream>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return unavailable("the engine is stopping");
+    if (ids_in_use_.count(request.id) != 0) {
+      return invalid_argument("request id " + request.id + " is already in use");
+    }
+    if (stats_.n_waiting + static_cast<int32_t>(inbox_.size()) >= options_.max_queue) {
+      return resource_exhausted("the queue is full (" + std::to_string(options_.max_queue) +
+                                " waiting requests)");
+    }
+    ids_in_use_[request.id] = true;
+    inbox_.emplace_back(std::move(request), stream);
+  }
+  cv_.notify_one();
+  return stream;
+}
+
+void Engine::cancel(const std::string& id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancels_.push_back(id);
+  }
+  cv_.notify_one();
+}
+
+SchedulerStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void Engine::loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] {
+        return stop_ || !inbox_.empty() || !cancels_.empty() || scheduler_.has_unfinished();
+      });
+      if (stop_) return;
+    }
+    drain_inbox();
+    if (scheduler_.has_unfinished()) step();
+    publish_stats();
+  }
+}
+
+void Engine::publish_stats() {
+  SchedulerStats s = scheduler_.stats();
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_ = s;
+}
+
+void Engine::drain_inbox() {
+  std::vector<std::pair<EngineRequest, std::shared_ptr<RequestStream>>> incoming;
+  std::vector<std::string> cancels;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    incoming.swap(inbox_);
+    cancels.swap(cancels_);
+  }
+  for (auto& [req, stream] : incoming) {
+    RequestSpec spec{req.id, req.prompt, req.sampling, req.max_tokens, req.stop_ids, req.priority};
+    Status st = scheduler_.add_request(std::move(spec));
+    if (!st.ok()) {
+      EngineEvent e;
+      e.finished = true;
+      e.end_reason = EndReason::kError;
+      e.error = st;
+      stream->push(e);
+      std::lock_guard<std::mutex> lock(mu_);
+      ids_in_use_.erase(req.id);
+      continue;
+    }
+    const uint64_t fallback_seed = options_.seed + n_submitted_++;
+    Live live{stream, Sampler(req.sampling, fallback_seed), std::move(req)};
+    live.in_reasoning = live.request.starts_in_reasoning && live.request.think_end_id >= 0;
+    live_.emplace(live.request.id, std::move(live));
+  }
+  for (const std::string& id : cancels) {
+    // Unknown ids (already finished) are fine: the client may race the end.
+    if (live_.count(id) != 0) (void)scheduler_.abort(id);
+  }
+}
+
+void Engine::finish_live(const std::string& id, EngineEvent event) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  event.finished = true;
+  it->second.stream->push(std::move(event));
+  live_.erase(it);
+  std::lock_guard<std::mutex> lock(mu_);
+  ids_in_use_.erase(id);
+}
+
+void Engine::track_reasoning(Live& live, int32_t token) {
+  if (!live.in_reasoning) return;
+  if (token == live.request.think_end_id) {
+    live.in_reasoning = false;
+    return;
+  }
+  ++live.n_reasoning;
+}
+
+void Engine::step() {
+  StepInput input = scheduler_.schedule();
+  publish_stats();
+  for (const std::string& id : input.aborted) {
+    EngineEvent e;
+    e.end_reason = EndReason::kAborted;
+    finish_live(id, e);
+  }
+  for (const std::string& id : input.preempted) {
+    log_info("request " + id + " preempted (KV cache full); it will be recomputed");
+  }
+  if (input.empty()) return;
+
+  const size_t vocab = static_cast<size_t>(backend_.config().vocab_size);
+  logits_.resize(input.logit_rows.size() * vocab);
+  Status st = backend_.forward(input.forward_batch(), logits_);
+  std::unordered_map<std::string, SampledToken> sampled;  // by request: one row each
+  StepOutput output;
+  output.sampled.resize(input.logit_rows.size());
+  std::vector<std::string> failed;
+  for (size_t r = 0; r < input.logit_rows.size() && st.ok(); ++r) {
+    const std::string& id = input.requests[input.logit_row_owner[r]].request_id;
+    const Request* req = scheduler_.find(id);
+    Live& live = live_.at(id);
+    auto token = live.sampler.sample(std::span<const float>(logits_.data() + r * vocab, vocab),
+                                     req->prompt(), req->output());
+    if (!token.ok()) {
+      failed.push_back(id);
+      // Any valid id keeps the step consistent; the request is aborted below.
+      output.sampled[r] = 0;
+      continue;
+    }
+    output.sampled[r] = token->id;
+    sampled.emplace(id, std::move(token).value());
+  }
+  if (!st.ok()) {
+    // A batch the backend refused is a bug in the scheduler: fail the
+    // requests of this step, keep serving the others.
+    log_error("forward step failed: " + st.message());
+    for (const auto& s : input.requests) {
+      (void)scheduler_.abort(s.request_id);
+      EngineEvent e;
+      e.end_reason = EndReason::kError;
+      e.error = internal_error(st.message());
+      finish_live(s.request_id, e);
+    }
+    return;
+  }
+  // Failed requests are aborted first, so update() ignores their rows.
+  for (const std::string& id : failed) {
+    (void)scheduler_.abort(id);
+    EngineEvent e;
+    e.end_reason = EndReason::kError;
+    e.error = internal_error("sampling failed for request " + id);
+    finish_live(id, e);
+  }
+  std::vector<RequestUpdate> updates = scheduler_.update(input, output);
+  // Before any event goes out: a client that sees its request finish also
+  // sees the blocks it freed.
+  publish_stats();
+  for (const RequestUpdate& u : updates) {
+    auto it = live_.find(u.request_id);
+    if (it == live_.end()) continue;
+    Live& live = it->second;
+    EngineEvent e;
+    auto s = sampled.find(u.request_id);
+    e.token = s != sampled.end() ? s->second : SampledToken{u.token, 0.0f, {}};
+    e.n_prompt_tokens = u.n_prompt_tokens;
+    e.n_cached_prompt_tokens = u.n_cached_prompt_tokens;
+    track_reasoning(live, u.token);
+    if (is_finished(u.status)) {
+      e.end_reason = end_reason_of(u.status);
+      finish_live(u.request_id, e);
+      continue;
+    }
+    live.stream->push(e);
+    const int32_t budget = live.request.max_reasoning_tokens;
+    if (live.in_reasoning && budget >= 0 && live.n_reasoning >= budget &&
+        !live.request.budget_close_ids.empty()) {
+      // Budget spent: close the thinking and let the model answer.
+      Status appended = scheduler_.append_tokens(u.request_id, live.request.budget_close_ids);
+      live.in_reasoning = false;
+      if (appended.ok()) {
+        for (int32_t id : live.request.budget_close_ids) {
+          EngineEvent forced;
+          forced.token = SampledToken{id, 0.0f, {}};
+          forced.forced = true;
+          live.stream->push(forced);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace r1

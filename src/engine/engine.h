@@ -1,0 +1,104 @@
+// The engine: one thread that owns the backend, the scheduler (and through it
+// the KV cache) and the per-request samplers, and runs steps while there is
+// work. Everything else talks to it through EngineClient (submit / cancel)
+// and reads results from each request's RequestStream.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/request_stream.h"
+#include "engine/scheduler.h"
+#include "model/backend.h"
+
+namespace r1 {
+
+struct EngineOptions {
+  int32_t max_batched_tokens = 2048;
+  int32_t max_seqs = 256;
+  int32_t max_queue = 1024;  // waiting requests beyond this are refused (429)
+  bool enable_prefix_caching = true;
+  uint64_t seed = 0;  // requests without a seed draw from seed + arrival
+};
+
+// A request as the engine takes it: tokens, not text.
+struct EngineRequest {
+  std::string id;
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int32_t max_tokens = 16;
+  std::vector<int32_t> stop_ids;
+  int32_t priority = 0;
+  // Reasoning budget: when the request has produced this many tokens while
+  // inside <think> (the prompt ends inside it when `starts_in_reasoning`),
+  // the engine appends `budget_close_ids` (the tokens of "\n</think>\n\n")
+  // and lets the model answer. -1 = no budget.
+  int32_t max_reasoning_tokens = -1;
+  bool starts_in_reasoning = true;
+  int32_t think_end_id = -1;  // </think>; -1 = the model has none
+  std::vector<int32_t> budget_close_ids;
+};
+
+class Engine {
+ public:
+  // `backend` must outlive the engine. The thread starts here.
+  Engine(Backend& backend, const EngineOptions& options);
+  ~Engine();  // stops the thread; unfinished requests end with kAborted
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a request; its events arrive on the returned stream. Refused up
+  // front (nothing queued): invalid sampling, empty or over-long prompt,
+  // larger than the whole cache, a live duplicate id, or a full queue
+  // (RESOURCE_EXHAUSTED).
+  Result<std::shared_ptr<RequestStream>> submit(EngineRequest request);
+  // Ends a request at the next step; its stream gets a kAborted finish.
+  void cancel(const std::string& id);
+
+  // A snapshot for metrics; thread-safe.
+  SchedulerStats stats() const;
+  int32_t max_model_len() const { return max_model_len_; }
+
+ private:
+  struct Live {
+    std::shared_ptr<RequestStream> stream;
+    Sampler sampler;
+    EngineRequest request;
+    bool in_reasoning = false;
+    int32_t n_reasoning = 0;
+    bool first_event = true;
+  };
+
+  void loop();
+  void drain_inbox();
+  void step();
+  void finish_live(const std::string& id, EngineEvent event);
+  void track_reasoning(Live& live, int32_t token);
+  void publish_stats();
+
+  Backend& backend_;
+  EngineOptions options_;
+  int32_t max_model_len_;
+  Scheduler scheduler_;                         // engine thread only
+  std::unordered_map<std::string, Live> live_;  // engine thread only
+  std::vector<float> logits_;                   // engine thread only
+
+  mutable std::mutex mu_;  // guards the inbox, the counts and stats_
+  std::condition_variable cv_;
+  std::vector<std::pair<EngineRequest, std::shared_ptr<RequestStream>>> inbox_;
+  std::vector<std::string> cancels_;
+  std::unordered_map<std::string, bool> ids_in_use_;  // submitted, not finished
+  SchedulerStats stats_;
+  bool stop_ = false;
+  uint64_t n_submitted_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace r1

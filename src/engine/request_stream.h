@@ -1,0 +1,45 @@
+// The output side of one submitted request: the engine thread pushes events,
+// the request's handler (an HTTP worker, the CLI) pops them. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+
+#include "core/status.h"
+#include "engine/sampler.h"
+
+namespace r1 {
+
+enum class EndReason { kStop, kLength, kAborted, kError };
+
+struct EngineEvent {
+  // A token appended to the output (sampled, or forced by the reasoning
+  // budget); absent on a pure finish or error event.
+  std::optional<SampledToken> token;
+  bool forced = false;  // appended by the engine, not sampled
+  bool finished = false;
+  EndReason end_reason = EndReason::kStop;
+  Status error;  // non-ok with EndReason::kError
+  int32_t n_prompt_tokens = 0;
+  int32_t n_cached_prompt_tokens = 0;  // prefix-cache hit
+  std::chrono::steady_clock::time_point time = std::chrono::steady_clock::now();
+};
+
+class RequestStream {
+ public:
+  void push(EngineEvent event);
+  // Waits up to `timeout` for the next event; nullopt on timeout.
+  std::optional<EngineEvent> next(std::chrono::milliseconds timeout);
+  // Waits for the next event, however long.
+  EngineEvent next();
+
+ private:
+  std::mutex mu_;  // guards events_
+  std::condition_variable cv_;
+  std::deque<EngineEvent> events_;
+};
+
+}  // namespace r1

@@ -1,0 +1,210 @@
+// The engine thread over a real CPU backend: concurrent submissions give the
+// same greedy tokens as running alone, cancellation frees blocks, a tiny KV
+// cache forces preemption without changing outputs, the reasoning budget
+// forces "</think>", and bad submissions are refused up front.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "engine/batch_runner.h"
+#include "engine/engine.h"
+#include "model/cpu_backend.h"
+#include "small_model.h"
+
+namespace r1 {
+namespace {
+
+namespace fs = std::filesystem;
+using testing_model::kVocab;
+
+struct Collected {
+  std::vector<int32_t> tokens;
+  std::vector<bool> forced;
+  EndReason finish = EndReason::kError;
+  Status error;
+};
+
+Collected drain(RequestStream& stream) {
+  Collected c;
+  for (;;) {
+    EngineEvent e = stream.next();
+    if (e.token) {
+      c.tokens.push_back(e.token->id);
+      c.forced.push_back(e.forced);
+    }
+    if (e.finished) {
+      c.finish = e.end_reason;
+      c.error = e.error;
+      return c;
+    }
+  }
+}
+
+class EngineLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) / ("engine-loop-" + std::to_string(getpid()));
+    files_ = testing_model::write_model(config_, dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<CpuBackend> backend(int32_t n_blocks) {
+    auto b = CpuBackend::create(config_, files_, kVocab, CpuBackendOptions{2, n_blocks, 16});
+    EXPECT_TRUE(b.ok()) << b.status().message();
+    return std::move(b).value();
+  }
+
+  static EngineRequest request(int i) {
+    std::mt19937 rng(100 + i);
+    EngineRequest r;
+    r.id = "r" + std::to_string(i);
+    const int len = 1 + (i * 29) % 70;
+    for (int k = 0; k < len; ++k) r.prompt.push_back(static_cast<int32_t>(rng() % kVocab));
+    r.sampling.temperature = 0.0f;
+    r.max_tokens = 5 + i % 7;
+    return r;
+  }
+
+  // Greedy tokens of a request run alone (the BatchRunner, a separate driver).
+  std::vector<int32_t> alone(const EngineRequest& r) {
+    auto b = backend(64);
+    BatchRunner runner(*b, BatchRunnerOptions{512, 0});
+    GenerationRequest g{r.prompt, r.sampling, r.max_tokens, r.stop_ids};
+    auto res = runner.generate(std::span(&g, 1));
+    EXPECT_TRUE(res.ok());
+    return (*res)[0].tokens;
+  }
+
+  ModelConfig config_ = testing_model::small_config();
+  fs::path dir_;
+  std::shared_ptr<const WeightFiles> files_;
+};
+
+TEST_F(EngineLoopTest, ConcurrentSubmissionsMatchRunningAlone) {
+  auto b = backend(256);
+  Engine engine(*b, EngineOptions{48, 64, 1024, true, 0});
+  const int n = 24;
+  std::vector<std::shared_ptr<RequestStream>> streams(n);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = t; i < n; i += 4) {
+        auto s = engine.submit(request(i));
+        ASSERT_TRUE(s.ok()) << s.status().message();
+        streams[i] = *s;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  for (int i = 0; i < n; ++i) {
+    Collected got = drain(*streams[i]);
+    EXPECT_EQ(got.finish, EndReason::kLength) << i;
+    EXPECT_EQ(got.tokens, alone(request(i))) << "request " << i;
+  }
+}
+
+TEST_F(EngineLoopTest, CancelEndsTheRequestAndFreesItsBlocks) {
+  auto b = backend(64);
+  Engine engine(*b, EngineOptions{});
+  EngineRequest r = request(3);
+  r.max_tokens = 400;
+  auto s = engine.submit(r);
+  ASSERT_TRUE(s.ok());
+  EngineEvent first = (*s)->next();
+  ASSERT_TRUE(first.token.has_value());
+  engine.cancel(r.id);
+  Collected rest = drain(**s);
+  EXPECT_EQ(rest.finish, EndReason::kAborted);
+  EXPECT_LT(rest.tokens.size(), 399u);
+  // The blocks come back (the stats snapshot follows the step that freed them).
+  auto other = engine.submit(request(4));
+  ASSERT_TRUE(other.ok());
+  drain(**other);
+  EXPECT_EQ(engine.stats().n_running, 0);
+  EXPECT_EQ(engine.stats().n_free_blocks, engine.stats().n_blocks);
+}
+
+TEST_F(EngineLoopTest, TinyCacheForcesPreemptionWithUnchangedOutputs) {
+  // 10 blocks of 16 tokens for 8 requests of up to ~80 tokens each.
+  auto b = backend(10);
+  Engine engine(*b, EngineOptions{64, 64, 1024, true, 0});
+  std::vector<EngineRequest> reqs;
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 8; ++i) {
+    EngineRequest r = request(i);
+    r.max_tokens = 20;
+    reqs.push_back(r);
+    auto s = engine.submit(r);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    streams.push_back(*s);
+  }
+  for (int i = 0; i < 8; ++i) {
+    Collected got = drain(*streams[i]);
+    EXPECT_EQ(got.finish, EndReason::kLength) << i;
+    EXPECT_EQ(got.tokens, alone(reqs[i])) << "request " << i;
+  }
+  EXPECT_GT(engine.stats().n_preemptions, 0);
+  EXPECT_EQ(engine.stats().n_free_blocks, engine.stats().n_blocks);
+}
+
+TEST_F(EngineLoopTest, ReasoningBudgetForcesTheCloseTokens) {
+  auto b = backend(64);
+  Engine engine(*b, EngineOptions{});
+  EngineRequest r = request(5);
+  r.max_tokens = 12;
+  r.max_reasoning_tokens = 3;
+  r.starts_in_reasoning = true;
+  // An id the model is unlikely to pick on its own stands in for </think>.
+  r.think_end_id = kVocab - 1;
+  r.budget_close_ids = {11, kVocab - 1, 22};
+  auto s = engine.submit(r);
+  ASSERT_TRUE(s.ok());
+  Collected got = drain(**s);
+  ASSERT_GE(got.tokens.size(), 6u);
+  auto end = std::find(got.tokens.begin(), got.tokens.end(), kVocab - 1);
+  const size_t at = static_cast<size_t>(end - got.tokens.begin());
+  if (at == 4) {
+    // The budget closed the thinking: three sampled, then the forced ids.
+    EXPECT_EQ(std::vector<int32_t>(got.tokens.begin() + 3, got.tokens.begin() + 6),
+              r.budget_close_ids);
+    EXPECT_FALSE(got.forced[2]);
+    EXPECT_TRUE(got.forced[3] && got.forced[4] && got.forced[5]);
+    EXPECT_EQ(got.tokens.size(), 12u);  // max_tokens counts the forced ones
+  } else {
+    // The model closed it itself within the budget: nothing forced.
+    ASSERT_LT(at, 3u);
+    for (bool f : got.forced) EXPECT_FALSE(f);
+  }
+}
+
+TEST_F(EngineLoopTest, BadSubmissionsAreRefused) {
+  auto b = backend(8);
+  Engine engine(*b, EngineOptions{});
+  EngineRequest r = request(1);
+  r.sampling.top_p = 2.0f;
+  EXPECT_EQ(engine.submit(r).status().code(), StatusCode::kInvalidArgument);
+  r = request(1);
+  r.prompt.clear();
+  EXPECT_EQ(engine.submit(r).status().code(), StatusCode::kInvalidArgument);
+  r = request(1);
+  r.max_tokens = 600;
+  EXPECT_EQ(engine.submit(r).status().code(), StatusCode::kOutOfRange);
+  r = request(1);
+  r.max_tokens = 200;  // fits the context, not the 128-token cache
+  EXPECT_EQ(engine.submit(r).status().code(), StatusCode::kResourceExhausted);
+  Engine no_queue(*b, EngineOptions{2048, 256, 0, true, 0});
+  EXPECT_EQ(no_queue.submit(request(1)).status().code(), StatusCode::kResourceExhausted);
+  // A token outside the vocabulary is refused by the scheduler: an error event.
+  r = request(1);
+  r.prompt.push_back(kVocab + 5);
+  auto s = engine.submit(r);
+  ASSERT_TRUE(s.ok());
+  Collected got = drain(**s);
+  EXPECT_EQ(got.finish, EndReason::kError);
+  EXPECT_FALSE(got.error.ok());
+}
+
+}  // namespace
+}  // namespace r1
