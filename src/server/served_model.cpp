@@ -1,0 +1,11 @@
+#include "server/served_model.h"
+
+#include <algorithm>
+
+namespace r1 {
+
+bool ServedModel::answers_to(const std::string& model) const {
+  return model == name || std::find(aliases.begin(), aliases.end(), model) != aliases.end();
+}
+
+}  // namespace r1

@@ -1,0 +1,39 @@
+// What the server needs to know about the model it serves, assembled by the
+// app from the model folder (the server never sees the model module): the
+// tokenizer and chat template, the generation defaults, the context length,
+// the stop ids, R1's think markers, and the engine that runs it.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "format/model_config.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace r1 {
+
+struct ServedModel {
+  std::string name;  // what clients pass as "model"
+  std::vector<std::string> aliases;
+  std::string version;
+  int64_t created = 0;  // unix seconds, for /v1/models
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::optional<ChatTemplate> chat_template;
+  Status chat_template_status;  // why there is none
+  GenerationConfig generation;
+  int64_t context_len = 0;
+  std::vector<int32_t> stop_ids;
+  std::optional<int32_t> think_start_id;      // <think>
+  std::optional<int32_t> think_end_id;        // </think>
+  std::vector<int32_t> reasoning_close_ids;   // tokens of "\n</think>\n\n"
+  int32_t default_max_reasoning_tokens = -1;  // server default budget; -1 = none
+  Engine* engine = nullptr;
+
+  bool answers_to(const std::string& model) const;
+};
+
+}  // namespace r1
