@@ -69,9 +69,9 @@ Result<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request) {
                         std::to_string(max_model_len_));
   }
   if (blocks_needed(static_cast<int32_t>(total), backend_.block_size()) > backend_.n_kv_blocks()) {
-    return resource_exhausted("the request needs more KV cache than the server has (" +
-                              std::to_string(backend_.n_kv_blocks() * backend_.block_size()) +
-                              " tokens)");
+    return out_of_range("the request needs more KV cache than the server has (" +
+                        std::to_string(backend_.n_kv_blocks() * backend_.block_size()) +
+                        " tokens)");
   }
   auto stream = std::make_shared<RequestStream>();
   {

@@ -1,0 +1,198 @@
+// `r1serve serve`: load the model, start the engine thread and the HTTP
+// server; SIGTERM/SIGINT drain (503 for new requests, in-flight ones finish
+// within --drain-timeout) and exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "app/cli_util.h"
+#include "app/commands.h"
+#include "app/loaded_model.h"
+#include "model/cpu_backend.h"
+#include "obs/access_log.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "server/openai_server.h"
+
+namespace r1 {
+
+namespace {
+
+struct ServeArgs {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  int threads = 0;
+  int http_threads = 128;
+  int64_t kv_cache_bytes = 0;  // 0 = a fraction of available memory
+  double kv_cache_fraction = 0.25;
+  int32_t max_batched_tokens = 2048;
+  int32_t max_seqs = 256;
+  int32_t max_queue = 1024;
+  std::string served_model_name;
+  double drain_timeout = 30.0;
+  int32_t max_reasoning_tokens = -1;
+  std::string access_log;
+  uint64_t seed = 0;
+  size_t max_body_bytes = 8u << 20;
+  int64_t max_model_len = 0;  // 0 = the model's max_position_embeddings
+};
+
+int64_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return int64_t{4} << 30;
+}
+
+Result<ServedModel> served_model(const ServeArgs& a, const ModelFolder& f, Engine* engine) {
+  ServedModel m;
+  m.name = a.served_model_name.empty()
+               ? std::filesystem::path(f.dir).lexically_normal().filename().string()
+               : a.served_model_name;
+  if (m.name.empty()) m.name = std::filesystem::path(f.dir).parent_path().filename().string();
+  m.version = "1";
+  m.created = std::chrono::duration_cast<std::chrono::seconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  m.tokenizer = f.tokenizer;
+  m.chat_template = f.chat_template;
+  m.chat_template_status = f.chat_template_status;
+  m.generation = f.generation;
+  m.context_len = f.config.max_position_embeddings;
+  if (a.max_model_len > 0) m.context_len = std::min(m.context_len, a.max_model_len);
+  m.stop_ids = f.stop_ids;
+  m.think_start_id = f.tokenizer->token_to_id("<think>");
+  m.think_end_id = f.tokenizer->token_to_id("</think>");
+  if (m.think_end_id) {
+    R1_ASSIGN_OR_RETURN(m.reasoning_close_ids, f.tokenizer->encode("\n</think>\n\n", false));
+  }
+  m.default_max_reasoning_tokens = a.max_reasoning_tokens;
+  m.engine = engine;
+  return m;
+}
+
+Status run_serve(const ServeArgs& a) {
+  // Signals go to one waiting thread, never to the workers.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  R1_ASSIGN_OR_RETURN(ModelFolder folder, open_model_folder(a.model));
+  const int64_t per_token = CpuBackend::kv_bytes_per_token(folder.config);
+  const int64_t budget = a.kv_cache_bytes > 0
+                             ? a.kv_cache_bytes
+                             : static_cast<int64_t>(available_memory_bytes() * a.kv_cache_fraction);
+  LoadOptions lo;
+  lo.n_threads = a.threads;
+  lo.kv_cache_tokens = std::max<int64_t>(16, budget / per_token);
+  R1_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(folder, lo));
+  const int64_t tokens = static_cast<int64_t>(backend->n_kv_blocks()) * backend->block_size();
+  log_info("KV cache: " + std::to_string(backend->n_kv_blocks()) + " blocks of " +
+           std::to_string(backend->block_size()) + " tokens = " + std::to_string(tokens) +
+           " tokens; max concurrent sequences at full context: " +
+           std::to_string(tokens / std::max<int64_t>(1, folder.config.max_position_embeddings)));
+
+  EngineOptions eo;
+  eo.max_batched_tokens = a.max_batched_tokens;
+  eo.max_seqs = a.max_seqs;
+  eo.max_queue = a.max_queue;
+  eo.seed = a.seed;
+  Engine engine(*backend, eo);
+  R1_ASSIGN_OR_RETURN(ServedModel model, served_model(a, folder, &engine));
+
+  std::unique_ptr<AccessLog> access_log = std::make_unique<AccessLog>();
+  if (!a.access_log.empty()) {
+    R1_ASSIGN_OR_RETURN(access_log, AccessLog::open(a.access_log));
+  }
+  HttpServerOptions ho;
+  ho.host = a.host;
+  ho.port = a.port;
+  ho.n_threads = a.http_threads;
+  ho.max_body_bytes = a.max_body_bytes;
+  OpenAiServer server(model, metrics(), *access_log, ho);
+  R1_ASSIGN_OR_RETURN(int port, server.bind());
+  log_info("serving " + model.name + " on http://" + a.host + ":" + std::to_string(port));
+
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    log_info("signal " + std::to_string(sig) + ": draining (up to " +
+             std::to_string(a.drain_timeout) + " s)");
+    const bool all =
+        server.drain(std::chrono::milliseconds(static_cast<int64_t>(a.drain_timeout * 1000)));
+    log_info(all ? "drained; exiting" : "drain timeout; exiting with requests unfinished");
+  });
+
+  // Warm-up: one token through the engine before /ready says yes.
+  std::thread warmup([&] {
+    EngineRequest r;
+    r.id = "warmup";
+    r.prompt = {folder.bos_id.value_or(0)};
+    r.sampling.temperature = 0.0f;
+    r.max_tokens = 1;
+    auto s = engine.submit(r);
+    if (s.ok()) (*s)->next();
+    server.set_ready(true);
+    log_info("ready");
+  });
+  server.serve();
+  warmup.join();
+  // serve() returns after drain() stopped it, or on a listener failure: make
+  // sure the signal thread ends either way.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  return ok_status();
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve the model over an OpenAI-compatible API");
+  cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
+  cmd->add_option("--host", a->host, "address to listen on");
+  cmd->add_option("--port", a->port, "port (0 picks a free one and logs it)")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--threads", a->threads, "compute threads, 0 = all cores")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--http-threads", a->http_threads, "HTTP worker threads (one per open stream)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--kv-cache-bytes", a->kv_cache_bytes,
+                  "KV cache size; 0 = a fraction of free memory");
+  cmd->add_option("--kv-cache-fraction", a->kv_cache_fraction,
+                  "fraction of available memory for the KV cache when --kv-cache-bytes is 0")
+      ->check(CLI::Range(0.001, 0.9));
+  cmd->add_option("--max-batched-tokens", a->max_batched_tokens, "tokens per engine step")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-seqs", a->max_seqs, "running requests at most")
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--max-queue", a->max_queue, "waiting requests before 429")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--served-model-name", a->served_model_name, "model name for clients");
+  cmd->add_option("--drain-timeout", a->drain_timeout, "seconds to finish requests on SIGTERM");
+  cmd->add_option("--max-reasoning-tokens", a->max_reasoning_tokens,
+                  "default reasoning budget per request; -1 = none");
+  cmd->add_option("--access-log", a->access_log, "JSON-lines access log file ('-' = stdout)");
+  cmd->add_option("--seed", a->seed, "seed for requests that give none");
+  cmd->add_option("--max-body-bytes", a->max_body_bytes, "request body limit");
+  cmd->add_option("--max-model-len", a->max_model_len,
+                  "context length to serve (prompt + output); 0 = the model's");
+  cmd->callback([a, exit_code] {
+    Status s = run_serve(*a);
+    if (!s.ok()) *exit_code = report_error(s);
+  });
+}
+
+}  // namespace r1

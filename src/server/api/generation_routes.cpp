@@ -1,0 +1,553 @@
+#include "server/api/generation_routes.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "obs/log.h"
+#include "server/api/errors.h"
+#include "server/api/openai_request.h"
+#include "server/api/openai_response.h"
+#include "server/api/reasoning_splitter.h"
+#include "server/api/reasoning_token_counter.h"
+#include "server/api/stop_matcher.h"
+#include "tokenizer/incremental_detokenizer.h"
+
+namespace r1 {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Decrements the in-flight count when the request (or its stream) ends.
+struct InFlight {
+  explicit InFlight(std::atomic<int>* n) : n_(n) {
+    if (n_) n_->fetch_add(1);
+  }
+  ~InFlight() {
+    if (n_) n_->fetch_sub(1);
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  std::atomic<int>* n_;
+};
+
+// What one event added to a choice's output.
+struct ChoiceDelta {
+  std::string reasoning;
+  std::string content;
+  std::vector<LogprobEntry> logprobs;
+  bool finished = false;
+  bool empty() const { return reasoning.empty() && content.empty() && logprobs.empty(); }
+};
+
+// One choice of a request: the engine request behind it and the text
+// pipeline its tokens go through: detokenizer -> stop strings -> reasoning
+// split (chat only).
+class ChoiceRun {
+ public:
+  ChoiceRun(const ServedModel& m, std::string engine_id, std::shared_ptr<RequestStream> stream,
+            const GenerationOptions& opt, bool chat, bool starts_in_reasoning, bool logprobs,
+            int32_t n_top)
+      : model_(m),
+        engine_id_(std::move(engine_id)),
+        stream_(std::move(stream)),
+        detok_(*m.tokenizer, /*skip_special=*/true),
+        stops_(opt.stop),
+        splitter_(starts_in_reasoning),
+        counter_(chat && starts_in_reasoning, m.think_start_id, m.think_end_id),
+        chat_(chat),
+        logprobs_(logprobs),
+        n_top_(n_top) {}
+
+  RequestStream& stream() { return *stream_; }
+  const std::string& engine_id() const { return engine_id_; }
+  bool done() const { return done_; }
+
+  ChoiceDelta on_event(const EngineEvent& e) {
+    ChoiceDelta d;
+    if (done_) return d;
+    if (e.token) {
+      if (n_tokens_ == 0) first_token_ = e.time;
+      last_token_ = e.time;
+      ++n_tokens_;
+      if (chat_) counter_.push(e.token->id);
+      if (logprobs_ && !e.forced) d.logprobs.push_back(entry(*e.token));
+      feed(detok_.push(e.token->id), &d);
+    }
+    if (e.finished && !done_) {
+      if (e.end_reason == EndReason::kError) {
+        error_ = e.error.ok() ? internal_error("generation failed") : e.error;
+      } else {
+        feed(detok_.flush(), &d);
+        if (!stopped_) route(stops_.flush(), &d);
+        finish_ = e.end_reason == EndReason::kLength ? FinishReason::kLength : FinishReason::kStop;
+      }
+      close(&d);
+    }
+    reasoning_all_ += d.reasoning;
+    content_all_ += d.content;
+    all_logprobs_.insert(all_logprobs_.end(), d.logprobs.begin(), d.logprobs.end());
+    return d;
+  }
+
+  int64_t n_tokens() const { return n_tokens_; }
+  int64_t n_reasoning_tokens() const { return counter_.n_reasoning_tokens(); }
+  FinishReason finish() const { return finish_; }
+  const Status& error() const { return error_; }
+  const std::string& reasoning() const { return reasoning_all_; }
+  const std::string& content() const { return content_all_; }
+  const std::vector<LogprobEntry>& logprobs() const { return all_logprobs_; }
+  bool saw_reasoning() const { return splitter_.reasoning_closed() || !reasoning_all_.empty(); }
+  Clock::time_point first_token() const { return first_token_; }
+  Clock::time_point last_token() const { return last_token_; }
+
+ private:
+  LogprobEntry entry(const SampledToken& t) const {
+    LogprobEntry e{model_.tokenizer->token_bytes(t.id), t.logprob, {}};
+    for (const auto& alt : t.top) {
+      e.top.push_back({model_.tokenizer->token_bytes(alt.id), alt.logprob});
+    }
+    return e;
+  }
+  void route(const std::string& text, ChoiceDelta* d) {
+    if (text.empty()) return;
+    if (!chat_) {
+      d->content += text;
+      return;
+    }
+    ReasoningDelta r = splitter_.push(text);
+    d->reasoning += r.reasoning;
+    d->content += r.content;
+  }
+  void feed(const std::string& piece, ChoiceDelta* d) {
+    if (stopped_ || piece.empty()) return;
+    StopMatch m = stops_.push(piece);
+    route(m.text, d);
+    if (m.stopped) {
+      stopped_ = true;
+      finish_ = FinishReason::kStop;
+      model_.engine->cancel(engine_id_);
+      close(d);
+    }
+  }
+  void close(ChoiceDelta* d) {
+    if (chat_) {
+      ReasoningDelta r = splitter_.flush();
+      d->reasoning += r.reasoning;
+      d->content += r.content;
+    }
+    done_ = true;
+    d->finished = true;
+  }
+
+  const ServedModel& model_;
+  std::string engine_id_;
+  std::shared_ptr<RequestStream> stream_;
+  IncrementalDetokenizer detok_;
+  StopStringMatcher stops_;
+  ReasoningSplitter splitter_;
+  ReasoningTokenCounter counter_;
+  bool chat_;
+  bool logprobs_;
+  int32_t n_top_;
+  bool done_ = false;
+  bool stopped_ = false;
+  FinishReason finish_ = FinishReason::kStop;
+  Status error_;
+  int64_t n_tokens_ = 0;
+  std::string reasoning_all_, content_all_;
+  std::vector<LogprobEntry> all_logprobs_;
+  Clock::time_point first_token_{}, last_token_{};
+};
+
+// A request after parsing and tokenizing, ready for the engine.
+struct Job {
+  std::string route;
+  bool chat = false;
+  GenerationOptions opt;
+  std::vector<int32_t> prompt;
+  int32_t max_tokens = 0;
+  bool starts_in_reasoning = false;
+  bool logprobs = false;
+  int32_t n_top = 0;
+  Clock::time_point arrival = Clock::now();
+  std::string request_id;
+  std::string remote_addr;
+};
+
+ApiError submit_error(const Status& s) {
+  if (s.code() == StatusCode::kResourceExhausted) return queue_full(1);
+  if (s.code() == StatusCode::kUnavailable) return not_ready(s.message());
+  return api_error(s);
+}
+
+// Submits the job's n choices; on failure cancels those already submitted.
+ApiResult<std::vector<std::unique_ptr<ChoiceRun>>> submit(const ServedModel& m, const Job& job) {
+  std::vector<std::unique_ptr<ChoiceRun>> runs;
+  const std::string base = make_response_id("gen");
+  for (int32_t i = 0; i < job.opt.n; ++i) {
+    EngineRequest r;
+    r.id = base + "-" + std::to_string(i);
+    r.prompt = job.prompt;
+    r.sampling = job.opt.sampling;
+    if (r.sampling.seed && i > 0) r.sampling.seed = *r.sampling.seed + static_cast<uint64_t>(i);
+    r.max_tokens = job.max_tokens;
+    r.stop_ids = m.stop_ids;
+    r.stop_ids.insert(r.stop_ids.end(), job.opt.stop_token_ids.begin(),
+                      job.opt.stop_token_ids.end());
+    r.priority = job.opt.priority;
+    r.starts_in_reasoning = job.starts_in_reasoning;
+    r.think_end_id = m.think_end_id.value_or(-1);
+    r.max_reasoning_tokens =
+        job.chat ? job.opt.max_reasoning_tokens.value_or(m.default_max_reasoning_tokens) : -1;
+    r.budget_close_ids = m.reasoning_close_ids;
+    auto stream = m.engine->submit(r);
+    if (!stream.ok()) {
+      for (auto& run : runs) m.engine->cancel(run->engine_id());
+      return submit_error(stream.status());
+    }
+    runs.push_back(std::make_unique<ChoiceRun>(m, r.id, *stream, job.opt, job.chat,
+                                               job.starts_in_reasoning, job.logprobs, job.n_top));
+  }
+  return runs;
+}
+
+void record(const GenerationRoutesContext& ctx, const Job& job, int status,
+            const std::vector<std::unique_ptr<ChoiceRun>>& runs) {
+  const ServedModel& m = *ctx.model;
+  const auto now = Clock::now();
+  int64_t out = 0, reasoning = 0;
+  std::optional<double> ttft_ms;
+  for (const auto& r : runs) {
+    out += r->n_tokens();
+    reasoning += r->n_reasoning_tokens();
+  }
+  if (ctx.metrics) {
+    ctx.metrics->inc_requests(job.route, m.name, status);
+    if (status == 200) {
+      ModelMetrics& mm = ctx.metrics->model(m.name);
+      mm.add_prompt_tokens(static_cast<int64_t>(job.prompt.size()) * job.opt.n);
+      mm.add_generation_tokens(out);
+      mm.add_reasoning_tokens(reasoning);
+      mm.observe_e2e_latency(seconds(job.arrival, now));
+      if (!runs.empty() && runs[0]->n_tokens() > 0) {
+        mm.observe_ttft(seconds(job.arrival, runs[0]->first_token()));
+        if (runs[0]->n_tokens() > 1) {
+          mm.observe_tpot(seconds(runs[0]->first_token(), runs[0]->last_token()) /
+                          static_cast<double>(runs[0]->n_tokens() - 1));
+        }
+      }
+    }
+  }
+  if (!runs.empty() && runs[0]->n_tokens() > 0) {
+    ttft_ms = seconds(job.arrival, runs[0]->first_token()) * 1000.0;
+  }
+  if (ctx.access_log && ctx.access_log->enabled()) {
+    AccessLogRecord rec;
+    rec.time = std::chrono::system_clock::now();
+    rec.request_id = job.request_id;
+    rec.route = job.route;
+    rec.model = m.name;
+    rec.version = m.version;
+    rec.status = status;
+    rec.input_length = static_cast<int64_t>(job.prompt.size());
+    rec.output_length = out;
+    rec.reasoning_length = reasoning;
+    rec.ttft_ms = ttft_ms;
+    rec.inference_time_ms = seconds(job.arrival, now) * 1000.0;
+    ctx.access_log->write(rec);
+  }
+}
+
+std::optional<std::string> non_empty(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string>(s);
+}
+
+Usage usage_of(const Job& job, const std::vector<std::unique_ptr<ChoiceRun>>& runs) {
+  Usage u;
+  u.prompt_tokens = static_cast<int64_t>(job.prompt.size());
+  for (const auto& r : runs) {
+    u.completion_tokens += r->n_tokens();
+    u.reasoning_tokens += r->n_reasoning_tokens();
+  }
+  return u;
+}
+
+// Waits for every choice to finish and builds the whole response.
+HttpResponse run_whole(const GenerationRoutesContext& ctx, const Job& job,
+                       std::vector<std::unique_ptr<ChoiceRun>> runs) {
+  for (auto& r : runs) {
+    while (!r->done()) r->on_event(r->stream().next());
+  }
+  for (auto& r : runs) {
+    if (!r->error().ok()) {
+      record(ctx, job, 500, runs);
+      return error_response(internal(r->error().message()));
+    }
+  }
+  const ResponseHeader header{make_response_id(job.chat ? "chatcmpl" : "cmpl"), unix_time_now(),
+                              job.opt.model};
+  const Usage usage = usage_of(job, runs);
+  HttpResponse res;
+  if (job.chat) {
+    std::vector<ChatChoice> choices;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      ChatChoice c;
+      c.index = static_cast<int32_t>(i);
+      c.content = non_empty(runs[i]->content());
+      c.reasoning_content = non_empty(runs[i]->reasoning());
+      if (!c.content && !c.reasoning_content) c.content = "";
+      c.finish_reason = runs[i]->finish();
+      if (job.logprobs) c.logprobs = runs[i]->logprobs();
+      choices.push_back(std::move(c));
+    }
+    res.body = to_json_text(chat_completion_json(header, choices, usage));
+  } else {
+    std::vector<CompletionChoice> choices;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      CompletionChoice c;
+      c.index = static_cast<int32_t>(i);
+      c.text = runs[i]->content();
+      c.finish_reason = runs[i]->finish();
+      if (job.logprobs) c.logprobs = runs[i]->logprobs();
+      choices.push_back(std::move(c));
+    }
+    res.body = to_json_text(completion_json(header, choices, usage));
+  }
+  record(ctx, job, 200, runs);
+  return res;
+}
+
+// Streams the choices as SSE chunks; cancels everything when the client goes.
+HttpResponse run_streamed(const GenerationRoutesContext& ctx, Job job,
+                          std::vector<std::unique_ptr<ChoiceRun>> runs) {
+  HttpResponse res;
+  res.content_type = "text/event-stream";
+  res.headers["Cache-Control"] = "no-cache";
+  auto shared = std::make_shared<std::vector<std::unique_ptr<ChoiceRun>>>(std::move(runs));
+  auto guard = std::make_shared<InFlight>(ctx.in_flight);
+  res.stream = [ctx, job = std::move(job), shared, guard](StreamWriter& w) {
+    auto& runs = *shared;
+    const ResponseHeader header{make_response_id(job.chat ? "chatcmpl" : "cmpl"), unix_time_now(),
+                                job.opt.model};
+    const bool usage_on = job.opt.include_usage;
+    auto cancel_all = [&] {
+      for (auto& r : runs) {
+        if (!r->done()) ctx.model->engine->cancel(r->engine_id());
+      }
+    };
+    bool ok = true;
+    if (job.chat) {
+      std::vector<ChatChunkChoice> first;
+      for (size_t i = 0; i < runs.size(); ++i) {
+        ChatChunkChoice c;
+        c.index = static_cast<int32_t>(i);
+        c.role = true;
+        c.content = "";
+        first.push_back(c);
+      }
+      ok = w.write(sse_event(chat_chunk_json(header, first, usage_on)));
+    }
+    std::vector<int64_t> offsets(runs.size(), 0);
+    const auto wait = std::chrono::milliseconds(runs.size() == 1 ? 200 : 2);
+    for (bool all_done = false; ok && !all_done;) {
+      all_done = true;
+      for (size_t i = 0; i < runs.size() && ok; ++i) {
+        ChoiceRun& r = *runs[i];
+        if (r.done()) continue;
+        all_done = false;
+        auto e = r.stream().next(wait);
+        if (!e) {
+          ok = w.client_connected();
+          continue;
+        }
+        ChoiceDelta d = r.on_event(*e);
+        if (!r.error().ok()) {
+          ok = w.write(sse_event(error_json(internal(r.error().message()))));
+          continue;
+        }
+        if (d.empty() && !d.finished) continue;
+        std::optional<FinishReason> finish;
+        if (d.finished) finish = r.finish();
+        if (job.chat) {
+          ChatChunkChoice c;
+          c.index = static_cast<int32_t>(i);
+          c.content = non_empty(d.content);
+          c.reasoning_content = non_empty(d.reasoning);
+          if (!c.content && !c.reasoning_content && !finish) c.content = "";
+          c.finish_reason = finish;
+          if (job.logprobs) c.logprobs = d.logprobs;
+          ok = w.write(sse_event(chat_chunk_json(header, std::span(&c, 1), usage_on)));
+        } else {
+          CompletionChoice c;
+          c.index = static_cast<int32_t>(i);
+          c.text = d.content;
+          c.finish_reason = finish;
+          c.text_offset = offsets[i];
+          offsets[i] += static_cast<int64_t>(d.content.size());
+          if (job.logprobs) c.logprobs = d.logprobs;
+          ok = w.write(sse_event(completion_chunk_json(header, std::span(&c, 1), usage_on)));
+        }
+      }
+    }
+    if (!ok) {
+      cancel_all();
+      record(ctx, job, 499, runs);  // client closed the request
+      return;
+    }
+    if (usage_on) {
+      const Usage usage = usage_of(job, runs);
+      w.write(sse_event(job.chat ? chat_usage_chunk_json(header, usage)
+                                 : completion_usage_chunk_json(header, usage)));
+    }
+    w.write(sse_done());
+    record(ctx, job, 200, runs);
+  };
+  return res;
+}
+
+// Checks shared by both routes: model name, prompt room, then runs the job.
+HttpResponse run_job(const GenerationRoutesContext& ctx, Job job) {
+  const ServedModel& m = *ctx.model;
+  if (!m.answers_to(job.opt.model)) {
+    record(ctx, job, 404, {});
+    return error_response(model_not_found(job.opt.model));
+  }
+  auto max_tokens = resolve_max_tokens(static_cast<int64_t>(job.prompt.size()), job.opt.max_tokens,
+                                       m.context_len, job.opt.max_tokens_param);
+  if (!max_tokens.ok()) {
+    record(ctx, job, max_tokens.error().http_status, {});
+    return error_response(max_tokens.error());
+  }
+  job.max_tokens = *max_tokens;
+  if (!job.opt.ignored_fields.empty()) {
+    std::string names;
+    for (const auto& f : job.opt.ignored_fields) names += (names.empty() ? "" : ", ") + f;
+    log_debug("request " + job.request_id + ": ignored fields " + names);
+  }
+  auto runs = submit(m, job);
+  if (!runs.ok()) {
+    record(ctx, job, runs.error().http_status, {});
+    return error_response(runs.error());
+  }
+  if (job.opt.stream) return run_streamed(ctx, std::move(job), std::move(runs).value());
+  InFlight guard(ctx.in_flight);
+  return run_whole(ctx, job, std::move(runs).value());
+}
+
+RequestLimits limits_for(const ServedModel& m) {
+  RequestLimits l;
+  l.n_vocab = m.tokenizer->n_tokens();
+  return l;
+}
+
+}  // namespace
+
+HttpResponse error_response(const ApiError& error) {
+  HttpResponse res;
+  res.status = error.http_status;
+  res.body = error_body(error);
+  if (error.retry_after_seconds > 0) {
+    res.headers["Retry-After"] = std::to_string(error.retry_after_seconds);
+  }
+  return res;
+}
+
+HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const HttpRequest& req) {
+  const ServedModel& m = *ctx.model;
+  Job job;
+  job.route = "/v1/chat/completions";
+  job.chat = true;
+  job.request_id = req.request_id;
+  auto parsed = parse_chat_completion_request(req.body, m.generation, limits_for(m));
+  if (!parsed.ok()) {
+    record(ctx, job, parsed.error().http_status, {});
+    return error_response(parsed.error());
+  }
+  job.opt = parsed->options;
+  job.logprobs = job.opt.sampling.logprobs;
+  job.n_top = job.opt.sampling.n_top_logprobs;
+  if (!m.answers_to(job.opt.model)) {
+    record(ctx, job, 404, {});
+    return error_response(model_not_found(job.opt.model));
+  }
+  if (!m.chat_template) return error_response(api_error(m.chat_template_status));
+  auto text = m.chat_template->render(parsed->messages, /*add_generation_prompt=*/true);
+  if (!text.ok()) return error_response(api_error(text.status(), "messages"));
+  // The rendered prompt carries its own BOS.
+  auto ids = m.tokenizer->encode(*text, /*add_special_tokens=*/false);
+  if (!ids.ok()) return error_response(api_error(ids.status(), "messages"));
+  job.prompt = std::move(ids).value();
+  job.starts_in_reasoning =
+      m.chat_template->kind() == ChatTemplateKind::kDeepSeekR1 && m.think_end_id.has_value();
+  return run_job(ctx, std::move(job));
+}
+
+HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRequest& req) {
+  const ServedModel& m = *ctx.model;
+  Job job;
+  job.route = "/v1/completions";
+  job.request_id = req.request_id;
+  auto parsed = parse_completion_request(req.body, m.generation, limits_for(m));
+  if (!parsed.ok()) {
+    record(ctx, job, parsed.error().http_status, {});
+    return error_response(parsed.error());
+  }
+  job.opt = parsed->options;
+  job.logprobs = job.opt.sampling.logprobs;
+  job.n_top = job.opt.sampling.n_top_logprobs;
+  if (parsed->prompt_text) {
+    // Like vLLM: plain text gets the tokenizer's BOS.
+    auto ids = m.tokenizer->encode(*parsed->prompt_text, /*add_special_tokens=*/true);
+    if (!ids.ok()) return error_response(api_error(ids.status(), "prompt"));
+    job.prompt = std::move(ids).value();
+  } else {
+    job.prompt = parsed->prompt_token_ids;
+  }
+  return run_job(ctx, std::move(job));
+}
+
+HttpResponse handle_predict(const GenerationRoutesContext& ctx, const HttpRequest& req) {
+  const ServedModel& m = *ctx.model;
+  auto body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    return error_response(bad_request("the body must be a JSON object {\"text\": ...}"));
+  }
+  if (!body.contains("text") || !body["text"].is_string()) {
+    return error_response(bad_request("\"text\" must be a string", "text"));
+  }
+  // A bounded answer by default (the chat routes allow the whole context).
+  int64_t max_tokens = 1024;
+  if (body.contains("max_tokens")) {
+    if (!body["max_tokens"].is_number_integer() || body["max_tokens"].get<int64_t>() < 1) {
+      return error_response(bad_request("\"max_tokens\" must be a positive integer", "max_tokens"));
+    }
+    max_tokens = body["max_tokens"].get<int64_t>();
+  }
+  nlohmann::json chat = {{"model", m.name},
+                         {"max_tokens", max_tokens},
+                         {"messages", {{{"role", "user"}, {"content", body["text"]}}}}};
+  HttpRequest inner = req;
+  inner.body = chat.dump();
+  HttpResponse res = handle_chat_completions(ctx, inner);
+  if (res.status != 200) return res;
+  auto full = nlohmann::json::parse(res.body, nullptr, false);
+  const auto& msg = full["choices"][0]["message"];
+  nlohmann::json out = {
+      {"response", msg.value("content", nlohmann::json("")).is_null()
+                       ? ""
+                       : msg.value("content", std::string())},
+      {"reasoning", msg.contains("reasoning_content") && msg["reasoning_content"].is_string()
+                        ? msg["reasoning_content"].get<std::string>()
+                        : ""}};
+  res.body = to_json_text(out);
+  return res;
+}
+
+}  // namespace r1

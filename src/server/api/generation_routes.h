@@ -1,0 +1,32 @@
+// POST /v1/chat/completions, /v1/completions and /predict: parse, format,
+// tokenize, submit to the engine, and turn the engine's token events into
+// OpenAI responses, streamed (SSE) or whole, with R1's reasoning split out.
+#pragma once
+
+#include <atomic>
+
+#include "obs/access_log.h"
+#include "obs/metrics.h"
+#include "server/api/errors.h"
+#include "server/http/http_server.h"
+#include "server/served_model.h"
+
+namespace r1 {
+
+struct GenerationRoutesContext {
+  const ServedModel* model = nullptr;
+  Metrics* metrics = nullptr;
+  AccessLog* access_log = nullptr;        // may be disabled
+  std::atomic<int>* in_flight = nullptr;  // requests being generated (drain waits on it)
+};
+
+HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const HttpRequest& req);
+HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRequest& req);
+// {"text": ...} -> {"response": answer, "reasoning": thinking}; the text is
+// one user message, sampled with the model's defaults.
+HttpResponse handle_predict(const GenerationRoutesContext& ctx, const HttpRequest& req);
+
+// An OpenAI-shaped error response (Retry-After when the error carries one).
+HttpResponse error_response(const ApiError& error);
+
+}  // namespace r1

@@ -1,0 +1,117 @@
+#include "server/openai_server.h"
+
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "server/api/errors.h"
+#include "server/api/generation_routes.h"
+#include "server/api/openai_response.h"
+
+namespace r1 {
+
+namespace {
+
+HttpResponse json_response(const nlohmann::json& body, int status = 200) {
+  HttpResponse res;
+  res.status = status;
+  res.body = to_json_text(body);
+  return res;
+}
+
+}  // namespace
+
+OpenAiServer::OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog& access_log,
+                           const HttpServerOptions& http)
+    : model_(model), metrics_(metrics), access_log_(access_log), http_(http) {
+  metrics_.model(model_.name);  // series exist (at zero) from the start
+  add_routes();
+}
+
+HttpResponse OpenAiServer::guarded(const HttpRequest& req,
+                                   HttpResponse (*handler)(const GenerationRoutesContext&,
+                                                           const HttpRequest&)) {
+  if (!ready_.load() || draining_.load()) {
+    return error_response(
+        not_ready(draining_.load() ? "the server is shutting down" : "the model is still loading"));
+  }
+  GenerationRoutesContext ctx{&model_, &metrics_, &access_log_, &in_flight_};
+  return handler(ctx, req);
+}
+
+void OpenAiServer::add_routes() {
+  http_.route("POST", "/v1/chat/completions",
+              [this](const HttpRequest& r) { return guarded(r, handle_chat_completions); });
+  http_.route("POST", "/v1/completions",
+              [this](const HttpRequest& r) { return guarded(r, handle_completions); });
+  http_.route("POST", "/predict",
+              [this](const HttpRequest& r) { return guarded(r, handle_predict); });
+  http_.route("GET", "/v1/models", [this](const HttpRequest&) {
+    std::vector<ModelCard> cards;
+    cards.push_back({model_.name, model_.created, "r1serve", model_.context_len});
+    for (const auto& alias : model_.aliases) {
+      cards.push_back({alias, model_.created, "r1serve", model_.context_len});
+    }
+    return json_response(model_list_json(cards));
+  });
+  http_.route("GET", "/health", [](const HttpRequest&) {
+    return json_response({{"status", "ok"}});
+  });
+  http_.route("GET", "/ready", [this](const HttpRequest&) {
+    if (ready_.load() && !draining_.load()) return json_response({{"status", "ready"}});
+    return json_response({{"status", draining_.load() ? "draining" : "loading"}}, 503);
+  });
+  http_.route("GET", "/metrics", [this](const HttpRequest&) {
+    const SchedulerStats s = model_.engine->stats();
+    ModelMetrics& mm = metrics_.model(model_.name);
+    mm.set_running(s.n_running);
+    mm.set_waiting(s.n_waiting);
+    mm.set_kv_cache_usage(s.kv_usage);
+    mm.set_kv_cache_free_blocks(s.n_free_blocks);
+    HttpResponse res;
+    res.content_type = Metrics::kContentType;
+    res.body = metrics_.serialize();
+    return res;
+  });
+  http_.route("POST", "/tokenize", [this](const HttpRequest& req) {
+    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("prompt") ||
+        !body["prompt"].is_string()) {
+      return error_response(bad_request("expected {\"prompt\": string}", "prompt"));
+    }
+    const bool special = body.value("add_special_tokens", false);
+    auto ids = model_.tokenizer->encode(body["prompt"].get<std::string>(), special);
+    if (!ids.ok()) return error_response(api_error(ids.status(), "prompt"));
+    return json_response(
+        {{"tokens", *ids}, {"count", ids->size()}, {"max_model_len", model_.context_len}});
+  });
+  http_.route("POST", "/detokenize", [this](const HttpRequest& req) {
+    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("tokens") ||
+        !body["tokens"].is_array()) {
+      return error_response(bad_request("expected {\"tokens\": [ids]}", "tokens"));
+    }
+    std::vector<int32_t> ids;
+    for (const auto& t : body["tokens"]) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
+          t.get<int64_t>() >= model_.tokenizer->n_tokens()) {
+        return error_response(bad_request("tokens must be ids in the vocabulary", "tokens"));
+      }
+      ids.push_back(t.get<int32_t>());
+    }
+    return json_response({{"prompt", model_.tokenizer->decode(ids)}});
+  });
+}
+
+bool OpenAiServer::drain(std::chrono::milliseconds timeout) {
+  draining_.store(true);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const bool all = in_flight_.load() == 0;
+  http_.stop();
+  return all;
+}
+
+}  // namespace r1

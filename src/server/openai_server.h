@@ -1,0 +1,48 @@
+// The r1serve HTTP server: the OpenAI routes, the simple and tokenizer
+// routes, and the operational ones (/health, /ready, /metrics), over one
+// HttpServer. Ready goes false while draining; inference routes then answer 503.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "obs/access_log.h"
+#include "obs/metrics.h"
+#include "server/http/http_server.h"
+#include "server/served_model.h"
+
+namespace r1 {
+
+class OpenAiServer {
+ public:
+  // `model`, `metrics` and `access_log` must outlive the server.
+  OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog& access_log,
+               const HttpServerOptions& http);
+
+  Result<int> bind() { return http_.bind(); }
+  void serve() { http_.serve(); }
+
+  // Marks the server ready (model loaded and warmed up).
+  void set_ready(bool ready) { ready_.store(ready); }
+  // Stops taking inference requests (503), waits up to `timeout` for the
+  // ones in flight, then stops the HTTP server. Returns whether all finished.
+  bool drain(std::chrono::milliseconds timeout);
+  int in_flight() const { return in_flight_.load(); }
+
+ private:
+  void add_routes();
+  HttpResponse guarded(const HttpRequest& req,
+                       HttpResponse (*handler)(const struct GenerationRoutesContext&,
+                                               const HttpRequest&));
+
+  const ServedModel& model_;
+  Metrics& metrics_;
+  AccessLog& access_log_;
+  HttpServer http_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<int> in_flight_{0};
+};
+
+}  // namespace r1

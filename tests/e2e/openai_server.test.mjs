@@ -1,0 +1,252 @@
+// r1serve serve end to end: the real binary on port 0, a tiny generated
+// model, the official openai Node client (6.x) for chat and completions,
+// streamed and not, raw HTTP for the error cases, concurrency against the
+// same requests run alone, cancellation, preemption and drain.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import OpenAI from "openai";
+
+const BIN = process.env.R1SERVE_BINARY;
+const work = mkdtempSync(path.join(tmpdir(), "r1serve-e2e-"));
+const modelDir = path.join(work, "tiny");
+
+// Starts a server; resolves once /ready answers 200.
+async function startServer(extra = []) {
+  const kv = extra.includes("--kv-cache-bytes") ? [] : ["--kv-cache-bytes", "200000000"];
+  const proc = spawn(BIN, ["serve", "--model", modelDir, "--port", "0", "--served-model-name",
+    "tiny", "--threads", "2", ...kv, ...extra],
+    { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  const port = await new Promise((resolve, reject) => {
+    proc.stderr.on("data", (d) => {
+      stderr += d.toString();
+      const m = stderr.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) resolve(Number(m[1]));
+    });
+    proc.on("exit", (code) => reject(new Error(`server exited ${code}: ${stderr}`)));
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    const r = await fetch(`${base}/ready`).catch(() => null);
+    if (r && r.status === 200) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  const exited = new Promise((resolve) => proc.on("exit", (code) => resolve(code)));
+  return { proc, base, exited, stderr: () => stderr,
+    client: new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 }) };
+}
+
+let server;
+before(async () => {
+  const made = spawnSync(BIN, ["make-test-model", "--arch", "qwen2", "--size", "tiny", "--dtype",
+    "bf16", "--seed", "5", "--out", modelDir], { encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  server = await startServer(["--max-model-len", "2048"]);
+});
+after(async () => {
+  if (server) { server.proc.kill("SIGKILL"); await server.exited; }
+  rmSync(work, { recursive: true, force: true });
+});
+
+const chat = (content, extra = {}) => ({ model: "tiny", messages: [{ role: "user", content }],
+  max_tokens: 24, temperature: 0, ...extra });
+
+async function collectStream(stream) {
+  let reasoning = "", content = "", finish = null, usage = null, role = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      if (c.delta.role) role = c.delta.role;
+      if (c.delta.reasoning_content) reasoning += c.delta.reasoning_content;
+      if (c.delta.content) content += c.delta.content;
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  return { reasoning, content, finish, usage, role };
+}
+
+test("chat completion, whole: shape, reasoning split and usage", async () => {
+  const r = await server.client.chat.completions.create(chat("Hello there"));
+  assert.equal(r.object, "chat.completion");
+  assert.match(r.id, /^chatcmpl-/);
+  assert.equal(r.model, "tiny");
+  assert.equal(r.choices.length, 1);
+  const m = r.choices[0].message;
+  assert.equal(m.role, "assistant");
+  assert.equal(r.choices[0].finish_reason, "length");
+  assert.equal(r.usage.completion_tokens, 24);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + 24);
+  // The prompt ends inside <think>: a model that never closes it reasons throughout.
+  const d = r.usage.completion_tokens_details.reasoning_tokens;
+  assert.ok(d >= 0 && d <= 24);
+  if (d === 24) assert.ok(typeof m.reasoning_content === "string" && m.reasoning_content.length > 0);
+});
+
+test("chat completion, streamed equals whole", async () => {
+  const whole = await server.client.chat.completions.create(chat("Stream me"));
+  const s = await server.client.chat.completions.create(
+    chat("Stream me", { stream: true, stream_options: { include_usage: true } }));
+  const got = await collectStream(s);
+  assert.equal(got.role, "assistant");
+  assert.equal(got.reasoning, whole.choices[0].message.reasoning_content ?? "");
+  assert.equal(got.content, whole.choices[0].message.content ?? "");
+  assert.equal(got.finish, "length");
+  assert.deepEqual(got.usage, whole.usage);
+});
+
+test("completions, whole and streamed", async () => {
+  const r = await server.client.completions.create({ model: "tiny", prompt: "Once upon a time",
+    max_tokens: 10, temperature: 0 });
+  assert.equal(r.object, "text_completion");
+  assert.equal(r.usage.completion_tokens, 10);
+  const s = await server.client.completions.create({ model: "tiny", prompt: "Once upon a time",
+    max_tokens: 10, temperature: 0, stream: true });
+  let text = "";
+  for await (const c of s) text += c.choices[0]?.text ?? "";
+  assert.equal(text, r.choices[0].text);
+  const models = await server.client.models.list();
+  assert.deepEqual(models.data.map((m) => m.id), ["tiny"]);
+});
+
+test("64 simultaneous streaming chats match the same requests run alone", async () => {
+  const prompts = Array.from({ length: 64 }, (_, i) => `Question number ${i}: ${"why ".repeat(i % 9)}`);
+  const alone = [];
+  for (const p of prompts.slice(0, 8)) {
+    const r = await server.client.chat.completions.create(chat(p, { max_tokens: 12 }));
+    alone.push((r.choices[0].message.reasoning_content ?? "") + "|" + (r.choices[0].message.content ?? ""));
+  }
+  const together = await Promise.all(prompts.map(async (p) => {
+    const s = await server.client.chat.completions.create(chat(p, { max_tokens: 12, stream: true }));
+    const g = await collectStream(s);
+    assert.equal(g.finish, "length");
+    return g.reasoning + "|" + g.content;
+  }));
+  for (let i = 0; i < 8; i++) assert.equal(together[i], alone[i], `request ${i}`);
+  // The others against themselves run alone, a few of them.
+  for (const i of [20, 41, 63]) {
+    const r = await server.client.chat.completions.create(chat(prompts[i], { max_tokens: 12 }));
+    assert.equal(together[i], (r.choices[0].message.reasoning_content ?? "") + "|" +
+      (r.choices[0].message.content ?? ""), `request ${i}`);
+  }
+});
+
+async function metric(base, name) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(name + "{") || l.startsWith(name + " "));
+  return line ? Number(line.trim().split(/\s+/).pop()) : NaN;
+}
+
+test("a client that disconnects mid-stream gets its blocks back; others finish", async () => {
+  const freeBefore = await metric(server.base, "r1serve_kv_cache_free_blocks");
+  const controller = new AbortController();
+  const other = server.client.chat.completions.create(chat("Keep going", { max_tokens: 40 }));
+  const s = await server.client.chat.completions.create(
+    chat("Long answer please", { max_tokens: 1500, stream: true }), { signal: controller.signal });
+  let n = 0;
+  try {
+    for await (const _ of s) { if (++n === 3) controller.abort(); }
+  } catch (e) {
+    // The client reports the abort as an error or just ends the iteration.
+  }
+  assert.ok(n < 100, `the stream went on after the abort (${n} chunks)`);
+  const r = await other;
+  assert.equal(r.usage.completion_tokens, 40);
+  let free = NaN;
+  for (let i = 0; i < 200; i++) {
+    free = await metric(server.base, "r1serve_kv_cache_free_blocks");
+    if (free === freeBefore) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(free, freeBefore, "the cancelled request's KV blocks never came back");
+  assert.equal(await metric(server.base, "r1serve_num_requests_running"), 0);
+});
+
+async function raw(base, route, body, headers = { "Content-Type": "application/json" }) {
+  const r = await fetch(`${base}${route}`, { method: "POST", headers, body });
+  return { status: r.status, body: await r.json(), headers: r.headers };
+}
+
+test("bad requests get OpenAI-shaped errors with honest status codes", async () => {
+  const b = server.base;
+  const cases = [
+    ["/v1/chat/completions", "{not json", 400, null],
+    ["/v1/chat/completions", JSON.stringify({ model: "tiny", messages: "hi" }), 400, "messages"],
+    ["/v1/chat/completions", JSON.stringify({ model: "tiny", messages: [] }), 400, "messages"],
+    ["/v1/chat/completions", JSON.stringify({ ...chat("x"), temperature: "hot" }), 400, "temperature"],
+    ["/v1/chat/completions", JSON.stringify({ ...chat("x"), n: 1000 }), 400, "n"],
+    ["/v1/chat/completions", JSON.stringify({ ...chat("x"), max_tokens: 5000 }), 400, "max_tokens"],
+    ["/v1/chat/completions", JSON.stringify({ ...chat("x"), model: "gpt-9" }), 404, "model"],
+    ["/v1/chat/completions", JSON.stringify({ ...chat("x"), bogus_field: 1 }), 400, "bogus_field"],
+    ["/v1/completions", JSON.stringify({ model: "tiny", prompt: "word ".repeat(3000) }), 413, null],
+    ["/v1/completions", JSON.stringify({ model: "tiny", prompt: [99999999] }), 400, "prompt"],
+  ];
+  for (const [route, body, status, param] of cases) {
+    const r = await raw(b, route, body);
+    assert.equal(r.status, status, `${route} ${body.slice(0, 60)}: ${JSON.stringify(r.body)}`);
+    assert.equal(typeof r.body.error.message, "string");
+    assert.equal(typeof r.body.error.type, "string");
+    if (param) assert.ok(r.body.error.param?.startsWith(param), JSON.stringify(r.body));
+  }
+  // The server still serves.
+  const ok = await server.client.chat.completions.create(chat("still there?", { max_tokens: 2 }));
+  assert.equal(ok.usage.completion_tokens, 2);
+});
+
+test("predict, tokenize, detokenize, health, request ids", async () => {
+  const b = server.base;
+  const p = await raw(b, "/predict", JSON.stringify({ text: "hi", max_tokens: 5 }));
+  assert.equal(p.status, 200);
+  assert.equal(typeof p.body.response, "string");
+  const t = await raw(b, "/tokenize", JSON.stringify({ prompt: "Hello world" }));
+  assert.deepEqual(t.body.tokens, [9707, 1879]);
+  const d = await raw(b, "/detokenize", JSON.stringify({ tokens: [9707, 1879] }));
+  assert.equal(d.body.prompt, "Hello world");
+  const h = await fetch(`${b}/health`);
+  assert.equal(h.status, 200);
+  const withId = await raw(b, "/tokenize", JSON.stringify({ prompt: "x" }),
+    { "Content-Type": "application/json", "X-Request-Id": "my-id-1" });
+  assert.equal(withId.headers.get("x-request-id"), "my-id-1");
+});
+
+test("a tiny KV cache forces preemption; every request still finishes with the same output", async () => {
+  // 20 blocks of 16 tokens (512 bytes of KV per token for the tiny model).
+  const small = await startServer(["--kv-cache-bytes", String(20 * 16 * 512),
+    "--max-model-len", "512"]);
+  try {
+    const prompts = Array.from({ length: 8 }, (_, i) => `Preempt me ${i} ${"and again ".repeat(i)}`);
+    const together = await Promise.all(prompts.map((p) =>
+      small.client.chat.completions.create(chat(p, { max_tokens: 40 }))));
+    for (let i = 0; i < prompts.length; i++) {
+      const alone = await server.client.chat.completions.create(chat(prompts[i], { max_tokens: 40 }));
+      assert.deepEqual(together[i].choices[0].message, alone.choices[0].message, `request ${i}`);
+    }
+    assert.ok(await metric(small.base, "r1serve_num_preemptions_total") > 0 ||
+      small.stderr().includes("preempted"), "no preemption happened");
+  } finally {
+    small.proc.kill("SIGKILL");
+    await small.exited;
+  }
+});
+
+test("SIGTERM drains: 16 streams complete, new requests get 503, exit 0", async () => {
+  const s2 = await startServer(["--drain-timeout", "60"]);
+  const streams = await Promise.all(Array.from({ length: 16 }, (_, i) =>
+    s2.client.chat.completions.create(chat(`drain ${i}`, { max_tokens: 60, stream: true }))));
+  const results = streams.map((s) => collectStream(s));
+  s2.proc.kill("SIGTERM");
+  let refused = null;
+  for (let i = 0; i < 100 && refused === null; i++) {
+    const r = await fetch(`${s2.base}/v1/chat/completions`, { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(chat("late")) })
+      .catch(() => null);
+    if (r && r.status === 503) refused = r.status;
+    if (!r) break;
+  }
+  assert.equal(refused, 503);
+  for (const r of await Promise.all(results)) assert.equal(r.finish, "length");
+  assert.equal(await s2.exited, 0);
+});
