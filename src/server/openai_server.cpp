@@ -68,6 +68,13 @@ void OpenAiServer::add_routes() {
     mm.set_waiting(s.n_waiting);
     mm.set_kv_cache_usage(s.kv_usage);
     mm.set_kv_cache_free_blocks(s.n_free_blocks);
+    {
+      std::lock_guard<std::mutex> lock(counters_mu_);
+      mm.add_prefix_cache_queries(s.prefix_cache_queries - counted_.prefix_cache_queries);
+      mm.add_prefix_cache_hits(s.prefix_cache_hits - counted_.prefix_cache_hits);
+      mm.inc_preemptions(s.n_preemptions - counted_.n_preemptions);
+      counted_ = s;
+    }
     HttpResponse res;
     res.content_type = Metrics::kContentType;
     res.body = metrics_.serialize();

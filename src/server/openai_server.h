@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 
 #include "obs/access_log.h"
 #include "obs/metrics.h"
@@ -43,6 +44,9 @@ class OpenAiServer {
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
+  // Engine counters already added to the metrics (the engine reports totals).
+  std::mutex counters_mu_;
+  SchedulerStats counted_;
 };
 
 }  // namespace r1
