@@ -54,12 +54,17 @@ int64_t available_memory_bytes() {
   return int64_t{4} << 30;
 }
 
+// --served-model-name, else the folder's name.
+std::string served_name(const ServeArgs& a, const ModelFolder& f) {
+  if (!a.served_model_name.empty()) return a.served_model_name;
+  std::string name = std::filesystem::path(f.dir).lexically_normal().filename().string();
+  if (name.empty()) name = std::filesystem::path(f.dir).parent_path().filename().string();
+  return name;
+}
+
 Result<ServedModel> served_model(const ServeArgs& a, const ModelFolder& f, Engine* engine) {
   ServedModel m;
-  m.name = a.served_model_name.empty()
-               ? std::filesystem::path(f.dir).lexically_normal().filename().string()
-               : a.served_model_name;
-  if (m.name.empty()) m.name = std::filesystem::path(f.dir).parent_path().filename().string();
+  m.name = served_name(a, f);
   m.version = "1";
   m.created = std::chrono::duration_cast<std::chrono::seconds>(
                   std::chrono::system_clock::now().time_since_epoch())
@@ -109,6 +114,10 @@ Status run_serve(const ServeArgs& a) {
   eo.max_seqs = a.max_seqs;
   eo.max_queue = a.max_queue;
   eo.seed = a.seed;
+  ModelMetrics* model_metrics = &metrics().model(served_name(a, folder));
+  eo.on_step = [model_metrics](int32_t n_seqs, int32_t) {
+    model_metrics->observe_batch_size(n_seqs);
+  };
   Engine engine(*backend, eo);
   R1_ASSIGN_OR_RETURN(ServedModel model, served_model(a, folder, &engine));
 

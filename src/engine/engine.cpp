@@ -73,6 +73,7 @@ Result<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request) {
                         std::to_string(backend_.n_kv_blocks() * backend_.block_size()) +
                         " tokens)");
   }
+  request.arrival = std::chrono::steady_clock::now();
   auto stream = std::make_shared<RequestStream>();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -188,10 +189,22 @@ void Engine::step() {
     log_info("request " + id + " preempted (KV cache full); it will be recomputed");
   }
   if (input.empty()) return;
+  const auto scheduled_at = std::chrono::steady_clock::now();
+  for (const auto& s : input.requests) {
+    auto it = live_.find(s.request_id);
+    if (it != live_.end() && !it->second.scheduled) {
+      it->second.scheduled = true;
+      it->second.queue_seconds =
+          std::chrono::duration<double>(scheduled_at - it->second.request.arrival).count();
+    }
+  }
 
   const size_t vocab = static_cast<size_t>(backend_.config().vocab_size);
   logits_.resize(input.logit_rows.size() * vocab);
   Status st = backend_.forward(input.forward_batch(), logits_);
+  if (options_.on_step) {
+    options_.on_step(static_cast<int32_t>(input.requests.size()), input.n_tokens());
+  }
   std::unordered_map<std::string, SampledToken> sampled;  // by request: one row each
   StepOutput output;
   output.sampled.resize(input.logit_rows.size());
@@ -245,6 +258,10 @@ void Engine::step() {
     e.token = s != sampled.end() ? s->second : SampledToken{u.token, 0.0f, {}};
     e.n_prompt_tokens = u.n_prompt_tokens;
     e.n_cached_prompt_tokens = u.n_cached_prompt_tokens;
+    if (live.first_event) {
+      e.queue_seconds = live.queue_seconds;
+      live.first_event = false;
+    }
     track_reasoning(live, u.token);
     if (is_finished(u.status)) {
       e.end_reason = end_reason_of(u.status);

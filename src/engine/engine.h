@@ -5,7 +5,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,6 +28,9 @@ struct EngineOptions {
   int32_t max_queue = 1024;  // waiting requests beyond this are refused (429)
   bool enable_prefix_caching = true;
   uint64_t seed = 0;  // requests without a seed draw from seed + arrival
+  // Called on the engine thread after every forward step with the number of
+  // sequences and tokens it carried (the batch_size metric). Must be cheap.
+  std::function<void(int32_t n_seqs, int32_t n_tokens)> on_step;
 };
 
 // A request as the engine takes it: tokens, not text.
@@ -44,6 +49,8 @@ struct EngineRequest {
   bool starts_in_reasoning = true;
   int32_t think_end_id = -1;  // </think>; -1 = the model has none
   std::vector<int32_t> budget_close_ids;
+  // Set by submit(): when the request arrived (for the queue-time metric).
+  std::chrono::steady_clock::time_point arrival{};
 };
 
 class Engine {
@@ -74,6 +81,8 @@ class Engine {
     bool in_reasoning = false;
     int32_t n_reasoning = 0;
     bool first_event = true;
+    bool scheduled = false;
+    double queue_seconds = 0;  // until first scheduled
   };
 
   void loop();

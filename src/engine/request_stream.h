@@ -25,6 +25,9 @@ struct EngineEvent {
   Status error;  // non-ok with EndReason::kError
   int32_t n_prompt_tokens = 0;
   int32_t n_cached_prompt_tokens = 0;  // prefix-cache hit
+  // On the first token event: seconds from submit() to the first step that
+  // scheduled the request (the queue-time metric); 0 on later events.
+  double queue_seconds = 0;
   std::chrono::steady_clock::time_point time = std::chrono::steady_clock::now();
 };
 

@@ -196,6 +196,18 @@ test("bad requests get OpenAI-shaped errors with honest status codes", async () 
   assert.equal(ok.usage.completion_tokens, 2);
 });
 
+test("metrics count requests, tokens and latencies", async () => {
+  const b = server.base;
+  await server.client.chat.completions.create(chat("count me", { max_tokens: 3 }));
+  for (const name of ["r1serve_request_queue_time_seconds_count",
+    "r1serve_time_to_first_token_seconds_count", "r1serve_e2e_request_latency_seconds_count",
+    "r1serve_batch_size_count", "r1serve_generation_tokens_total", "r1serve_prompt_tokens_total"]) {
+    assert.ok(await metric(b, name) > 0, `${name} not counted`);
+  }
+  const text = await (await fetch(`${b}/metrics`)).text();
+  assert.match(text, /r1serve_requests_total\{[^}]*route="\/v1\/chat\/completions"[^}]*\} \d+/);
+});
+
 test("predict, tokenize, detokenize, health, request ids", async () => {
   const b = server.base;
   const p = await raw(b, "/predict", JSON.stringify({ text: "hi", max_tokens: 5 }));

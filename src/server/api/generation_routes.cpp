@@ -73,7 +73,10 @@ class ChoiceRun {
     ChoiceDelta d;
     if (done_) return d;
     if (e.token) {
-      if (n_tokens_ == 0) first_token_ = e.time;
+      if (n_tokens_ == 0) {
+        first_token_ = e.time;
+        queue_seconds_ = e.queue_seconds;
+      }
       last_token_ = e.time;
       ++n_tokens_;
       if (chat_) counter_.push(e.token->id);
@@ -105,6 +108,7 @@ class ChoiceRun {
   const std::vector<LogprobEntry>& logprobs() const { return all_logprobs_; }
   bool saw_reasoning() const { return splitter_.reasoning_closed() || !reasoning_all_.empty(); }
   Clock::time_point first_token() const { return first_token_; }
+  double queue_seconds() const { return queue_seconds_; }
   Clock::time_point last_token() const { return last_token_; }
 
  private:
@@ -164,6 +168,7 @@ class ChoiceRun {
   std::string reasoning_all_, content_all_;
   std::vector<LogprobEntry> all_logprobs_;
   Clock::time_point first_token_{}, last_token_{};
+  double queue_seconds_ = 0;
 };
 
 // A request after parsing and tokenizing, ready for the engine.
@@ -237,6 +242,7 @@ void record(const GenerationRoutesContext& ctx, const Job& job, int status,
       mm.add_reasoning_tokens(reasoning);
       mm.observe_e2e_latency(seconds(job.arrival, now));
       if (!runs.empty() && runs[0]->n_tokens() > 0) {
+        mm.observe_queue_time(runs[0]->queue_seconds());
         mm.observe_ttft(seconds(job.arrival, runs[0]->first_token()));
         if (runs[0]->n_tokens() > 1) {
           mm.observe_tpot(seconds(runs[0]->first_token(), runs[0]->last_token()) /
@@ -260,6 +266,7 @@ void record(const GenerationRoutesContext& ctx, const Job& job, int status,
     rec.output_length = out;
     rec.reasoning_length = reasoning;
     rec.ttft_ms = ttft_ms;
+    if (ttft_ms) rec.queue_ms = runs[0]->queue_seconds() * 1000.0;
     rec.inference_time_ms = seconds(job.arrival, now) * 1000.0;
     ctx.access_log->write(rec);
   }
