@@ -18,6 +18,7 @@ int run_cli(int argc, char** argv) {
   add_tokenize_command(app, &exit_code);
   add_score_command(app, &exit_code);
   add_serve_command(app, &exit_code);
+  add_bench_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
