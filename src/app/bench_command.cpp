@@ -100,13 +100,19 @@ Status run_bench(const BenchArgs& a) {
   }
   R1_ASSIGN_OR_RETURN(HttpClient client, HttpClient::create(a.url));
   const std::string& model = a.model;
-  // " the" is one token for the R1-Distill vocabularies (and most others).
-  std::string prompt;
-  for (int i = 0; i < a.prompt_tokens; ++i) prompt += " the";
-  const nlohmann::json req = {
-      {"model", model},   {"prompt", prompt}, {"max_tokens", a.max_tokens},
-      {"temperature", 0}, {"stream", true},   {"stream_options", {{"include_usage", true}}}};
-  const std::string body = req.dump();
+  // " the" is one token for the R1-Distill vocabularies (and most others);
+  // a distinct number in front keeps prefix caching from sharing prompts.
+  auto body_for = [&](int index) {
+    std::string prompt = std::to_string(index) + ":";
+    for (int i = 0; i < a.prompt_tokens; ++i) prompt += " the";
+    const nlohmann::json req = {{"model", model},
+                                {"prompt", prompt},
+                                {"max_tokens", a.max_tokens},
+                                {"temperature", 0},
+                                {"stream", true},
+                                {"stream_options", {{"include_usage", true}}}};
+    return req.dump();
+  };
 
   std::atomic<int> next{0};
   std::mutex mu;  // guards results
@@ -115,8 +121,8 @@ Status run_bench(const BenchArgs& a) {
   std::vector<std::thread> workers;
   for (int w = 0; w < a.concurrency; ++w) {
     workers.emplace_back([&] {
-      while (next.fetch_add(1) < a.requests) {
-        RequestResult r = run_one(client, body);
+      for (int i = next.fetch_add(1); i < a.requests; i = next.fetch_add(1)) {
+        RequestResult r = run_one(client, body_for(i));
         std::lock_guard<std::mutex> lock(mu);
         results.push_back(std::move(r));
       }
