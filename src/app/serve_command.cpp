@@ -104,9 +104,9 @@ Status run_serve(const ServeArgs& a) {
   lo.kv_cache_tokens = std::max<int64_t>(16, budget / per_token);
   R1_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(folder, lo));
   const int64_t tokens = static_cast<int64_t>(backend->n_kv_blocks()) * backend->block_size();
-  const int64_t context =
-      a.max_model_len > 0 ? std::min(a.max_model_len, folder.config.max_position_embeddings)
-                          : folder.config.max_position_embeddings;
+  const int64_t context = a.max_model_len > 0
+                              ? std::min(a.max_model_len, folder.config.max_position_embeddings)
+                              : folder.config.max_position_embeddings;
   log_info("KV cache: " + std::to_string(backend->n_kv_blocks()) + " blocks of " +
            std::to_string(backend->block_size()) + " tokens = " + std::to_string(tokens) +
            " tokens; max concurrent sequences at full context: " +

@@ -7,13 +7,13 @@ namespace r1::detail {
 [[noreturn]] void check_failed(const char* file, int line, const char* cond, const char* msg);
 }  // namespace r1::detail
 
-#define R1_CHECK(cond)                                                 \
-  do {                                                                 \
+#define R1_CHECK(cond)                                                      \
+  do {                                                                      \
     if (!(cond)) ::r1::detail::check_failed(__FILE__, __LINE__, #cond, ""); \
   } while (0)
 
-#define R1_CHECK_MSG(cond, msg)                                           \
-  do {                                                                    \
+#define R1_CHECK_MSG(cond, msg)                                              \
+  do {                                                                       \
     if (!(cond)) ::r1::detail::check_failed(__FILE__, __LINE__, #cond, msg); \
   } while (0)
 

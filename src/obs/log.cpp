@@ -22,17 +22,29 @@ std::atomic<LogLevel> g_level{initial_level()};
 std::mutex g_mu;  // serialises lines on stderr
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level.store(level); }
-LogLevel log_level() { return g_level.load(); }
+void set_log_level(LogLevel level) {
+  g_level.store(level);
+}
+LogLevel log_level() {
+  return g_level.load();
+}
 
 void log_message(LogLevel level, std::string_view message) {
   if (level < g_level.load()) return;
   const char* tag = "";
   switch (level) {
-    case LogLevel::kDebug: tag = "debug: "; break;
-    case LogLevel::kInfo: tag = ""; break;
-    case LogLevel::kWarning: tag = "warning: "; break;
-    case LogLevel::kError: tag = "error: "; break;
+    case LogLevel::kDebug:
+      tag = "debug: ";
+      break;
+    case LogLevel::kInfo:
+      tag = "";
+      break;
+    case LogLevel::kWarning:
+      tag = "warning: ";
+      break;
+    case LogLevel::kError:
+      tag = "error: ";
+      break;
   }
   std::string line = "r1serve: ";
   line += tag;

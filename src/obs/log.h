@@ -15,9 +15,17 @@ LogLevel log_level();
 
 // Thread-safe: one line per call.
 void log_message(LogLevel level, std::string_view message);
-inline void log_info(std::string_view m) { log_message(LogLevel::kInfo, m); }
-inline void log_warning(std::string_view m) { log_message(LogLevel::kWarning, m); }
-inline void log_error(std::string_view m) { log_message(LogLevel::kError, m); }
-inline void log_debug(std::string_view m) { log_message(LogLevel::kDebug, m); }
+inline void log_info(std::string_view m) {
+  log_message(LogLevel::kInfo, m);
+}
+inline void log_warning(std::string_view m) {
+  log_message(LogLevel::kWarning, m);
+}
+inline void log_error(std::string_view m) {
+  log_message(LogLevel::kError, m);
+}
+inline void log_debug(std::string_view m) {
+  log_message(LogLevel::kDebug, m);
+}
 
 }  // namespace r1

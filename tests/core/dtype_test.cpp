@@ -22,7 +22,9 @@ __attribute__((target("f16c"))) uint16_t oracle_f16(float f) {
 __attribute__((target("f16c"))) float oracle_f32(uint16_t h) {
   return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
-bool has_f16c() { return cpu_features().f16c; }
+bool has_f16c() {
+  return cpu_features().f16c;
+}
 
 TEST(DTypeTest, F16MatchesHardwareConversionOnRandomAndEdgeValues) {
   if (!has_f16c()) GTEST_SKIP() << "no F16C on this CPU to compare with";

@@ -35,7 +35,8 @@ TEST(ThreadPoolTest, ManyConsecutiveJobsAndThreadIndices) {
 TEST(ThreadPoolTest, MinPerThreadLimitsParts) {
   ThreadPool pool(4);
   std::atomic<int> calls{0};
-  pool.parallel_for(10, [&](size_t, size_t, int) { calls.fetch_add(1); }, 8);
+  pool.parallel_for(
+      10, [&](size_t, size_t, int) { calls.fetch_add(1); }, 8);
   EXPECT_EQ(calls.load(), 1);
 }
 
