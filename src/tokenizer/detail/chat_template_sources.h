@@ -9,6 +9,7 @@
 namespace r1::detail {
 
 // Everything before the generation prompt, shared by both revisions.
+// clang-format off
 #define R1_DEEPSEEK_R1_TEMPLATE_HEAD \
     R"jinja({% if not add_generation_prompt is defined %})jinja" \
     R"jinja({% set add_generation_prompt = false %})jinja" \
@@ -64,6 +65,7 @@ namespace r1::detail {
     R"jinja({{'<｜tool▁outputs▁end｜>'}})jinja" \
     R"jinja({% endif %})jinja" \
     R"jinja({% if add_generation_prompt and not ns.is_tool %})jinja"
+// clang-format on
 
 // Current revision (R1-Distill-Qwen-32B sha 711ad2ea..., R1-Distill-Llama-8B
 // sha 6a6f4aa4..., lastModified 2025-02-24): the generation prompt ends with
