@@ -72,18 +72,16 @@ namespace r1::detail {
 // "<think>\n". 2246 bytes, SHA-256
 // 56a1447ad31926fdc21fb07e56e5642bd9c850c4f52d8c8af7bbe5f079a84f5f.
 inline constexpr std::string_view kDeepSeekR1CurrentSource =
-    R1_DEEPSEEK_R1_TEMPLATE_HEAD
-    R"jinja({{'<｜Assistant｜><think>\n'}})jinja"
-    R"jinja({% endif %})jinja";
+    R1_DEEPSEEK_R1_TEMPLATE_HEAD R"jinja({{'<｜Assistant｜><think>\n'}})jinja"
+                                 R"jinja({% endif %})jinja";
 
 // Original revision (2025-01-20 release): identical except that the
 // generation prompt is "<｜Assistant｜>" only. 2237 bytes, SHA-256
 // b6835114b7303ddd78919a82e4d9f7d8c26ed0d7dfc36beeb12d524f6144eab1 (the
 // digest llama.cpp records for its copy of the R1-Distill-Llama-8B template).
 inline constexpr std::string_view kDeepSeekR1OriginalSource =
-    R1_DEEPSEEK_R1_TEMPLATE_HEAD
-    R"jinja({{'<｜Assistant｜>'}})jinja"
-    R"jinja({% endif %})jinja";
+    R1_DEEPSEEK_R1_TEMPLATE_HEAD R"jinja({{'<｜Assistant｜>'}})jinja"
+                                 R"jinja({% endif %})jinja";
 
 #undef R1_DEEPSEEK_R1_TEMPLATE_HEAD
 
