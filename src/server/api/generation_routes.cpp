@@ -433,6 +433,8 @@ HttpResponse run_job(const GenerationRoutesContext& ctx, Job job) {
     return error_response(max_tokens.error());
   }
   job.max_tokens = *max_tokens;
+  job.logprobs = job.opt.sampling.logprobs;
+  job.n_top = job.opt.sampling.n_top_logprobs;
   if (!job.opt.ignored_fields.empty()) {
     std::string names;
     for (const auto& f : job.opt.ignored_fields) names += (names.empty() ? "" : ", ") + f;
@@ -478,8 +480,6 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const H
     return error_response(parsed.error());
   }
   job.opt = parsed->options;
-  job.logprobs = job.opt.sampling.logprobs;
-  job.n_top = job.opt.sampling.n_top_logprobs;
   if (!m.answers_to(job.opt.model)) {
     record(ctx, job, 404, {});
     return error_response(model_not_found(job.opt.model));
@@ -507,8 +507,6 @@ HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRe
     return error_response(parsed.error());
   }
   job.opt = parsed->options;
-  job.logprobs = job.opt.sampling.logprobs;
-  job.n_top = job.opt.sampling.n_top_logprobs;
   if (parsed->prompt_text) {
     // Like vLLM: plain text gets the tokenizer's BOS.
     auto ids = m.tokenizer->encode(*parsed->prompt_text, /*add_special_tokens=*/true);
