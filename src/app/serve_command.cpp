@@ -41,6 +41,7 @@ struct ServeArgs {
   uint64_t seed = 0;
   size_t max_body_bytes = 8u << 20;
   int64_t max_model_len = 0;  // 0 = the model's max_position_embeddings
+  std::string scheduling_policy = "fcfs";
 };
 
 int64_t available_memory_bytes() {
@@ -117,6 +118,8 @@ Status run_serve(const ServeArgs& a) {
   eo.max_seqs = a.max_seqs;
   eo.max_queue = a.max_queue;
   eo.seed = a.seed;
+  eo.policy =
+      a.scheduling_policy == "priority" ? SchedulingPolicy::kPriority : SchedulingPolicy::kFcfs;
   ModelMetrics* model_metrics = &metrics().model(served_name(a, folder));
   eo.on_step = [model_metrics](int32_t n_seqs, int32_t) {
     model_metrics->observe_batch_size(n_seqs);
@@ -199,6 +202,9 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--access-log", a->access_log, "JSON-lines access log file ('-' = stdout)");
   cmd->add_option("--seed", a->seed, "seed for requests that give none");
   cmd->add_option("--max-body-bytes", a->max_body_bytes, "request body limit");
+  cmd->add_option("--scheduling-policy", a->scheduling_policy,
+                  "fcfs, or priority (the request's \"priority\": lower runs first)")
+      ->check(CLI::IsMember({"fcfs", "priority"}));
   cmd->add_option("--max-model-len", a->max_model_len,
                   "context length to serve (prompt + output); 0 = the model's");
   cmd->callback([a, exit_code] {

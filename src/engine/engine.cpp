@@ -18,6 +18,7 @@ SchedulerConfig scheduler_config(const Backend& backend, const EngineOptions& o)
   c.max_batched_tokens = o.max_batched_tokens;
   c.max_seqs = o.max_seqs;
   c.enable_prefix_caching = o.enable_prefix_caching;
+  c.policy = o.policy;
   c.vocab_size = backend.n_valid_vocab();
   return c;
 }

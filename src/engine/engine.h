@@ -27,6 +27,8 @@ struct EngineOptions {
   int32_t max_seqs = 256;
   int32_t max_queue = 1024;  // waiting requests beyond this are refused (429)
   bool enable_prefix_caching = true;
+  // kPriority: waiting requests run by (priority, arrival) instead of arrival.
+  SchedulingPolicy policy = SchedulingPolicy::kFcfs;
   uint64_t seed = 0;  // requests without a seed draw from seed + arrival
   // Called on the engine thread after every forward step with the number of
   // sequences and tokens it carried (the batch_size metric). Must be cheap.

@@ -84,7 +84,7 @@ class EngineLoopTest : public ::testing::Test {
 
 TEST_F(EngineLoopTest, ConcurrentSubmissionsMatchRunningAlone) {
   auto b = backend(256);
-  Engine engine(*b, EngineOptions{48, 64, 1024, true, 0});
+  Engine engine(*b, EngineOptions{.max_batched_tokens = 48, .max_seqs = 64});
   const int n = 24;
   std::vector<std::shared_ptr<RequestStream>> streams(n);
   std::vector<std::thread> clients;
@@ -129,7 +129,7 @@ TEST_F(EngineLoopTest, CancelEndsTheRequestAndFreesItsBlocks) {
 TEST_F(EngineLoopTest, TinyCacheForcesPreemptionWithUnchangedOutputs) {
   // 10 blocks of 16 tokens for 8 requests of up to ~80 tokens each.
   auto b = backend(10);
-  Engine engine(*b, EngineOptions{64, 64, 1024, true, 0});
+  Engine engine(*b, EngineOptions{.max_batched_tokens = 64, .max_seqs = 64});
   std::vector<EngineRequest> reqs;
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (int i = 0; i < 8; ++i) {
@@ -194,7 +194,7 @@ TEST_F(EngineLoopTest, BadSubmissionsAreRefused) {
   r = request(1);
   r.max_tokens = 200;  // fits the context, not the 128-token cache: retrying cannot help
   EXPECT_EQ(engine.submit(r).status().code(), StatusCode::kOutOfRange);
-  Engine no_queue(*b, EngineOptions{2048, 256, 0, true, 0});
+  Engine no_queue(*b, EngineOptions{.max_queue = 0});
   EXPECT_EQ(no_queue.submit(request(1)).status().code(), StatusCode::kResourceExhausted);
   // A token outside the vocabulary is refused by the scheduler: an error event.
   r = request(1);
