@@ -31,6 +31,13 @@ OpenAiServer::OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog
 HttpResponse OpenAiServer::guarded(const HttpRequest& req,
                                    HttpResponse (*handler)(const GenerationRoutesContext&,
                                                            const HttpRequest&)) {
+  // Counted before the draining check, so drain() cannot stop the server
+  // between the check and the handler's own in-flight accounting.
+  in_flight_.fetch_add(1);
+  struct Leave {
+    std::atomic<int>& n;
+    ~Leave() { n.fetch_sub(1); }
+  } leave{in_flight_};
   if (!ready_.load() || draining_.load()) {
     return error_response(
         not_ready(draining_.load() ? "the server is shutting down" : "the model is still loading"));
