@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libpcre2-dev libcli11-dev libicu-dev
-  libcpp-httplib-dev prometheus-cpp-dev libssl-dev
+  libcpp-httplib-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Test oracles and tooling: the PyTorch reference forward, the JS tokenizer

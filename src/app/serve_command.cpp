@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "app/cli_util.h"
 #include "app/commands.h"
+#include "app/config_layers.h"
 #include "app/loaded_model.h"
 #include "model/cpu_backend.h"
 #include "obs/access_log.h"
@@ -24,6 +26,8 @@ namespace r1 {
 namespace {
 
 struct ServeArgs {
+  std::string config;
+  bool print_config = false;
   std::string model;
   std::string host = "127.0.0.1";
   int port = 8000;
@@ -176,7 +180,14 @@ Status run_serve(const ServeArgs& a) {
 void add_serve_command(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand("serve", "Serve the model over an OpenAI-compatible API");
-  cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
+  // Defaults are captured so --print-config can show every setting.
+  cmd->option_defaults()->always_capture_default();
+  cmd->add_option("--config", a->config,
+                  "YAML file of settings named like these flags; R1SERVE_<FLAG> environment "
+                  "variables override it, flags override both");
+  cmd->add_flag("--print-config", a->print_config,
+                "print the effective configuration (secrets redacted) and exit");
+  cmd->add_option("--model", a->model, "Hugging Face model folder");
   cmd->add_option("--host", a->host, "address to listen on");
   cmd->add_option("--port", a->port, "port (0 picks a free one and logs it)")
       ->check(CLI::Range(0, 65535));
@@ -207,7 +218,16 @@ void add_serve_command(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"fcfs", "priority"}));
   cmd->add_option("--max-model-len", a->max_model_len,
                   "context length to serve (prompt + output); 0 = the model's");
-  cmd->callback([a, exit_code] {
+  cmd->callback([a, cmd, exit_code] {
+    if (a->print_config) {
+      std::fputs(effective_config_yaml(*cmd).c_str(), stdout);
+      return;
+    }
+    if (a->model.empty()) {
+      *exit_code = report_error(invalid_argument(
+          "serve needs a model folder: --model DIR, `model:` in --config, or R1SERVE_MODEL"));
+      return;
+    }
     Status s = run_serve(*a);
     if (!s.ok()) *exit_code = report_error(s);
   });

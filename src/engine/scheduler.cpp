@@ -175,6 +175,26 @@ size_t Scheduler::pick_victim(size_t from) const {
   return victim;
 }
 
+bool Scheduler::make_room_for(const Request& head, std::vector<Planned>& planned, int32_t& budget,
+                              StepInput& step) {
+  if (config_.policy != SchedulingPolicy::kPriority || running_.empty()) return false;
+  const size_t victim = pick_victim(0);
+  Request* v = running_[victim];
+  // Strictly lower priority only: equal priorities keep FCFS, and a victim
+  // never preempts its preemptor back.
+  if (v->priority <= head.priority) return false;
+  running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(victim));
+  auto it = std::find_if(planned.begin(), planned.end(),
+                         [v](const Planned& p) { return p.request == v; });
+  if (it != planned.end()) {
+    budget += it->n_new_tokens;
+    planned.erase(it);
+  }
+  preempt(v);
+  step.preempted.push_back(v->id);
+  return true;
+}
+
 void Scheduler::preempt(Request* r) {
   kv_.free(r->table);
   r->n_computed_tokens = 0;
@@ -240,14 +260,20 @@ StepInput Scheduler::schedule() {
   }
   // Admission, in queue order, only when no running request lacked blocks
   // (they would be preempted right back) and while the head fits.
-  while (!preempted_any && !waiting_.empty() && budget > 0 &&
-         static_cast<int32_t>(running_.size()) < config_.max_seqs) {
+  while (!preempted_any && !waiting_.empty() && budget > 0) {
     Request* r = waiting_.front();
     R1_DCHECK(!r->abort_requested);  // apply_aborts emptied the queue of them
+    if (static_cast<int32_t>(running_.size()) >= config_.max_seqs) {
+      if (make_room_for(*r, planned, budget, step)) continue;
+      break;
+    }
     const std::vector<int32_t> prefix = kv_.find_cached_prefix(r->block_hashes, r->n_tokens());
     const int32_t n_cached = static_cast<int32_t>(prefix.size()) * config_.block_size;
     const int32_t n_new = std::min(r->n_tokens() - n_cached, budget);
-    if (!kv_.allocate(r->table, prefix, n_cached + n_new).ok()) break;
+    if (!kv_.allocate(r->table, prefix, n_cached + n_new).ok()) {
+      if (make_room_for(*r, planned, budget, step)) continue;
+      break;
+    }
     waiting_.pop_front();
     if (!r->admitted_once) {
       // The metric counts first admissions only: a preempted request finding

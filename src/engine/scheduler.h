@@ -9,8 +9,10 @@
 // each candidate the KV blocks its tokens need are allocated first, reusing
 // cached prefix blocks; a running request that cannot grow preempts, by
 // recompute, the newest running request not yet planned (it may be itself);
-// a waiting request that does not fit stops admission (no overtaking). Only
-// then are the flat batch arrays built.
+// a waiting request that does not fit stops admission (no overtaking), except
+// that under the priority policy it first preempts running requests of
+// strictly lower priority, lowest first, until it fits. Only then are the
+// flat batch arrays built.
 //
 // The engine thread drives it: add_request / abort as clients ask, then
 // every step schedule() -> model forward + sampling -> update(). Owns every
@@ -128,6 +130,11 @@ class Scheduler {
   void enqueue(Request* request, bool front);
   // The running request, among running_[from..], that preemption takes.
   size_t pick_victim(size_t from) const;
+  // Priority policy: preempts the lowest-priority running request when its
+  // priority is strictly lower than `head`'s (it leaves this step's plan and
+  // gives its tokens back to `budget`). False when nothing may be taken.
+  bool make_room_for(const Request& head, std::vector<Planned>& planned, int32_t& budget,
+                     StepInput& step);
   bool runs_before(const Request& a, const Request& b) const;
   StepInput lay_out(const std::vector<Planned>& planned, StepInput step) const;
   void finish(Request* request, RequestStatus status);

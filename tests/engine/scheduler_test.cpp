@@ -276,6 +276,54 @@ TEST(SchedulerTest, PriorityPolicyOrdersByPriorityThenArrival) {
   EXPECT_EQ(order, (std::vector<std::string>{"high", "mid1", "mid2", "low"}));
 }
 
+TEST(SchedulerTest, PriorityPolicyPreemptsLowerPriorityForASeat) {
+  SchedulerConfig c = make_config(64, 64, /*max_seqs=*/1);
+  c.policy = SchedulingPolicy::kPriority;
+  Harness h(c);
+  ASSERT_TRUE(h.add(make_spec("low", 4, 6, 1, 5)).ok());
+  h.step();
+  h.step();
+  ASSERT_TRUE(h.add(make_spec("same", 4, 2, 50, 5)).ok());
+  EXPECT_EQ(ids_of(h.step()), (std::vector<std::string>{"low"}));  // equal priority waits
+  ASSERT_TRUE(h.add(make_spec("high", 4, 2, 100, 0)).ok());
+  StepInput s = h.step();
+  EXPECT_EQ(s.preempted, (std::vector<std::string>{"low"}));
+  EXPECT_EQ(ids_of(s), (std::vector<std::string>{"high"}));
+  EXPECT_EQ(h.s.stats().n_preemptions, 1);
+  h.run();
+  // Everyone finishes with the output a run alone gives (scripted tokens
+  // depend on the request and its output index only).
+  for (const char* id : {"low", "same", "high"}) {
+    EXPECT_EQ(h.finished.at(id), RequestStatus::kFinishedLength) << id;
+  }
+  EXPECT_EQ(h.outputs.at("low").n_output_tokens, 6);
+}
+
+TEST(SchedulerTest, PriorityPolicyPreemptsLowerPriorityForBlocks) {
+  // 4 blocks of 4 tokens: "low" holds 3, "high" needs 2.
+  SchedulerConfig c = make_config(4, 64);
+  c.policy = SchedulingPolicy::kPriority;
+  Harness h(c);
+  ASSERT_TRUE(h.add(make_spec("low", 10, 4, 1, 3)).ok());
+  h.step();
+  ASSERT_TRUE(h.add(make_spec("high", 6, 2, 100, 1)).ok());
+  StepInput s = h.step();
+  EXPECT_EQ(s.preempted, (std::vector<std::string>{"low"}));
+  EXPECT_EQ(ids_of(s), (std::vector<std::string>{"high"}));
+  h.run();
+  EXPECT_EQ(h.finished.size(), 2u);
+  EXPECT_EQ(h.outputs.at("low").n_output_tokens, 4);
+
+  // FCFS never preempts for a newcomer.
+  Harness f(make_config(4, 64));
+  ASSERT_TRUE(f.add(make_spec("low", 10, 4, 1, 3)).ok());
+  f.step();
+  ASSERT_TRUE(f.add(make_spec("high", 6, 2, 100, 1)).ok());
+  StepInput fs = f.step();
+  EXPECT_TRUE(fs.preempted.empty());
+  EXPECT_EQ(ids_of(fs), (std::vector<std::string>{"low"}));
+}
+
 TEST(SchedulerTest, RunningOutOfBlocksPreemptsTheNewestAndRecomputesIt) {
   // 4 blocks of 4 tokens; two requests of 6 + 6 tokens need 3 blocks each.
   Harness h(make_config(4, 64));
