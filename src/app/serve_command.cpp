@@ -5,9 +5,12 @@
 #include <signal.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -144,6 +147,9 @@ Status run_serve(const ServeArgs& a) {
   R1_ASSIGN_OR_RETURN(int port, server.bind());
   log_info("serving " + model.name + " on http://" + a.host + ":" + std::to_string(port));
 
+  std::mutex serve_done_mu;
+  std::condition_variable serve_done_cv;
+  bool serve_done = false;  // guarded by serve_done_mu: serve() returned
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -152,6 +158,15 @@ Status run_serve(const ServeArgs& a) {
     const bool all =
         server.drain(std::chrono::milliseconds(static_cast<int64_t>(a.drain_timeout * 1000)));
     log_info(all ? "drained; exiting" : "drain timeout; exiting with requests unfinished");
+    // The HTTP workers of idle keep-alive connections only notice the stop
+    // when their keep-alive wait ends; nothing is in flight any more, so
+    // close those connections by exiting rather than keep the pod
+    // terminating for that long. Every log line is already flushed.
+    std::unique_lock lock(serve_done_mu);
+    if (!serve_done_cv.wait_for(lock, std::chrono::seconds(1), [&] { return serve_done; })) {
+      std::fflush(nullptr);
+      std::_Exit(0);
+    }
   });
 
   // Warm-up: one token through the engine before /ready says yes.
@@ -167,6 +182,11 @@ Status run_serve(const ServeArgs& a) {
     log_info("ready");
   });
   server.serve();
+  {
+    std::lock_guard lock(serve_done_mu);
+    serve_done = true;
+  }
+  serve_done_cv.notify_all();
   warmup.join();
   // serve() returns after drain() stopped it, or on a listener failure: make
   // sure the signal thread ends either way.

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
@@ -14,12 +14,15 @@ const BIN = process.env.R1SERVE_BINARY;
 const work = mkdtempSync(path.join(tmpdir(), "r1serve-e2e-"));
 const modelDir = path.join(work, "tiny");
 
-// Starts a server; resolves once /ready answers 200.
-async function startServer(extra = []) {
-  const kv = extra.includes("--kv-cache-bytes") ? [] : ["--kv-cache-bytes", "200000000"];
-  const proc = spawn(BIN, ["serve", "--model", modelDir, "--port", "0", "--served-model-name",
-    "tiny", "--threads", "2", ...kv, ...extra],
-    { stdio: ["ignore", "ignore", "pipe"] });
+// Starts a server; resolves once /ready answers 200. `args` replaces the
+// usual model, port and name flags (a config file may give them); `env` adds
+// to the environment.
+async function startServer(extra = [], { args = null, env = {} } = {}) {
+  const kv = extra.includes("--kv-cache-bytes") || args ? [] : ["--kv-cache-bytes", "200000000"];
+  const base = args ?? ["--model", modelDir, "--port", "0", "--served-model-name", "tiny",
+    "--threads", "2"];
+  const proc = spawn(BIN, ["serve", ...base, ...kv, ...extra],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   let stderr = "";
   const port = await new Promise((resolve, reject) => {
     proc.stderr.on("data", (d) => {
@@ -29,15 +32,15 @@ async function startServer(extra = []) {
     });
     proc.on("exit", (code) => reject(new Error(`server exited ${code}: ${stderr}`)));
   });
-  const base = `http://127.0.0.1:${port}`;
+  const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 600; i++) {
-    const r = await fetch(`${base}/ready`).catch(() => null);
+    const r = await fetch(`${url}/ready`).catch(() => null);
     if (r && r.status === 200) break;
     await new Promise((res) => setTimeout(res, 50));
   }
   const exited = new Promise((resolve) => proc.on("exit", (code) => resolve(code)));
-  return { proc, base, exited, stderr: () => stderr,
-    client: new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 }) };
+  return { proc, base: url, exited, stderr: () => stderr,
+    client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 }) };
 }
 
 let server;
@@ -165,6 +168,29 @@ test("a client that disconnects mid-stream gets its blocks back; others finish",
   assert.equal(await metric(server.base, "r1serve_num_requests_running"), 0);
 });
 
+test("a client that gives up on a whole (non-streamed) response cancels its generation", async () => {
+  const freeBefore = await metric(server.base, "r1serve_kv_cache_free_blocks");
+  const tokensBefore = await metric(server.base, "r1serve_generation_tokens_total");
+  const controller = new AbortController();
+  const pending = server.client.chat.completions.create(
+    chat("A very long answer", { max_tokens: 1800 }), { signal: controller.signal });
+  for (let i = 0; i < 200; i++) {  // until it is generating
+    if (await metric(server.base, "r1serve_num_requests_running") >= 1) break;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  controller.abort();
+  await assert.rejects(pending);
+  let free = NaN;
+  for (let i = 0; i < 400; i++) {
+    free = await metric(server.base, "r1serve_kv_cache_free_blocks");
+    if (free === freeBefore && await metric(server.base, "r1serve_num_requests_running") === 0) break;
+    await new Promise((res) => setTimeout(res, 25));
+  }
+  assert.equal(free, freeBefore, "the abandoned request's KV blocks never came back");
+  const generated = await metric(server.base, "r1serve_generation_tokens_total") - tokensBefore;
+  assert.ok(generated < 1800, `the abandoned request ran to the end (${generated} tokens)`);
+});
+
 async function raw(base, route, body, headers = { "Content-Type": "application/json" }) {
   const r = await fetch(`${base}${route}`, { method: "POST", headers, body });
   return { status: r.status, body: await r.json(), headers: r.headers };
@@ -222,6 +248,161 @@ test("predict, tokenize, detokenize, health, request ids", async () => {
   const withId = await raw(b, "/tokenize", JSON.stringify({ prompt: "x" }),
     { "Content-Type": "application/json", "X-Request-Id": "my-id-1" });
   assert.equal(withId.headers.get("x-request-id"), "my-id-1");
+});
+
+test("n choices, whole and streamed", async () => {
+  const req = chat("Pick several", { n: 3, temperature: 0.9, seed: 7, max_tokens: 8 });
+  const whole = await server.client.chat.completions.create(req);
+  assert.deepEqual(whole.choices.map((c) => c.index), [0, 1, 2]);
+  assert.equal(whole.usage.completion_tokens, 24);
+  for (const c of whole.choices) assert.equal(c.finish_reason, "length");
+  const again = await server.client.chat.completions.create(req);
+  assert.deepEqual(again.choices, whole.choices, "a seeded request is reproducible");
+
+  const s = await server.client.chat.completions.create({ ...req, stream: true });
+  const text = ["", "", ""], finish = [null, null, null];
+  for await (const chunk of s) {
+    for (const c of chunk.choices) {
+      text[c.index] += (c.delta.reasoning_content ?? "") + "|" + (c.delta.content ?? "");
+      if (c.finish_reason) finish[c.index] = c.finish_reason;
+    }
+  }
+  const flat = (c) => c.message.reasoning_content ?? "";
+  for (let i = 0; i < 3; i++) {
+    assert.equal(text[i].replaceAll("|", ""), flat(whole.choices[i]) + (whole.choices[i].message.content ?? ""));
+    assert.equal(finish[i], "length");
+  }
+  const greedy = await server.client.completions.create({ model: "tiny", prompt: "Same twice",
+    n: 2, max_tokens: 6, temperature: 0 });
+  assert.equal(greedy.choices.length, 2);
+  assert.equal(greedy.choices[0].text, greedy.choices[1].text);
+});
+
+test("logprobs agree with the score command; chat and completions shapes", async () => {
+  const prompt = "The capital of France is";
+  const ids = (await raw(server.base, "/tokenize",
+    JSON.stringify({ prompt, add_special_tokens: true }))).body.tokens;
+  const scored = spawnSync(BIN, ["score", "--model", modelDir, "--ids", ids.join(","), "--top", "3",
+    "--threads", "2"], { encoding: "utf8" });
+  assert.equal(scored.status, 0, scored.stderr);
+  const expectTop = JSON.parse(scored.stdout).top.at(-1).map(([, lp]) => lp);
+
+  const r = await server.client.completions.create({ model: "tiny", prompt, max_tokens: 5,
+    temperature: 0, logprobs: 3 });
+  const lp = r.choices[0].logprobs;
+  assert.equal(lp.tokens.length, 5);
+  assert.equal(lp.token_logprobs.length, 5);
+  assert.equal(lp.text_offset[0], 0);
+  assert.equal(lp.tokens.join(""), r.choices[0].text);
+  const firstTop = Object.values(lp.top_logprobs[0]).sort((a, b) => b - a);
+  assert.equal(firstTop.length, 3);
+  // Same model, same positions, another code path (BatchRunner): 1e-4 covers
+  // a different summation order in the f32 forward.
+  for (let k = 0; k < 3; k++) assert.ok(Math.abs(firstTop[k] - expectTop[k]) < 1e-4,
+    `top ${k}: server ${firstTop[k]} vs score ${expectTop[k]}`);
+  for (let i = 0; i < 5; i++) {  // greedy: the chosen token is the most likely one
+    const best = Math.max(...Object.values(lp.top_logprobs[i]));
+    assert.ok(Math.abs(lp.token_logprobs[i] - best) < 1e-6);
+    assert.ok(lp.token_logprobs[i] <= 0);
+  }
+  const s = await server.client.completions.create({ model: "tiny", prompt, max_tokens: 5,
+    temperature: 0, logprobs: 3, stream: true });
+  const streamed = [];
+  for await (const c of s) streamed.push(...(c.choices[0]?.logprobs?.token_logprobs ?? []));
+  assert.deepEqual(streamed, lp.token_logprobs);
+
+  const c = await server.client.chat.completions.create(chat("Logprobs please",
+    { max_tokens: 6, logprobs: true, top_logprobs: 2 }));
+  const content = c.choices[0].logprobs.content;
+  assert.equal(content.length, c.usage.completion_tokens);
+  for (const e of content) {
+    assert.equal(typeof e.token, "string");
+    assert.ok(Array.isArray(e.bytes));
+    assert.equal(e.top_logprobs.length, 2);
+    assert.ok(e.top_logprobs[0].logprob >= e.top_logprobs[1].logprob);
+    assert.ok(Math.abs(e.logprob - e.top_logprobs[0].logprob) < 1e-6);
+  }
+  const sum = Math.exp(content[0].top_logprobs[0].logprob) + Math.exp(content[0].top_logprobs[1].logprob);
+  assert.ok(sum <= 1 + 1e-6);
+});
+
+test("stop strings cut the text where they begin, across token boundaries", async () => {
+  const base = { model: "tiny", prompt: "Tell me a story", max_tokens: 24, temperature: 0 };
+  const full = (await server.client.completions.create(base)).choices[0].text;
+  assert.ok(full.length > 12, full);
+  const stop = full.slice(Math.floor(full.length / 2), Math.floor(full.length / 2) + 3);
+  const expected = full.slice(0, full.indexOf(stop));
+  const r = await server.client.completions.create({ ...base, stop: [stop, "@@never@@"] });
+  assert.equal(r.choices[0].text, expected);
+  assert.equal(r.choices[0].finish_reason, "stop");
+  const s = await server.client.completions.create({ ...base, stop, stream: true });
+  let text = "", finish = null;
+  for await (const c of s) {
+    text += c.choices[0]?.text ?? "";
+    if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+  }
+  assert.equal(text, expected);
+  assert.equal(finish, "stop");
+});
+
+test("a config file and R1SERVE_* variables configure serve; flags win", async () => {
+  const file = path.join(work, "r1serve.yaml");
+  writeFileSync(file, `model: ${modelDir}\nport: 0\nthreads: 2\nkv_cache_bytes: 200000000\n` +
+    `served-model-name: from-file\nmax-model-len: 1024\n`);
+  const printed = spawnSync(BIN, ["serve", "--config", file, "--print-config", "--max-seqs", "9"],
+    { encoding: "utf8", env: { ...process.env, R1SERVE_SERVED_MODEL_NAME: "from-env" } });
+  assert.equal(printed.status, 0, printed.stderr);
+  assert.match(printed.stdout, /^served-model-name: from-env$/m);
+  assert.match(printed.stdout, /^max-seqs: 9$/m);
+  assert.match(printed.stdout, /^max-model-len: 1024$/m);
+  const bad = spawnSync(BIN, ["serve", "--config", file, "--max-sequences", "2"], { encoding: "utf8" });
+  assert.notEqual(bad.status, 0);
+  writeFileSync(path.join(work, "bad.yaml"), "model: x\nmax_sequences: 3\n");
+  const badKey = spawnSync(BIN, ["serve", "--config", path.join(work, "bad.yaml")], { encoding: "utf8" });
+  assert.equal(badKey.status, 1);
+  assert.match(badKey.stderr, /unknown key 'max_sequences'/);
+
+  const s = await startServer([], { args: ["--config", file],
+    env: { R1SERVE_SERVED_MODEL_NAME: "from-env" } });
+  try {
+    const models = await s.client.models.list();
+    assert.deepEqual(models.data.map((m) => m.id), ["from-env"]);
+    const r = await raw(s.base, "/v1/completions",
+      JSON.stringify({ model: "from-env", prompt: "x", max_tokens: 2000 }));
+    assert.equal(r.status, 400, "max-model-len from the file bounds max_tokens");
+  } finally {
+    s.proc.kill("SIGKILL");
+    await s.exited;
+  }
+});
+
+test("priority policy: a high-priority request preempts a low one, both finish right", async () => {
+  const p = await startServer(["--scheduling-policy", "priority", "--max-seqs", "1"]);
+  try {
+    // Long enough that it is still running when the urgent one arrives.
+    const lowReq = chat("Low priority, long", { max_tokens: 600, priority: 10 });
+    const alone = await p.client.chat.completions.create(lowReq);
+    const s = await p.client.chat.completions.create({ ...lowReq, stream: true });
+    const it = s[Symbol.asyncIterator]();
+    let reasoning = "", content = "";
+    const take = (chunk) => {
+      for (const c of chunk.choices) {
+        reasoning += c.delta.reasoning_content ?? "";
+        content += c.delta.content ?? "";
+      }
+    };
+    take((await it.next()).value);  // the low request is running
+    const high = await p.client.chat.completions.create(chat("Urgent", { max_tokens: 4, priority: 0 }));
+    assert.equal(high.usage.completion_tokens, 4);
+    assert.ok(await metric(p.base, "r1serve_num_preemptions_total") >= 1, "no preemption");
+    for (let n = await it.next(); !n.done; n = await it.next()) take(n.value);
+    const want = alone.choices[0].message;
+    assert.equal(reasoning, want.reasoning_content ?? "");
+    assert.equal(content, want.content ?? "");
+  } finally {
+    p.proc.kill("SIGKILL");
+    await p.exited;
+  }
 });
 
 test("a tiny KV cache forces preemption; every request still finishes with the same output", async () => {

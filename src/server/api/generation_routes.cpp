@@ -184,6 +184,7 @@ struct Job {
   Clock::time_point arrival = Clock::now();
   std::string request_id;
   std::string remote_addr;
+  std::function<bool()> client_connected;  // may be unset (requests built in tests)
 };
 
 ApiError submit_error(const Status& s) {
@@ -289,8 +290,25 @@ Usage usage_of(const Job& job, const std::vector<std::unique_ptr<ChoiceRun>>& ru
 // Waits for every choice to finish and builds the whole response.
 HttpResponse run_whole(const GenerationRoutesContext& ctx, const Job& job,
                        std::vector<std::unique_ptr<ChoiceRun>> runs) {
+  // The connection is polled every 100 ms while tokens arrive: a client that
+  // gave up cancels the generation.
+  constexpr auto kPollEvery = std::chrono::milliseconds(100);
+  auto next_poll = Clock::now() + kPollEvery;
   for (auto& r : runs) {
-    while (!r->done()) r->on_event(r->stream().next());
+    while (!r->done()) {
+      if (auto e = r->stream().next(kPollEvery)) r->on_event(*e);
+      if (Clock::now() < next_poll) continue;
+      next_poll = Clock::now() + kPollEvery;
+      if (job.client_connected && !job.client_connected()) {
+        for (auto& other : runs) {
+          if (!other->done()) ctx.model->engine->cancel(other->engine_id());
+        }
+        record(ctx, job, 499, runs);  // client closed the request
+        HttpResponse gone;
+        gone.status = 499;
+        return gone;
+      }
+    }
   }
   for (auto& r : runs) {
     if (!r->error().ok()) {
@@ -474,6 +492,8 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const H
   job.route = "/v1/chat/completions";
   job.chat = true;
   job.request_id = req.request_id;
+  job.remote_addr = req.remote_addr;
+  job.client_connected = req.client_connected;
   auto parsed = parse_chat_completion_request(req.body, m.generation, limits_for(m));
   if (!parsed.ok()) {
     record(ctx, job, parsed.error().http_status, {});
@@ -501,6 +521,8 @@ HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRe
   Job job;
   job.route = "/v1/completions";
   job.request_id = req.request_id;
+  job.remote_addr = req.remote_addr;
+  job.client_connected = req.client_connected;
   auto parsed = parse_completion_request(req.body, m.generation, limits_for(m));
   if (!parsed.ok()) {
     record(ctx, job, parsed.error().http_status, {});

@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "obs/request_id.h"
+#include "server/http/connection_probe.h"
 
 namespace r1 {
 
@@ -13,16 +14,21 @@ namespace {
 
 class SinkWriter final : public StreamWriter {
  public:
-  explicit SinkWriter(httplib::DataSink& sink) : sink_(sink) {}
+  SinkWriter(httplib::DataSink& sink, ConnectionProbe& probe) : sink_(sink), probe_(probe) {}
   bool write(const std::string& bytes) override {
     if (!open_) return false;
     if (!sink_.is_writable() || !sink_.write(bytes.data(), bytes.size())) open_ = false;
     return open_;
   }
-  bool client_connected() const override { return open_ && sink_.is_writable(); }
+  // A writable socket may still have a peer that left (FIN received): the
+  // probe sees that too, so a request still queued is cancelled early.
+  bool client_connected() const override {
+    return open_ && sink_.is_writable() && probe_.connected();
+  }
 
  private:
   httplib::DataSink& sink_;
+  ConnectionProbe& probe_;
   bool open_ = true;
 };
 
@@ -88,18 +94,21 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
     r.remote_addr = req.remote_addr;
     for (const auto& [k, v] : req.headers) r.headers.emplace(k, v);
     r.request_id = request_id_or_new(req.get_header_value("X-Request-Id"));
+    auto probe = std::make_shared<ConnectionProbe>(req.remote_addr, req.remote_port);
+    r.client_connected = [probe] { return probe->connected(); };
     HttpResponse out = handler(r);
     res.status = out.status;
     res.set_header("X-Request-Id", r.request_id);
     for (const auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
     if (out.stream) {
       auto stream = std::make_shared<std::function<void(StreamWriter&)>>(std::move(out.stream));
-      res.set_chunked_content_provider(out.content_type, [stream](size_t, httplib::DataSink& sink) {
-        SinkWriter writer(sink);
-        (*stream)(writer);
-        sink.done();
-        return true;
-      });
+      res.set_chunked_content_provider(out.content_type,
+                                       [stream, probe](size_t, httplib::DataSink& sink) {
+                                         SinkWriter writer(sink, *probe);
+                                         (*stream)(writer);
+                                         sink.done();
+                                         return true;
+                                       });
     } else {
       res.set_content(out.body, out.content_type);
     }

@@ -21,6 +21,11 @@ struct HttpRequest {
   std::string request_id;                           // X-Request-Id if valid, else generated
   std::multimap<std::string, std::string> headers;  // names as the client sent them
 
+  // For handlers that answer with a whole body: false once the client has
+  // closed the connection (poll it while waiting; see ConnectionProbe).
+  // Always set by HttpServer; unset in tests that build requests by hand.
+  std::function<bool()> client_connected;
+
   // Case-insensitive header lookup; empty when absent.
   std::string header(const std::string& name) const;
 };
