@@ -15,7 +15,10 @@ CpuFeatures detect() {
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
     f.avx2 = (b & (1u << 5)) != 0;
     f.avx512f = (b & (1u << 16)) != 0;
+    f.avx512bw = (b & (1u << 30)) != 0;
+    f.avx512vnni = (c & (1u << 11)) != 0;
   }
+  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512bf16 = (a & (1u << 5)) != 0;
   // The OS must save the wider registers too (XCR0: SSE, AVX, and the
   // AVX-512 state), or the instructions fault.
   unsigned xcr0_lo = 0, xcr0_hi = 0;
@@ -28,6 +31,9 @@ CpuFeatures detect() {
   f.fma = f.fma && avx_state;
   f.f16c = f.f16c && avx_state;
   f.avx512f = f.avx512f && avx512_state;
+  f.avx512bw = f.avx512bw && f.avx512f;
+  f.avx512vnni = f.avx512vnni && f.avx512f;
+  f.avx512bf16 = f.avx512bf16 && f.avx512f;
   return f;
 }
 }  // namespace

@@ -9,6 +9,9 @@ struct CpuFeatures {
   bool fma = false;
   bool f16c = false;
   bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vnni = false;
+  bool avx512bf16 = false;
 };
 
 // Detected on first call; thread-safe.

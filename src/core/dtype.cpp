@@ -21,6 +21,10 @@ size_t dtype_size(DType t) {
       return 4;
     case DType::kI64:
       return 8;
+    case DType::kQ8:
+      return 1;
+    case DType::kQ4:
+      return 0;
   }
   return 0;
 }
@@ -41,6 +45,10 @@ std::string_view dtype_name(DType t) {
       return "i32";
     case DType::kI64:
       return "i64";
+    case DType::kQ8:
+      return "int8";
+    case DType::kQ4:
+      return "int4";
   }
   return "?";
 }
@@ -52,6 +60,14 @@ std::optional<DType> parse_dtype(std::string_view name) {
   if (s == "f16" || s == "float16") return DType::kF16;
   if (s == "bf16" || s == "bfloat16") return DType::kBF16;
   return std::nullopt;
+}
+
+std::optional<DType> parse_weight_dtype(std::string_view name) {
+  std::string s;
+  for (char c : name) s.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (s == "int8" || s == "q8") return DType::kQ8;
+  if (s == "int4" || s == "q4") return DType::kQ4;
+  return parse_dtype(s);
 }
 
 float f16_to_f32(uint16_t h) {

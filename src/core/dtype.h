@@ -10,14 +10,18 @@
 
 namespace r1 {
 
-enum class DType { kF32, kF16, kBF16, kI8, kI32, kI64, kU8 };
+// kQ8 and kQ4 are r1serve's quantised weight layouts (kernels/quant.h): they
+// never appear in files, only in weights quantised at load.
+enum class DType { kF32, kF16, kBF16, kI8, kI32, kI64, kU8, kQ8, kQ4 };
 
-// Bytes per element.
+// Bytes per element; 0 for kQ4 (two values per byte, plus scales).
 size_t dtype_size(DType t);
 // "f32", "f16", "bf16", ...
 std::string_view dtype_name(DType t);
 // Parses the CLI names ("f32", "bf16", "f16", case-insensitive).
 std::optional<DType> parse_dtype(std::string_view name);
+// What --dtype accepts: the above plus "int8" and "int4" (quantised at load).
+std::optional<DType> parse_weight_dtype(std::string_view name);
 
 inline float bf16_to_f32(uint16_t h) {
   uint32_t bits = static_cast<uint32_t>(h) << 16;

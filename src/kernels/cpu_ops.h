@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
@@ -17,6 +18,24 @@ void embedding(const MatrixView& w, const int32_t* ids, int64_t n, float* out, T
 // row is read once per call whatever n_tokens is.
 void matmul(const float* x, const MatrixView& w, const float* bias, int64_t n_tokens, float* y,
             ThreadPool& pool);
+
+// One product of a matmul_multi: y: [n_tokens, w.rows] (+ bias [w.rows] when set).
+struct MatmulOutput {
+  MatrixView w;
+  const float* bias = nullptr;
+  float* y = nullptr;
+};
+// Several products of the same x (q/k/v) in one pass: the rows of all of them
+// are split over the threads together (one barrier, balanced work), and a
+// quantised x is made once.
+void matmul_multi(const float* x, int64_t n_tokens, std::span<const MatmulOutput> outs,
+                  ThreadPool& pool);
+
+// out: [n_tokens, gate.rows] = silu(x gate^T) * (x up^T), the MLP's first half
+// in one pass: row o of gate and row o of up are taken by the same thread and
+// combined at once, so the intermediate products never go to memory twice.
+void matmul_silu_mul(const float* x, const MatrixView& gate, const MatrixView& up, int64_t n_tokens,
+                     float* out, ThreadPool& pool);
 
 void rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* y,
              ThreadPool& pool);
@@ -39,5 +58,16 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
 float dot_f32(const float* w, const float* x, int64_t n);
 float dot_bf16(const uint16_t* w, const float* x, int64_t n);
 float dot_f16(const uint16_t* w, const float* x, int64_t n);
+
+// One quantised weight row against n_x (1..4) activation rows quantised by
+// quantize_row_q8; out[t] = sum over columns of w * x[t], dequantised.
+// padded: the row length (a multiple of 32). xq[t]: [padded] int8,
+// xs[t]: [padded / 32] f32.
+// int8: w [padded], w_scales f32 [padded / group].
+void dot_q8(const int8_t* w, const float* w_scales, int64_t group, const int8_t* const* xq,
+            const float* const* xs, int n_x, int64_t padded, float* out);
+// int4: w [padded / 2] packed as in ops.h, w_scales f16 [padded / 32].
+void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
+            const float* const* xs, int n_x, int64_t padded, float* out);
 
 }  // namespace r1::kernels::cpu

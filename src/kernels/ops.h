@@ -15,13 +15,35 @@
 
 namespace r1::kernels {
 
-// A weight matrix in its stored dtype. data: [rows, cols] of `dtype`.
+// Quantised layouts work in blocks of 32 columns; a quantised row is padded
+// with zeros to a whole number of blocks.
+inline constexpr int64_t kQuantBlock = 32;
+inline int64_t quant_padded_cols(int64_t cols) {
+  return (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
+}
+
+// A weight matrix in its stored dtype.
+//   f32 / bf16 / f16: data [rows, cols].
+//   kQ8: data int8 [rows, padded_cols], values in [-127, 127];
+//        scales f32 [rows, padded_cols / group_size]; w = q * scale.
+//   kQ4: data [rows, padded_cols / 2] bytes; each block of 32 values takes 16
+//        bytes, byte j holding value j in its low nibble and value j + 16 in
+//        its high nibble, stored as q + 8 (q in [-8, 7]);
+//        scales f16 [rows, padded_cols / 32]; w = q * scale.
+// (padded_cols = quant_padded_cols(cols).)
 struct MatrixView {
   const void* data = nullptr;
   DType dtype = DType::kF32;
-  int64_t rows = 0;  // n_out
-  int64_t cols = 0;  // n_in
+  int64_t rows = 0;              // n_out
+  int64_t cols = 0;              // n_in
+  const void* scales = nullptr;  // quantised layouts only
+  int64_t group_size = 0;        // columns per scale (kQ8: a multiple of 32; kQ4: 32)
 };
+
+// Bytes of one stored row (scales excluded).
+int64_t matrix_row_bytes(const MatrixView& m);
+// Bytes a full pass over the matrix reads, scales included.
+int64_t matrix_bytes(const MatrixView& m);
 
 // Element (r, c) of a weight matrix as f32.
 float matrix_at(const MatrixView& m, int64_t r, int64_t c);

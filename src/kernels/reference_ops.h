@@ -15,6 +15,18 @@ void embedding(const MatrixView& w, const int32_t* ids, int64_t n, float* out);
 // y: [n_tokens, w.rows] = x: [n_tokens, w.cols] * w^T (+ bias: [w.rows] when non-null).
 void matmul(const float* x, const MatrixView& w, const float* bias, int64_t n_tokens, float* y);
 
+// The activation quantisation the integer kernels apply (kernels/quant.h),
+// written out again here as the specification: blocks of 32, scale max|x| /
+// 127, q = round-half-even(x * 127 / max|x|). q: [padded] (zero padded),
+// scales: [padded / 32].
+void quantize_activations(const float* x, int64_t cols, int8_t* q, float* scales);
+
+// matmul for int8 / int4 weights as the CPU computes it: x quantised by
+// quantize_activations, products of the dequantised weights and the integer
+// activations summed in double per block, times the block's scale.
+void matmul_quantized(const float* x, const MatrixView& w, const float* bias, int64_t n_tokens,
+                      float* y);
+
 // y = x / sqrt(mean(x^2) + eps) * weight, per row. x, y: [n_rows, dim]; may alias.
 void rmsnorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* y);
 

@@ -36,11 +36,13 @@ TEST_P(CpuOpsTest, MatmulMatchesReferenceForEveryWeightDtype) {
       std::vector<float> want(static_cast<size_t>(s.n_tokens * s.rows)), got(want.size());
       for (const float* b : std::vector<const float*>{nullptr, bias.data()}) {
         reference::matmul(x.data(), w.view, b, s.n_tokens, want.data());
-        cpu::matmul(x.data(), w.view, b, s.n_tokens, got.data(), pool_);
-        // f32 accumulation of up to 257 products of magnitude <= 1.
-        expect_close(got, want, 2e-5f * static_cast<float>(s.cols), 1e-5f,
-                     "matmul " + std::string(dtype_name(dt)) + " " + std::to_string(s.rows) + "x" +
-                         std::to_string(s.cols));
+        testing::for_each_isa([&](const std::string& isa) {
+          cpu::matmul(x.data(), w.view, b, s.n_tokens, got.data(), pool_);
+          // f32 accumulation of up to 257 products of magnitude <= 1.
+          expect_close(got, want, 2e-5f * static_cast<float>(s.cols), 1e-5f,
+                       isa + " matmul " + std::string(dtype_name(dt)) + " " +
+                           std::to_string(s.rows) + "x" + std::to_string(s.cols));
+        });
       }
     }
   }

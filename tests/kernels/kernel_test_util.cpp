@@ -1,9 +1,27 @@
 #include "kernel_test_util.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
+#include "kernels/cpu/isa.h"
+
 namespace r1::kernels::testing {
+
+void for_each_isa(const std::function<void(const std::string&)>& fn) {
+  const cpu::Isa before = cpu::active_isa();
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
+    const std::string name(cpu::isa_name(isa));
+    if (!cpu::set_active_isa(isa)) {
+      static bool reported = false;
+      if (!reported) std::printf("[ skipped  ] ISA %s: not supported by this CPU\n", name.c_str());
+      reported = true;
+      continue;
+    }
+    fn(name);
+  }
+  cpu::set_active_isa(before);
+}
 
 std::vector<float> random_floats(size_t n, uint64_t seed, float lo, float hi) {
   std::mt19937_64 rng(seed);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,5 +27,10 @@ RandomMatrix random_matrix(int64_t rows, int64_t cols, DType dtype, uint64_t see
 // Fails the test at the first element outside the tolerance.
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, float atol,
                   float rtol, const std::string& what);
+
+// Runs fn(isa_name) once per CPU kernel path this machine can run (scalar,
+// avx2, avx512), restoring the default path after; paths the CPU lacks are
+// reported once as skipped.
+void for_each_isa(const std::function<void(const std::string&)>& fn);
 
 }  // namespace r1::kernels::testing

@@ -1,0 +1,210 @@
+// Quantised weights and the integer kernels: quantisation error bounds, the
+// activation quantiser against the reference's own, and every CPU path
+// (scalar, AVX2, AVX-512 where the CPU has it) against the reference on odd
+// shapes, thread counts and token counts around the 4-token micro-kernel.
+#include "kernels/quant.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernel_test_util.h"
+#include "kernels/cpu_ops.h"
+#include "kernels/reference_ops.h"
+
+namespace r1::kernels {
+namespace {
+
+using testing::expect_close;
+using testing::for_each_isa;
+using testing::random_floats;
+using testing::random_matrix;
+
+struct QuantCase {
+  DType dtype;
+  int64_t group;  // int8: 0 = per row
+};
+
+const QuantCase kCases[] = {{DType::kQ8, 0}, {DType::kQ8, 32}, {DType::kQ8, 64}, {DType::kQ4, 32}};
+
+TEST(QuantTest, DequantisedWeightsAreWithinHalfAStep) {
+  ThreadPool pool(2);
+  for (DType src : {DType::kF32, DType::kBF16}) {
+    for (const QuantCase& qc : kCases) {
+      const int64_t rows = 7, cols = 136;  // 136 = 4 blocks + 8: a padded last block
+      auto w = random_matrix(rows, cols, src, 17);
+      if (qc.group == 64 && quant_padded_cols(cols) % 64 != 0) continue;
+      QuantizedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool);
+      const MatrixView v = q.view();
+      const int64_t group = v.group_size;
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t g0 = 0; g0 < cols; g0 += group) {
+          float amax = 0.0f;
+          for (int64_t c = g0; c < std::min(cols, g0 + group); ++c) {
+            amax = std::max(amax, std::fabs(matrix_at(w.view, r, c)));
+          }
+          // int8: step amax/127, error <= step/2. int4: step amax/8 (f16
+          // rounded); the value opposite the extreme clamps from +8 to 7,
+          // so a full step.
+          const float step = qc.dtype == DType::kQ8 ? amax / 127.0f : amax / 8.0f * 1.001f;
+          const float bound = qc.dtype == DType::kQ8 ? step * 0.5001f : step;
+          for (int64_t c = g0; c < std::min(cols, g0 + group); ++c) {
+            ASSERT_LE(std::fabs(matrix_at(v, r, c) - matrix_at(w.view, r, c)), bound + 1e-7f)
+                << dtype_name(qc.dtype) << " group " << group << " at " << r << "," << c;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantTest, Int4ReproducesTheLargestValueOfEachGroup) {
+  ThreadPool pool(1);
+  auto w = random_matrix(3, 64, DType::kF32, 5);
+  QuantizedMatrix q = quantize_matrix(w.view, DType::kQ4, 32, pool);
+  for (int64_t r = 0; r < 3; ++r) {
+    for (int64_t b = 0; b < 2; ++b) {
+      float m = 0.0f;
+      for (int64_t c = b * 32; c < b * 32 + 32; ++c) {
+        if (std::fabs(matrix_at(w.view, r, c)) > std::fabs(m)) m = matrix_at(w.view, r, c);
+      }
+      bool found = false;
+      for (int64_t c = b * 32; c < b * 32 + 32; ++c) {
+        if (matrix_at(w.view, r, c) == m) {
+          // -8 * the f16-rounded scale: within f16 rounding (2^-11 relative).
+          EXPECT_NEAR(matrix_at(q.view(), r, c), m, std::fabs(m) * 1e-3f);
+          found = true;
+        }
+      }
+      EXPECT_TRUE(found);
+    }
+  }
+}
+
+TEST(QuantTest, ActivationQuantiserMatchesTheReference) {
+  for (int64_t cols : {1, 31, 32, 33, 96, 136, 1000}) {
+    auto x = random_floats(static_cast<size_t>(cols), 40 + cols, -3.0f, 3.0f);
+    x[0] = 0.0f;
+    const int64_t padded = quant_padded_cols(cols);
+    std::vector<int8_t> q1(padded), q2(padded);
+    std::vector<float> s1(padded / 32), s2(padded / 32);
+    quantize_row_q8(x.data(), cols, q1.data(), s1.data());
+    reference::quantize_activations(x.data(), cols, q2.data(), s2.data());
+    EXPECT_EQ(q1, q2) << cols;
+    EXPECT_EQ(s1, s2) << cols;
+  }
+  std::vector<float> zeros(40, 0.0f);
+  std::vector<int8_t> q(64, 1);
+  std::vector<float> s(2, 1.0f);
+  quantize_row_q8(zeros.data(), 40, q.data(), s.data());
+  EXPECT_EQ(q, std::vector<int8_t>(64, 0));
+  EXPECT_EQ(s, std::vector<float>(2, 0.0f));
+}
+
+class QuantMatmulTest : public ::testing::TestWithParam<int> {
+ protected:
+  ThreadPool pool_{GetParam()};
+};
+
+TEST_P(QuantMatmulTest, EveryPathMatchesTheReference) {
+  struct Shape {
+    int64_t n_tokens, rows, cols;
+  };
+  for (Shape s : {Shape{1, 37, 96}, Shape{3, 29, 136}, Shape{4, 17, 257}, Shape{5, 9, 64},
+                  Shape{9, 33, 31}, Shape{1, 1, 1}}) {
+    auto w = random_matrix(s.rows, s.cols, DType::kBF16, 3 + s.rows);
+    auto x = random_floats(static_cast<size_t>(s.n_tokens * s.cols), 9 + s.cols, -2.0f, 2.0f);
+    auto bias = random_floats(static_cast<size_t>(s.rows), 4);
+    for (const QuantCase& qc : kCases) {
+      if (qc.group != 0 && quant_padded_cols(s.cols) % qc.group != 0) continue;
+      QuantizedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool_);
+      std::vector<float> want(static_cast<size_t>(s.n_tokens * s.rows)), got(want.size());
+      reference::matmul_quantized(x.data(), q.view(), bias.data(), s.n_tokens, want.data());
+      for_each_isa([&](const std::string& isa) {
+        std::fill(got.begin(), got.end(), NAN);
+        cpu::matmul(x.data(), q.view(), bias.data(), s.n_tokens, got.data(), pool_);
+        // Integer block sums are exact; what differs is the f32 summation of
+        // up to 9 block terms of magnitude <= 32 * 2 * 1.
+        expect_close(got, want, 1e-5f * static_cast<float>(s.cols), 1e-5f,
+                     isa + " " + std::string(dtype_name(qc.dtype)) + " group " +
+                         std::to_string(qc.group) + " " + std::to_string(s.n_tokens) + "x" +
+                         std::to_string(s.rows) + "x" + std::to_string(s.cols));
+      });
+    }
+  }
+}
+
+TEST_P(QuantMatmulTest, ActivationRoundingStaysWithinItsBound) {
+  // Against the unquantised activations: each x moves by at most half its
+  // block's step (max|x| / 254), so |error| <= sum_i |w_i| * step_i / 2.
+  const int64_t rows = 13, cols = 200, n_tokens = 3;
+  auto w = random_matrix(rows, cols, DType::kF32, 8);
+  auto x = random_floats(static_cast<size_t>(n_tokens * cols), 21, -4.0f, 4.0f);
+  for (const QuantCase& qc : {kCases[0], kCases[3]}) {
+    QuantizedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool_);
+    std::vector<float> exact(static_cast<size_t>(n_tokens * rows)), got(exact.size());
+    reference::matmul(x.data(), q.view(), nullptr, n_tokens, exact.data());
+    cpu::matmul(x.data(), q.view(), nullptr, n_tokens, got.data(), pool_);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t o = 0; o < rows; ++o) {
+        double bound = 1e-4;
+        for (int64_t b0 = 0; b0 < cols; b0 += 32) {
+          float amax = 0.0f;
+          for (int64_t c = b0; c < std::min(cols, b0 + 32); ++c) {
+            amax = std::max(amax, std::fabs(x[t * cols + c]));
+          }
+          for (int64_t c = b0; c < std::min(cols, b0 + 32); ++c) {
+            bound += std::fabs(matrix_at(q.view(), o, c)) * amax / 254.0;
+          }
+        }
+        EXPECT_LE(std::fabs(got[t * rows + o] - exact[t * rows + o]), bound)
+            << dtype_name(qc.dtype) << " token " << t << " row " << o;
+      }
+    }
+  }
+}
+
+TEST_P(QuantMatmulTest, MultiAndFusedSiluMatchSeparateProducts) {
+  const int64_t cols = 136, n_tokens = 6;
+  auto x = random_floats(static_cast<size_t>(n_tokens * cols), 2);
+  for (DType dt : {DType::kBF16, DType::kQ8, DType::kQ4}) {
+    std::vector<testing::RandomMatrix> src;
+    for (int64_t rows : {40, 24, 24}) src.push_back(random_matrix(rows, cols, DType::kBF16, rows));
+    std::vector<QuantizedMatrix> quant;
+    std::vector<MatrixView> views;
+    for (auto& m : src) {
+      if (dt == DType::kBF16) {
+        views.push_back(m.view);
+      } else {
+        quant.push_back(quantize_matrix(m.view, dt, 0, pool_));
+        views.push_back(quant.back().view());
+      }
+    }
+    auto bias = random_floats(40, 6);
+    std::vector<std::vector<float>> want(3), got(3);
+    std::vector<cpu::MatmulOutput> outs;
+    for (size_t i = 0; i < 3; ++i) {
+      want[i].resize(static_cast<size_t>(n_tokens * views[i].rows));
+      got[i].resize(want[i].size());
+      const float* b = i == 0 ? bias.data() : nullptr;
+      cpu::matmul(x.data(), views[i], b, n_tokens, want[i].data(), pool_);
+      outs.push_back({views[i], b, got[i].data()});
+    }
+    cpu::matmul_multi(x.data(), n_tokens, outs, pool_);
+    for (size_t i = 0; i < 3; ++i) {
+      expect_close(got[i], want[i], 0.0f, 0.0f, "multi " + std::string(dtype_name(dt)));
+    }
+    // gate = views[1], up = views[2]
+    std::vector<float> fused(static_cast<size_t>(n_tokens * 24)), sep(fused.size());
+    cpu::matmul_silu_mul(x.data(), views[1], views[2], n_tokens, fused.data(), pool_);
+    reference::silu_mul(want[1].data(), want[2].data(), n_tokens, 24, 24, 24, sep.data());
+    expect_close(fused, sep, 1e-6f, 1e-5f, "silu " + std::string(dtype_name(dt)));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, QuantMatmulTest, ::testing::Values(1, 2, 3));
+
+}  // namespace
+}  // namespace r1::kernels
