@@ -14,6 +14,7 @@
 
 #include "app/cli_util.h"
 #include "app/commands.h"
+#include "app/offline_bench.h"
 #include "server/http/http_client.h"
 
 namespace r1 {
@@ -30,6 +31,7 @@ struct BenchArgs {
   int prompt_tokens = 128;
   int max_tokens = 64;
   bool json = false;
+  bool offline = false;
 };
 
 struct RequestResult {
@@ -167,15 +169,34 @@ Status run_bench(const BenchArgs& a) {
 void add_bench_command(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Load-test an OpenAI-compatible server");
-  cmd->add_option("--url", a->url, "server base URL, e.g. http://127.0.0.1:8000")->required();
-  cmd->add_option("--model", a->model, "model name to request")->required();
+  auto off = std::make_shared<OfflineBenchArgs>();
+  cmd->add_flag("--offline", a->offline,
+                "measure the model in this process (--model is then a folder) against the "
+                "memory bandwidth measured in the same run");
+  cmd->add_option("--url", a->url, "server base URL, e.g. http://127.0.0.1:8000");
+  cmd->add_option("--model", a->model, "model name to request; with --offline, the folder")
+      ->required();
+  cmd->add_option("--threads", off->threads, "--offline: compute threads, 0 = all cores")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--gen-tokens", off->gen_tokens, "--offline: tokens to decode");
+  add_precision_options(cmd, &off->precision);
   cmd->add_option("--concurrency", a->concurrency, "requests in flight");
   cmd->add_option("--requests", a->requests, "requests in total");
   cmd->add_option("--prompt-tokens", a->prompt_tokens, "prompt length (about)");
   cmd->add_option("--max-tokens", a->max_tokens, "max_tokens of every request");
   cmd->add_flag("--json", a->json, "one JSON object");
-  cmd->callback([a, exit_code] {
-    Status s = run_bench(*a);
+  cmd->callback([a, off, exit_code] {
+    Status s;
+    if (a->offline) {
+      off->model = a->model;
+      off->prompt_tokens = a->prompt_tokens;
+      off->json = a->json;
+      s = run_offline_bench(*off);
+    } else if (a->url.empty()) {
+      s = invalid_argument("bench needs --url URL (a server), or --offline");
+    } else {
+      s = run_bench(*a);
+    }
     if (!s.ok()) *exit_code = report_error(s);
   });
 }

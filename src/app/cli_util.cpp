@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include <CLI/CLI.hpp>
+
 #include "obs/log.h"
 
 namespace r1 {
@@ -35,6 +37,38 @@ Result<std::vector<int32_t>> parse_ids_csv(const std::string& csv) {
 int report_error(const Status& status) {
   log_error(status.message());
   return 1;
+}
+
+void add_precision_options(CLI::App* cmd, PrecisionArgs* a) {
+  cmd->add_option("--dtype", a->dtype,
+                  "weights of the decoder layers: bf16, f16, f32, int8 or int4 (converted at "
+                  "load); empty = the file's dtype");
+  cmd->add_option("--lm-head-dtype", a->lm_head_dtype,
+                  "the output layer's dtype; empty = --dtype, or int8 when --dtype is int4");
+  cmd->add_option("--embed-dtype", a->embed_dtype,
+                  "the embedding table's dtype; empty = the file's");
+  cmd->add_option("--int8-group-size", a->int8_group_size,
+                  "columns per int8 scale (a multiple of 32); 0 = one scale per output channel")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+}
+
+Result<WeightPrecision> parse_precision(const PrecisionArgs& a) {
+  WeightPrecision p;
+  p.int8_group_size = a.int8_group_size;
+  auto one = [](const std::string& flag, const std::string& v,
+                std::optional<DType>* out) -> Status {
+    if (v.empty()) return ok_status();
+    std::optional<DType> t = parse_weight_dtype(v);
+    if (!t) {
+      return invalid_argument(flag + " " + v + ": expected bf16, f16, f32, int8 or int4");
+    }
+    *out = t;
+    return ok_status();
+  };
+  R1_RETURN_IF_ERROR(one("--dtype", a.dtype, &p.layers));
+  R1_RETURN_IF_ERROR(one("--lm-head-dtype", a.lm_head_dtype, &p.lm_head));
+  R1_RETURN_IF_ERROR(one("--embed-dtype", a.embed_dtype, &p.embed));
+  return p;
 }
 
 }  // namespace r1

@@ -19,6 +19,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
+  PrecisionArgs precision;
   std::optional<std::string> prompt, chat, ids;
   int32_t max_tokens = 256;
   std::optional<float> temperature, top_p, min_p, repetition_penalty, presence_penalty,
@@ -63,6 +64,7 @@ SamplingParams sampling_params(const GenerateArgs& a, const GenerationConfig& g)
 Status run_generate(const GenerateArgs& a) {
   LoadOptions lo;
   lo.n_threads = a.threads;
+  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
   LoadedModel m;
   R1_ASSIGN_OR_RETURN(m.folder, open_model_folder(a.model));
   R1_ASSIGN_OR_RETURN(std::vector<int32_t> ids, prompt_ids(a, m.folder));
@@ -134,6 +136,7 @@ void add_generate_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--frequency-penalty", a->frequency_penalty);
   cmd->add_option("--seed", a->seed);
   cmd->add_option("--threads", a->threads, "0 = all cores")->check(CLI::Range(0, 1024));
+  add_precision_options(cmd, &a->precision);
   cmd->add_flag("--json", a->json, "print one JSON object with the ids and the text");
   cmd->callback([a, exit_code] {
     Status s = run_generate(*a);

@@ -8,6 +8,7 @@
 #include "core/status.h"
 #include "model/backend.h"
 #include "model/model_folder.h"
+#include "model/weights.h"
 
 namespace r1 {
 
@@ -19,6 +20,7 @@ struct LoadedModel {
 struct LoadOptions {
   int n_threads = 0;
   int64_t kv_cache_tokens = 4096;  // KV capacity in tokens (rounded up to blocks)
+  WeightPrecision precision;       // conversions at load
 };
 
 // The CPU backend over an open folder (which must outlive it).

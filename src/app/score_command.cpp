@@ -13,6 +13,7 @@ namespace {
 
 struct ScoreArgs {
   std::string model;
+  PrecisionArgs precision;
   std::string ids;
   int32_t top = 5;
   int threads = 0;
@@ -30,6 +31,7 @@ Status run_score(const ScoreArgs& a) {
   }
   LoadOptions lo;
   lo.n_threads = a.threads;
+  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
   lo.kv_cache_tokens = static_cast<int64_t>(ids.size()) + 16;
   R1_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(folder, lo));
   BatchRunner runner(*backend, BatchRunnerOptions{a.chunk, 0});
@@ -60,6 +62,7 @@ void add_score_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--ids", a->ids, "token ids, comma-separated")->required();
   cmd->add_option("--top", a->top, "alternatives per position");
   cmd->add_option("--threads", a->threads, "0 = all cores")->check(CLI::Range(0, 1024));
+  add_precision_options(cmd, &a->precision);
   cmd->add_option("--chunk", a->chunk, "prompt tokens per forward step (chunked prefill)");
   cmd->callback([a, exit_code] {
     Status s = run_score(*a);

@@ -49,6 +49,7 @@ struct ServeArgs {
   size_t max_body_bytes = 8u << 20;
   int64_t max_model_len = 0;  // 0 = the model's max_position_embeddings
   std::string scheduling_policy = "fcfs";
+  PrecisionArgs precision;
 };
 
 int64_t available_memory_bytes() {
@@ -109,6 +110,7 @@ Status run_serve(const ServeArgs& a) {
                              : static_cast<int64_t>(available_memory_bytes() * a.kv_cache_fraction);
   LoadOptions lo;
   lo.n_threads = a.threads;
+  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
   lo.kv_cache_tokens = std::max<int64_t>(16, budget / per_token);
   R1_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(folder, lo));
   const int64_t tokens = static_cast<int64_t>(backend->n_kv_blocks()) * backend->block_size();
@@ -213,6 +215,7 @@ void add_serve_command(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0, 65535));
   cmd->add_option("--threads", a->threads, "compute threads, 0 = all cores")
       ->check(CLI::Range(0, 1024));
+  add_precision_options(cmd, &a->precision);
   cmd->add_option("--http-threads", a->http_threads, "HTTP worker threads (one per open stream)")
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--kv-cache-bytes", a->kv_cache_bytes,

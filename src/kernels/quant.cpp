@@ -70,12 +70,12 @@ void quantize_row_to_q4(const float* w, int64_t padded, uint8_t* q, uint16_t* sc
 
 }  // namespace
 
-QuantizedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size,
+OwnedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size,
                                 ThreadPool& pool) {
   R1_CHECK_MSG(src.dtype == DType::kF32 || src.dtype == DType::kBF16 || src.dtype == DType::kF16,
                "quantize_matrix: the source must be f32, bf16 or f16");
   const int64_t padded = quant_padded_cols(src.cols);
-  QuantizedMatrix out;
+  OwnedMatrix out;
   out.dtype = to;
   out.rows = src.rows;
   out.cols = src.cols;
@@ -106,6 +106,37 @@ QuantizedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_s
             quantize_row_to_q4(
                 row.data(), padded, out.data.data() + r * (padded / 2),
                 reinterpret_cast<uint16_t*>(out.scales.data()) + r * (padded / kQuantBlock));
+          }
+        }
+      },
+      16);
+  return out;
+}
+
+OwnedMatrix cast_matrix(const MatrixView& src, DType to, ThreadPool& pool) {
+  R1_CHECK_MSG(to == DType::kF32 || to == DType::kBF16 || to == DType::kF16,
+               "cast_matrix: target must be f32, bf16 or f16");
+  OwnedMatrix out;
+  out.dtype = to;
+  out.rows = src.rows;
+  out.cols = src.cols;
+  const size_t elem = dtype_size(to);
+  out.data.resize(static_cast<size_t>(src.rows * src.cols) * elem);
+  pool.parallel_for(
+      static_cast<size_t>(src.rows),
+      [&](size_t begin, size_t end, int) {
+        std::vector<float> row(static_cast<size_t>(src.cols));
+        for (int64_t r = static_cast<int64_t>(begin); r < static_cast<int64_t>(end); ++r) {
+          widen_row(src, r, row.data(), src.cols);
+          uint8_t* dst = out.data.data() + static_cast<size_t>(r * src.cols) * elem;
+          for (int64_t c = 0; c < src.cols; ++c) {
+            if (to == DType::kF32) {
+              reinterpret_cast<float*>(dst)[c] = row[c];
+            } else if (to == DType::kBF16) {
+              reinterpret_cast<uint16_t*>(dst)[c] = f32_to_bf16(row[c]);
+            } else {
+              reinterpret_cast<uint16_t*>(dst)[c] = f32_to_f16(row[c]);
+            }
           }
         }
       },

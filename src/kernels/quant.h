@@ -19,8 +19,9 @@
 
 namespace r1::kernels {
 
-// Owns the bytes of a quantised matrix.
-struct QuantizedMatrix {
+// Owns the bytes of a matrix made at load (quantised, or cast to another
+// float dtype).
+struct OwnedMatrix {
   DType dtype = DType::kQ8;
   int64_t rows = 0, cols = 0, group_size = 0;
   AlignedBuffer<uint8_t> data;
@@ -34,8 +35,12 @@ struct QuantizedMatrix {
 // Quantises `src` (f32, bf16 or f16) to `to` (kQ8 or kQ4). kQ8 group_size: a
 // multiple of 32, or 0 for one scale per row; kQ4 always uses 32. Rows are
 // split over the pool. Throws std::bad_alloc when memory runs out.
-QuantizedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size,
+OwnedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size,
                                 ThreadPool& pool);
+
+// Converts `src` to another float dtype (f32, bf16, f16; rounding to
+// nearest even).
+OwnedMatrix cast_matrix(const MatrixView& src, DType to, ThreadPool& pool);
 
 // One activation row quantised in blocks of 32: q [padded_cols] int8 (zero
 // padded), scales [padded_cols / 32] f32.

@@ -22,6 +22,9 @@ class Backend {
   virtual int32_t n_valid_vocab() const = 0;
   virtual int32_t n_kv_blocks() const = 0;
   virtual int32_t block_size() const = 0;
+  // Weight bytes one decode step reads per token (the bandwidth bound's
+  // numerator: tokens/s <= bandwidth / this).
+  virtual int64_t weight_bytes_per_token() const = 0;
 
   // Runs the model over the batch, writing its K/V into the cache slots, and
   // fills logits: [batch.logit_rows.size(), config().vocab_size] f32 (raw,

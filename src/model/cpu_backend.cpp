@@ -43,6 +43,7 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config
   }
   auto backend = std::unique_ptr<CpuBackend>(new CpuBackend(
       config, std::move(files), std::move(weights), std::move(spec), n_valid_vocab, options));
+  R1_RETURN_IF_ERROR(convert_weights(backend->weights_, options.precision, backend->pool_));
   try {
     backend->k_cache_.resize(static_cast<size_t>(config.n_layers));
     backend->v_cache_.resize(static_cast<size_t>(config.n_layers));
@@ -79,7 +80,6 @@ void CpuBackend::ensure_scratch(int64_t n, int64_t n_rows) {
     v_.resize(un * c.n_kv_heads * c.head_dim);
     attn_.resize(un * c.n_heads * c.head_dim);
     gate_.resize(un * c.intermediate_size);
-    up_.resize(un * c.intermediate_size);
     scratch_tokens_ = n;
   }
   if (static_cast<size_t>(n_rows * config_.hidden_size) > rows_.size()) {
@@ -99,9 +99,10 @@ void CpuBackend::run_layer(int64_t layer, const ForwardBatch& batch) {
 
   kc::rmsnorm(x_.data(), w.attn_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
               h_.data(), pool_);
-  kc::matmul(h_.data(), w.q, bias(w.q_bias), n, q_.data(), pool_);
-  kc::matmul(h_.data(), w.k, bias(w.k_bias), n, k_.data(), pool_);
-  kc::matmul(h_.data(), w.v, bias(w.v_bias), n, v_.data(), pool_);
+  const kc::MatmulOutput qkv[] = {{w.q, bias(w.q_bias), q_.data()},
+                                  {w.k, bias(w.k_bias), k_.data()},
+                                  {w.v, bias(w.v_bias), v_.data()}};
+  kc::matmul_multi(h_.data(), n, qkv, pool_);
   kc::rope(q_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_heads, c.head_dim,
            pool_);
   kc::rope(k_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_kv_heads,
@@ -124,10 +125,7 @@ void CpuBackend::run_layer(int64_t layer, const ForwardBatch& batch) {
 
   kc::rmsnorm(x_.data(), w.mlp_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
               h_.data(), pool_);
-  kc::matmul(h_.data(), w.gate, nullptr, n, gate_.data(), pool_);
-  kc::matmul(h_.data(), w.up, nullptr, n, up_.data(), pool_);
-  kc::silu_mul(gate_.data(), up_.data(), n, c.intermediate_size, c.intermediate_size,
-               c.intermediate_size, gate_.data(), pool_);
+  kc::matmul_silu_mul(h_.data(), w.gate, w.up, n, gate_.data(), pool_);
   kc::matmul(gate_.data(), w.down, nullptr, n, h_.data(), pool_);
   for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
 }

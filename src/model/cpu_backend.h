@@ -17,6 +17,7 @@ struct CpuBackendOptions {
   int n_threads = 0;        // 0 = all hardware threads
   int32_t n_kv_blocks = 0;  // KV cache size in blocks
   int32_t block_size = 16;  // tokens per block
+  WeightPrecision precision;  // conversions at load; default: the file's dtypes
 };
 
 class CpuBackend final : public Backend {
@@ -33,6 +34,7 @@ class CpuBackend final : public Backend {
   int32_t n_kv_blocks() const override { return options_.n_kv_blocks; }
   int32_t block_size() const override { return options_.block_size; }
   Status forward(const ForwardBatch& batch, std::span<float> logits) override;
+  int64_t weight_bytes_per_token() const override { return r1::weight_bytes_per_token(weights_); }
 
   // Bytes of KV cache per token (all layers, K and V).
   static int64_t kv_bytes_per_token(const ModelConfig& config);
@@ -61,8 +63,7 @@ class CpuBackend final : public Backend {
   AlignedBuffer<float> k_;     // [n, n_kv_heads * head_dim]
   AlignedBuffer<float> v_;     // [n, n_kv_heads * head_dim]
   AlignedBuffer<float> attn_;  // [n, n_heads * head_dim]
-  AlignedBuffer<float> gate_;  // [n, intermediate]
-  AlignedBuffer<float> up_;    // [n, intermediate]
+  AlignedBuffer<float> gate_;  // [n, intermediate] silu(gate) * up
   AlignedBuffer<float> rows_;  // [n_logit_rows, hidden]
 };
 

@@ -1,6 +1,7 @@
 #include "model/weights.h"
 
 #include <cstdint>
+#include <new>
 #include <string>
 
 #include "format/weight_validation.h"
@@ -70,6 +71,82 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, bool qkv_bias,
     }
   }
   return w;
+}
+
+std::optional<DType> WeightPrecision::lm_head_dtype() const {
+  if (lm_head) return lm_head;
+  if (layers == DType::kQ4) return DType::kQ8;
+  return layers;
+}
+
+namespace {
+
+Status convert(kernels::MatrixView& view, std::optional<DType> to, int64_t group,
+               std::vector<kernels::OwnedMatrix>& owned, ThreadPool& pool) {
+  if (!to || *to == view.dtype) return ok_status();
+  const bool quantised_source = view.dtype == DType::kQ8 || view.dtype == DType::kQ4;
+  if (quantised_source) return invalid_argument("weights are already quantised");
+  try {
+    if (*to == DType::kQ8 || *to == DType::kQ4) {
+      const int64_t padded = kernels::quant_padded_cols(view.cols);
+      if (*to == DType::kQ8 && group != 0 && (group % kernels::kQuantBlock != 0 || padded % group)) {
+        return invalid_argument("int8 group size " + std::to_string(group) +
+                                " must be a multiple of 32 that divides every row length "
+                                "(rounded up to 32; this model has one of " +
+                                std::to_string(padded) + ")");
+      }
+      owned.push_back(kernels::quantize_matrix(view, *to, group, pool));
+    } else if (*to == DType::kF32 || *to == DType::kBF16 || *to == DType::kF16) {
+      owned.push_back(kernels::cast_matrix(view, *to, pool));
+    } else {
+      return invalid_argument("weights cannot be converted to " + std::string(dtype_name(*to)));
+    }
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted("out of memory converting a [" + std::to_string(view.rows) + ", " +
+                              std::to_string(view.cols) + "] matrix to " +
+                              std::string(dtype_name(*to)));
+  }
+  view = owned.back().view();
+  return ok_status();
+}
+
+}  // namespace
+
+Status convert_weights(ModelWeights& w, const WeightPrecision& p, ThreadPool& pool) {
+  const int64_t g = p.int8_group_size;
+  // Views point at the OwnedMatrix buffers, which keep their address when
+  // the vector grows (the buffers move, their storage does not).
+  w.owned.reserve(w.layers.size() * 7 + 2);
+  const bool tied = w.lm_head.data == w.embed.data;
+  for (LayerWeights& l : w.layers) {
+    for (kernels::MatrixView* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      R1_RETURN_IF_ERROR(convert(*m, p.layers, g, w.owned, pool));
+    }
+  }
+  const kernels::MatrixView file_embed = w.embed;
+  R1_RETURN_IF_ERROR(convert(w.embed, p.embed, g, w.owned, pool));
+  if (tied) {
+    const std::optional<DType> head = p.lm_head_dtype();
+    if (head && *head == w.embed.dtype) {
+      w.lm_head = w.embed;  // one copy serves both
+    } else {
+      w.lm_head = file_embed;
+      R1_RETURN_IF_ERROR(convert(w.lm_head, head, g, w.owned, pool));
+    }
+  } else {
+    R1_RETURN_IF_ERROR(convert(w.lm_head, p.lm_head_dtype(), g, w.owned, pool));
+  }
+  return ok_status();
+}
+
+int64_t weight_bytes_per_token(const ModelWeights& w) {
+  int64_t bytes = kernels::matrix_bytes(w.lm_head);
+  for (const LayerWeights& l : w.layers) {
+    for (const kernels::MatrixView* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      bytes += kernels::matrix_bytes(*m);
+    }
+  }
+  return bytes;
 }
 
 }  // namespace r1

@@ -3,12 +3,15 @@
 // vectors (norms, biases) are widened to f32 once at load.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "core/status.h"
+#include "core/thread_pool.h"
 #include "format/model_config.h"
 #include "format/safetensors.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 
 namespace r1 {
 
@@ -25,7 +28,31 @@ struct ModelWeights {
   kernels::MatrixView lm_head;    // [vocab, hidden]; the embedding when tied
   std::vector<float> final_norm;  // [hidden]
   std::vector<LayerWeights> layers;
+  // Matrices converted at load, which the views above point into.
+  std::vector<kernels::OwnedMatrix> owned;
 };
+
+// The dtypes weights are converted to at load; nullopt keeps the file's
+// dtype (the matrices stay mmap'd, nothing is copied).
+struct WeightPrecision {
+  std::optional<DType> layers;   // q, k, v, o, gate, up, down
+  std::optional<DType> lm_head;  // unset: `layers`, except int8 when layers is int4
+  std::optional<DType> embed;    // only gathered, one row per token: no bandwidth cost
+  int64_t int8_group_size = 0;   // columns per int8 scale; 0 = one per output channel
+
+  // lm_head's dtype after the defaulting rule above.
+  std::optional<DType> lm_head_dtype() const;
+};
+
+// Converts the matrices `precision` names (quantising, or casting between
+// float dtypes) using `pool`; the converted copies live in weights.owned.
+// A tied lm_head gets its own copy when its dtype differs from the
+// embedding's. Errors: an unsupported target, or memory running out.
+Status convert_weights(ModelWeights& weights, const WeightPrecision& precision, ThreadPool& pool);
+
+// Bytes a decode step reads from the weights for one token: every layer
+// matrix and the lm_head (one embedding row is negligible).
+int64_t weight_bytes_per_token(const ModelWeights& weights);
 
 // Binds every tensor the config implies. The caller keeps `files` alive as
 // long as the result. Shapes and dtypes are checked (validate_weights).

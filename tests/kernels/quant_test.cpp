@@ -36,7 +36,7 @@ TEST(QuantTest, DequantisedWeightsAreWithinHalfAStep) {
       const int64_t rows = 7, cols = 136;  // 136 = 4 blocks + 8: a padded last block
       auto w = random_matrix(rows, cols, src, 17);
       if (qc.group == 64 && quant_padded_cols(cols) % 64 != 0) continue;
-      QuantizedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool);
+      OwnedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool);
       const MatrixView v = q.view();
       const int64_t group = v.group_size;
       for (int64_t r = 0; r < rows; ++r) {
@@ -63,7 +63,7 @@ TEST(QuantTest, DequantisedWeightsAreWithinHalfAStep) {
 TEST(QuantTest, Int4ReproducesTheLargestValueOfEachGroup) {
   ThreadPool pool(1);
   auto w = random_matrix(3, 64, DType::kF32, 5);
-  QuantizedMatrix q = quantize_matrix(w.view, DType::kQ4, 32, pool);
+  OwnedMatrix q = quantize_matrix(w.view, DType::kQ4, 32, pool);
   for (int64_t r = 0; r < 3; ++r) {
     for (int64_t b = 0; b < 2; ++b) {
       float m = 0.0f;
@@ -119,7 +119,7 @@ TEST_P(QuantMatmulTest, EveryPathMatchesTheReference) {
     auto bias = random_floats(static_cast<size_t>(s.rows), 4);
     for (const QuantCase& qc : kCases) {
       if (qc.group != 0 && quant_padded_cols(s.cols) % qc.group != 0) continue;
-      QuantizedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool_);
+      OwnedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool_);
       std::vector<float> want(static_cast<size_t>(s.n_tokens * s.rows)), got(want.size());
       reference::matmul_quantized(x.data(), q.view(), bias.data(), s.n_tokens, want.data());
       for_each_isa([&](const std::string& isa) {
@@ -143,7 +143,7 @@ TEST_P(QuantMatmulTest, ActivationRoundingStaysWithinItsBound) {
   auto w = random_matrix(rows, cols, DType::kF32, 8);
   auto x = random_floats(static_cast<size_t>(n_tokens * cols), 21, -4.0f, 4.0f);
   for (const QuantCase& qc : {kCases[0], kCases[3]}) {
-    QuantizedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool_);
+    OwnedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool_);
     std::vector<float> exact(static_cast<size_t>(n_tokens * rows)), got(exact.size());
     reference::matmul(x.data(), q.view(), nullptr, n_tokens, exact.data());
     cpu::matmul(x.data(), q.view(), nullptr, n_tokens, got.data(), pool_);
@@ -172,7 +172,7 @@ TEST_P(QuantMatmulTest, MultiAndFusedSiluMatchSeparateProducts) {
   for (DType dt : {DType::kBF16, DType::kQ8, DType::kQ4}) {
     std::vector<testing::RandomMatrix> src;
     for (int64_t rows : {40, 24, 24}) src.push_back(random_matrix(rows, cols, DType::kBF16, rows));
-    std::vector<QuantizedMatrix> quant;
+    std::vector<OwnedMatrix> quant;
     std::vector<MatrixView> views;
     for (auto& m : src) {
       if (dt == DType::kBF16) {

@@ -1,0 +1,132 @@
+#include "app/offline_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/loaded_model.h"
+#include "app/memory_bandwidth.h"
+#include "kernels/cpu/isa.h"
+
+namespace r1 {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One sequence in blocks 0.. of the cache: tokens at positions
+// [first, first + ids.size()), logits for the last.
+struct SequenceStep {
+  std::vector<int32_t> ids, positions, slots, query_start, table, logit_rows;
+
+  SequenceStep(std::vector<int32_t> tokens, int32_t first, int32_t block_size) {
+    ids = std::move(tokens);
+    const int32_t n = static_cast<int32_t>(ids.size());
+    for (int32_t i = 0; i < n; ++i) {
+      positions.push_back(first + i);
+      slots.push_back(first + i);  // block b holds positions [b * bs, (b + 1) * bs)
+    }
+    query_start = {0, n};
+    const int32_t n_blocks = (first + n + block_size - 1) / block_size;
+    for (int32_t b = 0; b < n_blocks; ++b) table.push_back(b);
+    logit_rows = {n - 1};
+  }
+
+  ForwardBatch batch() const {
+    return ForwardBatch{ids,   positions, slots, query_start, table,
+                        static_cast<int32_t>(table.size()), logit_rows};
+  }
+};
+
+int32_t argmax(const std::vector<float>& v, int32_t n) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.begin() + n) - v.begin());
+}
+
+}  // namespace
+
+Status run_offline_bench(const OfflineBenchArgs& a) {
+  if (a.prompt_tokens < 1 || a.gen_tokens < 1) {
+    return invalid_argument("--prompt-tokens and --gen-tokens must be at least 1");
+  }
+  LoadOptions lo;
+  lo.n_threads = a.threads;
+  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
+  lo.kv_cache_tokens = a.prompt_tokens + a.gen_tokens + 16;
+  const auto load_start = Clock::now();
+  R1_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.model, lo));
+  const double load_s = std::chrono::duration<double>(Clock::now() - load_start).count();
+  Backend& backend = *m.backend;
+  const ModelConfig& c = backend.config();
+  if (a.prompt_tokens + a.gen_tokens > c.max_position_embeddings) {
+    return out_of_range("prompt + generated tokens exceed the model's context");
+  }
+  const int n_threads = a.threads > 0 ? a.threads
+                                      : static_cast<int>(std::thread::hardware_concurrency());
+  ThreadPool triad_pool(n_threads);
+  BandwidthSample bw = measure_triad(triad_pool, 3);
+
+  std::vector<float> logits(static_cast<size_t>(c.vocab_size));
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> token(0, backend.n_valid_vocab() - 1);
+  // Warm-up: one token through every weight (page faults of mmap'd files,
+  // caches, thread start).
+  {
+    SequenceStep warm({token(rng)}, 0, backend.block_size());
+    R1_RETURN_IF_ERROR(backend.forward(warm.batch(), logits));
+  }
+  std::vector<int32_t> prompt(static_cast<size_t>(a.prompt_tokens));
+  for (int32_t& t : prompt) t = token(rng);
+  SequenceStep prefill(prompt, 0, backend.block_size());
+  const auto prefill_start = Clock::now();
+  R1_RETURN_IF_ERROR(backend.forward(prefill.batch(), logits));
+  const double prefill_s = std::chrono::duration<double>(Clock::now() - prefill_start).count();
+
+  int32_t next = argmax(logits, backend.n_valid_vocab());
+  const auto decode_start = Clock::now();
+  for (int g = 0; g < a.gen_tokens; ++g) {
+    SequenceStep step({next}, a.prompt_tokens + g, backend.block_size());
+    R1_RETURN_IF_ERROR(backend.forward(step.batch(), logits));
+    next = argmax(logits, backend.n_valid_vocab());
+  }
+  const double decode_s = std::chrono::duration<double>(Clock::now() - decode_start).count();
+  BandwidthSample after = measure_triad(triad_pool, 3);
+  bw.gbps.insert(bw.gbps.end(), after.gbps.begin(), after.gbps.end());
+
+  const int64_t bytes = backend.weight_bytes_per_token();
+  const double decode_tps = a.gen_tokens / decode_s;
+  const double bound = bw.median() * 1e9 / static_cast<double>(bytes);
+  nlohmann::ordered_json out;
+  out["model"] = a.model;
+  out["arch"] = c.arch == Arch::kQwen2 ? "qwen2" : "llama";
+  out["hidden_size"] = c.hidden_size;
+  out["n_layers"] = c.n_layers;
+  out["dtype"] = a.precision.dtype.empty() ? "file" : a.precision.dtype;
+  out["lm_head_dtype"] = lo.precision.lm_head_dtype()
+                             ? std::string(dtype_name(*lo.precision.lm_head_dtype()))
+                             : "file";
+  out["threads"] = n_threads;
+  out["isa"] = std::string(kernels::cpu::isa_name(kernels::cpu::active_isa()));
+  out["load_seconds"] = load_s;
+  out["prompt_tokens"] = a.prompt_tokens;
+  out["prefill_tokens_per_second"] = a.prompt_tokens / prefill_s;
+  out["gen_tokens"] = a.gen_tokens;
+  out["decode_tokens_per_second"] = decode_tps;
+  out["weight_bytes_per_token"] = bytes;
+  out["triad_gbps_median"] = bw.median();
+  out["triad_gbps_best"] = bw.best();
+  out["decode_bound_tokens_per_second"] = bound;
+  out["decode_fraction_of_bound"] = decode_tps / bound;
+  if (a.json) {
+    std::cout << out.dump() << "\n";
+  } else {
+    for (const auto& [k, v] : out.items()) std::cout << k << ": " << v.dump() << "\n";
+  }
+  return ok_status();
+}
+
+}  // namespace r1
