@@ -38,8 +38,8 @@ struct SequenceStep {
   }
 
   ForwardBatch batch() const {
-    return ForwardBatch{ids,   positions, slots, query_start, table,
-                        static_cast<int32_t>(table.size()), logit_rows};
+    return ForwardBatch{
+        ids, positions, slots, query_start, table, static_cast<int32_t>(table.size()), logit_rows};
   }
 };
 
@@ -65,8 +65,8 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   if (a.prompt_tokens + a.gen_tokens > c.max_position_embeddings) {
     return out_of_range("prompt + generated tokens exceed the model's context");
   }
-  const int n_threads = a.threads > 0 ? a.threads
-                                      : static_cast<int>(std::thread::hardware_concurrency());
+  const int n_threads =
+      a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
   ThreadPool triad_pool(n_threads);
   BandwidthSample bw = measure_triad(triad_pool, 3);
 

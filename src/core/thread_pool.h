@@ -2,10 +2,17 @@
 // thread takes part, work is split into equal contiguous ranges, and
 // parallel_for returns when every range is done. Not reentrant: one
 // parallel_for at a time per pool (the engine thread owns its pool).
+//
+// Hand-off is a spin-then-sleep barrier: a forward pass issues hundreds of
+// parallel_for calls per token microseconds apart, and a condition-variable
+// wake-up costs tens of microseconds each, so workers (and the caller,
+// waiting for them) spin on an atomic for a short while before sleeping.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -35,16 +42,19 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  // Guarded by mu_: the current job, its generation and completion count.
-  std::mutex mu_;
-  std::condition_variable start_cv_;
-  std::condition_variable done_cv_;
+  // The job fields are written by the caller before it publishes a new
+  // generation_ (release) and read by workers after they see it (acquire).
   const std::function<void(size_t, size_t, int)>* job_ = nullptr;
   size_t job_n_ = 0;
   int job_parts_ = 0;
-  unsigned long generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};  // workers still running the current job
+  std::atomic<bool> stop_{false};
+  // Sleepers: mu_ orders the last checks before sleeping with the
+  // notifications, so no wake-up is lost.
+  std::mutex mu_;
+  std::condition_variable start_cv_;
+  std::condition_variable done_cv_;
 };
 
 }  // namespace r1

@@ -14,9 +14,9 @@
 namespace r1 {
 
 struct CpuBackendOptions {
-  int n_threads = 0;        // 0 = all hardware threads
-  int32_t n_kv_blocks = 0;  // KV cache size in blocks
-  int32_t block_size = 16;  // tokens per block
+  int n_threads = 0;          // 0 = all hardware threads
+  int32_t n_kv_blocks = 0;    // KV cache size in blocks
+  int32_t block_size = 16;    // tokens per block
   WeightPrecision precision;  // conversions at load; default: the file's dtypes
 };
 

@@ -89,7 +89,8 @@ Status convert(kernels::MatrixView& view, std::optional<DType> to, int64_t group
   try {
     if (*to == DType::kQ8 || *to == DType::kQ4) {
       const int64_t padded = kernels::quant_padded_cols(view.cols);
-      if (*to == DType::kQ8 && group != 0 && (group % kernels::kQuantBlock != 0 || padded % group)) {
+      if (*to == DType::kQ8 && group != 0 &&
+          (group % kernels::kQuantBlock != 0 || padded % group)) {
         return invalid_argument("int8 group size " + std::to_string(group) +
                                 " must be a multiple of 32 that divides every row length "
                                 "(rounded up to 32; this model has one of " +

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 namespace r1 {
@@ -38,6 +40,34 @@ TEST(ThreadPoolTest, MinPerThreadLimitsParts) {
   pool.parallel_for(
       10, [&](size_t, size_t, int) { calls.fetch_add(1); }, 8);
   EXPECT_EQ(calls.load(), 1);
+}
+
+}  // namespace
+}  // namespace r1
+
+namespace r1 {
+namespace {
+
+// Back-to-back jobs of varying width (some leave workers idle) with the
+// workers sometimes asleep and sometimes spinning: every item runs exactly
+// once per job, never twice, never skipped.
+TEST(ThreadPoolTest, BackToBackJobsOfVaryingWidthRunEachItemOnce) {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> hits(16);
+  for (int job = 0; job < 6000; ++job) {
+    const size_t n = 1 + static_cast<size_t>(job * 7 % 16);
+    for (auto& h : hits) h.store(0);
+    pool.parallel_for(
+        n,
+        [&](size_t b, size_t e, int) {
+          for (size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+        },
+        1 + static_cast<size_t>(job % 5));
+    for (size_t i = 0; i < hits.size(); ++i) {
+      ASSERT_EQ(hits[i].load(), i < n ? 1 : 0) << "job " << job << " item " << i;
+    }
+    if (job % 2000 == 1999) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 }  // namespace
