@@ -59,15 +59,27 @@ float dot_f32(const float* w, const float* x, int64_t n);
 float dot_bf16(const uint16_t* w, const float* x, int64_t n);
 float dot_f16(const uint16_t* w, const float* x, int64_t n);
 
-// One quantised weight row against n_x (1..4) activation rows quantised by
-// quantize_row_q8; out[t] = sum over columns of w * x[t], dequantised.
-// padded: the row length (a multiple of 32). xq[t]: [padded] int8,
-// xs[t]: [padded / 32] f32.
-// int8: w [padded], w_scales f32 [padded / group].
+// Quantised weight rows against activation rows quantised by
+// quantize_row_q8 (xq: [padded] int8, xs: [padded / 32] f32; padded: the row
+// length, a multiple of 32). Every shape gives bit-identical results for the
+// same (row, token) on one ISA path.
+// int8: w [padded] per row, w_scales f32 [padded / group] per row.
+// One row against n_x (1..4) tokens: out[t].
 void dot_q8(const int8_t* w, const float* w_scales, int64_t group, const int8_t* const* xq,
             const float* const* xs, int n_x, int64_t padded, float* out);
-// int4: w [padded / 2] packed as in ops.h, w_scales f16 [padded / 32].
+// n_rows (1..4) rows, `row_stride` bytes / `ws_stride` scales apart, against
+// one token: out[r].
+void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int64_t ws_stride,
+                 int n_rows, int64_t group, const int8_t* xq, const float* xs, int64_t padded,
+                 float* out);
+// Two rows with one scale each (group = padded) against four tokens:
+// out[r * 4 + t].
+void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const int8_t* const* xq,
+                const float* const* xs, int64_t padded, float* out);
+// int4: w [padded / 2] per row packed as in ops.h, w_scales f16 [padded / 32].
 void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
             const float* const* xs, int n_x, int64_t padded, float* out);
+void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
+                 int n_rows, const int8_t* xq, const float* xs, int64_t padded, float* out);
 
 }  // namespace r1::kernels::cpu

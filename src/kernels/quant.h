@@ -35,8 +35,7 @@ struct OwnedMatrix {
 // Quantises `src` (f32, bf16 or f16) to `to` (kQ8 or kQ4). kQ8 group_size: a
 // multiple of 32, or 0 for one scale per row; kQ4 always uses 32. Rows are
 // split over the pool. Throws std::bad_alloc when memory runs out.
-OwnedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size,
-                                ThreadPool& pool);
+OwnedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size, ThreadPool& pool);
 
 // Converts `src` to another float dtype (f32, bf16, f16; rounding to
 // nearest even).

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -201,6 +202,39 @@ TEST_P(QuantMatmulTest, MultiAndFusedSiluMatchSeparateProducts) {
     cpu::matmul_silu_mul(x.data(), views[1], views[2], n_tokens, fused.data(), pool_);
     reference::silu_mul(want[1].data(), want[2].data(), n_tokens, 24, 24, 24, sep.data());
     expect_close(fused, sep, 1e-6f, 1e-5f, "silu " + std::string(dtype_name(dt)));
+  }
+}
+
+TEST(QuantMatmulInvarianceTest, TokensAloneOrTogetherAnyThreadsGiveTheSameBits) {
+  // What keeps greedy serving output independent of batch composition and
+  // thread count: each (row, token) result is bit-identical whatever kernel
+  // shape computed it.
+  const int64_t rows = 67, cols = 200, n_tokens = 11;
+  auto w = random_matrix(rows, cols, DType::kBF16, 31);
+  auto x = random_floats(static_cast<size_t>(n_tokens * cols), 32, -3.0f, 3.0f);
+  ThreadPool one(1), two(2), three(3);
+  for (const QuantCase& qc : {QuantCase{DType::kBF16, 0}, kCases[0], kCases[1], kCases[3]}) {
+    OwnedMatrix q;
+    MatrixView v = w.view;
+    if (qc.dtype != DType::kBF16) {
+      q = quantize_matrix(w.view, qc.dtype, qc.group, one);
+      v = q.view();
+    }
+    for_each_isa([&](const std::string& isa) {
+      std::vector<float> together(static_cast<size_t>(n_tokens * rows));
+      cpu::matmul(x.data(), v, nullptr, n_tokens, together.data(), three);
+      for (ThreadPool* pool : {&one, &two}) {
+        // Every split of the tokens into consecutive calls of 1..5 tokens.
+        std::vector<float> split(together.size());
+        for (int64_t t = 0, step = 1; t < n_tokens; t += step, step = step % 5 + 1) {
+          const int64_t n = std::min(step, n_tokens - t);
+          cpu::matmul(x.data() + t * cols, v, nullptr, n, split.data() + t * rows, *pool);
+        }
+        ASSERT_EQ(0, std::memcmp(split.data(), together.data(), split.size() * sizeof(float)))
+            << isa << " " << dtype_name(qc.dtype) << " group " << qc.group << " threads "
+            << pool->n_threads();
+      }
+    });
   }
 }
 

@@ -1,6 +1,10 @@
 // int4 weight rows (groups of 32 with f16 scales) against int8 activation
 // rows. Each 16-byte group unpacks to 32 signed values in [-8, 7]; the
 // products then go through the same maddubs sign trick as int8.
+//
+// As for int8, every shape (R rows x 1 token for decode, 1 row x N tokens
+// for prefill) computes each (row, token) result with the same instruction
+// sequence, so results do not depend on batch composition or threads.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -14,21 +18,19 @@ namespace r1::kernels::cpu {
 
 namespace {
 
-void dot_q4_scalar(const uint8_t* w, const uint16_t* ws, const int8_t* const* xq,
-                   const float* const* xs, int n_x, int64_t padded, float* out) {
-  for (int t = 0; t < n_x; ++t) {
-    float acc = 0.0f;
-    for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
-      const uint8_t* q = w + b * 16;
-      const int8_t* x = xq[t] + b * kQuantBlock;
-      int32_t s = 0;
-      for (int j = 0; j < 16; ++j) {
-        s += ((q[j] & 0x0F) - 8) * x[j] + ((q[j] >> 4) - 8) * x[j + 16];
-      }
-      acc += static_cast<float>(s) * (xs[t][b] * f16_to_f32(ws[b]));
-    }
-    out[t] = acc;
+constexpr int kPrefetchAhead = 2048;  // bytes ahead of the weight stream
+
+float row_dot_scalar(const uint8_t* w, const uint16_t* ws, const int8_t* xq, const float* xs,
+                     int64_t padded) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
+    const uint8_t* q = w + b * 16;
+    const int8_t* x = xq + b * kQuantBlock;
+    int32_t s = 0;
+    for (int j = 0; j < 16; ++j) s += ((q[j] & 0x0F) - 8) * x[j] + ((q[j] >> 4) - 8) * x[j + 16];
+    acc += static_cast<float>(s) * (xs[b] * f16_to_f32(ws[b]));
   }
+  return acc;
 }
 
 __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
@@ -37,65 +39,58 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
+// Block b of a packed row as 32 signed bytes.
+__attribute__((target("avx2,fma"))) inline __m256i unpack(const uint8_t* w, int64_t b) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 16));
+  // Low nibbles are values 0..15, high nibbles values 16..31.
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+  return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i w, __m256i x, float scale,
+                                                             __m256 acc) {
+  const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
+  const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+  return _mm256_fmadd_ps(p, _mm256_set1_ps(scale), acc);
+}
+
+template <int R>
+__attribute__((target("avx2,fma,f16c"))) void rows_avx2(const uint8_t* w, int64_t row_stride,
+                                                        const uint16_t* ws, int64_t ws_stride,
+                                                        const int8_t* xq, const float* xs,
+                                                        int64_t padded, float* out) {
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wr = w + r * row_stride;
+      if ((b & 3) == 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(wr + b * 16) + kPrefetchAhead, _MM_HINT_T0);
+      }
+      acc[r] = block_step(unpack(wr, b), xv, xs[b] * _cvtsh_ss(ws[r * ws_stride + b]), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
 template <int N>
-__attribute__((target("avx2,fma,f16c"))) void dot_q4_avx2_n(const uint8_t* w, const uint16_t* ws,
-                                                            const int8_t* const* xq,
-                                                            const float* const* xs, int64_t padded,
-                                                            float* out) {
-  const __m256i low_mask = _mm256_set1_epi8(0x0F);
-  const __m256i eight = _mm256_set1_epi8(8);
-  const __m256i ones = _mm256_set1_epi16(1);
+__attribute__((target("avx2,fma,f16c"))) void tokens_avx2(const uint8_t* w, const uint16_t* ws,
+                                                          const int8_t* const* xq,
+                                                          const float* const* xs, int64_t padded,
+                                                          float* out) {
   __m256 acc[N];
   for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 16));
-    // Low nibbles are values 0..15, high nibbles values 16..31.
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    const __m256i wv = _mm256_sub_epi8(_mm256_and_si256(both, low_mask), eight);
+    const __m256i wv = unpack(w, b);
     const float wscale = _cvtsh_ss(ws[b]);
     for (int t = 0; t < N; ++t) {
       const __m256i xv =
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[t] + b * kQuantBlock));
-      const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
-      const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-      acc[t] = _mm256_fmadd_ps(p, _mm256_set1_ps(xs[t][b] * wscale), acc[t]);
+      acc[t] = block_step(wv, xv, xs[t][b] * wscale, acc[t]);
     }
   }
   for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
-}
-
-constexpr int kPrefetchAhead = 2048;  // bytes ahead of the weight stream
-
-// acc + block b of w . x, scaled.
-__attribute__((target("avx2,fma,f16c"))) inline __m256 q4_block(const uint8_t* w,
-                                                                const uint16_t* ws,
-                                                                const int8_t* xq, const float* xs,
-                                                                int64_t b, __m256 acc) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 16));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-  const __m256i wv =
-      _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
-  const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
-  const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
-  const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
-  return _mm256_fmadd_ps(p, _mm256_set1_ps(xs[b] * _cvtsh_ss(ws[b])), acc);
-}
-
-// Decode (one activation row): four blocks per iteration with independent
-// accumulators, and a software prefetch of the weight stream (as dot_q8).
-__attribute__((target("avx2,fma,f16c"))) float dot_q4_avx2_1(const uint8_t* w, const uint16_t* ws,
-                                                             const int8_t* xq, const float* xs,
-                                                             int64_t padded) {
-  __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                 _mm256_setzero_ps()};
-  const int64_t n_blocks = padded / kQuantBlock;
-  int64_t b = 0;
-  for (; b + 4 <= n_blocks; b += 4) {
-    _mm_prefetch(reinterpret_cast<const char*>(w + b * 16) + kPrefetchAhead, _MM_HINT_T0);
-    for (int k = 0; k < 4; ++k) a[k] = q4_block(w, ws, xq, xs, b + k, a[k]);
-  }
-  for (; b < n_blocks; ++b) a[0] = q4_block(w, ws, xq, xs, b, a[0]);
-  return hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
 }
 
 }  // namespace
@@ -103,19 +98,38 @@ __attribute__((target("avx2,fma,f16c"))) float dot_q4_avx2_1(const uint8_t* w, c
 void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
             const float* const* xs, int n_x, int64_t padded, float* out) {
   if (active_isa() == Isa::kScalar) {
-    dot_q4_scalar(w, w_scales, xq, xs, n_x, padded, out);
+    for (int t = 0; t < n_x; ++t) out[t] = row_dot_scalar(w, w_scales, xq[t], xs[t], padded);
     return;
   }
   switch (n_x) {
     case 1:
-      out[0] = dot_q4_avx2_1(w, w_scales, xq[0], xs[0], padded);
-      return;
+      return tokens_avx2<1>(w, w_scales, xq, xs, padded, out);
     case 2:
-      return dot_q4_avx2_n<2>(w, w_scales, xq, xs, padded, out);
+      return tokens_avx2<2>(w, w_scales, xq, xs, padded, out);
     case 3:
-      return dot_q4_avx2_n<3>(w, w_scales, xq, xs, padded, out);
+      return tokens_avx2<3>(w, w_scales, xq, xs, padded, out);
     default:
-      return dot_q4_avx2_n<4>(w, w_scales, xq, xs, padded, out);
+      return tokens_avx2<4>(w, w_scales, xq, xs, padded, out);
+  }
+}
+
+void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
+                 int n_rows, const int8_t* xq, const float* xs, int64_t padded, float* out) {
+  if (active_isa() == Isa::kScalar) {
+    for (int r = 0; r < n_rows; ++r) {
+      out[r] = row_dot_scalar(w + r * row_stride, w_scales + r * ws_stride, xq, xs, padded);
+    }
+    return;
+  }
+  switch (n_rows) {
+    case 1:
+      return rows_avx2<1>(w, row_stride, w_scales, ws_stride, xq, xs, padded, out);
+    case 2:
+      return rows_avx2<2>(w, row_stride, w_scales, ws_stride, xq, xs, padded, out);
+    case 3:
+      return rows_avx2<3>(w, row_stride, w_scales, ws_stride, xq, xs, padded, out);
+    default:
+      return rows_avx2<4>(w, row_stride, w_scales, ws_stride, xq, xs, padded, out);
   }
 }
 

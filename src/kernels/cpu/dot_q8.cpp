@@ -2,6 +2,15 @@
 // own f32 scale). AVX2 multiplies |x| (u8) by w*sign(x) (s8) with maddubs:
 // both factors are within [-127, 127], so the pairwise i16 sums cannot
 // saturate (2 * 127 * 127 < 32767).
+//
+// Every kernel shape computes each (row, token) result with the same
+// instruction sequence: one f32 accumulator per group, blocks in order,
+// then acc = fma(group sum, row scale, acc), then a horizontal sum. So a
+// token's logits do not depend on how many tokens share the step or how the
+// rows fall to threads (batch and thread-count invariance), only on the ISA.
+// The shapes differ in what they share: R rows x 1 token (decode: R
+// independent chains hide the FMA latency), 1 row x N tokens, and 2 rows x 4
+// tokens (prefill: each load serves several products).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -14,25 +23,22 @@ namespace r1::kernels::cpu {
 
 namespace {
 
-int32_t block_dot_scalar(const int8_t* w, const int8_t* x) {
-  int32_t s = 0;
-  for (int j = 0; j < kQuantBlock; ++j) s += static_cast<int32_t>(w[j]) * x[j];
-  return s;
-}
+constexpr int kPrefetchAhead = 4096;  // bytes ahead of the weight stream (swept 512-8192)
 
-void dot_q8_scalar(const int8_t* w, const float* ws, int64_t group, const int8_t* const* xq,
-                   const float* const* xs, int n_x, int64_t padded, float* out) {
-  for (int t = 0; t < n_x; ++t) {
-    float acc = 0.0f;
-    for (int64_t g0 = 0; g0 < padded; g0 += group) {
-      float gacc = 0.0f;
-      for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
-        gacc += static_cast<float>(block_dot_scalar(w + c, xq[t] + c)) * xs[t][c / kQuantBlock];
-      }
-      acc += gacc * ws[g0 / group];
+// The scalar path's one (row, token) product; every scalar shape calls it.
+float row_dot_scalar(const int8_t* w, const float* ws, int64_t group, const int8_t* xq,
+                     const float* xs, int64_t padded) {
+  float acc = 0.0f;
+  for (int64_t g0 = 0; g0 < padded; g0 += group) {
+    float gacc = 0.0f;
+    for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
+      int32_t s = 0;
+      for (int j = 0; j < kQuantBlock; ++j) s += static_cast<int32_t>(w[c + j]) * xq[c + j];
+      gacc += static_cast<float>(s) * xs[c / kQuantBlock];
     }
-    out[t] = acc;
+    acc += gacc * ws[g0 / group];
   }
+  return acc;
 }
 
 __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
@@ -41,30 +47,64 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
-// 8 lanes of i32 partial sums of w . x over one block of 32.
-__attribute__((target("avx2,fma"))) inline __m256 block_dot_avx2(__m256i w, __m256i x) {
+// gacc + (w . x over one block) * x_scale, the one step every shape repeats.
+__attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i w, __m256i x, __m256 x_scale,
+                                                             __m256 gacc) {
   const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+  const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+  return _mm256_fmadd_ps(p, x_scale, gacc);
 }
 
-// Up to 4 activation rows per call: each weight block is loaded once for all
-// of them (prefill reuses it from registers; decode has n_x = 1).
+__attribute__((target("avx2,fma"))) inline __m256i load32(const int8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// R rows (consecutive, `row_stride` apart) x 1 token.
+template <int R>
+__attribute__((target("avx2,fma"))) void rows_avx2(const int8_t* w, int64_t row_stride,
+                                                   const float* ws, int64_t ws_stride,
+                                                   int64_t group, const int8_t* xq, const float* xs,
+                                                   int64_t padded, float* out) {
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g0 = 0; g0 < padded; g0 += group) {
+    __m256 gacc[R];
+    for (int r = 0; r < R; ++r) gacc[r] = _mm256_setzero_ps();
+    for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
+      const __m256i xv = load32(xq + c);
+      const __m256 xscale = _mm256_set1_ps(xs[c / kQuantBlock]);
+      for (int r = 0; r < R; ++r) {
+        const int8_t* wr = w + r * row_stride + c;
+        if ((c & 127) == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(wr) + kPrefetchAhead, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(wr) + kPrefetchAhead + 64, _MM_HINT_T0);
+        }
+        gacc[r] = block_step(load32(wr), xv, xscale, gacc[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      acc[r] = _mm256_fmadd_ps(gacc[r], _mm256_set1_ps(ws[r * ws_stride + g0 / group]), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+// 1 row x N tokens.
 template <int N>
-__attribute__((target("avx2,fma"))) void dot_q8_avx2_n(const int8_t* w, const float* ws,
-                                                       int64_t group, const int8_t* const* xq,
-                                                       const float* const* xs, int64_t padded,
-                                                       float* out) {
+__attribute__((target("avx2,fma"))) void tokens_avx2(const int8_t* w, const float* ws,
+                                                     int64_t group, const int8_t* const* xq,
+                                                     const float* const* xs, int64_t padded,
+                                                     float* out) {
   __m256 acc[N];
   for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t g0 = 0; g0 < padded; g0 += group) {
     __m256 gacc[N];
     for (int t = 0; t < N; ++t) gacc[t] = _mm256_setzero_ps();
     for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
-      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + c));
+      const __m256i wv = load32(w + c);
       for (int t = 0; t < N; ++t) {
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[t] + c));
-        gacc[t] = _mm256_fmadd_ps(block_dot_avx2(wv, xv), _mm256_set1_ps(xs[t][c / kQuantBlock]),
-                                  gacc[t]);
+        gacc[t] =
+            block_step(wv, load32(xq[t] + c), _mm256_set1_ps(xs[t][c / kQuantBlock]), gacc[t]);
       }
     }
     const __m256 scale = _mm256_set1_ps(ws[g0 / group]);
@@ -73,39 +113,30 @@ __attribute__((target("avx2,fma"))) void dot_q8_avx2_n(const int8_t* w, const fl
   for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
 }
 
-constexpr int kPrefetchAhead = 4096;  // bytes ahead of the weight stream (swept 512-8192)
-
-// Decode (one activation row): four independent accumulators over
-// consecutive blocks, so the FMA latency chain does not bound the loop.
-// Both (and the prefetch) measured on the 1.5b shape with 2 threads: see
-// docs/PERFORMANCE.md.
-__attribute__((target("avx2,fma"))) float dot_q8_avx2_1(const int8_t* w, const float* ws,
-                                                        int64_t group, const int8_t* xq,
-                                                        const float* xs, int64_t padded) {
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t g0 = 0; g0 < padded; g0 += group) {
-    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-    int64_t c = g0;
-    for (; c + 4 * kQuantBlock <= g0 + group; c += 4 * kQuantBlock) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + c) + kPrefetchAhead, _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(w + c) + kPrefetchAhead + 64, _MM_HINT_T0);
-      for (int k = 0; k < 4; ++k) {
-        const int64_t o = c + k * kQuantBlock;
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + o));
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + o));
-        a[k] = _mm256_fmadd_ps(block_dot_avx2(wv, xv), _mm256_set1_ps(xs[o / kQuantBlock]), a[k]);
-      }
+// 2 rows x 4 tokens, one group per row: acc = fma(gacc, scale, 0) is
+// exactly gacc * scale, so this matches the shapes above bit for bit.
+__attribute__((target("avx2,fma"))) void two_by_four_avx2(const int8_t* w0, const int8_t* w1,
+                                                          float ws0, float ws1,
+                                                          const int8_t* const* xq,
+                                                          const float* const* xs, int64_t padded,
+                                                          float* out) {
+  __m256 g0[4], g1[4];
+  for (int t = 0; t < 4; ++t) g0[t] = g1[t] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < padded; c += kQuantBlock) {
+    const __m256i wv0 = load32(w0 + c);
+    const __m256i wv1 = load32(w1 + c);
+    for (int t = 0; t < 4; ++t) {
+      const __m256i xv = load32(xq[t] + c);
+      const __m256 scale = _mm256_set1_ps(xs[t][c / kQuantBlock]);
+      g0[t] = block_step(wv0, xv, scale, g0[t]);
+      g1[t] = block_step(wv1, xv, scale, g1[t]);
     }
-    for (; c < g0 + group; c += kQuantBlock) {
-      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + c));
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + c));
-      a[0] = _mm256_fmadd_ps(block_dot_avx2(wv, xv), _mm256_set1_ps(xs[c / kQuantBlock]), a[0]);
-    }
-    const __m256 sum = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
-    acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(ws[g0 / group]), acc);
   }
-  return hsum(acc);
+  const __m256 s0 = _mm256_set1_ps(ws0), s1 = _mm256_set1_ps(ws1);
+  for (int t = 0; t < 4; ++t) {
+    out[t] = hsum(_mm256_fmadd_ps(g0[t], s0, _mm256_setzero_ps()));
+    out[4 + t] = hsum(_mm256_fmadd_ps(g1[t], s1, _mm256_setzero_ps()));
+  }
 }
 
 }  // namespace
@@ -113,20 +144,52 @@ __attribute__((target("avx2,fma"))) float dot_q8_avx2_1(const int8_t* w, const f
 void dot_q8(const int8_t* w, const float* w_scales, int64_t group, const int8_t* const* xq,
             const float* const* xs, int n_x, int64_t padded, float* out) {
   if (active_isa() == Isa::kScalar) {
-    dot_q8_scalar(w, w_scales, group, xq, xs, n_x, padded, out);
+    for (int t = 0; t < n_x; ++t) out[t] = row_dot_scalar(w, w_scales, group, xq[t], xs[t], padded);
     return;
   }
   switch (n_x) {
     case 1:
-      out[0] = dot_q8_avx2_1(w, w_scales, group, xq[0], xs[0], padded);
-      return;
+      return tokens_avx2<1>(w, w_scales, group, xq, xs, padded, out);
     case 2:
-      return dot_q8_avx2_n<2>(w, w_scales, group, xq, xs, padded, out);
+      return tokens_avx2<2>(w, w_scales, group, xq, xs, padded, out);
     case 3:
-      return dot_q8_avx2_n<3>(w, w_scales, group, xq, xs, padded, out);
+      return tokens_avx2<3>(w, w_scales, group, xq, xs, padded, out);
     default:
-      return dot_q8_avx2_n<4>(w, w_scales, group, xq, xs, padded, out);
+      return tokens_avx2<4>(w, w_scales, group, xq, xs, padded, out);
   }
+}
+
+void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int64_t ws_stride,
+                 int n_rows, int64_t group, const int8_t* xq, const float* xs, int64_t padded,
+                 float* out) {
+  if (active_isa() == Isa::kScalar) {
+    for (int r = 0; r < n_rows; ++r) {
+      out[r] = row_dot_scalar(w + r * row_stride, w_scales + r * ws_stride, group, xq, xs, padded);
+    }
+    return;
+  }
+  switch (n_rows) {
+    case 1:
+      return rows_avx2<1>(w, row_stride, w_scales, ws_stride, group, xq, xs, padded, out);
+    case 2:
+      return rows_avx2<2>(w, row_stride, w_scales, ws_stride, group, xq, xs, padded, out);
+    case 3:
+      return rows_avx2<3>(w, row_stride, w_scales, ws_stride, group, xq, xs, padded, out);
+    default:
+      return rows_avx2<4>(w, row_stride, w_scales, ws_stride, group, xq, xs, padded, out);
+  }
+}
+
+void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const int8_t* const* xq,
+                const float* const* xs, int64_t padded, float* out) {
+  if (active_isa() == Isa::kScalar) {
+    for (int t = 0; t < 4; ++t) {
+      out[t] = row_dot_scalar(w0, &ws0, padded, xq[t], xs[t], padded);
+      out[4 + t] = row_dot_scalar(w1, &ws1, padded, xq[t], xs[t], padded);
+    }
+    return;
+  }
+  two_by_four_avx2(w0, w1, ws0, ws1, xq, xs, padded, out);
 }
 
 }  // namespace r1::kernels::cpu

@@ -4,6 +4,7 @@
 // call whatever the number of tokens. For int8/int4 weights the activations
 // are first quantised once per call (blocks of 32, quant.h), and each weight
 // block is applied to up to four tokens from registers.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -75,34 +76,101 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
   return 0.0f;
 }
 
-// y[t * y_stride] = row `o` of w . x[t] for every token.
-void row_times_tokens(const MatrixView& w, int64_t o, const Activations& a, float* y,
-                      int64_t y_stride) {
+// Rows [begin, end) of w against every token: y[t * y_stride + o - y_col0].
+// Float weights: one dot product per (row, token), row-major so the row is
+// hot in L1 for all tokens. Quantised weights: the kernel shape that fits
+// (dot_q8.cpp explains why every shape gives the same bits):
+//   fewer than 4 tokens (decode): 4 rows x 1 token, 4 independent chains;
+//   int8 with one scale per row: pairs of rows x 4 tokens, tokens tiled so
+//     a tile's activations stay in L2 while the thread's rows pass;
+//   otherwise: 1 row x 4 tokens.
+void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
+                       float* y, int64_t y_stride, int64_t y_col0 = 0) {
   if (!is_quantized(w)) {
-    for (int64_t t = 0; t < a.n_tokens; ++t) y[t * y_stride] = dot_row(w, o, a.x + t * a.cols);
+    for (int64_t o = begin; o < end; ++o) {
+      for (int64_t t = 0; t < a.n_tokens; ++t)
+        y[t * y_stride + o - y_col0] = dot_row(w, o, a.x + t * a.cols);
+    }
     return;
   }
   const int64_t padded = a.padded;
   const int64_t n_blocks = padded / kQuantBlock;
-  for (int64_t t0 = 0; t0 < a.n_tokens; t0 += 4) {
-    const int n = static_cast<int>(std::min<int64_t>(4, a.n_tokens - t0));
-    const int8_t* xq[4];
-    const float* xs[4];
-    for (int k = 0; k < n; ++k) {
-      xq[k] = a.q + (t0 + k) * padded;
-      xs[k] = a.s + (t0 + k) * n_blocks;
+  const bool q8 = w.dtype == DType::kQ8;
+  const int64_t row_bytes = q8 ? padded : padded / 2;
+  const int64_t n_scales = q8 ? padded / w.group_size : n_blocks;
+  const auto* wd = static_cast<const uint8_t*>(w.data);
+  auto xq = [&](int64_t t) { return a.q + t * padded; };
+  auto xs = [&](int64_t t) { return a.s + t * n_blocks; };
+  // Rows [r0, r1) x token t, four rows per call.
+  auto rows_one_token = [&](int64_t r0, int64_t r1, int64_t t) {
+    for (int64_t o = r0; o < r1; o += 4) {
+      const int n = static_cast<int>(std::min<int64_t>(4, r1 - o));
+      float out[4];
+      if (q8) {
+        dot_q8_rows(reinterpret_cast<const int8_t*>(wd + o * row_bytes), row_bytes,
+                    static_cast<const float*>(w.scales) + o * n_scales, n_scales, n, w.group_size,
+                    xq(t), xs(t), padded, out);
+      } else {
+        dot_q4_rows(wd + o * row_bytes, row_bytes,
+                    static_cast<const uint16_t*>(w.scales) + o * n_scales, n_scales, n, xq(t),
+                    xs(t), padded, out);
+      }
+      for (int k = 0; k < n; ++k) y[t * y_stride + o + k - y_col0] = out[k];
     }
-    float out[4];
-    if (w.dtype == DType::kQ8) {
-      const int64_t n_groups = padded / w.group_size;
-      dot_q8(static_cast<const int8_t*>(w.data) + o * padded,
-             static_cast<const float*>(w.scales) + o * n_groups, w.group_size, xq, xs, n, padded,
-             out);
-    } else {
-      dot_q4(static_cast<const uint8_t*>(w.data) + o * (padded / 2),
-             static_cast<const uint16_t*>(w.scales) + o * n_blocks, xq, xs, n, padded, out);
+  };
+  // Row o x tokens [t0, t1), four tokens per call.
+  auto one_row_tokens = [&](int64_t o, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t += 4) {
+      const int n = static_cast<int>(std::min<int64_t>(4, t1 - t));
+      const int8_t* q[4];
+      const float* sc[4];
+      for (int k = 0; k < n; ++k) {
+        q[k] = xq(t + k);
+        sc[k] = xs(t + k);
+      }
+      float out[4];
+      if (q8) {
+        dot_q8(reinterpret_cast<const int8_t*>(wd + o * row_bytes),
+               static_cast<const float*>(w.scales) + o * n_scales, w.group_size, q, sc, n, padded,
+               out);
+      } else {
+        dot_q4(wd + o * row_bytes, static_cast<const uint16_t*>(w.scales) + o * n_scales, q, sc, n,
+               padded, out);
+      }
+      for (int k = 0; k < n; ++k) y[(t + k) * y_stride + o - y_col0] = out[k];
     }
-    for (int k = 0; k < n; ++k) y[(t0 + k) * y_stride] = out[k];
+  };
+
+  if (a.n_tokens < 4) {
+    for (int64_t t = 0; t < a.n_tokens; ++t) rows_one_token(begin, end, t);
+    return;
+  }
+  if (!(q8 && w.group_size == padded)) {
+    for (int64_t o = begin; o < end; ++o) one_row_tokens(o, 0, a.n_tokens);
+    return;
+  }
+  constexpr int64_t kTokenTile = 64;  // 64 x 1536 bytes for the 1.5b shape
+  const auto* ws = static_cast<const float*>(w.scales);
+  for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokenTile) {
+    const int64_t t1 = std::min(a.n_tokens, t0 + kTokenTile);
+    const int64_t t4 = t0 + (t1 - t0) / 4 * 4;
+    int64_t o = begin;
+    for (; o + 2 <= end; o += 2) {
+      for (int64_t t = t0; t < t4; t += 4) {
+        const int8_t* q[4] = {xq(t), xq(t + 1), xq(t + 2), xq(t + 3)};
+        const float* sc[4] = {xs(t), xs(t + 1), xs(t + 2), xs(t + 3)};
+        float out[8];
+        dot_q8_2x4(reinterpret_cast<const int8_t*>(wd + o * row_bytes),
+                   reinterpret_cast<const int8_t*>(wd + (o + 1) * row_bytes), ws[o], ws[o + 1], q,
+                   sc, padded, out);
+        for (int k = 0; k < 4; ++k) {
+          y[(t + k) * y_stride + o - y_col0] = out[k];
+          y[(t + k) * y_stride + o + 1 - y_col0] = out[4 + k];
+        }
+      }
+      for (int64_t t = t4; t < t1; ++t) rows_one_token(o, o + 2, t);
+    }
+    if (o < end) one_row_tokens(o, t0, t1);
   }
 }
 
@@ -132,14 +200,19 @@ void matmul_multi(const float* x, int64_t n_tokens, std::span<const MatmulOutput
         // Global row r -> (output, row within it).
         size_t m = 0;
         int64_t first = 0;
-        for (int64_t r = static_cast<int64_t>(begin); r < static_cast<int64_t>(end); ++r) {
+        for (int64_t r = static_cast<int64_t>(begin); r < static_cast<int64_t>(end);) {
           while (r >= first + outs[m].w.rows) first += outs[m++].w.rows;
           const MatmulOutput& out = outs[m];
-          const int64_t o = r - first;
-          row_times_tokens(out.w, o, a, out.y + o, out.w.rows);
+          // This thread's rows of this output: [o_begin, o_end).
+          const int64_t o_begin = r - first;
+          const int64_t o_end = std::min(out.w.rows, static_cast<int64_t>(end) - first);
+          rows_times_tokens(out.w, o_begin, o_end, a, out.y, out.w.rows);
           if (out.bias != nullptr) {
-            for (int64_t t = 0; t < n_tokens; ++t) out.y[t * out.w.rows + o] += out.bias[o];
+            for (int64_t t = 0; t < n_tokens; ++t) {
+              for (int64_t o = o_begin; o < o_end; ++o) out.y[t * out.w.rows + o] += out.bias[o];
+            }
           }
+          r = first + o_end;
         }
       },
       16);
@@ -154,18 +227,23 @@ void matmul_silu_mul(const float* x, const MatrixView& gate, const MatrixView& u
   pool.parallel_for(
       static_cast<size_t>(n),
       [&](size_t begin, size_t end, int) {
-        // Per-thread: the up products of one row for every token, before the
-        // gate products land in `out` and are combined in place.
-        thread_local AlignedBuffer<float> up_row;
-        if (up_row.size() < static_cast<size_t>(n_tokens)) {
-          up_row.resize(static_cast<size_t>(n_tokens));
-        }
-        for (int64_t o = static_cast<int64_t>(begin); o < static_cast<int64_t>(end); ++o) {
-          row_times_tokens(gate, o, a, out + o, n);
-          row_times_tokens(up, o, a, up_row.data(), 1);
+        // Chunks of rows: the gate products land in `out`, the up products in
+        // a per-thread buffer, then they are combined in place.
+        constexpr int64_t kChunk = 16;
+        thread_local AlignedBuffer<float> up_rows;
+        const size_t need = static_cast<size_t>(n_tokens * kChunk);
+        if (up_rows.size() < need) up_rows.resize(need);
+        for (int64_t o0 = static_cast<int64_t>(begin); o0 < static_cast<int64_t>(end);
+             o0 += kChunk) {
+          const int64_t o1 = std::min(static_cast<int64_t>(end), o0 + kChunk);
+          rows_times_tokens(gate, o0, o1, a, out, n);
+          // up_rows[t * kChunk + (o - o0)]
+          rows_times_tokens(up, o0, o1, a, up_rows.data(), kChunk, o0);
           for (int64_t t = 0; t < n_tokens; ++t) {
-            const float g = out[t * n + o];
-            out[t * n + o] = g / (1.0f + std::exp(-g)) * up_row[t];
+            for (int64_t o = o0; o < o1; ++o) {
+              const float g = out[t * n + o];
+              out[t * n + o] = g / (1.0f + std::exp(-g)) * up_rows[t * kChunk + (o - o0)];
+            }
           }
         }
       },
