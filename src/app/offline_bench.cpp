@@ -11,6 +11,7 @@
 
 #include "app/loaded_model.h"
 #include "app/memory_bandwidth.h"
+#include "app/single_sequence.h"
 #include "kernels/cpu/isa.h"
 
 namespace r1 {
@@ -18,30 +19,6 @@ namespace r1 {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// One sequence in blocks 0.. of the cache: tokens at positions
-// [first, first + ids.size()), logits for the last.
-struct SequenceStep {
-  std::vector<int32_t> ids, positions, slots, query_start, table, logit_rows;
-
-  SequenceStep(std::vector<int32_t> tokens, int32_t first, int32_t block_size) {
-    ids = std::move(tokens);
-    const int32_t n = static_cast<int32_t>(ids.size());
-    for (int32_t i = 0; i < n; ++i) {
-      positions.push_back(first + i);
-      slots.push_back(first + i);  // block b holds positions [b * bs, (b + 1) * bs)
-    }
-    query_start = {0, n};
-    const int32_t n_blocks = (first + n + block_size - 1) / block_size;
-    for (int32_t b = 0; b < n_blocks; ++b) table.push_back(b);
-    logit_rows = {n - 1};
-  }
-
-  ForwardBatch batch() const {
-    return ForwardBatch{
-        ids, positions, slots, query_start, table, static_cast<int32_t>(table.size()), logit_rows};
-  }
-};
 
 int32_t argmax(const std::vector<float>& v, int32_t n) {
   return static_cast<int32_t>(std::max_element(v.begin(), v.begin() + n) - v.begin());
@@ -76,12 +53,12 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   // Warm-up: one token through every weight (page faults of mmap'd files,
   // caches, thread start).
   {
-    SequenceStep warm({token(rng)}, 0, backend.block_size());
+    SingleSequenceStep warm({token(rng)}, 0, backend.block_size());
     R1_RETURN_IF_ERROR(backend.forward(warm.batch(), logits));
   }
   std::vector<int32_t> prompt(static_cast<size_t>(a.prompt_tokens));
   for (int32_t& t : prompt) t = token(rng);
-  SequenceStep prefill(prompt, 0, backend.block_size());
+  SingleSequenceStep prefill(prompt, 0, backend.block_size());
   const auto prefill_start = Clock::now();
   R1_RETURN_IF_ERROR(backend.forward(prefill.batch(), logits));
   const double prefill_s = std::chrono::duration<double>(Clock::now() - prefill_start).count();
@@ -89,7 +66,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   int32_t next = argmax(logits, backend.n_valid_vocab());
   const auto decode_start = Clock::now();
   for (int g = 0; g < a.gen_tokens; ++g) {
-    SequenceStep step({next}, a.prompt_tokens + g, backend.block_size());
+    SingleSequenceStep step({next}, a.prompt_tokens + g, backend.block_size());
     R1_RETURN_IF_ERROR(backend.forward(step.batch(), logits));
     next = argmax(logits, backend.n_valid_vocab());
   }

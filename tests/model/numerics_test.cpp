@@ -1,9 +1,11 @@
 // The whole CPU forward against the independent float64 PyTorch forward in
 // tools/reference: tiny generated Qwen2 and Llama models with f32 and bf16
 // weights, prompts up to 512 tokens, top-5 logprobs per position within 1e-3.
-// Runs the real binary (`r1serve make-test-model`, `r1serve score`).
+// Runs the real binary (`r1serve make-test-model`, `r1serve score`). The
+// int8 / int4 paths against an oracle that quantises independently.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -155,6 +157,100 @@ TEST_P(NumericsTest, TokenByTokenDecodeMatchesOracle) {
   // Chunk 1: every position is a single-token decode step over the cache.
   compare(dir, random_ids(40, n_tokens, 9), 1);
 }
+
+// int8 / int4 (`--dtype`): the oracle quantises the weights itself, by the
+// rules in src/kernels/quant.h, and (--act-quant) the inputs of every
+// quantised product in blocks of 32 as the integer kernels do; everything
+// else stays float64.
+//
+// Tolerance. Where no activation lands differently on the integer grid,
+// ours and the oracle's quantised computation agree to f32 rounding (the
+// median position below is ~1e-6). But an activation whose scaled value sits
+// within f32 rounding of a .5 boundary may round to the neighbouring integer
+// in one computation and not the other (upstream values differ in the last
+// bits between f32 and float64); one such flip moves that activation by one
+// quantisation step, which is the same kind of perturbation, at most as
+// large per element, as activation quantisation itself. So: (1) the median
+// position is within 1e-4 (no flip at most positions); (2) every position
+// is within twice the largest change activation quantisation itself makes
+// in the oracle (--act-quant against not), plus 1e-3; (3) we are much
+// closer to the quantised oracle than the quantised oracle is to its own
+// float-activation run at the median (we implement the rounding, not just
+// the weights).
+class QuantizedNumericsTest : public NumericsTest {
+ protected:
+  static std::vector<double> errors(const TopList& want, const TopList& got) {
+    std::vector<double> out;
+    for (size_t p = 0; p < want.size(); ++p) {
+      double e = 0;
+      for (const TopEntry& w : want[p]) {
+        auto it = std::find_if(got[p].begin(), got[p].end(),
+                               [&](const TopEntry& g) { return g.id == w.id; });
+        e = std::max(e, it == got[p].end() ? 1e9 : std::fabs(it->logprob - w.logprob));
+      }
+      out.push_back(e);
+    }
+    return out;
+  }
+  static double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  }
+};
+
+TEST_P(QuantizedNumericsTest, ScoreMatchesQuantisingOracle) {
+  auto [arch, quant] = GetParam();
+  const fs::path dir = model_dir(arch, "bf16");
+  const int n_tokens = arch == "qwen2" ? 151665 : 128256;
+  // Short independent sequences: a rounding flip (see above) reaches every
+  // later position of its sequence through attention, so one long sequence
+  // would be contaminated from its first flip on.
+  constexpr int kSequences = 16, kLength = 12;
+  const std::string ids_file =
+      (fs::current_path() / ("qids-" + std::to_string(getpid()) + ".csv")).string();
+  std::vector<std::vector<int>> seqs;
+  {
+    std::ofstream out(ids_file);
+    for (int i = 0; i < kSequences; ++i) {
+      seqs.push_back(random_ids(kLength, n_tokens, 100 + i));
+      out << csv(seqs.back()) << "\n";
+    }
+  }
+  const std::string oracle = "/usr/bin/python3 " + std::string(R1SERVE_SOURCE_DIR) +
+                             "/tools/reference/forward.py --model " + dir.string() +
+                             " --ids-file " + ids_file + " --sequences --weight-quant " + quant;
+  const TopList with_act = parse_top(run(oracle + " --top 5 --act-quant"));
+  const TopList float_act = parse_top(run(oracle + " --top 10"));
+  fs::remove(ids_file);
+  TopList got;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    // Chunks of 5: the prefill kernels (2x4 int8, 1x4 int4), the decode
+    // ones for the remainders, and the KV path between chunks.
+    TopList one = parse_top(run(std::string(R1SERVE_BINARY) + " score --model " + dir.string() +
+                                " --top 10 --chunk 5 --dtype " + quant + " --ids " + csv(seqs[i])));
+    got.insert(got.end(), one.begin(), one.end());
+  }
+  ASSERT_EQ(got.size(), static_cast<size_t>(kSequences * kLength));
+  ASSERT_EQ(with_act.size(), got.size());
+  const std::vector<double> ours = errors(with_act, got);
+  const std::vector<double> rounding = errors(with_act, float_act);
+  const double max_rounding = *std::max_element(rounding.begin(), rounding.end());
+  const double max_ours = *std::max_element(ours.begin(), ours.end());
+  std::printf(
+      "%s %s: median error %.3g, max %.3g; activation rounding itself: median %.3g, "
+      "max %.3g\n",
+      arch.c_str(), quant.c_str(), median(ours), max_ours, median(rounding), max_rounding);
+  EXPECT_LE(median(ours), 1e-4);
+  EXPECT_LE(max_ours, 2 * max_rounding + 1e-3);
+  EXPECT_LT(median(ours) * 100, median(rounding));
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, QuantizedNumericsTest,
+                         ::testing::Combine(::testing::Values("qwen2", "llama"),
+                                            ::testing::Values("int8", "int4")),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Models, NumericsTest,
                          ::testing::Combine(::testing::Values("qwen2", "llama"),

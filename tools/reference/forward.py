@@ -9,13 +9,22 @@ torch.float64 with the weights upcast to float64.
 Usage:
   /usr/bin/python3 tools/reference/forward.py --model DIR --ids 1,2,3 [--top 5]
   /usr/bin/python3 tools/reference/forward.py --model DIR --ids-file FILE \
-      [--top 5] [--logits-out FILE.npy]
+      [--top 5] [--logits-out FILE.npy] [--sequences]
 
 Prints one JSON object to stdout:
   {"top": [[[id, logprob], ...K entries, most likely first], ...one per position]}
 logprob is the natural-log log_softmax of the logits at that position after
 padding rows (ids >= tokenizer size) are masked to -inf. Equal logprobs are
 ordered by id ascending.
+
+Quantised models (r1serve --dtype int8 / int4) are checked with
+  --weight-quant int8|int4 [--int8-group N] [--lm-head-quant none|int8|int4]
+  [--act-quant]
+which quantise the weights here, independently, by the rules of
+src/kernels/quant.h (symmetric; int8 per output channel or per group, int4
+per 32 with f16 scales) and, with --act-quant, also quantise the input of
+every quantised product in blocks of 32 the way the integer kernels do; the
+rest of the forward stays float64.
 
 Only Debian's python3-torch and python3-numpy are needed: safetensors files
 are read by the small reader below.
@@ -278,6 +287,67 @@ def linear(x, w, b=None):
     return y + b if b is not None else y
 
 
+# Quantisation settings (set by main); None = the weights as stored.
+QUANT = {"layers": None, "lm_head": None, "group": 0, "act": False}
+
+
+def _pad32(w):
+    rows, cols = w.shape
+    padded = (cols + 31) // 32 * 32
+    out = torch.zeros(rows, padded, dtype=torch.float32)
+    out[:, :cols] = w.to(torch.float32)
+    return out, cols
+
+
+def quantize_weight(w, kind, group=0):
+    """Dequantised float64 copy of w after int8 / int4 quantisation, every
+    step in float32 as the C++ quantiser does it."""
+    wp, cols = _pad32(w)
+    rows, padded = wp.shape
+    if kind == "int8":
+        g = padded if group == 0 else group
+        wg = wp.view(rows, padded // g, g)
+        s = wg.abs().amax(dim=-1, keepdim=True) / 127.0
+        inv = torch.where(s > 0, 1.0 / s, torch.zeros_like(s))
+        q = torch.round(wg * inv).clamp(-127, 127)
+    elif kind == "int4":
+        wg = wp.view(rows, padded // 32, 32)
+        idx = wg.abs().argmax(dim=-1, keepdim=True)  # first largest magnitude
+        m = torch.gather(wg, -1, idx)
+        s = (m / -8.0).to(torch.float16).to(torch.float32)
+        inv = torch.where(s != 0, 1.0 / s, torch.zeros_like(s))
+        q = torch.round(wg * inv).clamp(-8, 7)
+    else:
+        raise ValueError("unknown quantisation %s" % kind)
+    return (q * s).view(rows, padded)[:, :cols].to(DTYPE)
+
+
+def quantize_activations(x):
+    """x as the integer kernels see it: float32, blocks of 32 along the last
+    axis, scale max|x| / 127, q = round-half-even(x * (127 / max|x|))."""
+    xf = x.to(torch.float32)
+    t, cols = xf.shape
+    padded = (cols + 31) // 32 * 32
+    xp = torch.zeros(t, padded, dtype=torch.float32)
+    xp[:, :cols] = xf
+    xb = xp.view(t, padded // 32, 32)
+    amax = xb.abs().amax(dim=-1, keepdim=True)
+    s = amax / 127.0
+    inv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    q = torch.round(xb * inv)
+    return (q.to(DTYPE) * s.to(DTYPE)).view(t, padded)[:, :cols]
+
+
+def qlinear(x, w, b=None, kind=None):
+    """linear() for a product whose weight is quantised as `kind`."""
+    if kind is None:
+        return linear(x, w, b)
+    w = quantize_weight(w, kind, QUANT["group"])
+    if QUANT["act"]:
+        x = quantize_activations(x)
+    return linear(x, w, b)
+
+
 def causal_attention(q, k, v, scale):
     """q: [n_heads, T, d], k/v: [n_kv, T, d] (RoPE already applied).
     GQA as HF repeat_kv: kv head j serves q heads j*n_rep .. j*n_rep+n_rep-1."""
@@ -329,9 +399,9 @@ def final_hidden(cfg, ckpt, ids):
         bias = lambda n, s, on: g(n, s) if on else None  # noqa: E731
 
         h = rms_norm(x, g(p + "input_layernorm.weight", [H]), cfg.eps)
-        q = linear(h, g(a + "q_proj.weight", [nh * D, H]), bias(a + "q_proj.bias", [nh * D], cfg.qkv_bias))
-        k = linear(h, g(a + "k_proj.weight", [nkv * D, H]), bias(a + "k_proj.bias", [nkv * D], cfg.qkv_bias))
-        v = linear(h, g(a + "v_proj.weight", [nkv * D, H]), bias(a + "v_proj.bias", [nkv * D], cfg.qkv_bias))
+        q = qlinear(h, g(a + "q_proj.weight", [nh * D, H]), bias(a + "q_proj.bias", [nh * D], cfg.qkv_bias), kind=QUANT["layers"])
+        k = qlinear(h, g(a + "k_proj.weight", [nkv * D, H]), bias(a + "k_proj.bias", [nkv * D], cfg.qkv_bias), kind=QUANT["layers"])
+        v = qlinear(h, g(a + "v_proj.weight", [nkv * D, H]), bias(a + "v_proj.bias", [nkv * D], cfg.qkv_bias), kind=QUANT["layers"])
         # [T, n*D] -> [n, T, D]; head n occupies columns n*D .. n*D+D-1
         q = q.view(t, nh, D).transpose(0, 1)
         k = k.view(t, nkv, D).transpose(0, 1)
@@ -340,12 +410,12 @@ def final_hidden(cfg, ckpt, ids):
         k = apply_rope(k, cos, sin)
         o = causal_attention(q, k, v, scale)
         o = o.transpose(0, 1).reshape(t, nh * D)
-        x = x + linear(o, g(a + "o_proj.weight", [H, nh * D]), bias(a + "o_proj.bias", [H], cfg.o_bias))
+        x = x + qlinear(o, g(a + "o_proj.weight", [H, nh * D]), bias(a + "o_proj.bias", [H], cfg.o_bias), kind=QUANT["layers"])
 
         h = rms_norm(x, g(p + "post_attention_layernorm.weight", [H]), cfg.eps)
-        gate = linear(h, g(m + "gate_proj.weight", [cfg.inter, H]), bias(m + "gate_proj.bias", [cfg.inter], cfg.mlp_bias))
-        up = linear(h, g(m + "up_proj.weight", [cfg.inter, H]), bias(m + "up_proj.bias", [cfg.inter], cfg.mlp_bias))
-        x = x + linear(silu(gate) * up, g(m + "down_proj.weight", [H, cfg.inter]), bias(m + "down_proj.bias", [H], cfg.mlp_bias))
+        gate = qlinear(h, g(m + "gate_proj.weight", [cfg.inter, H]), bias(m + "gate_proj.bias", [cfg.inter], cfg.mlp_bias), kind=QUANT["layers"])
+        up = qlinear(h, g(m + "up_proj.weight", [cfg.inter, H]), bias(m + "up_proj.bias", [cfg.inter], cfg.mlp_bias), kind=QUANT["layers"])
+        x = x + qlinear(silu(gate) * up, g(m + "down_proj.weight", [H, cfg.inter]), bias(m + "down_proj.bias", [H], cfg.mlp_bias), kind=QUANT["layers"])
 
     return rms_norm(x, _get(ckpt, "model.norm.weight", [H]), cfg.eps)
 
@@ -381,6 +451,9 @@ def top_k(row, k):
     return top_k_rows(torch.from_numpy(np.asarray(row, dtype=np.float64))[None], k)[0]
 
 
+_OUTPUT_CACHE = {}
+
+
 def run(model_dir, ids, k=5, logits_out=None, chunk=64):
     """Forward over `ids`; returns the per-position top-k list.
     With logits_out, writes the full float64 log-probs [T, vocab] as .npy."""
@@ -390,7 +463,14 @@ def run(model_dir, ids, k=5, logits_out=None, chunk=64):
     if not ids:
         raise ValueError("no token ids")
     x = final_hidden(cfg, ckpt, ids)
-    w_out = output_matrix(cfg, ckpt)
+    key = (model_dir, QUANT["lm_head"], QUANT["group"])
+    if key not in _OUTPUT_CACHE:  # --sequences runs many sequences on one model
+        w_out = output_matrix(cfg, ckpt)
+        if QUANT["lm_head"]:
+            w_out = quantize_weight(w_out, QUANT["lm_head"], QUANT["group"])
+        _OUTPUT_CACHE.clear()
+        _OUTPUT_CACHE[key] = w_out
+    w_out = _OUTPUT_CACHE[key]
     vocab = w_out.shape[0]
     n_valid = tokenizer_size(model_dir)
     if n_valid is None or n_valid > vocab:
@@ -401,7 +481,10 @@ def run(model_dir, ids, k=5, logits_out=None, chunk=64):
                                          shape=(len(ids), vocab))
     result = []
     for c0 in range(0, len(ids), chunk):
-        logits = x[c0:c0 + chunk] @ w_out.T
+        xc = x[c0:c0 + chunk]
+        if QUANT["lm_head"] and QUANT["act"]:
+            xc = quantize_activations(xc)
+        logits = xc @ w_out.T
         logits[:, n_valid:] = float("-inf")  # padding rows belong to no token
         lp = torch.log_softmax(logits, dim=-1)
         if dump is not None:
@@ -425,13 +508,40 @@ def main(argv=None):
     src.add_argument("--ids-file", help="file holding comma-separated token ids")
     ap.add_argument("--top", type=int, default=5, help="entries per position (default 5)")
     ap.add_argument("--logits-out", help="write full float64 log-probs [T, vocab] to this .npy")
+    ap.add_argument("--weight-quant", choices=["int8", "int4"],
+                    help="quantise the decoder layers' weights as r1serve --dtype does")
+    ap.add_argument("--lm-head-quant", choices=["none", "int8", "int4"],
+                    help="the lm_head's quantisation (default: as r1serve: int8 under int4, "
+                         "else --weight-quant)")
+    ap.add_argument("--int8-group", type=int, default=0,
+                    help="columns per int8 scale, 0 = one per output channel")
+    ap.add_argument("--act-quant", action="store_true",
+                    help="quantise the inputs of quantised products as the kernels do")
+    ap.add_argument("--sequences", action="store_true",
+                    help="--ids-file holds one sequence per line, each run on its own")
     args = ap.parse_args(argv)
-    if args.ids is not None:
-        ids = _parse_ids(args.ids)
-    else:
+    QUANT["layers"] = args.weight_quant
+    head = args.lm_head_quant
+    if head is None:
+        head = "int8" if args.weight_quant == "int4" else args.weight_quant
+    QUANT["lm_head"] = None if head == "none" else head
+    QUANT["group"] = args.int8_group
+    QUANT["act"] = args.act_quant
+    if args.sequences:
+        # One independent sequence per line; the positions of all of them,
+        # sequence after sequence, in one output.
         with open(args.ids_file) as f:
-            ids = _parse_ids(f.read())
-    top = run(args.model, ids, k=args.top, logits_out=args.logits_out)
+            seqs = [_parse_ids(line) for line in f if line.strip()]
+        top = []
+        for seq in seqs:
+            top.extend(run(args.model, seq, k=args.top))
+    else:
+        if args.ids is not None:
+            ids = _parse_ids(args.ids)
+        else:
+            with open(args.ids_file) as f:
+                ids = _parse_ids(f.read())
+        top = run(args.model, ids, k=args.top, logits_out=args.logits_out)
     out = {"top": [[[i, lp] for i, lp in pos] for pos in top]}
     sys.stdout.write(json.dumps(out) + "\n")
     return 0

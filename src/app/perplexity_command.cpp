@@ -1,0 +1,188 @@
+// `r1serve perplexity --model DIR --file TEXT [--dtype D] [--kl-base DIR]`:
+// like llama.cpp's perplexity tool. The text is tokenised, cut into chunks
+// of --ctx tokens (each starting with BOS when the model has one), and every
+// token after the first of a chunk is predicted from the ones before it:
+// perplexity = exp(mean negative log-likelihood). With --kl-base, a second
+// model (by default the same folder in its file dtype) runs on the same
+// chunks and the command also reports the mean KL divergence
+// KL(base || model) of the next-token distributions and how often the two
+// agree on the most likely token: the measure of what quantisation costs.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/cli_util.h"
+#include "app/commands.h"
+#include "app/loaded_model.h"
+#include "app/single_sequence.h"
+
+namespace r1 {
+
+namespace {
+
+struct PerplexityArgs {
+  std::string model;
+  std::string file;
+  PrecisionArgs precision;
+  std::string kl_base;
+  PrecisionArgs base_precision;
+  int threads = 0;
+  int ctx = 512;
+  int batch = 128;
+  int max_chunks = 0;
+  bool json = false;
+};
+
+// Log-softmax of one row of logits over the first n entries, in double.
+void log_softmax(const float* logits, int32_t n, std::vector<double>& out) {
+  out.resize(static_cast<size_t>(n));
+  double max = -INFINITY;
+  for (int32_t i = 0; i < n; ++i) max = std::max(max, static_cast<double>(logits[i]));
+  double sum = 0.0;
+  for (int32_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+  const double lse = max + std::log(sum);
+  for (int32_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = logits[i] - lse;
+}
+
+// The logits of every position of `chunk`, forwarded `batch` tokens at a
+// time over the backend's KV cache: [chunk.size(), vocab].
+Status chunk_logits(Backend& backend, const std::vector<int32_t>& chunk, int batch,
+                    std::vector<float>& logits) {
+  const int64_t vocab = backend.config().vocab_size;
+  logits.resize(chunk.size() * static_cast<size_t>(vocab));
+  for (size_t first = 0; first < chunk.size(); first += static_cast<size_t>(batch)) {
+    const size_t n = std::min(chunk.size() - first, static_cast<size_t>(batch));
+    std::vector<int32_t> ids(chunk.begin() + static_cast<std::ptrdiff_t>(first),
+                             chunk.begin() + static_cast<std::ptrdiff_t>(first + n));
+    SingleSequenceStep step(std::move(ids), static_cast<int32_t>(first), backend.block_size(),
+                            /*all_logits=*/true);
+    R1_RETURN_IF_ERROR(
+        backend.forward(step.batch(), std::span(logits.data() + first * static_cast<size_t>(vocab),
+                                                n * static_cast<size_t>(vocab))));
+  }
+  return ok_status();
+}
+
+Status run_perplexity(const PerplexityArgs& a) {
+  if (a.ctx < 2) return invalid_argument("--ctx must be at least 2");
+  if (a.batch < 1) return invalid_argument("--batch must be at least 1");
+  std::ifstream in(a.file, std::ios::binary);
+  if (!in) return not_found("--file " + a.file + ": cannot open it");
+  std::ostringstream text;
+  text << in.rdbuf();
+
+  LoadOptions lo;
+  lo.n_threads = a.threads;
+  lo.kv_cache_tokens = a.ctx + 16;
+  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
+  R1_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.model, lo));
+  std::optional<LoadedModel> base;
+  if (!a.kl_base.empty()) {
+    LoadOptions blo = lo;
+    R1_ASSIGN_OR_RETURN(blo.precision, parse_precision(a.base_precision));
+    R1_ASSIGN_OR_RETURN(base, load_model(a.kl_base, blo));
+    if (base->backend->n_valid_vocab() != m.backend->n_valid_vocab()) {
+      return invalid_argument("--kl-base has another vocabulary than --model");
+    }
+  }
+  if (a.ctx > m.folder.config.max_position_embeddings) {
+    return out_of_range("--ctx exceeds the model's context");
+  }
+
+  R1_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, m.folder.tokenizer->encode(text.str(), false));
+  const std::optional<int32_t> bos = m.folder.bos_id;
+  const size_t per_chunk = static_cast<size_t>(a.ctx - (bos ? 1 : 0));
+  size_t n_chunks = tokens.size() / per_chunk;
+  if (a.max_chunks > 0) n_chunks = std::min(n_chunks, static_cast<size_t>(a.max_chunks));
+  if (n_chunks == 0) {
+    return invalid_argument("--file has " + std::to_string(tokens.size()) +
+                            " tokens: fewer than one chunk of --ctx " + std::to_string(a.ctx));
+  }
+
+  const int32_t n_vocab = m.backend->n_valid_vocab();
+  double nll = 0.0, base_nll = 0.0, kl = 0.0;
+  int64_t scored = 0, agree = 0;
+  std::vector<float> logits, base_logits;
+  std::vector<double> lp, base_lp;
+  for (size_t c = 0; c < n_chunks; ++c) {
+    std::vector<int32_t> chunk;
+    if (bos) chunk.push_back(*bos);
+    chunk.insert(chunk.end(), tokens.begin() + static_cast<std::ptrdiff_t>(c * per_chunk),
+                 tokens.begin() + static_cast<std::ptrdiff_t>((c + 1) * per_chunk));
+    R1_RETURN_IF_ERROR(chunk_logits(*m.backend, chunk, a.batch, logits));
+    if (base) R1_RETURN_IF_ERROR(chunk_logits(*base->backend, chunk, a.batch, base_logits));
+    const size_t vocab = static_cast<size_t>(m.backend->config().vocab_size);
+    // Position p predicts token p + 1; the first real token after BOS is
+    // predicted too.
+    for (size_t p = 0; p + 1 < chunk.size(); ++p) {
+      log_softmax(logits.data() + p * vocab, n_vocab, lp);
+      const int32_t next = chunk[p + 1];
+      nll -= lp[static_cast<size_t>(next)];
+      ++scored;
+      if (!base) continue;
+      log_softmax(base_logits.data() + p * vocab, n_vocab, base_lp);
+      base_nll -= base_lp[static_cast<size_t>(next)];
+      double d = 0.0;
+      for (int32_t i = 0; i < n_vocab; ++i) {
+        const double pb = std::exp(base_lp[static_cast<size_t>(i)]);
+        if (pb > 0.0) d += pb * (base_lp[static_cast<size_t>(i)] - lp[static_cast<size_t>(i)]);
+      }
+      kl += d;
+      const auto top = std::max_element(lp.begin(), lp.end()) - lp.begin();
+      const auto base_top = std::max_element(base_lp.begin(), base_lp.end()) - base_lp.begin();
+      agree += top == base_top ? 1 : 0;
+    }
+  }
+  nlohmann::ordered_json out;
+  out["model"] = a.model;
+  out["dtype"] = a.precision.dtype.empty() ? "file" : a.precision.dtype;
+  out["ctx"] = a.ctx;
+  out["chunks"] = n_chunks;
+  out["tokens_scored"] = scored;
+  out["perplexity"] = std::exp(nll / static_cast<double>(scored));
+  if (base) {
+    out["base"] = a.kl_base;
+    out["base_dtype"] = a.base_precision.dtype.empty() ? "file" : a.base_precision.dtype;
+    out["base_perplexity"] = std::exp(base_nll / static_cast<double>(scored));
+    out["mean_kl_divergence"] = kl / static_cast<double>(scored);
+    out["top1_agreement"] = static_cast<double>(agree) / static_cast<double>(scored);
+  }
+  if (a.json) {
+    std::cout << out.dump() << "\n";
+  } else {
+    for (const auto& [k, v] : out.items()) std::cout << k << ": " << v.dump() << "\n";
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+void add_perplexity_command(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<PerplexityArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "perplexity", "Perplexity of a text, and KL divergence against a base model (--kl-base)");
+  cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
+  cmd->add_option("--file", a->file, "UTF-8 text to score")->required();
+  add_precision_options(cmd, &a->precision);
+  cmd->add_option("--kl-base", a->kl_base,
+                  "a base model folder (often the same one) to compare the distributions with");
+  cmd->add_option("--kl-base-dtype", a->base_precision.dtype,
+                  "the base model's dtype; empty = its file's");
+  cmd->add_option("--threads", a->threads, "0 = all cores")->check(CLI::Range(0, 1024));
+  cmd->add_option("--ctx", a->ctx, "tokens per chunk (BOS included)");
+  cmd->add_option("--batch", a->batch, "tokens per forward step within a chunk");
+  cmd->add_option("--chunks", a->max_chunks, "score at most this many chunks; 0 = all");
+  cmd->add_flag("--json", a->json, "one JSON object");
+  cmd->callback([a, exit_code] {
+    Status s = run_perplexity(*a);
+    if (!s.ok()) *exit_code = report_error(s);
+  });
+}
+
+}  // namespace r1
