@@ -1,0 +1,85 @@
+// Matrix-vector (decode) and matrix-matrix (prefill) products of the 1.5b
+// shape's largest matrix (gate/up: 8960 x 1536) for every weight dtype and
+// ISA path, reporting the weight bytes streamed per second (bytes_per_second)
+// so a run reads directly against the machine's memory bandwidth.
+//
+//   build/release/bench/kernels_bench --benchmark_filter=decode
+//   R1SERVE_ISA=scalar build/release/bench/kernels_bench
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu_ops.h"
+#include "kernels/quant.h"
+
+namespace {
+
+using namespace r1;
+using namespace r1::kernels;
+
+constexpr int64_t kRows = 8960, kCols = 1536;
+
+struct Weights {
+  std::vector<uint16_t> bf16;
+  OwnedMatrix q8, q4;
+  MatrixView view(DType t) const {
+    if (t == DType::kQ8) return q8.view();
+    if (t == DType::kQ4) return q4.view();
+    return MatrixView{bf16.data(), DType::kBF16, kRows, kCols};
+  }
+};
+
+const Weights& weights() {
+  static const Weights w = [] {
+    Weights out;
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> d(-0.05f, 0.05f);
+    out.bf16.resize(static_cast<size_t>(kRows * kCols));
+    for (auto& v : out.bf16) v = f32_to_bf16(d(rng));
+    ThreadPool pool(2);
+    const MatrixView src{out.bf16.data(), DType::kBF16, kRows, kCols};
+    out.q8 = quantize_matrix(src, DType::kQ8, 0, pool);
+    out.q4 = quantize_matrix(src, DType::kQ4, 32, pool);
+    return out;
+  }();
+  return w;
+}
+
+void run(benchmark::State& state, DType dtype, int64_t n_tokens) {
+  const int threads = static_cast<int>(state.range(0));
+  ThreadPool pool(threads);
+  const MatrixView w = weights().view(dtype);
+  std::vector<float> x(static_cast<size_t>(n_tokens * kCols), 0.25f);
+  std::vector<float> y(static_cast<size_t>(n_tokens * kRows));
+  for (auto _ : state) {
+    cpu::matmul(x.data(), w, nullptr, n_tokens, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * matrix_bytes(w));
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n_tokens),
+                         benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(dtype_name(dtype)) + " " +
+                 std::string(cpu::isa_name(cpu::active_isa())));
+}
+
+void decode_bf16(benchmark::State& s) { run(s, DType::kBF16, 1); }
+void decode_int8(benchmark::State& s) { run(s, DType::kQ8, 1); }
+void decode_int4(benchmark::State& s) { run(s, DType::kQ4, 1); }
+void prefill64_bf16(benchmark::State& s) { run(s, DType::kBF16, 64); }
+void prefill64_int8(benchmark::State& s) { run(s, DType::kQ8, 64); }
+void prefill64_int4(benchmark::State& s) { run(s, DType::kQ4, 64); }
+
+BENCHMARK(decode_bf16)->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(decode_int8)->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(decode_int4)->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(prefill64_bf16)->Arg(2)->UseRealTime();
+BENCHMARK(prefill64_int8)->Arg(2)->UseRealTime();
+BENCHMARK(prefill64_int4)->Arg(2)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
