@@ -1,6 +1,7 @@
 // int4 weight rows (groups of 32 with f16 scales) against int8 activation
-// rows. Each 16-byte group unpacks to 32 signed values in [-8, 7]; the
-// products then go through the same maddubs sign trick as int8.
+// rows. Each 16-byte group unpacks to 32 nibbles (q + 8); maddubs multiplies
+// them as unsigned bytes by the signed activations, and 8 * sum(x) comes off
+// after (offset_of).
 //
 // As for int8, every shape (R rows x 1 token for decode, 1 row x N tokens
 // for prefill) computes each (row, token) result with the same instruction
@@ -39,19 +40,30 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
-// Block b of a packed row as 32 signed bytes.
+// Block b of a packed row as 32 unsigned nibble values (q + 8, in 0..15).
 __attribute__((target("avx2,fma"))) inline __m256i unpack(const uint8_t* w, int64_t b) {
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 16));
   // Low nibbles are values 0..15, high nibbles values 16..31.
   const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-  return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
-__attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i w, __m256i x, float scale,
+// 8 * (sum of x over each group of 4 bytes), as i32 lanes: the offset the
+// unsigned nibbles carry. maddubs takes the nibbles as its unsigned operand
+// (15 * 127 * 2 cannot saturate), so (q + 8) . x - 8 * sum(x) = q . x
+// exactly, without the sign juggling int8 needs.
+__attribute__((target("avx2,fma"))) inline __m256i offset_of(__m256i x) {
+  const __m256i sums =
+      _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), x), _mm256_set1_epi16(1));
+  return _mm256_slli_epi32(sums, 3);
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i nibbles, __m256i x,
+                                                             __m256i offset, float scale,
                                                              __m256 acc) {
-  const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
-  const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
-  return _mm256_fmadd_ps(p, _mm256_set1_ps(scale), acc);
+  const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, x), _mm256_set1_epi16(1));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(p, offset)), _mm256_set1_ps(scale),
+                         acc);
 }
 
 template <int R>
@@ -63,12 +75,14 @@ __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const uint8_t* w, int64_
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
+    const __m256i offset = offset_of(xv);
     for (int r = 0; r < R; ++r) {
       const uint8_t* wr = w + r * row_stride;
       if ((b & 3) == 0) {
         _mm_prefetch(reinterpret_cast<const char*>(wr + b * 16) + kPrefetchAhead, _MM_HINT_T0);
       }
-      acc[r] = block_step(unpack(wr, b), xv, xs[b] * _cvtsh_ss(ws[r * ws_stride + b]), acc[r]);
+      acc[r] =
+          block_step(unpack(wr, b), xv, offset, xs[b] * _cvtsh_ss(ws[r * ws_stride + b]), acc[r]);
     }
   }
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
@@ -87,7 +101,7 @@ __attribute__((target("avx2,fma,f16c"))) void tokens_avx2(const uint8_t* w, cons
     for (int t = 0; t < N; ++t) {
       const __m256i xv =
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[t] + b * kQuantBlock));
-      acc[t] = block_step(wv, xv, xs[t][b] * wscale, acc[t]);
+      acc[t] = block_step(wv, xv, offset_of(xv), xs[t][b] * wscale, acc[t]);
     }
   }
   for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);

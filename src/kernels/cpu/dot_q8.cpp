@@ -47,12 +47,18 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
-// gacc + (w . x over one block) * x_scale, the one step every shape repeats.
-__attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i w, __m256i x, __m256 x_scale,
-                                                             __m256 gacc) {
-  const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
+// gacc + (w . x over one block) * x_scale, the one step every shape repeats
+// (ax = |x|, computed once per activation block by the caller).
+__attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i w, __m256i x, __m256i ax,
+                                                             __m256 x_scale, __m256 gacc) {
+  const __m256i p16 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w, x));
   const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
   return _mm256_fmadd_ps(p, x_scale, gacc);
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i w, __m256i x, __m256 x_scale,
+                                                             __m256 gacc) {
+  return block_step(w, x, _mm256_sign_epi8(x, x), x_scale, gacc);
 }
 
 __attribute__((target("avx2,fma"))) inline __m256i load32(const int8_t* p) {
@@ -72,14 +78,14 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const int8_t* w, int64_t row_
     for (int r = 0; r < R; ++r) gacc[r] = _mm256_setzero_ps();
     for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
       const __m256i xv = load32(xq + c);
+      const __m256i ax = _mm256_sign_epi8(xv, xv);
       const __m256 xscale = _mm256_set1_ps(xs[c / kQuantBlock]);
       for (int r = 0; r < R; ++r) {
         const int8_t* wr = w + r * row_stride + c;
-        if ((c & 127) == 0) {
+        if ((c & 63) == 0) {
           _mm_prefetch(reinterpret_cast<const char*>(wr) + kPrefetchAhead, _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(wr) + kPrefetchAhead + 64, _MM_HINT_T0);
         }
-        gacc[r] = block_step(load32(wr), xv, xscale, gacc[r]);
+        gacc[r] = block_step(load32(wr), xv, ax, xscale, gacc[r]);
       }
     }
     for (int r = 0; r < R; ++r) {
@@ -127,9 +133,10 @@ __attribute__((target("avx2,fma"))) void two_by_four_avx2(const int8_t* w0, cons
     const __m256i wv1 = load32(w1 + c);
     for (int t = 0; t < 4; ++t) {
       const __m256i xv = load32(xq[t] + c);
+      const __m256i ax = _mm256_sign_epi8(xv, xv);
       const __m256 scale = _mm256_set1_ps(xs[t][c / kQuantBlock]);
-      g0[t] = block_step(wv0, xv, scale, g0[t]);
-      g1[t] = block_step(wv1, xv, scale, g1[t]);
+      g0[t] = block_step(wv0, xv, ax, scale, g0[t]);
+      g1[t] = block_step(wv1, xv, ax, scale, g1[t]);
     }
   }
   const __m256 s0 = _mm256_set1_ps(ws0), s1 = _mm256_set1_ps(ws1);

@@ -27,6 +27,8 @@ struct Activations {
   int64_t padded = 0;
 };
 
+constexpr int64_t kRowsPerCall = 4;  // decode: rows per kernel call (2-4 measured alike)
+
 bool is_quantized(const MatrixView& w) {
   return w.dtype == DType::kQ8 || w.dtype == DType::kQ4;
 }
@@ -103,8 +105,8 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
   auto xs = [&](int64_t t) { return a.s + t * n_blocks; };
   // Rows [r0, r1) x token t, four rows per call.
   auto rows_one_token = [&](int64_t r0, int64_t r1, int64_t t) {
-    for (int64_t o = r0; o < r1; o += 4) {
-      const int n = static_cast<int>(std::min<int64_t>(4, r1 - o));
+    for (int64_t o = r0; o < r1; o += kRowsPerCall) {
+      const int n = static_cast<int>(std::min<int64_t>(kRowsPerCall, r1 - o));
       float out[4];
       if (q8) {
         dot_q8_rows(reinterpret_cast<const int8_t*>(wd + o * row_bytes), row_bytes,
