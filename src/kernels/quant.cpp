@@ -10,6 +10,15 @@ namespace r1::kernels {
 
 namespace {
 
+// Round half to even for |v| < 2^22, as std::nearbyint in the default
+// rounding mode, but written so the loops around it vectorise (nearbyint is
+// a library call per element without SSE4.1): adding and subtracting
+// 1.5 * 2^23 leaves v rounded to an integer by the addition itself.
+inline float round_even(float v) {
+  constexpr float kMagic = 12582912.0f;
+  return (v + kMagic) - kMagic;
+}
+
 // Row r of src as f32, zero padded to `out`'s length.
 void widen_row(const MatrixView& src, int64_t r, float* out, int64_t padded) {
   const int64_t n = src.cols;
@@ -41,7 +50,7 @@ void quantize_row_to_q8(const float* w, int64_t padded, int64_t group, int8_t* q
     const float inv = s > 0.0f ? 1.0f / s : 0.0f;
     scales[g0 / group] = s;
     for (int64_t c = g0; c < g0 + group; ++c) {
-      q[c] = static_cast<int8_t>(std::clamp(std::nearbyint(w[c] * inv), -127.0f, 127.0f));
+      q[c] = static_cast<int8_t>(round_even(std::clamp(w[c] * inv, -127.0f, 127.0f)));
     }
   }
 }
@@ -61,8 +70,8 @@ void quantize_row_to_q4(const float* w, int64_t padded, uint8_t* q, uint16_t* sc
     scales[b] = s16;
     uint8_t* out = q + b * 16;
     for (int64_t j = 0; j < 16; ++j) {
-      const int lo = static_cast<int>(std::clamp(std::nearbyint(vals[j] * inv), -8.0f, 7.0f));
-      const int hi = static_cast<int>(std::clamp(std::nearbyint(vals[j + 16] * inv), -8.0f, 7.0f));
+      const int lo = static_cast<int>(std::clamp(round_even(vals[j] * inv), -8.0f, 7.0f));
+      const int hi = static_cast<int>(std::clamp(round_even(vals[j + 16] * inv), -8.0f, 7.0f));
       out[j] = static_cast<uint8_t>((lo + 8) | ((hi + 8) << 4));
     }
   }
@@ -155,7 +164,7 @@ void quantize_row_q8(const float* x, int64_t cols, int8_t* q, float* scales) {
     const float inv = s > 0.0f ? 127.0f / amax : 0.0f;
     scales[b0 / kQuantBlock] = s;
     for (int64_t c = b0; c < b0 + kQuantBlock; ++c) {
-      q[c] = c < cols ? static_cast<int8_t>(std::nearbyint(x[c] * inv)) : 0;
+      q[c] = c < cols ? static_cast<int8_t>(round_even(x[c] * inv)) : 0;
     }
   }
 }
