@@ -50,8 +50,10 @@ class EngineLoopTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  std::unique_ptr<CpuBackend> backend(int32_t n_blocks) {
-    auto b = CpuBackend::create(config_, files_, kVocab, CpuBackendOptions{2, n_blocks, 16});
+  std::unique_ptr<CpuBackend> backend(int32_t n_blocks, int n_threads = 2) {
+    CpuBackendOptions o{n_threads, n_blocks, 16};
+    o.precision = precision_;
+    auto b = CpuBackend::create(config_, files_, kVocab, o);
     EXPECT_TRUE(b.ok()) << b.status().message();
     return std::move(b).value();
   }
@@ -68,8 +70,8 @@ class EngineLoopTest : public ::testing::Test {
   }
 
   // Greedy tokens of a request run alone (the BatchRunner, a separate driver).
-  std::vector<int32_t> alone(const EngineRequest& r) {
-    auto b = backend(64);
+  std::vector<int32_t> alone(const EngineRequest& r, int n_threads = 2) {
+    auto b = backend(64, n_threads);
     BatchRunner runner(*b, BatchRunnerOptions{512, 0});
     GenerationRequest g{r.prompt, r.sampling, r.max_tokens, r.stop_ids};
     auto res = runner.generate(std::span(&g, 1));
@@ -78,6 +80,7 @@ class EngineLoopTest : public ::testing::Test {
   }
 
   ModelConfig config_ = testing_model::small_config();
+  WeightPrecision precision_;  // the file's dtypes unless a test sets one
   fs::path dir_;
   std::shared_ptr<const WeightFiles> files_;
 };
@@ -102,6 +105,28 @@ TEST_F(EngineLoopTest, ConcurrentSubmissionsMatchRunningAlone) {
     Collected got = drain(*streams[i]);
     EXPECT_EQ(got.finish, EndReason::kLength) << i;
     EXPECT_EQ(got.tokens, alone(request(i))) << "request " << i;
+  }
+}
+
+TEST_F(EngineLoopTest, QuantisedGreedyOutputIgnoresBatchAndThreads) {
+  // int8 and int4 kernels quantise activations per token row and compute
+  // each (row, token) the same way in every kernel shape: a request's greedy
+  // tokens are the same alone on 1 or 3 threads as among 16 others on 2.
+  for (DType dt : {DType::kQ8, DType::kQ4}) {
+    precision_.layers = dt;
+    auto b = backend(256);
+    Engine engine(*b, EngineOptions{.max_batched_tokens = 40, .max_seqs = 64});
+    const int n = 16;
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (int i = 0; i < n; ++i) {
+      auto s = engine.submit(request(i));
+      ASSERT_TRUE(s.ok()) << s.status().message();
+      streams.push_back(*s);
+    }
+    for (int i = 0; i < n; ++i) {
+      Collected got = drain(*streams[i]);
+      EXPECT_EQ(got.tokens, alone(request(i), 1 + 2 * (i % 2))) << dtype_name(dt) << " " << i;
+    }
   }
 }
 
