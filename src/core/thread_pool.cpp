@@ -55,7 +55,7 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn,
+void ThreadPool::parallel_for(size_t n, RangeFn fn,
                               size_t min_per_thread) {
   if (n == 0) return;
   size_t by_size = std::max<size_t>(1, n / std::max<size_t>(1, min_per_thread));

@@ -20,6 +20,23 @@
 
 namespace r1 {
 
+// A non-owning reference to a callable (begin, end, thread) -> void. Unlike
+// std::function it never allocates, so handing a capturing lambda to the
+// pool costs nothing in the step. The callable must outlive the call.
+class RangeFn {
+ public:
+  template <typename F>
+  RangeFn(const F& f)  // NOLINT: implicit, so callers pass lambdas directly
+      : obj_(&f), call_([](const void* o, size_t b, size_t e, int t) {
+          (*static_cast<const F*>(o))(b, e, t);
+        }) {}
+  void operator()(size_t b, size_t e, int t) const { call_(obj_, b, e, t); }
+
+ private:
+  const void* obj_;
+  void (*call_)(const void*, size_t, size_t, int);
+};
+
 class ThreadPool {
  public:
   // n_threads counts the calling thread; 0 means hardware concurrency.
@@ -34,7 +51,7 @@ class ThreadPool {
   // Ranges are contiguous and their sizes differ by at most one; empty ranges
   // are skipped. Work smaller than `min_per_thread` per thread runs on fewer
   // threads.
-  void parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn,
+  void parallel_for(size_t n, RangeFn fn,
                     size_t min_per_thread = 1);
 
  private:
@@ -44,7 +61,7 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   // The job fields are written by the caller before it publishes a new
   // generation_ (release) and read by workers after they see it (acquire).
-  const std::function<void(size_t, size_t, int)>* job_ = nullptr;
+  const RangeFn* job_ = nullptr;
   size_t job_n_ = 0;
   int job_parts_ = 0;
   std::atomic<uint64_t> generation_{0};
