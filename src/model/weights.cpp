@@ -1,5 +1,8 @@
 #include "model/weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <new>
 #include <string>
@@ -81,6 +84,13 @@ std::optional<DType> WeightPrecision::lm_head_dtype() const {
 
 namespace {
 
+void release_pages(const void* data, int64_t bytes) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<uintptr_t>(data) + static_cast<uintptr_t>(bytes)) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 Status convert(kernels::MatrixView& view, std::optional<DType> to, int64_t group,
                std::vector<kernels::OwnedMatrix>& owned, ThreadPool& pool) {
   if (!to || *to == view.dtype) return ok_status();
@@ -107,6 +117,10 @@ Status convert(kernels::MatrixView& view, std::optional<DType> to, int64_t group
                               std::to_string(view.cols) + "] matrix to " +
                               std::string(dtype_name(*to)));
   }
+  // The file's copy is not read again: let the kernel drop its pages now
+  // rather than keep a 7B model resident twice (the mapping is read-only
+  // and file-backed, so this only discards clean page-cache references).
+  release_pages(view.data, view.rows * kernels::matrix_row_bytes(view));
   view = owned.back().view();
   return ok_status();
 }
