@@ -39,6 +39,7 @@ struct RequestResult {
   double ttft = 0;            // seconds to the first text chunk
   std::vector<double> gaps;   // seconds between text chunks
   int64_t output_tokens = 0;  // from usage, else text chunks
+  std::string error;          // why it failed, when it did
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -91,6 +92,13 @@ RequestResult run_one(const HttpClient& client, const std::string& body) {
     return true;
   });
   r.ok = res.ok() && res->status == 200 && done;
+  if (!res.ok()) {
+    r.error = res.status().message();
+  } else if (res->status != 200) {
+    r.error = "HTTP " + std::to_string(res->status);
+  } else if (!done) {
+    r.error = "the stream ended without [DONE]";
+  }
   if (r.output_tokens == 0) r.output_tokens = chunks;
   return r;
 }
@@ -146,6 +154,12 @@ Status run_bench(const BenchArgs& a) {
   out["prompt_tokens"] = a.prompt_tokens;
   out["max_tokens"] = a.max_tokens;
   out["errors"] = static_cast<int64_t>(results.size()) - ok;
+  for (const auto& r : results) {
+    if (!r.ok) {
+      out["first_error"] = r.error;
+      break;
+    }
+  }
   out["seconds"] = wall;
   out["requests_per_second"] = static_cast<double>(ok) / wall;
   out["output_tokens_per_second"] = static_cast<double>(tokens) / wall;
