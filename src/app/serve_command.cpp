@@ -22,6 +22,7 @@
 #include "obs/access_log.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "server/auth/authenticator.h"
 #include "server/openai_server.h"
 
 namespace r1 {
@@ -50,7 +51,14 @@ struct ServeArgs {
   int64_t max_model_len = 0;  // 0 = the model's max_position_embeddings
   std::string scheduling_policy = "fcfs";
   PrecisionArgs precision;
+  std::string api_keys;
+  bool auth_disabled = false;
+  bool auth_protect_ops = false;
 };
+
+bool is_loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
 
 int64_t available_memory_bytes() {
   std::ifstream in("/proc/meminfo");
@@ -101,7 +109,31 @@ Status run_serve(const ServeArgs& a) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Authentication: API keys, or explicitly none. Without either, only a
+  // loopback address may be served (a developer's machine, the tests).
+  std::unique_ptr<Authenticator> auth;
+  if (!a.api_keys.empty()) {
+    if (a.auth_disabled) {
+      return invalid_argument("--api-keys and --auth-disabled contradict each other");
+    }
+    R1_ASSIGN_OR_RETURN(auth, Authenticator::with_key_file(a.api_keys));
+    log_info("authentication: " + std::to_string(auth->n_keys()) + " API keys from " + a.api_keys +
+             " (SIGHUP reloads them)");
+  } else if (a.auth_disabled) {
+    log_warning(
+        "AUTHENTICATION IS DISABLED (--auth-disabled): every client may call every "
+        "route with every role");
+  } else if (!is_loopback(a.host)) {
+    return invalid_argument("refusing to serve " + a.host +
+                            " without authentication: give --api-keys FILE, or "
+                            "--auth-disabled to serve it open on purpose");
+  } else {
+    log_warning("AUTHENTICATION IS DISABLED: no --api-keys; serving " + a.host +
+                " (loopback) open to every local client");
+  }
 
   R1_ASSIGN_OR_RETURN(ModelFolder folder, open_model_folder(a.model));
   const int64_t per_token = CpuBackend::kv_bytes_per_token(folder.config);
@@ -145,7 +177,13 @@ Status run_serve(const ServeArgs& a) {
   ho.port = a.port;
   ho.n_threads = a.http_threads;
   ho.max_body_bytes = a.max_body_bytes;
-  OpenAiServer server(model, metrics(), *access_log, ho);
+  ServerSecurity security;
+  security.auth = auth.get();
+  security.protect_ops_routes = a.auth_protect_ops;
+  if (a.auth_protect_ops && !auth) {
+    return invalid_argument("--auth-protect-ops needs --api-keys");
+  }
+  OpenAiServer server(model, metrics(), *access_log, ho, security);
   R1_ASSIGN_OR_RETURN(int port, server.bind());
   log_info("serving " + model.name + " on http://" + a.host + ":" + std::to_string(port));
 
@@ -154,7 +192,20 @@ Status run_serve(const ServeArgs& a) {
   bool serve_done = false;  // guarded by serve_done_mu: serve() returned
   std::thread signal_thread([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    for (;;) {
+      sigwait(&signals, &sig);
+      if (sig != SIGHUP) break;
+      if (!auth) {
+        log_info("SIGHUP: no key file to reload");
+        continue;
+      }
+      const Status s = auth->reload();
+      if (s.ok()) {
+        log_info("SIGHUP: reloaded " + std::to_string(auth->n_keys()) + " API keys");
+      } else {
+        log_error("SIGHUP: keeping the previous keys: " + s.message());
+      }
+    }
     log_info("signal " + std::to_string(sig) + ": draining (up to " +
              std::to_string(a.drain_timeout) + " s)");
     const bool all =
@@ -239,6 +290,13 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--scheduling-policy", a->scheduling_policy,
                   "fcfs, or priority (the request's \"priority\": lower runs first)")
       ->check(CLI::IsMember({"fcfs", "priority"}));
+  cmd->add_option("--api-keys", a->api_keys,
+                  "YAML key file (ids, SHA-256 hashes, roles, limits); SIGHUP reloads it");
+  cmd->add_flag("--auth-disabled", a->auth_disabled,
+                "serve without authentication on purpose (required for a non-loopback --host "
+                "without --api-keys)");
+  cmd->add_flag("--auth-protect-ops", a->auth_protect_ops,
+                "/health, /ready and /metrics need credentials too");
   cmd->add_option("--max-model-len", a->max_model_len,
                   "context length to serve (prompt + output); 0 = the model's");
   cmd->callback([a, cmd, exit_code] {

@@ -22,8 +22,8 @@ HttpResponse json_response(const nlohmann::json& body, int status = 200) {
 }  // namespace
 
 OpenAiServer::OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog& access_log,
-                           const HttpServerOptions& http)
-    : model_(model), metrics_(metrics), access_log_(access_log), http_(http) {
+                           const HttpServerOptions& http, ServerSecurity security)
+    : model_(model), metrics_(metrics), access_log_(access_log), security_(security), http_(http) {
   metrics_.model(model_.name);  // series exist (at zero) from the start
   add_routes();
 }
@@ -46,14 +46,31 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req,
   return handler(ctx, req);
 }
 
+void OpenAiServer::route(const std::string& method, const std::string& path,
+                         std::optional<Role> role, bool open, HttpHandler handler) {
+  if (security_.auth == nullptr || open) {
+    http_.route(method, path, std::move(handler));
+    return;
+  }
+  http_.route(method, path, [this, role, handler = std::move(handler)](const HttpRequest& req) {
+    const AuthDecision d = security_.auth->check(req, role);
+    if (!d.principal) return auth_error_response(d);
+    HttpRequest authed = req;
+    authed.principal = d.principal->id;
+    return handler(authed);
+  });
+}
+
 void OpenAiServer::add_routes() {
-  http_.route("POST", "/v1/chat/completions",
-              [this](const HttpRequest& r) { return guarded(r, handle_chat_completions); });
-  http_.route("POST", "/v1/completions",
-              [this](const HttpRequest& r) { return guarded(r, handle_completions); });
-  http_.route("POST", "/predict",
-              [this](const HttpRequest& r) { return guarded(r, handle_predict); });
-  http_.route("GET", "/v1/models", [this](const HttpRequest&) {
+  const std::optional<Role> dev = Role::kDeveloper;
+  const bool ops_open = !security_.protect_ops_routes;
+  route("POST", "/v1/chat/completions", dev, false,
+        [this](const HttpRequest& r) { return guarded(r, handle_chat_completions); });
+  route("POST", "/v1/completions", dev, false,
+        [this](const HttpRequest& r) { return guarded(r, handle_completions); });
+  route("POST", "/predict", dev, false,
+        [this](const HttpRequest& r) { return guarded(r, handle_predict); });
+  route("GET", "/v1/models", dev, false, [this](const HttpRequest&) {
     std::vector<ModelCard> cards;
     cards.push_back({model_.name, model_.created, "r1serve", model_.context_len});
     for (const auto& alias : model_.aliases) {
@@ -61,14 +78,14 @@ void OpenAiServer::add_routes() {
     }
     return json_response(model_list_json(cards));
   });
-  http_.route("GET", "/health", [](const HttpRequest&) {
+  route("GET", "/health", std::nullopt, ops_open, [](const HttpRequest&) {
     return json_response({{"status", "ok"}});
   });
-  http_.route("GET", "/ready", [this](const HttpRequest&) {
+  route("GET", "/ready", std::nullopt, ops_open, [this](const HttpRequest&) {
     if (ready_.load() && !draining_.load()) return json_response({{"status", "ready"}});
     return json_response({{"status", draining_.load() ? "draining" : "loading"}}, 503);
   });
-  http_.route("GET", "/metrics", [this](const HttpRequest&) {
+  route("GET", "/metrics", std::nullopt, ops_open, [this](const HttpRequest&) {
     const SchedulerStats s = model_.engine->stats();
     ModelMetrics& mm = metrics_.model(model_.name);
     mm.set_running(s.n_running);
@@ -87,7 +104,7 @@ void OpenAiServer::add_routes() {
     res.body = metrics_.serialize();
     return res;
   });
-  http_.route("POST", "/tokenize", [this](const HttpRequest& req) {
+  route("POST", "/tokenize", dev, false, [this](const HttpRequest& req) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("prompt") ||
         !body["prompt"].is_string()) {
@@ -99,7 +116,7 @@ void OpenAiServer::add_routes() {
     return json_response(
         {{"tokens", *ids}, {"count", ids->size()}, {"max_model_len", model_.context_len}});
   });
-  http_.route("POST", "/detokenize", [this](const HttpRequest& req) {
+  route("POST", "/detokenize", dev, false, [this](const HttpRequest& req) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("tokens") ||
         !body["tokens"].is_array()) {

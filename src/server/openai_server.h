@@ -7,19 +7,30 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include "obs/access_log.h"
 #include "obs/metrics.h"
+#include "server/auth/authenticator.h"
 #include "server/http/http_server.h"
 #include "server/served_model.h"
 
 namespace r1 {
 
+// Who may call what. Without an authenticator every route is open (the
+// caller decides whether that is allowed; see serve_command).
+struct ServerSecurity {
+  const Authenticator* auth = nullptr;  // outlives the server
+  // /health, /ready and /metrics need valid credentials (any role) too.
+  bool protect_ops_routes = false;
+};
+
 class OpenAiServer {
  public:
   // `model`, `metrics` and `access_log` must outlive the server.
   OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog& access_log,
-               const HttpServerOptions& http);
+               const HttpServerOptions& http, ServerSecurity security = {});
 
   Result<int> bind() { return http_.bind(); }
   void serve() { http_.serve(); }
@@ -33,6 +44,10 @@ class OpenAiServer {
 
  private:
   void add_routes();
+  // Registers `handler` behind the auth check: `role` the role it needs
+  // (nullopt: any valid credential); `open` routes skip the check.
+  void route(const std::string& method, const std::string& path, std::optional<Role> role,
+             bool open, HttpHandler handler);
   HttpResponse guarded(const HttpRequest& req,
                        HttpResponse (*handler)(const struct GenerationRoutesContext&,
                                                const HttpRequest&));
@@ -40,6 +55,7 @@ class OpenAiServer {
   const ServedModel& model_;
   Metrics& metrics_;
   AccessLog& access_log_;
+  ServerSecurity security_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};

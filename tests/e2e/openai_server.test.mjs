@@ -405,6 +405,63 @@ test("priority policy: a high-priority request preempts a low one, both finish r
   }
 });
 
+test("API keys: 401 and 403 with OpenAI-shaped bodies, SIGHUP revokes, no secret in the logs", async () => {
+  const { createHash } = await import("node:crypto");
+  const sha = (k) => createHash("sha256").update(k).digest("hex");
+  const keys = path.join(work, "keys.yaml");
+  const file = (entries) => "keys:\n" + entries.map(([id, key, roles]) =>
+    `  - id: ${id}\n    sha256: ${sha(key)}\n    roles: [${roles}]\n`).join("");
+  writeFileSync(keys, file([["dev", "sk-dev-secret-1", "developer"],
+    ["aud", "sk-aud-secret-2", "auditor"]]));
+  const s = await startServer(["--api-keys", keys]);
+  try {
+    const authed = (key) => new OpenAI({ baseURL: `${s.base}/v1`, apiKey: key, maxRetries: 0 });
+    const ok = await authed("sk-dev-secret-1").chat.completions.create(chat("hi", { max_tokens: 2 }));
+    assert.equal(ok.usage.completion_tokens, 2);
+
+    const none = await fetch(`${s.base}/v1/chat/completions`, { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(chat("x")) });
+    assert.equal(none.status, 401);
+    assert.match(none.headers.get("www-authenticate"), /^Bearer/);
+    assert.equal(typeof (await none.json()).error.message, "string");
+
+    await assert.rejects(authed("sk-wrong").chat.completions.create(chat("x")),
+      (e) => e.status === 401);
+    await assert.rejects(authed("sk-aud-secret-2").chat.completions.create(chat("x")),
+      (e) => e.status === 403 && /role/.test(e.message));
+    assert.equal((await fetch(`${s.base}/health`)).status, 200, "/health stays open");
+
+    // Revoke "dev" and reload with SIGHUP; requests already admitted are not dropped.
+    const inflight = authed("sk-dev-secret-1").chat.completions.create(chat("long", { max_tokens: 40 }));
+    for (let i = 0; i < 200; i++) {  // admitted (past the auth check) before the revocation
+      if (await metric(s.base, "r1serve_num_requests_running") >= 1) break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    writeFileSync(keys, file([["aud", "sk-aud-secret-2", "auditor,developer"]]));
+    s.proc.kill("SIGHUP");
+    let status = 200;
+    for (let i = 0; i < 100 && status !== 401; i++) {
+      const r = await fetch(`${s.base}/v1/models`, { headers: { Authorization: "Bearer sk-dev-secret-1" } });
+      status = r.status;
+      if (status !== 401) await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(status, 401, "the revoked key still works after SIGHUP");
+    assert.equal((await inflight).usage.completion_tokens, 40);
+    const after = await authed("sk-aud-secret-2").chat.completions.create(chat("x", { max_tokens: 1 }));
+    assert.equal(after.usage.completion_tokens, 1);
+    for (const secret of ["sk-dev-secret-1", "sk-aud-secret-2", "sk-wrong"]) {
+      assert.ok(!s.stderr().includes(secret), `${secret} appears in the server log`);
+    }
+  } finally {
+    s.proc.kill("SIGKILL");
+    await s.exited;
+  }
+  const open = spawnSync(BIN, ["serve", "--model", modelDir, "--host", "0.0.0.0", "--port", "0"],
+    { encoding: "utf8" });
+  assert.equal(open.status, 1);
+  assert.match(open.stderr, /without authentication/);
+});
+
 test("a tiny KV cache forces preemption; every request still finishes with the same output", async () => {
   // 20 blocks of 16 tokens (512 bytes of KV per token for the tiny model).
   const small = await startServer(["--kv-cache-bytes", String(20 * 16 * 512),

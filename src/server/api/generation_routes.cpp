@@ -183,6 +183,7 @@ struct Job {
   int32_t n_top = 0;
   Clock::time_point arrival = Clock::now();
   std::string request_id;
+  std::string principal;
   std::string remote_addr;
   std::function<bool()> client_connected;  // may be unset (requests built in tests)
 };
@@ -259,6 +260,7 @@ void record(const GenerationRoutesContext& ctx, const Job& job, int status,
     AccessLogRecord rec;
     rec.time = std::chrono::system_clock::now();
     rec.request_id = job.request_id;
+    rec.principal = job.principal;
     rec.route = job.route;
     rec.model = m.name;
     rec.version = m.version;
@@ -493,6 +495,7 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const H
   job.chat = true;
   job.request_id = req.request_id;
   job.remote_addr = req.remote_addr;
+  job.principal = req.principal;
   job.client_connected = req.client_connected;
   auto parsed = parse_chat_completion_request(req.body, m.generation, limits_for(m));
   if (!parsed.ok()) {
@@ -522,6 +525,7 @@ HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRe
   job.route = "/v1/completions";
   job.request_id = req.request_id;
   job.remote_addr = req.remote_addr;
+  job.principal = req.principal;
   job.client_connected = req.client_connected;
   auto parsed = parse_completion_request(req.body, m.generation, limits_for(m));
   if (!parsed.ok()) {

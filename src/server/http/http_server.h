@@ -19,6 +19,7 @@ struct HttpRequest {
   std::string body;
   std::string remote_addr;
   std::string request_id;                           // X-Request-Id if valid, else generated
+  std::string principal;  // set by the server's auth check: the caller's id, "" if anonymous
   std::multimap<std::string, std::string> headers;  // names as the client sent them
 
   // For handlers that answer with a whole body: false once the client has
