@@ -54,6 +54,7 @@ struct ServeArgs {
   std::string api_keys;
   bool auth_disabled = false;
   bool auth_protect_ops = false;
+  bool special_tokens_in_messages = false;
 };
 
 bool is_loopback(const std::string& host) {
@@ -99,6 +100,7 @@ Result<ServedModel> served_model(const ServeArgs& a, const ModelFolder& f, Engin
     R1_ASSIGN_OR_RETURN(m.reasoning_close_ids, f.tokenizer->encode("\n</think>\n\n", false));
   }
   m.default_max_reasoning_tokens = a.max_reasoning_tokens;
+  m.special_tokens_in_messages = a.special_tokens_in_messages;
   m.engine = engine;
   return m;
 }
@@ -295,6 +297,9 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--auth-disabled", a->auth_disabled,
                 "serve without authentication on purpose (required for a non-loopback --host "
                 "without --api-keys)");
+  cmd->add_flag("--special-tokens-in-messages", a->special_tokens_in_messages,
+                "tokenise added tokens inside message contents as special tokens (Hugging "
+                "Face's behaviour; lets a client forge role markers)");
   cmd->add_flag("--auth-protect-ops", a->auth_protect_ops,
                 "/health, /ready and /metrics need credentials too");
   cmd->add_option("--max-model-len", a->max_model_len,

@@ -6,6 +6,7 @@
 
 #include "server/api/errors.h"
 #include "server/api/generation_routes.h"
+#include "server/api/openai_request.h"
 #include "server/api/openai_response.h"
 
 namespace r1 {
@@ -106,9 +107,23 @@ void OpenAiServer::add_routes() {
   });
   route("POST", "/tokenize", dev, false, [this](const HttpRequest& req) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (!body.is_discarded() && body.is_object() && body.contains("messages")) {
+      // As vLLM: the chat prompt the messages make, as /v1/chat/completions
+      // would tokenise it.
+      auto parsed = parse_chat_completion_request(
+          nlohmann::json{{"model", model_.name}, {"messages", body["messages"]}}.dump(),
+          model_.generation, RequestLimits{});
+      if (!parsed.ok()) return error_response(parsed.error());
+      if (!model_.chat_template) return error_response(api_error(model_.chat_template_status));
+      auto ids = encode_chat_prompt(model_, parsed->messages);
+      if (!ids.ok()) return error_response(api_error(ids.status(), "messages"));
+      return json_response(
+          {{"tokens", *ids}, {"count", ids->size()}, {"max_model_len", model_.context_len}});
+    }
     if (body.is_discarded() || !body.is_object() || !body.contains("prompt") ||
         !body["prompt"].is_string()) {
-      return error_response(bad_request("expected {\"prompt\": string}", "prompt"));
+      return error_response(
+          bad_request("expected {\"prompt\": string} or {\"messages\": [...]}", "prompt"));
     }
     const bool special = body.value("add_special_tokens", false);
     auto ids = model_.tokenizer->encode(body["prompt"].get<std::string>(), special);

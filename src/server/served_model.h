@@ -31,6 +31,9 @@ struct ServedModel {
   std::optional<int32_t> think_end_id;        // </think>
   std::vector<int32_t> reasoning_close_ids;   // tokens of "\n</think>\n\n"
   int32_t default_max_reasoning_tokens = -1;  // server default budget; -1 = none
+  // Match added tokens inside message contents too (Hugging Face's
+  // behaviour). Off by default: a user could otherwise forge role markers.
+  bool special_tokens_in_messages = false;
   Engine* engine = nullptr;
 
   bool answers_to(const std::string& model) const;

@@ -26,12 +26,14 @@ constexpr std::string_view kToolOutputBegin = "<｜tool▁output▁begin｜>";
 constexpr std::string_view kToolOutputEnd = "<｜tool▁output▁end｜>";
 
 // `{type}<｜tool▁sep｜>{name}\n```json\n{arguments}\n```<｜tool▁call▁end｜>`
-void append_tool_call(const ToolCall& call, std::string& out) {
-  out += call.type;
+// `client` appends client-supplied text (and records its range).
+template <typename Client>
+void append_tool_call(const ToolCall& call, std::string& out, Client& client) {
+  client(call.type);
   out += kToolSep;
-  out += call.name;
+  client(call.name);
   out += "\n```json\n";
-  out += call.arguments;
+  client(call.arguments);
   out += "\n```";
   out += kToolCallEnd;
 }
@@ -112,18 +114,31 @@ ChatTemplate ChatTemplate::deepseek_r1(const std::string& bos_token) {
 // are the template's own (ns.is_first, ns.is_tool, ns.is_output_first).
 Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
                                          bool add_generation_prompt) const {
+  R1_ASSIGN_OR_RETURN(Rendered r, render_with_ranges(messages, add_generation_prompt));
+  return std::move(r.text);
+}
+
+Result<ChatTemplate::Rendered> ChatTemplate::render_with_ranges(
+    std::span<const ChatMessage> messages, bool add_generation_prompt) const {
   for (size_t i = 0; i < messages.size(); ++i) {
     R1_RETURN_IF_ERROR(check_message(messages[i], i));
   }
 
-  std::string out = bos_;
+  Rendered rendered;
+  std::string& out = rendered.text;
+  out = bos_;
+  // Appends client-supplied text and records where it went.
+  auto client = [&](std::string_view text) {
+    rendered.client_ranges.emplace_back(out.size(), out.size() + text.size());
+    out += text;
+  };
   // The last system message wins and goes right after BOS, without a tag;
   // system messages render nothing where they stand.
   const std::string* system_prompt = nullptr;
   for (const ChatMessage& m : messages) {
     if (m.role == "system") system_prompt = &*m.content;
   }
-  if (system_prompt) out += *system_prompt;
+  if (system_prompt) client(*system_prompt);
 
   bool is_first = false;        // a tool call was rendered; never reset
   bool is_tool = false;         // inside a run of tool outputs
@@ -132,7 +147,7 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
     if (m.role == "user") {
       is_tool = false;
       out += kUser;
-      out += *m.content;
+      client(*m.content);
     } else if (m.role == "assistant" && !m.content.has_value()) {
       is_tool = false;
       // The first call of the conversation opens the assistant turn and the
@@ -143,12 +158,12 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
           out += kAssistant;
           out += kToolCallsBegin;
           out += kToolCallBegin;
-          append_tool_call(call, out);
+          append_tool_call(call, out, client);
           is_first = true;
         } else {
           out += '\n';
           out += kToolCallBegin;
-          append_tool_call(call, out);
+          append_tool_call(call, out, client);
           out += kToolCallsEnd;
           out += kEndOfSentence;
         }
@@ -160,12 +175,12 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
         // After tool outputs the content is kept whole, reasoning included,
         // and there is no assistant tag.
         out += kToolOutputsEnd;
-        out += *m.content;
+        client(*m.content);
         out += kEndOfSentence;
         is_tool = false;
       } else {
         out += kAssistant;
-        out += after_last_think_end(*m.content);
+        client(after_last_think_end(*m.content));
         out += kEndOfSentence;
       }
     } else if (m.role == "tool") {
@@ -173,13 +188,13 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
       if (is_output_first) {
         out += kToolOutputsBegin;
         out += kToolOutputBegin;
-        out += *m.content;
+        client(*m.content);
         out += kToolOutputEnd;
         is_output_first = false;
       } else {
         out += '\n';
         out += kToolOutputBegin;
-        out += *m.content;
+        client(*m.content);
         out += kToolOutputEnd;
       }
     }
@@ -190,7 +205,7 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
     out += kAssistant;
     if (kind_ == ChatTemplateKind::kDeepSeekR1) out += "<think>\n";
   }
-  return out;
+  return rendered;
 }
 
 }  // namespace r1

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -51,6 +52,16 @@ class ChatTemplate {
   // messages are INVALID_ARGUMENT.
   Result<std::string> render(std::span<const ChatMessage> messages,
                              bool add_generation_prompt) const;
+
+  // render(), plus where the client-supplied strings (message contents, tool
+  // call names and arguments) landed: [begin, end) byte ranges of the text,
+  // for Tokenizer::encode_with_literals.
+  struct Rendered {
+    std::string text;
+    std::vector<std::pair<size_t, size_t>> client_ranges;
+  };
+  Result<Rendered> render_with_ranges(std::span<const ChatMessage> messages,
+                                      bool add_generation_prompt) const;
 
  private:
   ChatTemplate(ChatTemplateKind kind, std::string bos) : kind_(kind), bos_(std::move(bos)) {}

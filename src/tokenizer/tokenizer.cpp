@@ -290,6 +290,17 @@ auto Tokenizer::Impl::build(const std::string& tokenizer_json, const std::string
 
 Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text,
                                                bool add_special_tokens) const {
+  return encode_impl(text, add_special_tokens, {});
+}
+
+Result<std::vector<int32_t>> Tokenizer::encode_with_literals(
+    std::string_view text, std::span<const std::pair<size_t, size_t>> literal) const {
+  return encode_impl(text, false, literal);
+}
+
+Result<std::vector<int32_t>> Tokenizer::encode_impl(
+    std::string_view text, bool add_special_tokens,
+    std::span<const std::pair<size_t, size_t>> literal) const {
   const size_t bad = detail::utf8_first_invalid(text);
   if (bad != std::string_view::npos) {
     return invalid_argument("text is not valid UTF-8 (byte " + std::to_string(bad) + ")");
@@ -301,6 +312,28 @@ Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text,
 
   std::vector<detail::Segment> segments;
   t.added_matcher.split(text, segments);
+  if (!literal.empty()) {
+    // An added token touching a literal range is text; runs of text
+    // segments then merge (they are contiguous in `text`).
+    std::vector<detail::Segment> merged;
+    for (detail::Segment seg : segments) {
+      if (seg.added_id >= 0) {
+        const size_t b = static_cast<size_t>(seg.text.data() - text.data());
+        const size_t e = b + seg.text.size();
+        for (const auto& [lb, le] : literal) {
+          if (b < le && lb < e) seg.added_id = -1;
+        }
+      }
+      if (seg.added_id < 0 && !merged.empty() && merged.back().added_id < 0 &&
+          merged.back().text.data() + merged.back().text.size() == seg.text.data()) {
+        merged.back().text = std::string_view(merged.back().text.data(),
+                                              merged.back().text.size() + seg.text.size());
+      } else {
+        merged.push_back(seg);
+      }
+    }
+    segments = std::move(merged);
+  }
   std::string normalized;
   std::vector<std::string_view> pieces;
   std::deque<std::string> arena;

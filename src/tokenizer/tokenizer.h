@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -33,6 +34,14 @@ class Tokenizer {
   // Fails only on invalid UTF-8 input.
   Result<std::vector<int32_t>> encode(std::string_view text, bool add_special_tokens = false) const;
 
+  // encode(text, false), except that inside `literal` byte ranges ([begin,
+  // end) offsets into text) added tokens are not matched: their text is
+  // tokenised as ordinary text together with its neighbours. A rendered
+  // chat prompt passes the ranges of client-supplied content, so a message
+  // cannot forge the template's role markers or </think>.
+  Result<std::vector<int32_t>> encode_with_literals(
+      std::string_view text, std::span<const std::pair<size_t, size_t>> literal) const;
+
   // Concatenated bytes of the tokens, decoded from the byte-level alphabet;
   // invalid UTF-8 becomes U+FFFD. skip_special drops tokens flagged special.
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
@@ -56,6 +65,9 @@ class Tokenizer {
  private:
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
+  Result<std::vector<int32_t>> encode_impl(
+      std::string_view text, bool add_special_tokens,
+      std::span<const std::pair<size_t, size_t>> literal) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -488,6 +488,17 @@ HttpResponse error_response(const ApiError& error) {
   return res;
 }
 
+Result<std::vector<int32_t>> encode_chat_prompt(const ServedModel& m,
+                                                std::span<const ChatMessage> messages) {
+  R1_ASSIGN_OR_RETURN(ChatTemplate::Rendered r, m.chat_template->render_with_ranges(
+                                                    messages, /*add_generation_prompt=*/true));
+  // The rendered prompt carries its own BOS. Client text is tokenised as
+  // text, so it cannot forge the template's markers, unless the server was
+  // told to keep Hugging Face's behaviour.
+  if (m.special_tokens_in_messages) return m.tokenizer->encode(r.text, false);
+  return m.tokenizer->encode_with_literals(r.text, r.client_ranges);
+}
+
 HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const HttpRequest& req) {
   const ServedModel& m = *ctx.model;
   Job job;
@@ -508,10 +519,7 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const H
     return error_response(model_not_found(job.opt.model));
   }
   if (!m.chat_template) return error_response(api_error(m.chat_template_status));
-  auto text = m.chat_template->render(parsed->messages, /*add_generation_prompt=*/true);
-  if (!text.ok()) return error_response(api_error(text.status(), "messages"));
-  // The rendered prompt carries its own BOS.
-  auto ids = m.tokenizer->encode(*text, /*add_special_tokens=*/false);
+  auto ids = encode_chat_prompt(m, parsed->messages);
   if (!ids.ok()) return error_response(api_error(ids.status(), "messages"));
   job.prompt = std::move(ids).value();
   job.starts_in_reasoning =

@@ -21,6 +21,12 @@ struct GenerationRoutesContext {
 };
 
 HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const HttpRequest& req);
+
+// The prompt ids of a chat request: the model's template rendered, the
+// client's strings tokenised as plain text (see
+// ServedModel::special_tokens_in_messages).
+Result<std::vector<int32_t>> encode_chat_prompt(const ServedModel& m,
+                                                std::span<const ChatMessage> messages);
 HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRequest& req);
 // {"text": ...} -> {"response": answer, "reasoning": thinking}; the text is
 // one user message, sampled with the model's defaults.
