@@ -55,6 +55,7 @@ struct ServeArgs {
   bool auth_disabled = false;
   bool auth_protect_ops = false;
   bool special_tokens_in_messages = false;
+  int max_concurrent_requests = 0;
 };
 
 bool is_loopback(const std::string& host) {
@@ -179,8 +180,10 @@ Status run_serve(const ServeArgs& a) {
   ho.port = a.port;
   ho.n_threads = a.http_threads;
   ho.max_body_bytes = a.max_body_bytes;
+  RateLimiter limiter(a.max_concurrent_requests);
   ServerSecurity security;
   security.auth = auth.get();
+  if (auth) security.limiter = &limiter;
   security.protect_ops_routes = a.auth_protect_ops;
   if (a.auth_protect_ops && !auth) {
     return invalid_argument("--auth-protect-ops needs --api-keys");
@@ -300,6 +303,10 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--special-tokens-in-messages", a->special_tokens_in_messages,
                 "tokenise added tokens inside message contents as special tokens (Hugging "
                 "Face's behaviour; lets a client forge role markers)");
+  cmd->add_option("--max-concurrent-requests", a->max_concurrent_requests,
+                  "authenticated inference requests in flight across all keys before 429; "
+                  "0 = no cap (per-key limits come from the key file)")
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_flag("--auth-protect-ops", a->auth_protect_ops,
                 "/health, /ready and /metrics need credentials too");
   cmd->add_option("--max-model-len", a->max_model_len,

@@ -53,13 +53,43 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
     http_.route(method, path, std::move(handler));
     return;
   }
-  http_.route(method, path, [this, role, handler = std::move(handler)](const HttpRequest& req) {
-    const AuthDecision d = security_.auth->check(req, role);
-    if (!d.principal) return auth_error_response(d);
-    HttpRequest authed = req;
-    authed.principal = d.principal->id;
-    return handler(authed);
-  });
+  http_.route(
+      method, path, [this, path, role, handler = std::move(handler)](const HttpRequest& req) {
+        const AuthDecision d = security_.auth->check(req, role);
+        if (!d.principal) return auth_error_response(d);
+        HttpRequest authed = req;
+        authed.principal = d.principal->id;
+        RateLimiter* limiter = security_.limiter;
+        if (limiter == nullptr || role != Role::kDeveloper) return handler(authed);
+
+        const RateLimiter::Decision limit = limiter->admit(d.principal->id, d.principal->limits);
+        if (!limit.allowed) {
+          metrics_.inc_rate_limited(path);
+          HttpResponse res = error_response(rate_limited(limit.message, limit.retry_after_seconds));
+          for (const auto& [k, v] : limit.headers) res.headers[k] = v;
+          return res;
+        }
+        // Released when the response is done: at return for a whole body, when
+        // the stream function (which holds a copy) is destroyed for a stream.
+        struct Lease {
+          Lease(RateLimiter* l, std::string p) : limiter(l), principal(std::move(p)) {}
+          Lease(const Lease&) = delete;
+          Lease& operator=(const Lease&) = delete;
+          ~Lease() { limiter->release(principal); }
+          RateLimiter* limiter;
+          std::string principal;
+        };
+        auto lease = std::make_shared<Lease>(limiter, d.principal->id);
+        authed.charge_tokens = [limiter, id = d.principal->id](int64_t tokens) {
+          limiter->charge_tokens(id, tokens);
+        };
+        HttpResponse res = handler(authed);
+        for (const auto& [k, v] : limit.headers) res.headers[k] = v;
+        if (res.stream) {
+          res.stream = [inner = std::move(res.stream), lease](StreamWriter& w) { inner(w); };
+        }
+        return res;
+      });
 }
 
 void OpenAiServer::add_routes() {

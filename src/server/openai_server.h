@@ -13,6 +13,7 @@
 #include "obs/access_log.h"
 #include "obs/metrics.h"
 #include "server/auth/authenticator.h"
+#include "server/auth/rate_limiter.h"
 #include "server/http/http_server.h"
 #include "server/served_model.h"
 
@@ -24,6 +25,8 @@ struct ServerSecurity {
   const Authenticator* auth = nullptr;  // outlives the server
   // /health, /ready and /metrics need valid credentials (any role) too.
   bool protect_ops_routes = false;
+  // Per-principal limits on the developer routes (needs `auth`); may be null.
+  RateLimiter* limiter = nullptr;
 };
 
 class OpenAiServer {

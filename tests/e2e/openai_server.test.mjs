@@ -462,6 +462,45 @@ test("API keys: 401 and 403 with OpenAI-shaped bodies, SIGHUP revokes, no secret
   assert.match(open.stderr, /without authentication/);
 });
 
+test("rate limits: a key at its limit gets 429s with OpenAI's headers, another key is unaffected", async () => {
+  const { createHash } = await import("node:crypto");
+  const sha = (k) => createHash("sha256").update(k).digest("hex");
+  const keys = path.join(work, "limits.yaml");
+  writeFileSync(keys, "keys:\n" +
+    `  - id: slow\n    sha256: ${sha("sk-slow")}\n    roles: [developer]\n    requests_per_second: 1\n` +
+    `  - id: small\n    sha256: ${sha("sk-small")}\n    roles: [developer]\n    tokens_per_minute: 30\n` +
+    `  - id: free\n    sha256: ${sha("sk-free")}\n    roles: [developer]\n`);
+  const s = await startServer(["--api-keys", keys]);
+  try {
+    const call = (key, maxTokens = 1) => fetch(`${s.base}/v1/completions`, { method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: "tiny", prompt: "hello", max_tokens: maxTokens, temperature: 0 }) });
+    const slow = await Promise.all(Array.from({ length: 6 }, () => call("sk-slow")));
+    const free = await Promise.all(Array.from({ length: 6 }, () => call("sk-free")));
+    const limited = slow.filter((r) => r.status === 429);
+    assert.ok(limited.length >= 4, `only ${limited.length} of 6 refused at 1 request/s`);
+    assert.ok(slow.some((r) => r.status === 200));
+    const r = limited[0];
+    assert.ok(Number(r.headers.get("retry-after")) >= 1);
+    assert.equal(r.headers.get("x-ratelimit-limit-requests"), "1");
+    assert.equal(r.headers.get("x-ratelimit-remaining-requests"), "0");
+    assert.ok(r.headers.get("x-ratelimit-reset-requests"));
+    assert.equal((await r.json()).error.code !== undefined, true);
+    for (const f of free) assert.equal(f.status, 200, "another key was limited");
+
+    // Tokens per minute: charged after the fact; the next request waits.
+    const first = await call("sk-small", 40);
+    assert.equal(first.status, 200);
+    const second = await call("sk-small");
+    assert.equal(second.status, 429);
+    assert.equal(second.headers.get("x-ratelimit-limit-tokens"), "30");
+    assert.equal((await call("sk-free")).status, 200);
+  } finally {
+    s.proc.kill("SIGKILL");
+    await s.exited;
+  }
+});
+
 test("a user message cannot forge role markers: /tokenize and the prompt token count", async () => {
   const b = server.base;
   const ASSISTANT = 151645;  // <｜Assistant｜> in the Qwen distills (model-facts §2.2)

@@ -185,7 +185,8 @@ struct Job {
   std::string request_id;
   std::string principal;
   std::string remote_addr;
-  std::function<bool()> client_connected;  // may be unset (requests built in tests)
+  std::function<bool()> client_connected;      // may be unset (requests built in tests)
+  std::function<void(int64_t)> charge_tokens;  // the caller's token budget; may be unset
 };
 
 ApiError submit_error(const Status& s) {
@@ -255,6 +256,9 @@ void record(const GenerationRoutesContext& ctx, const Job& job, int status,
   }
   if (!runs.empty() && runs[0]->n_tokens() > 0) {
     ttft_ms = seconds(job.arrival, runs[0]->first_token()) * 1000.0;
+  }
+  if (job.charge_tokens && !job.prompt.empty()) {
+    job.charge_tokens(static_cast<int64_t>(job.prompt.size()) + out);
   }
   if (ctx.access_log && ctx.access_log->enabled()) {
     AccessLogRecord rec;
@@ -508,6 +512,7 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const H
   job.remote_addr = req.remote_addr;
   job.principal = req.principal;
   job.client_connected = req.client_connected;
+  job.charge_tokens = req.charge_tokens;
   auto parsed = parse_chat_completion_request(req.body, m.generation, limits_for(m));
   if (!parsed.ok()) {
     record(ctx, job, parsed.error().http_status, {});
@@ -535,6 +540,7 @@ HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRe
   job.remote_addr = req.remote_addr;
   job.principal = req.principal;
   job.client_connected = req.client_connected;
+  job.charge_tokens = req.charge_tokens;
   auto parsed = parse_completion_request(req.body, m.generation, limits_for(m));
   if (!parsed.ok()) {
     record(ctx, job, parsed.error().http_status, {});

@@ -18,8 +18,11 @@ struct HttpRequest {
   std::string path;
   std::string body;
   std::string remote_addr;
-  std::string request_id;                           // X-Request-Id if valid, else generated
-  std::string principal;  // set by the server's auth check: the caller's id, "" if anonymous
+  std::string request_id;  // X-Request-Id if valid, else generated
+  std::string principal;   // set by the server's auth check: the caller's id, "" if anonymous
+  // Set with a principal under rate limits: charges prompt + completion
+  // tokens to its per-minute budget once a generation ends.
+  std::function<void(int64_t)> charge_tokens;
   std::multimap<std::string, std::string> headers;  // names as the client sent them
 
   // For handlers that answer with a whole body: false once the client has
