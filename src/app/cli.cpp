@@ -23,6 +23,7 @@ int run_cli(int argc, char** argv) {
   add_serve_command(app, &exit_code);
   add_bench_command(app, &exit_code);
   add_perplexity_command(app, &exit_code);
+  add_audit_verify_command(app, &exit_code);
   std::vector<std::string> args(argv, argv + argc);
   for (const CLI::App* cmd : app.get_subcommands([](CLI::App*) { return true; })) {
     if (cmd->get_option_no_throw("--config") == nullptr) continue;

@@ -200,5 +200,38 @@ TEST_F(CliTest, BadInputIsAClearErrorWithNonZeroStatus) {
   }
 }
 
+TEST_F(CliTest, AuditVerifyReportsTheFirstBrokenRecord) {
+  const fs::path log = fs::current_path() / ("audit-" + std::to_string(getpid()) + ".jsonl");
+  // Two records chained by hand the way the server writes them: the hash is
+  // SHA-256 of the line up to ,"hash": (computed here with sha256sum).
+  auto sha = [](const std::string& text) {
+    const fs::path tmp = fs::current_path() / ("sha-" + std::to_string(getpid()));
+    std::ofstream(tmp, std::ios::binary) << text;
+    FILE* p = popen(("sha256sum " + tmp.string()).c_str(), "r");
+    char buf[65] = {};
+    EXPECT_EQ(fread(buf, 1, 64, p), 64u);
+    pclose(p);
+    fs::remove(tmp);
+    return std::string(buf);
+  };
+  const std::string genesis(64, '0');
+  const std::string b1 = "{\"event\":\"call\",\"principal\":\"a\",\"prev\":\"" + genesis + "\"";
+  const std::string h1 = sha(b1);
+  const std::string b2 = "{\"event\":\"call\",\"principal\":\"b\",\"prev\":\"" + h1 + "\"";
+  const std::string h2 = sha(b2);
+  const std::string l1 = b1 + ",\"hash\":\"" + h1 + "\"}";
+  const std::string l2 = b2 + ",\"hash\":\"" + h2 + "\"}";
+  std::ofstream(log) << l1 << "\n" << l2 << "\n";
+  CliRun ok = r1serve("audit-verify " + log.string());
+  EXPECT_EQ(ok.status, 0) << ok.err;
+  std::string bad = l2;
+  bad[bad.find("\"b\"") + 1] = 'c';
+  std::ofstream(log, std::ios::trunc) << l1 << "\n" << bad << "\n";
+  CliRun broken = r1serve("audit-verify " + log.string());
+  EXPECT_EQ(broken.status, 1);
+  EXPECT_NE(broken.err.find("record 2"), std::string::npos) << broken.err;
+  fs::remove(log);
+}
+
 }  // namespace
 }  // namespace r1

@@ -1,0 +1,154 @@
+#include "server/ops/audit_log.h"
+
+#include <openssl/sha.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+namespace r1 {
+
+namespace {
+
+std::string sha256_hex_of(const std::string& data) {
+  unsigned char h[32];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), h);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : h) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+// The last non-empty line of a file, or "" when there is none.
+std::string last_line(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  return last;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, int64_t max_bytes,
+                                                 int keep_files) {
+  auto log = std::unique_ptr<AuditLog>(new AuditLog());
+  log->path_ = path;
+  log->max_bytes_ = max_bytes;
+  log->keep_files_ = std::max(1, keep_files);
+  std::string last = last_line(path);
+  if (last.empty() && std::filesystem::exists(path + ".1")) last = last_line(path + ".1");
+  log->last_hash_ = kAuditGenesis;
+  if (!last.empty()) {
+    auto j = nlohmann::json::parse(last, nullptr, false);
+    if (j.is_discarded() || !j.contains("hash") || !j["hash"].is_string()) {
+      return data_loss("audit log " + path +
+                       ": its last line is not an audit record; refusing "
+                       "to extend a broken chain (move the file away or repair it)");
+    }
+    log->last_hash_ = j["hash"].get<std::string>();
+  }
+  log->file_ = std::fopen(path.c_str(), "ab");
+  if (log->file_ == nullptr) return unavailable("audit log " + path + ": cannot open for append");
+  std::error_code ec;
+  log->size_ = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  return log;
+}
+
+AuditLog::~AuditLog() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+Status AuditLog::rotate() {
+  std::fclose(file_);
+  file_ = nullptr;
+  std::error_code ec;
+  std::filesystem::remove(path_ + "." + std::to_string(keep_files_), ec);
+  for (int i = keep_files_ - 1; i >= 1; --i) {
+    const std::string from = path_ + "." + std::to_string(i);
+    if (std::filesystem::exists(from)) {
+      std::filesystem::rename(from, path_ + "." + std::to_string(i + 1), ec);
+    }
+  }
+  std::filesystem::rename(path_, path_ + ".1", ec);
+  file_ = std::fopen(path_.c_str(), "ab");
+  size_ = 0;
+  if (file_ == nullptr) return unavailable("audit log " + path_ + ": cannot reopen after rotation");
+  return ok_status();
+}
+
+Status AuditLog::write(const AuditRecord& r) {
+  nlohmann::ordered_json j;
+  j["time"] = r.time;
+  j["event"] = r.event;
+  j["request_id"] = r.request_id;
+  j["principal"] = r.principal;
+  j["role"] = r.role;
+  j["route"] = r.route;
+  j["model"] = r.model;
+  j["version"] = r.version;
+  j["status"] = r.status;
+  j["prompt_tokens"] = r.prompt_tokens;
+  j["completion_tokens"] = r.completion_tokens;
+  j["client"] = r.client;
+  std::lock_guard<std::mutex> lock(mu_);
+  j["prev"] = last_hash_;
+  // hash = SHA-256 of the line up to `,"hash":` (which includes prev), so a
+  // changed byte anywhere in a record breaks that record's own hash.
+  std::string body = j.dump();
+  body.pop_back();  // the closing brace
+  const std::string hash = sha256_hex_of(body);
+  const std::string line = body + ",\"hash\":\"" + hash + "\"}";
+  if (max_bytes_ > 0 && size_ > 0 && size_ + static_cast<int64_t>(line.size()) + 1 > max_bytes_) {
+    R1_RETURN_IF_ERROR(rotate());
+  }
+  if (file_ == nullptr) return unavailable("audit log " + path_ + " is not open");
+  const std::string out = line + "\n";
+  if (std::fwrite(out.data(), 1, out.size(), file_) != out.size() || std::fflush(file_) != 0) {
+    return unavailable("audit log " + path_ + ": write failed");
+  }
+  size_ += static_cast<int64_t>(out.size());
+  last_hash_ = hash;
+  return ok_status();
+}
+
+Status verify_audit_chain(const std::vector<std::string>& paths) {
+  std::string expected_prev;  // empty: the first record (may continue a rotated-away chain)
+  int64_t record = 0;
+  for (const std::string& path : paths) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return not_found("audit log " + path + ": cannot open it");
+    std::string line;
+    int64_t line_no = 0;
+    while (std::getline(in, line)) {
+      ++line_no;
+      if (line.empty()) continue;
+      ++record;
+      const std::string where =
+          path + " line " + std::to_string(line_no) + " (record " + std::to_string(record) + ")";
+      const size_t at = line.rfind(",\"hash\":\"");
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (at == std::string::npos || j.is_discarded() || !j.is_object() || !j.contains("prev") ||
+          !j["prev"].is_string() || !j.contains("hash") || !j["hash"].is_string()) {
+        return data_loss("broken chain at " + where + ": not an audit record");
+      }
+      if (sha256_hex_of(line.substr(0, at)) != j["hash"].get<std::string>()) {
+        return data_loss("broken chain at " + where + ": the record was altered");
+      }
+      if (!expected_prev.empty() && j["prev"].get<std::string>() != expected_prev) {
+        return data_loss("broken chain at " + where +
+                         ": its prev does not match the record before it (one is missing or "
+                         "out of order)");
+      }
+      expected_prev = j["hash"].get<std::string>();
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace r1

@@ -1,0 +1,68 @@
+// The audit trail: append-only JSON lines, one per authenticated call and
+// per auth failure. Each line ends with "prev" (the previous record's hash)
+// and "hash" (SHA-256, hex, of the line's bytes before `,"hash":`), so an
+// edited record fails its own hash and a deleted or reordered one breaks
+// the next record's prev: verify_audit_chain reports the first such record. Rotation moves the
+// file to FILE.1 (older ones to .2, ...) and the new file's first record
+// points at the last record of the old one, so the chain spans files.
+// Thread-safe; every record is flushed before write() returns.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace r1 {
+
+struct AuditRecord {
+  std::string time;  // ISO 8601 UTC
+  std::string request_id;
+  std::string principal;  // id, never a secret; "" when the credentials failed
+  std::string role;
+  std::string route;
+  std::string model;
+  std::string version;
+  int status = 0;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  std::string client;  // remote address
+  std::string event;   // "call" or "auth_failure"
+};
+
+class AuditLog {
+ public:
+  // Opens (or creates) `path` for appending; the chain continues from its
+  // last line. max_bytes > 0 rotates once the file would exceed it.
+  static Result<std::unique_ptr<AuditLog>> open(const std::string& path, int64_t max_bytes = 0,
+                                                int keep_files = 5);
+  ~AuditLog();
+
+  Status write(const AuditRecord& record);
+
+ private:
+  AuditLog() = default;
+  Status rotate();
+
+  std::mutex mu_;  // guards everything below
+  std::string path_;
+  int64_t max_bytes_ = 0;
+  int keep_files_ = 5;
+  std::FILE* file_ = nullptr;
+  int64_t size_ = 0;
+  std::string last_hash_;  // of the last line written (or found)
+};
+
+// The hash the first record of a fresh chain points at.
+inline constexpr const char* kAuditGenesis =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// Checks the chain over `paths` (oldest first, e.g. FILE.2 FILE.1 FILE).
+// OK when intact; DATA_LOSS naming the file, line and record otherwise.
+Status verify_audit_chain(const std::vector<std::string>& paths);
+
+}  // namespace r1
