@@ -24,6 +24,7 @@
 #include "obs/metrics.h"
 #include "server/auth/authenticator.h"
 #include "server/openai_server.h"
+#include "server/ops/audit_log.h"
 
 namespace r1 {
 
@@ -56,6 +57,8 @@ struct ServeArgs {
   bool auth_protect_ops = false;
   bool special_tokens_in_messages = false;
   int max_concurrent_requests = 0;
+  std::string audit_log;
+  int64_t audit_max_bytes = 0;
 };
 
 bool is_loopback(const std::string& host) {
@@ -184,6 +187,13 @@ Status run_serve(const ServeArgs& a) {
   ServerSecurity security;
   security.auth = auth.get();
   if (auth) security.limiter = &limiter;
+  std::unique_ptr<AuditLog> audit;
+  if (!a.audit_log.empty()) {
+    if (!auth)
+      return invalid_argument("--audit-log records authenticated calls: it needs --api-keys");
+    R1_ASSIGN_OR_RETURN(audit, AuditLog::open(a.audit_log, a.audit_max_bytes));
+    security.audit = audit.get();
+  }
   security.protect_ops_routes = a.auth_protect_ops;
   if (a.auth_protect_ops && !auth) {
     return invalid_argument("--auth-protect-ops needs --api-keys");
@@ -307,6 +317,11 @@ void add_serve_command(CLI::App& app, int* exit_code) {
                   "authenticated inference requests in flight across all keys before 429; "
                   "0 = no cap (per-key limits come from the key file)")
       ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--audit-log", a->audit_log,
+                  "hash-chained JSON-lines audit trail of authenticated calls and auth failures "
+                  "(check it with `r1serve audit-verify`)");
+  cmd->add_option("--audit-max-bytes", a->audit_max_bytes,
+                  "rotate the audit log past this size (FILE.1, FILE.2, ...); 0 = never");
   cmd->add_flag("--auth-protect-ops", a->auth_protect_ops,
                 "/health, /ready and /metrics need credentials too");
   cmd->add_option("--max-model-len", a->max_model_len,

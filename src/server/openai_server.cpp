@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "obs/access_log.h"
 #include "server/api/errors.h"
 #include "server/api/generation_routes.h"
 #include "server/api/openai_request.h"
@@ -56,37 +57,72 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
   http_.route(
       method, path, [this, path, role, handler = std::move(handler)](const HttpRequest& req) {
         const AuthDecision d = security_.auth->check(req, role);
-        if (!d.principal) return auth_error_response(d);
+        AuditRecord audit;
+        audit.time = format_utc_iso8601(std::chrono::system_clock::now());
+        audit.request_id = req.request_id;
+        audit.route = path;
+        audit.model = model_.name;
+        audit.version = model_.version;
+        audit.client = req.remote_addr;
+        audit.role = role ? std::string(role_name(*role)) : "";
+        if (!d.principal) {
+          if (security_.audit != nullptr) {
+            audit.event = "auth_failure";
+            audit.status = d.status;
+            security_.audit->write(audit);  // a failed write is logged by nobody: best effort
+          }
+          return auth_error_response(d);
+        }
+        audit.event = "call";
+        audit.principal = d.principal->id;
         HttpRequest authed = req;
         authed.principal = d.principal->id;
-        RateLimiter* limiter = security_.limiter;
-        if (limiter == nullptr || role != Role::kDeveloper) return handler(authed);
-
-        const RateLimiter::Decision limit = limiter->admit(d.principal->id, d.principal->limits);
-        if (!limit.allowed) {
-          metrics_.inc_rate_limited(path);
-          HttpResponse res = error_response(rate_limited(limit.message, limit.retry_after_seconds));
-          for (const auto& [k, v] : limit.headers) res.headers[k] = v;
-          return res;
+        RateLimiter* limiter = role == Role::kDeveloper ? security_.limiter : nullptr;
+        RateLimiter::Decision limit;
+        if (limiter != nullptr) {
+          limit = limiter->admit(d.principal->id, d.principal->limits);
+          if (!limit.allowed) {
+            metrics_.inc_rate_limited(path);
+            HttpResponse res =
+                error_response(rate_limited(limit.message, limit.retry_after_seconds));
+            for (const auto& [k, v] : limit.headers) res.headers[k] = v;
+            if (security_.audit != nullptr) {
+              audit.status = 429;
+              security_.audit->write(audit);
+            }
+            return res;
+          }
         }
-        // Released when the response is done: at return for a whole body, when
-        // the stream function (which holds a copy) is destroyed for a stream.
-        struct Lease {
-          Lease(RateLimiter* l, std::string p) : limiter(l), principal(std::move(p)) {}
-          Lease(const Lease&) = delete;
-          Lease& operator=(const Lease&) = delete;
-          ~Lease() { limiter->release(principal); }
+        // Ends when the response is done: at return for a whole body, when
+        // the stream function (which holds a reference) is destroyed for a
+        // stream. Releases the rate-limit slot and writes the audit record
+        // with the token counts the generation reported.
+        struct Call {
+          Call(RateLimiter* l, AuditLog* a, AuditRecord r)
+              : limiter(l), audit(a), record(std::move(r)) {}
+          Call(const Call&) = delete;
+          Call& operator=(const Call&) = delete;
+          ~Call() {
+            if (limiter != nullptr) limiter->release(record.principal);
+            if (audit != nullptr) audit->write(record);
+          }
           RateLimiter* limiter;
-          std::string principal;
+          AuditLog* audit;
+          AuditRecord record;
         };
-        auto lease = std::make_shared<Lease>(limiter, d.principal->id);
-        authed.charge_tokens = [limiter, id = d.principal->id](int64_t tokens) {
-          limiter->charge_tokens(id, tokens);
+        auto call = std::make_shared<Call>(limiter, security_.audit, std::move(audit));
+        authed.on_usage = [call](int64_t prompt, int64_t completion) {
+          call->record.prompt_tokens = prompt;
+          call->record.completion_tokens = completion;
+          if (call->limiter != nullptr) {
+            call->limiter->charge_tokens(call->record.principal, prompt + completion);
+          }
         };
         HttpResponse res = handler(authed);
+        call->record.status = res.status;
         for (const auto& [k, v] : limit.headers) res.headers[k] = v;
         if (res.stream) {
-          res.stream = [inner = std::move(res.stream), lease](StreamWriter& w) { inner(w); };
+          res.stream = [inner = std::move(res.stream), call](StreamWriter& w) { inner(w); };
         }
         return res;
       });

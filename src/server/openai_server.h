@@ -15,6 +15,7 @@
 #include "server/auth/authenticator.h"
 #include "server/auth/rate_limiter.h"
 #include "server/http/http_server.h"
+#include "server/ops/audit_log.h"
 #include "server/served_model.h"
 
 namespace r1 {
@@ -27,6 +28,8 @@ struct ServerSecurity {
   bool protect_ops_routes = false;
   // Per-principal limits on the developer routes (needs `auth`); may be null.
   RateLimiter* limiter = nullptr;
+  // Every authenticated call and auth failure (needs `auth`); may be null.
+  AuditLog* audit = nullptr;
 };
 
 class OpenAiServer {

@@ -501,6 +501,42 @@ test("rate limits: a key at its limit gets 429s with OpenAI's headers, another k
   }
 });
 
+test("audit trail: calls and auth failures, hash-chained, verified by audit-verify", async () => {
+  const { createHash } = await import("node:crypto");
+  const { readFileSync } = await import("node:fs");
+  const sha = (k) => createHash("sha256").update(k).digest("hex");
+  const keys = path.join(work, "audit-keys.yaml");
+  const auditFile = path.join(work, "audit.jsonl");
+  writeFileSync(keys, `keys:\n  - id: dev\n    sha256: ${sha("sk-audit-dev")}\n    roles: [developer]\n`);
+  const s = await startServer(["--api-keys", keys, "--audit-log", auditFile]);
+  try {
+    const c = new OpenAI({ baseURL: `${s.base}/v1`, apiKey: "sk-audit-dev", maxRetries: 0 });
+    await c.chat.completions.create(chat("audit me", { max_tokens: 2 }));
+    const st = await c.chat.completions.create(chat("and me", { max_tokens: 3, stream: true }));
+    for await (const _ of st) { /* drain */ }
+    const bad = await fetch(`${s.base}/v1/models`, { headers: { Authorization: "Bearer sk-nope" } });
+    assert.equal(bad.status, 401);
+  } finally {
+    s.proc.kill("SIGTERM");
+    await s.exited;
+  }
+  const text = readFileSync(auditFile, "utf8");
+  const records = text.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(records.length, 3);
+  assert.deepEqual(records.map((r) => [r.event, r.principal, r.status]),
+    [["call", "dev", 200], ["call", "dev", 200], ["auth_failure", "", 401]]);
+  assert.equal(records[0].completion_tokens, 2);
+  assert.equal(records[1].completion_tokens, 3);
+  assert.ok(records[0].prompt_tokens > 0);
+  assert.ok(!text.includes("sk-audit-dev") && !text.includes("sk-nope"), "a key in the audit log");
+  const ok = spawnSync(BIN, ["audit-verify", auditFile], { encoding: "utf8" });
+  assert.equal(ok.status, 0, ok.stderr);
+  writeFileSync(auditFile, text.replace('"principal":"dev"', '"principal":"eve"'));
+  const broken = spawnSync(BIN, ["audit-verify", auditFile], { encoding: "utf8" });
+  assert.equal(broken.status, 1);
+  assert.match(broken.stderr, /record 1/);
+});
+
 test("a user message cannot forge role markers: /tokenize and the prompt token count", async () => {
   const b = server.base;
   const ASSISTANT = 151645;  // <｜Assistant｜> in the Qwen distills (model-facts §2.2)

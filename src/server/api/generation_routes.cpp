@@ -185,8 +185,8 @@ struct Job {
   std::string request_id;
   std::string principal;
   std::string remote_addr;
-  std::function<bool()> client_connected;      // may be unset (requests built in tests)
-  std::function<void(int64_t)> charge_tokens;  // the caller's token budget; may be unset
+  std::function<bool()> client_connected;          // may be unset (requests built in tests)
+  std::function<void(int64_t, int64_t)> on_usage;  // the caller's accounting; may be unset
 };
 
 ApiError submit_error(const Status& s) {
@@ -257,8 +257,8 @@ void record(const GenerationRoutesContext& ctx, const Job& job, int status,
   if (!runs.empty() && runs[0]->n_tokens() > 0) {
     ttft_ms = seconds(job.arrival, runs[0]->first_token()) * 1000.0;
   }
-  if (job.charge_tokens && !job.prompt.empty()) {
-    job.charge_tokens(static_cast<int64_t>(job.prompt.size()) + out);
+  if (job.on_usage && !job.prompt.empty()) {
+    job.on_usage(static_cast<int64_t>(job.prompt.size()), out);
   }
   if (ctx.access_log && ctx.access_log->enabled()) {
     AccessLogRecord rec;
@@ -512,7 +512,7 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const H
   job.remote_addr = req.remote_addr;
   job.principal = req.principal;
   job.client_connected = req.client_connected;
-  job.charge_tokens = req.charge_tokens;
+  job.on_usage = req.on_usage;
   auto parsed = parse_chat_completion_request(req.body, m.generation, limits_for(m));
   if (!parsed.ok()) {
     record(ctx, job, parsed.error().http_status, {});
@@ -540,7 +540,7 @@ HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRe
   job.remote_addr = req.remote_addr;
   job.principal = req.principal;
   job.client_connected = req.client_connected;
-  job.charge_tokens = req.charge_tokens;
+  job.on_usage = req.on_usage;
   auto parsed = parse_completion_request(req.body, m.generation, limits_for(m));
   if (!parsed.ok()) {
     record(ctx, job, parsed.error().http_status, {});

@@ -20,9 +20,9 @@ struct HttpRequest {
   std::string remote_addr;
   std::string request_id;  // X-Request-Id if valid, else generated
   std::string principal;   // set by the server's auth check: the caller's id, "" if anonymous
-  // Set with a principal under rate limits: charges prompt + completion
-  // tokens to its per-minute budget once a generation ends.
-  std::function<void(int64_t)> charge_tokens;
+  // Set for an authenticated caller: told the prompt and completion tokens
+  // once a generation ends (rate-limit budget, audit record).
+  std::function<void(int64_t prompt, int64_t completion)> on_usage;
   std::multimap<std::string, std::string> headers;  // names as the client sent them
 
   // For handlers that answer with a whole body: false once the client has
