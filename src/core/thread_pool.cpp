@@ -55,8 +55,7 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::parallel_for(size_t n, RangeFn fn,
-                              size_t min_per_thread) {
+void ThreadPool::parallel_for(size_t n, RangeFn fn, size_t min_per_thread) {
   if (n == 0) return;
   size_t by_size = std::max<size_t>(1, n / std::max<size_t>(1, min_per_thread));
   int parts = static_cast<int>(std::min<size_t>(static_cast<size_t>(n_threads_), by_size));

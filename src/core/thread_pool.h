@@ -51,8 +51,7 @@ class ThreadPool {
   // Ranges are contiguous and their sizes differ by at most one; empty ranges
   // are skipped. Work smaller than `min_per_thread` per thread runs on fewer
   // threads.
-  void parallel_for(size_t n, RangeFn fn,
-                    size_t min_per_thread = 1);
+  void parallel_for(size_t n, RangeFn fn, size_t min_per_thread = 1);
 
  private:
   void worker_loop(int index);

@@ -79,8 +79,7 @@ void quantize_row_to_q4(const float* w, int64_t padded, uint8_t* q, uint16_t* sc
 
 }  // namespace
 
-OwnedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size,
-                                ThreadPool& pool) {
+OwnedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size, ThreadPool& pool) {
   R1_CHECK_MSG(src.dtype == DType::kF32 || src.dtype == DType::kBF16 || src.dtype == DType::kF16,
                "quantize_matrix: the source must be f32, bf16 or f16");
   const int64_t padded = quant_padded_cols(src.cols);

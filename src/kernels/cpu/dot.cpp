@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
 
@@ -35,12 +36,6 @@ float dot_f16_scalar(const uint16_t* w, const float* x, int64_t n) {
   float acc = 0.0f;
   for (int64_t i = 0; i < n; ++i) acc += f16_to_f32(w[i]) * x[i];
   return acc;
-}
-
-__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
 // Four accumulators hide the FMA latency; the tail is scalar.

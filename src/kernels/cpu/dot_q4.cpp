@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
 #include "kernels/ops.h"
@@ -32,12 +33,6 @@ float row_dot_scalar(const uint8_t* w, const uint16_t* ws, const int8_t* xq, con
     acc += static_cast<float>(s) * (xs[b] * f16_to_f32(ws[b]));
   }
   return acc;
-}
-
-__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
 // Block b of a packed row as 32 unsigned nibble values (q + 8, in 0..15).
@@ -85,7 +80,7 @@ __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const uint8_t* w, int64_
           block_step(unpack(wr, b), xv, offset, xs[b] * _cvtsh_ss(ws[r * ws_stride + b]), acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+  for (int r = 0; r < R; ++r) out[r] = hsum256(acc[r]);
 }
 
 template <int N>
@@ -104,7 +99,7 @@ __attribute__((target("avx2,fma,f16c"))) void tokens_avx2(const uint8_t* w, cons
       acc[t] = block_step(wv, xv, offset_of(xv), xs[t][b] * wscale, acc[t]);
     }
   }
-  for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+  for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
 #include "kernels/ops.h"
@@ -39,12 +40,6 @@ float row_dot_scalar(const int8_t* w, const float* ws, int64_t group, const int8
     acc += gacc * ws[g0 / group];
   }
   return acc;
-}
-
-__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
 // gacc + (w . x over one block) * x_scale, the one step every shape repeats
@@ -92,7 +87,7 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const int8_t* w, int64_t row_
       acc[r] = _mm256_fmadd_ps(gacc[r], _mm256_set1_ps(ws[r * ws_stride + g0 / group]), acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+  for (int r = 0; r < R; ++r) out[r] = hsum256(acc[r]);
 }
 
 // 1 row x N tokens.
@@ -116,7 +111,7 @@ __attribute__((target("avx2,fma"))) void tokens_avx2(const int8_t* w, const floa
     const __m256 scale = _mm256_set1_ps(ws[g0 / group]);
     for (int t = 0; t < N; ++t) acc[t] = _mm256_fmadd_ps(gacc[t], scale, acc[t]);
   }
-  for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+  for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]);
 }
 
 // 2 rows x 4 tokens, one group per row: acc = fma(gacc, scale, 0) is
@@ -141,8 +136,8 @@ __attribute__((target("avx2,fma"))) void two_by_four_avx2(const int8_t* w0, cons
   }
   const __m256 s0 = _mm256_set1_ps(ws0), s1 = _mm256_set1_ps(ws1);
   for (int t = 0; t < 4; ++t) {
-    out[t] = hsum(_mm256_fmadd_ps(g0[t], s0, _mm256_setzero_ps()));
-    out[4 + t] = hsum(_mm256_fmadd_ps(g1[t], s1, _mm256_setzero_ps()));
+    out[t] = hsum256(_mm256_fmadd_ps(g0[t], s0, _mm256_setzero_ps()));
+    out[4 + t] = hsum256(_mm256_fmadd_ps(g1[t], s1, _mm256_setzero_ps()));
   }
 }
 

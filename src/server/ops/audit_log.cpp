@@ -1,27 +1,15 @@
 #include "server/ops/audit_log.h"
 
-#include <openssl/sha.h>
-
 #include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "server/auth/api_key_store.h"
+
 namespace r1 {
 
 namespace {
-
-std::string sha256_hex_of(const std::string& data) {
-  unsigned char h[32];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), h);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : h) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
-}
 
 // The last non-empty line of a file, or "" when there is none.
 std::string last_line(const std::string& path) {
@@ -102,7 +90,7 @@ Status AuditLog::write(const AuditRecord& r) {
   // changed byte anywhere in a record breaks that record's own hash.
   std::string body = j.dump();
   body.pop_back();  // the closing brace
-  const std::string hash = sha256_hex_of(body);
+  const std::string hash = sha256_hex(body);
   const std::string line = body + ",\"hash\":\"" + hash + "\"}";
   if (max_bytes_ > 0 && size_ > 0 && size_ + static_cast<int64_t>(line.size()) + 1 > max_bytes_) {
     R1_RETURN_IF_ERROR(rotate());
@@ -137,7 +125,7 @@ Status verify_audit_chain(const std::vector<std::string>& paths) {
           !j["prev"].is_string() || !j.contains("hash") || !j["hash"].is_string()) {
         return data_loss("broken chain at " + where + ": not an audit record");
       }
-      if (sha256_hex_of(line.substr(0, at)) != j["hash"].get<std::string>()) {
+      if (sha256_hex(line.substr(0, at)) != j["hash"].get<std::string>()) {
         return data_loss("broken chain at " + where + ": the record was altered");
       }
       if (!expected_prev.empty() && j["prev"].get<std::string>() != expected_prev) {

@@ -1,0 +1,16 @@
+// Small AVX2 helpers shared by the CPU kernels (compiled only inside
+// functions that carry the matching target attribute).
+#pragma once
+
+#include <immintrin.h>
+
+namespace r1::kernels::cpu {
+
+// Sum of the eight lanes.
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+}  // namespace r1::kernels::cpu
