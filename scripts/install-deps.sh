@@ -11,13 +11,14 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libpcre2-dev libcli11-dev libicu-dev
-  libcpp-httplib-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev
+  libcpp-httplib-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev libhiredis-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Test oracles and tooling: the PyTorch reference forward, the JS tokenizer
 # and template engine, the fuzzing toolchain of the asan preset.
 if [[ "${R1SERVE_RUNTIME_ONLY:-0}" != "1" ]]; then
-  packages+=(python3 python3-torch python3-numpy nodejs clang libclang-rt-14-dev clang-format)
+  packages+=(python3 python3-torch python3-numpy nodejs clang libclang-rt-14-dev clang-format
+             redis-server)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 

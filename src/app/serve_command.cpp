@@ -17,6 +17,7 @@
 #include "app/cli_util.h"
 #include "app/commands.h"
 #include "app/config_layers.h"
+#include "app/guardrails_setup.h"
 #include "app/loaded_model.h"
 #include "model/cpu_backend.h"
 #include "obs/access_log.h"
@@ -52,18 +53,9 @@ struct ServeArgs {
   int64_t max_model_len = 0;  // 0 = the model's max_position_embeddings
   std::string scheduling_policy = "fcfs";
   PrecisionArgs precision;
-  std::string api_keys;
-  bool auth_disabled = false;
-  bool auth_protect_ops = false;
   bool special_tokens_in_messages = false;
-  int max_concurrent_requests = 0;
-  std::string audit_log;
-  int64_t audit_max_bytes = 0;
+  GuardrailArgs guard;
 };
-
-bool is_loopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 int64_t available_memory_bytes() {
   std::ifstream in("/proc/meminfo");
@@ -118,28 +110,11 @@ Status run_serve(const ServeArgs& a) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  // Authentication: API keys, or explicitly none. Without either, only a
-  // loopback address may be served (a developer's machine, the tests).
-  std::unique_ptr<Authenticator> auth;
-  if (!a.api_keys.empty()) {
-    if (a.auth_disabled) {
-      return invalid_argument("--api-keys and --auth-disabled contradict each other");
-    }
-    R1_ASSIGN_OR_RETURN(auth, Authenticator::with_key_file(a.api_keys));
-    log_info("authentication: " + std::to_string(auth->n_keys()) + " API keys from " + a.api_keys +
-             " (SIGHUP reloads them)");
-  } else if (a.auth_disabled) {
-    log_warning(
-        "AUTHENTICATION IS DISABLED (--auth-disabled): every client may call every "
-        "route with every role");
-  } else if (!is_loopback(a.host)) {
-    return invalid_argument("refusing to serve " + a.host +
-                            " without authentication: give --api-keys FILE, or "
-                            "--auth-disabled to serve it open on purpose");
-  } else {
-    log_warning("AUTHENTICATION IS DISABLED: no --api-keys; serving " + a.host +
-                " (loopback) open to every local client");
-  }
+  // Authentication, limits, audit, usage, cache. Without credentials only a
+  // loopback address may be served (a developer's machine, the tests),
+  // unless --auth-disabled says so on purpose.
+  R1_ASSIGN_OR_RETURN(Guardrails guard, make_guardrails(a.guard, a.host));
+  Authenticator* auth = guard.auth.get();
 
   R1_ASSIGN_OR_RETURN(ModelFolder folder, open_model_folder(a.model));
   const int64_t per_token = CpuBackend::kv_bytes_per_token(folder.config);
@@ -183,22 +158,7 @@ Status run_serve(const ServeArgs& a) {
   ho.port = a.port;
   ho.n_threads = a.http_threads;
   ho.max_body_bytes = a.max_body_bytes;
-  RateLimiter limiter(a.max_concurrent_requests);
-  ServerSecurity security;
-  security.auth = auth.get();
-  if (auth) security.limiter = &limiter;
-  std::unique_ptr<AuditLog> audit;
-  if (!a.audit_log.empty()) {
-    if (!auth)
-      return invalid_argument("--audit-log records authenticated calls: it needs --api-keys");
-    R1_ASSIGN_OR_RETURN(audit, AuditLog::open(a.audit_log, a.audit_max_bytes));
-    security.audit = audit.get();
-  }
-  security.protect_ops_routes = a.auth_protect_ops;
-  if (a.auth_protect_ops && !auth) {
-    return invalid_argument("--auth-protect-ops needs --api-keys");
-  }
-  OpenAiServer server(model, metrics(), *access_log, ho, security);
+  OpenAiServer server(model, metrics(), *access_log, ho, guard.server());
   R1_ASSIGN_OR_RETURN(int port, server.bind());
   log_info("serving " + model.name + " on http://" + a.host + ":" + std::to_string(port));
 
@@ -211,12 +171,13 @@ Status run_serve(const ServeArgs& a) {
       sigwait(&signals, &sig);
       if (sig != SIGHUP) break;
       if (!auth) {
-        log_info("SIGHUP: no key file to reload");
+        log_info("SIGHUP: no credentials to reload");
         continue;
       }
       const Status s = auth->reload();
       if (s.ok()) {
-        log_info("SIGHUP: reloaded " + std::to_string(auth->n_keys()) + " API keys");
+        log_info("SIGHUP: reloaded credentials (" + std::to_string(auth->n_keys()) +
+                 " API keys)");
       } else {
         log_error("SIGHUP: keeping the previous keys: " + s.message());
       }
@@ -305,25 +266,10 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--scheduling-policy", a->scheduling_policy,
                   "fcfs, or priority (the request's \"priority\": lower runs first)")
       ->check(CLI::IsMember({"fcfs", "priority"}));
-  cmd->add_option("--api-keys", a->api_keys,
-                  "YAML key file (ids, SHA-256 hashes, roles, limits); SIGHUP reloads it");
-  cmd->add_flag("--auth-disabled", a->auth_disabled,
-                "serve without authentication on purpose (required for a non-loopback --host "
-                "without --api-keys)");
   cmd->add_flag("--special-tokens-in-messages", a->special_tokens_in_messages,
                 "tokenise added tokens inside message contents as special tokens (Hugging "
                 "Face's behaviour; lets a client forge role markers)");
-  cmd->add_option("--max-concurrent-requests", a->max_concurrent_requests,
-                  "authenticated inference requests in flight across all keys before 429; "
-                  "0 = no cap (per-key limits come from the key file)")
-      ->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--audit-log", a->audit_log,
-                  "hash-chained JSON-lines audit trail of authenticated calls and auth failures "
-                  "(check it with `r1serve audit-verify`)");
-  cmd->add_option("--audit-max-bytes", a->audit_max_bytes,
-                  "rotate the audit log past this size (FILE.1, FILE.2, ...); 0 = never");
-  cmd->add_flag("--auth-protect-ops", a->auth_protect_ops,
-                "/health, /ready and /metrics need credentials too");
+  add_guardrail_options(cmd, &a->guard);
   cmd->add_option("--max-model-len", a->max_model_len,
                   "context length to serve (prompt + output); 0 = the model's");
   cmd->callback([a, cmd, exit_code] {

@@ -58,6 +58,11 @@ std::string access_log_line(const AccessLogRecord& r) {
   } else {
     j["gpu_memory_used"] = nullptr;
   }
+  if (r.cache.empty()) {
+    j["cache"] = nullptr;
+  } else {
+    j["cache"] = r.cache;
+  }
   // replace: client strings are not guaranteed UTF-8, and dump() must not
   // throw on a request path.
   return j.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);

@@ -34,6 +34,9 @@ struct AccessLogRecord {
   std::optional<double> ttft_ms;
   std::optional<double> inference_time_ms;  // first schedule to finish
   std::optional<int64_t> gpu_memory_used;   // bytes; null on the CPU
+  // Response cache: "hit", "miss", "bypass" (the client opted out), or ""
+  // when the request was not cacheable (written as null).
+  std::string cache;
 };
 
 // "2024-05-01T12:34:56.789Z"
@@ -42,7 +45,7 @@ std::string format_utc_iso8601(std::chrono::system_clock::time_point t);
 // The line for `record`, without the trailing newline. Keys in a fixed order:
 // time, request_id, route, model, version, principal, status, input_length,
 // output_length, reasoning_length, queue_ms, ttft_ms, inference_time_ms,
-// gpu_memory_used.
+// gpu_memory_used, cache.
 std::string access_log_line(const AccessLogRecord& record);
 
 // Thread-safe writer. Each record is formatted outside the lock, then written

@@ -61,6 +61,12 @@ void ModelMetrics::inc_preemptions(int64_t n) {
 void ModelMetrics::inc_response_cache_hits(int64_t n) {
   response_cache_hits_->Increment(double(n));
 }
+void ModelMetrics::inc_response_cache_misses(int64_t n) {
+  response_cache_misses_->Increment(double(n));
+}
+void ModelMetrics::inc_response_cache_errors(int64_t n) {
+  response_cache_errors_->Increment(double(n));
+}
 
 void ModelMetrics::set_running(int64_t n_requests) {
   running_->Set(double(n_requests));
@@ -126,6 +132,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   rate_limited_ = counter(r, "rate_limited_total", "Requests refused by a rate limit.");
   response_cache_hits_ =
       counter(r, "response_cache_hits_total", "Requests answered from the response cache.");
+  response_cache_misses_ = counter(r, "response_cache_misses_total",
+                                   "Cacheable requests not found in the response cache.");
+  response_cache_errors_ =
+      counter(r, "response_cache_errors_total",
+              "Response-cache lookups or stores that failed (the request ran uncached).");
   running_ = gauge(r, "num_requests_running", "Requests in the running batch.");
   waiting_ = gauge(r, "num_requests_waiting", "Requests waiting to be scheduled.");
   kv_cache_usage_ =
@@ -165,6 +176,8 @@ ModelMetrics& Metrics::model(std::string_view model) {
   m->prefix_cache_hits_ = &prefix_cache_hits_->Add(labels);
   m->preemptions_ = &preemptions_->Add(labels);
   m->response_cache_hits_ = &response_cache_hits_->Add(labels);
+  m->response_cache_misses_ = &response_cache_misses_->Add(labels);
+  m->response_cache_errors_ = &response_cache_errors_->Add(labels);
   m->running_ = &running_->Add(labels);
   m->waiting_ = &waiting_->Add(labels);
   m->kv_cache_usage_ = &kv_cache_usage_->Add(labels);

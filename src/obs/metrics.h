@@ -51,7 +51,11 @@ class ModelMetrics {
   void add_prefix_cache_queries(int64_t n_tokens);
   void add_prefix_cache_hits(int64_t n_tokens);
   void inc_preemptions(int64_t n = 1);
+  // Response cache: hits answered from it, misses that looked and ran the
+  // model, errors when the cache store could not answer (served uncached).
   void inc_response_cache_hits(int64_t n = 1);
+  void inc_response_cache_misses(int64_t n = 1);
+  void inc_response_cache_errors(int64_t n = 1);
 
   // Engine state, set by the engine thread after each step.
   void set_running(int64_t n_requests);
@@ -77,6 +81,8 @@ class ModelMetrics {
   prometheus::Counter* prefix_cache_hits_ = nullptr;
   prometheus::Counter* preemptions_ = nullptr;
   prometheus::Counter* response_cache_hits_ = nullptr;
+  prometheus::Counter* response_cache_misses_ = nullptr;
+  prometheus::Counter* response_cache_errors_ = nullptr;
   prometheus::Gauge* running_ = nullptr;
   prometheus::Gauge* waiting_ = nullptr;
   prometheus::Gauge* kv_cache_usage_ = nullptr;
@@ -148,6 +154,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* preemptions_;
   prometheus::Family<prometheus::Counter>* rate_limited_;
   prometheus::Family<prometheus::Counter>* response_cache_hits_;
+  prometheus::Family<prometheus::Counter>* response_cache_misses_;
+  prometheus::Family<prometheus::Counter>* response_cache_errors_;
   prometheus::Family<prometheus::Gauge>* running_;
   prometheus::Family<prometheus::Gauge>* waiting_;
   prometheus::Family<prometheus::Gauge>* kv_cache_usage_;

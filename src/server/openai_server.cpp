@@ -1,10 +1,12 @@
 #include "server/openai_server.h"
 
+#include <algorithm>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "obs/access_log.h"
+#include "obs/log.h"
 #include "server/api/errors.h"
 #include "server/api/generation_routes.h"
 #include "server/api/openai_request.h"
@@ -24,10 +26,11 @@ HttpResponse json_response(const nlohmann::json& body, int status = 200) {
 }  // namespace
 
 OpenAiServer::OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog& access_log,
-                           const HttpServerOptions& http, ServerSecurity security)
-    : model_(model), metrics_(metrics), access_log_(access_log), security_(security), http_(http) {
+                           const HttpServerOptions& http, ServerGuardrails guardrails)
+    : model_(model), metrics_(metrics), access_log_(access_log), g_(guardrails), http_(http) {
   metrics_.model(model_.name);  // series exist (at zero) from the start
   add_routes();
+  add_admin_routes();
 }
 
 HttpResponse OpenAiServer::guarded(const HttpRequest& req,
@@ -40,97 +43,145 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req,
     std::atomic<int>& n;
     ~Leave() { n.fetch_sub(1); }
   } leave{in_flight_};
-  if (!ready_.load() || draining_.load()) {
-    return error_response(
-        not_ready(draining_.load() ? "the server is shutting down" : "the model is still loading"));
+  if (!ready_.load() || draining_.load() || admin_drained_.load()) {
+    return error_response(not_ready(!ready_.load() ? "the model is still loading"
+                                    : draining_.load() ? "the server is shutting down"
+                                                       : "the server is drained by an operator"));
   }
-  GenerationRoutesContext ctx{&model_, &metrics_, &access_log_, &in_flight_};
+  GenerationRoutesContext ctx{&model_, &metrics_, &access_log_, &in_flight_, g_.cache};
   return handler(ctx, req);
 }
 
+namespace {
+
+// The prompt of an inference request for the audit trail: the messages,
+// prompt or text field as the client sent it.
+std::string prompt_of(const std::string& body) {
+  const auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return "";
+  for (const char* field : {"messages", "prompt", "text"}) {
+    auto it = j.find(field);
+    if (it == j.end()) continue;
+    return it->is_string() ? it->get<std::string>()
+                           : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  return "";
+}
+
+// One accounted call, alive until its response is done: at return for a
+// whole body, when the stream function (which holds a reference) is
+// destroyed for a stream. Charges tokens to the rate limiter as they are
+// reported, and at the end releases the concurrency slot, adds the usage to
+// the ledger and writes the audit record.
+struct Call {
+  Call(RateLimiter* l, AuditLog* a, UsageLedger* u, AuditRecord r)
+      : limiter(l), audit(a), usage_ledger(u), record(std::move(r)) {}
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+  ~Call() {
+    if (limiter != nullptr) limiter->release(record.principal);
+    if (reported) {
+      record.prompt_tokens = usage.prompt_tokens;
+      record.completion_tokens = usage.completion_tokens;
+      record.reasoning_tokens = usage.reasoning_tokens;
+      record.cache_hit = usage.cache_hit;
+      if (usage_ledger != nullptr) {
+        const UsageTotals t{1, usage.prompt_tokens, usage.completion_tokens,
+                            usage.reasoning_tokens, usage.cache_hit ? 1 : 0};
+        if (Status s = usage_ledger->add(record.principal, record.model, t); !s.ok()) {
+          log_error("usage: " + s.message());
+        }
+      }
+    }
+    if (audit != nullptr) audit->write(record);
+  }
+  // Reported cumulatively; only the growth is charged.
+  void report(const CallUsage& u) {
+    const int64_t total = u.prompt_tokens + u.completion_tokens;
+    if (limiter != nullptr && total > charged) limiter->charge_tokens(record.principal, total - charged);
+    charged = std::max(charged, total);
+    usage = u;
+    reported = true;
+  }
+  RateLimiter* limiter;
+  AuditLog* audit;
+  UsageLedger* usage_ledger;
+  AuditRecord record;
+  CallUsage usage;
+  int64_t charged = 0;
+  bool reported = false;
+};
+
+}  // namespace
+
 void OpenAiServer::route(const std::string& method, const std::string& path,
-                         std::optional<Role> role, bool open, HttpHandler handler) {
-  if (security_.auth == nullptr || open) {
+                         std::vector<Role> roles, bool open, HttpHandler handler) {
+  if (open) {
     http_.route(method, path, std::move(handler));
     return;
   }
-  http_.route(
-      method, path, [this, path, role, handler = std::move(handler)](const HttpRequest& req) {
-        const AuthDecision d = security_.auth->check(req, role);
-        AuditRecord audit;
-        audit.time = format_utc_iso8601(std::chrono::system_clock::now());
-        audit.request_id = req.request_id;
-        audit.route = path;
-        audit.model = model_.name;
-        audit.version = model_.version;
-        audit.client = req.remote_addr;
-        audit.role = role ? std::string(role_name(*role)) : "";
-        if (!d.principal) {
-          if (security_.audit != nullptr) {
-            audit.event = "auth_failure";
-            audit.status = d.status;
-            security_.audit->write(audit);  // a failed write is logged by nobody: best effort
-          }
-          return auth_error_response(d);
+  const bool inference = roles == std::vector<Role>{Role::kDeveloper};
+  http_.route(method, path, [this, path, roles, inference,
+                             handler = std::move(handler)](const HttpRequest& req) {
+    AuditRecord audit;
+    audit.time = format_utc_iso8601(std::chrono::system_clock::now());
+    audit.request_id = req.request_id;
+    audit.route = path;
+    audit.model = model_.name;
+    audit.version = model_.version;
+    audit.client = req.remote_addr;
+    for (Role r : roles) audit.role += (audit.role.empty() ? "" : ",") + std::string(role_name(r));
+    Principal who{"anonymous", "none", {}, {}};
+    if (g_.auth != nullptr) {
+      AuthDecision d = g_.auth->check(req, roles);
+      if (!d.principal) {
+        if (g_.audit != nullptr) {
+          audit.event = "auth_failure";
+          audit.status = d.status;
+          g_.audit->write(audit);  // a failed write is logged by nobody: best effort
         }
-        audit.event = "call";
-        audit.principal = d.principal->id;
-        HttpRequest authed = req;
-        authed.principal = d.principal->id;
-        RateLimiter* limiter = role == Role::kDeveloper ? security_.limiter : nullptr;
-        RateLimiter::Decision limit;
-        if (limiter != nullptr) {
-          limit = limiter->admit(d.principal->id, d.principal->limits);
-          if (!limit.allowed) {
-            metrics_.inc_rate_limited(path);
-            HttpResponse res =
-                error_response(rate_limited(limit.message, limit.retry_after_seconds));
-            for (const auto& [k, v] : limit.headers) res.headers[k] = v;
-            if (security_.audit != nullptr) {
-              audit.status = 429;
-              security_.audit->write(audit);
-            }
-            return res;
-          }
-        }
-        // Ends when the response is done: at return for a whole body, when
-        // the stream function (which holds a reference) is destroyed for a
-        // stream. Releases the rate-limit slot and writes the audit record
-        // with the token counts the generation reported.
-        struct Call {
-          Call(RateLimiter* l, AuditLog* a, AuditRecord r)
-              : limiter(l), audit(a), record(std::move(r)) {}
-          Call(const Call&) = delete;
-          Call& operator=(const Call&) = delete;
-          ~Call() {
-            if (limiter != nullptr) limiter->release(record.principal);
-            if (audit != nullptr) audit->write(record);
-          }
-          RateLimiter* limiter;
-          AuditLog* audit;
-          AuditRecord record;
-        };
-        auto call = std::make_shared<Call>(limiter, security_.audit, std::move(audit));
-        authed.on_usage = [call](int64_t prompt, int64_t completion) {
-          call->record.prompt_tokens = prompt;
-          call->record.completion_tokens = completion;
-          if (call->limiter != nullptr) {
-            call->limiter->charge_tokens(call->record.principal, prompt + completion);
-          }
-        };
-        HttpResponse res = handler(authed);
-        call->record.status = res.status;
+        return auth_error_response(d);
+      }
+      who = std::move(*d.principal);
+    }
+    audit.event = "call";
+    audit.principal = who.id;
+    audit.source = who.source;
+    if (inference && g_.audit_prompts) audit.prompt = prompt_of(req.body);
+    HttpRequest authed = req;
+    authed.principal = g_.auth != nullptr ? who.id : "";
+    RateLimiter* limiter = inference ? g_.limiter : nullptr;
+    RateLimiter::Decision limit;
+    if (limiter != nullptr) {
+      limit = limiter->admit(who.id, who.limits);
+      if (!limit.allowed) {
+        metrics_.inc_rate_limited(path);
+        HttpResponse res = error_response(rate_limited(limit.message, limit.retry_after_seconds));
         for (const auto& [k, v] : limit.headers) res.headers[k] = v;
-        if (res.stream) {
-          res.stream = [inner = std::move(res.stream), call](StreamWriter& w) { inner(w); };
+        if (g_.audit != nullptr) {
+          audit.event = "rate_limited";
+          audit.status = 429;
+          g_.audit->write(audit);
         }
         return res;
-      });
+      }
+    }
+    auto call = std::make_shared<Call>(limiter, g_.audit, inference ? g_.usage : nullptr,
+                                       std::move(audit));
+    authed.on_usage = [call](const CallUsage& u) { call->report(u); };
+    HttpResponse res = handler(authed);
+    call->record.status = res.status;
+    for (const auto& [k, v] : limit.headers) res.headers[k] = v;
+    if (res.stream) {
+      res.stream = [inner = std::move(res.stream), call](StreamWriter& w) { inner(w); };
+    }
+    return res;
+  });
 }
 
 void OpenAiServer::add_routes() {
-  const std::optional<Role> dev = Role::kDeveloper;
-  const bool ops_open = !security_.protect_ops_routes;
+  const std::vector<Role> dev = {Role::kDeveloper};
+  const bool ops_open = !g_.protect_ops_routes;
   route("POST", "/v1/chat/completions", dev, false,
         [this](const HttpRequest& r) { return guarded(r, handle_chat_completions); });
   route("POST", "/v1/completions", dev, false,
@@ -145,14 +196,16 @@ void OpenAiServer::add_routes() {
     }
     return json_response(model_list_json(cards));
   });
-  route("GET", "/health", std::nullopt, ops_open, [](const HttpRequest&) {
+  route("GET", "/health", {}, ops_open, [](const HttpRequest&) {
     return json_response({{"status", "ok"}});
   });
-  route("GET", "/ready", std::nullopt, ops_open, [this](const HttpRequest&) {
-    if (ready_.load() && !draining_.load()) return json_response({{"status", "ready"}});
-    return json_response({{"status", draining_.load() ? "draining" : "loading"}}, 503);
+  route("GET", "/ready", {}, ops_open, [this](const HttpRequest&) {
+    if (ready_.load() && !draining_.load() && !admin_drained_.load()) {
+      return json_response({{"status", "ready"}});
+    }
+    return json_response({{"status", ready_.load() ? "draining" : "loading"}}, 503);
   });
-  route("GET", "/metrics", std::nullopt, ops_open, [this](const HttpRequest&) {
+  route("GET", "/metrics", {}, ops_open, [this](const HttpRequest&) {
     const SchedulerStats s = model_.engine->stats();
     ModelMetrics& mm = metrics_.model(model_.name);
     mm.set_running(s.n_running);
@@ -212,6 +265,78 @@ void OpenAiServer::add_routes() {
       ids.push_back(t.get<int32_t>());
     }
     return json_response({{"prompt", model_.tokenizer->decode(ids)}});
+  });
+}
+
+void OpenAiServer::add_admin_routes() {
+  const std::vector<Role> operators = {Role::kOperator};
+  const std::vector<Role> readers = {Role::kOperator, Role::kAuditor};
+  route("GET", "/admin/model", operators, false, [this](const HttpRequest&) {
+    nlohmann::json aliases = nlohmann::json::array();
+    for (const auto& a : model_.aliases) aliases.push_back(a);
+    return json_response({{"name", model_.name},
+                          {"version", model_.version},
+                          {"aliases", aliases},
+                          {"max_model_len", model_.context_len},
+                          {"ready", ready_.load()},
+                          {"draining", draining_.load() || admin_drained_.load()},
+                          {"in_flight", in_flight_.load()}});
+  });
+  // Out of rotation and back, without stopping the process: /ready answers
+  // 503 so the load balancer stops sending, requests in flight finish.
+  route("POST", "/admin/drain", operators, false, [this](const HttpRequest& req) {
+    admin_drained_.store(true);
+    log_warning("drained by an operator (" + req.principal + "); POST /admin/resume to undo");
+    return json_response({{"status", "draining"}, {"in_flight", in_flight_.load()}});
+  });
+  route("POST", "/admin/resume", operators, false, [this](const HttpRequest& req) {
+    if (draining_.load()) {
+      return error_response(not_ready("the server is shutting down; it cannot resume"));
+    }
+    admin_drained_.store(false);
+    log_info("resumed by an operator (" + req.principal + ")");
+    return json_response({{"status", ready_.load() ? "ready" : "loading"}});
+  });
+  route("GET", "/admin/usage", readers, false, [this](const HttpRequest& req) {
+    if (g_.usage == nullptr) {
+      return error_response(api_error(not_found("usage metering is off on this server")));
+    }
+    const std::string principal = req.query_param("principal"), model = req.query_param("model");
+    nlohmann::json data = nlohmann::json::array();
+    for (const UsageRow& r : g_.usage->rows()) {
+      if ((!principal.empty() && r.principal != principal) || (!model.empty() && r.model != model)) {
+        continue;
+      }
+      data.push_back({{"principal", r.principal},
+                      {"model", r.model},
+                      {"requests", r.totals.requests},
+                      {"prompt_tokens", r.totals.prompt_tokens},
+                      {"completion_tokens", r.totals.completion_tokens},
+                      {"reasoning_tokens", r.totals.reasoning_tokens},
+                      {"cache_hits", r.totals.cache_hits}});
+    }
+    return json_response({{"object", "list"}, {"data", data}});
+  });
+  route("GET", "/admin/audit", {Role::kAuditor}, false, [this](const HttpRequest& req) {
+    if (g_.audit == nullptr) {
+      return error_response(api_error(not_found("the audit trail is off on this server")));
+    }
+    size_t limit = 100;
+    const std::string text = req.query_param("limit");
+    if (!text.empty()) {
+      char* end = nullptr;
+      const long n = std::strtol(text.c_str(), &end, 10);
+      if (*end != '\0' || n < 1 || n > 10000) {
+        return error_response(bad_request("limit must be 1..10000", "limit"));
+      }
+      limit = static_cast<size_t>(n);
+    }
+    nlohmann::json data = nlohmann::json::array();
+    for (const std::string& line : g_.audit->tail(limit)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded()) data.push_back(std::move(j));
+    }
+    return json_response({{"object", "list"}, {"data", data}});
   });
 }
 

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "obs/access_log.h"
 #include "obs/metrics.h"
@@ -16,27 +17,35 @@
 #include "server/auth/rate_limiter.h"
 #include "server/http/http_server.h"
 #include "server/ops/audit_log.h"
+#include "server/ops/response_cache.h"
+#include "server/ops/usage_ledger.h"
 #include "server/served_model.h"
 
 namespace r1 {
 
-// Who may call what. Without an authenticator every route is open (the
-// caller decides whether that is allowed; see serve_command).
-struct ServerSecurity {
+// Who may call what, and the guardrails around each call. Without an
+// authenticator every route is open (the caller decides whether that is
+// allowed; see serve_command) and calls are accounted to "anonymous".
+struct ServerGuardrails {
   const Authenticator* auth = nullptr;  // outlives the server
   // /health, /ready and /metrics need valid credentials (any role) too.
   bool protect_ops_routes = false;
-  // Per-principal limits on the developer routes (needs `auth`); may be null.
+  // Per-principal limits on the inference routes; may be null.
   RateLimiter* limiter = nullptr;
-  // Every authenticated call and auth failure (needs `auth`); may be null.
+  // Every call and auth failure; may be null.
   AuditLog* audit = nullptr;
+  bool audit_prompts = false;  // put the request's prompt in audit records
+  // Usage per principal and model (inference routes); may be null.
+  UsageLedger* usage = nullptr;
+  // Whole answers of deterministic requests; may be null.
+  ResponseCache* cache = nullptr;
 };
 
 class OpenAiServer {
  public:
   // `model`, `metrics` and `access_log` must outlive the server.
   OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog& access_log,
-               const HttpServerOptions& http, ServerSecurity security = {});
+               const HttpServerOptions& http, ServerGuardrails guardrails = {});
 
   Result<int> bind() { return http_.bind(); }
   void serve() { http_.serve(); }
@@ -45,15 +54,20 @@ class OpenAiServer {
   void set_ready(bool ready) { ready_.store(ready); }
   // Stops taking inference requests (503), waits up to `timeout` for the
   // ones in flight, then stops the HTTP server. Returns whether all finished.
+  // (POST /admin/drain only takes the replica out of rotation: /ready and
+  // inference answer 503 until POST /admin/resume.)
   bool drain(std::chrono::milliseconds timeout);
   int in_flight() const { return in_flight_.load(); }
 
  private:
   void add_routes();
-  // Registers `handler` behind the auth check: `role` the role it needs
-  // (nullopt: any valid credential); `open` routes skip the check.
-  void route(const std::string& method, const std::string& path, std::optional<Role> role,
+  // Registers `handler` behind the auth check: `roles` those allowed (any
+  // one suffices; empty: any valid credential); `open` routes skip the
+  // check. Routes open to developers alone are the inference routes: they
+  // are rate limited and their usage is metered.
+  void route(const std::string& method, const std::string& path, std::vector<Role> roles,
              bool open, HttpHandler handler);
+  void add_admin_routes();
   HttpResponse guarded(const HttpRequest& req,
                        HttpResponse (*handler)(const struct GenerationRoutesContext&,
                                                const HttpRequest&));
@@ -61,10 +75,11 @@ class OpenAiServer {
   const ServedModel& model_;
   Metrics& metrics_;
   AccessLog& access_log_;
-  ServerSecurity security_;
+  ServerGuardrails g_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
-  std::atomic<bool> draining_{false};
+  std::atomic<bool> draining_{false};        // shutting down (drain())
+  std::atomic<bool> admin_drained_{false};   // taken out of rotation by POST /admin/drain
   std::atomic<int> in_flight_{0};
   // Engine counters already added to the metrics (the engine reports totals).
   std::mutex counters_mu_;

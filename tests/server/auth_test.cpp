@@ -105,23 +105,23 @@ TEST_F(AuthenticatorTest, DecidesOnCredentialsThenRole) {
   ASSERT_TRUE(auth.ok()) << auth.status().message();
   const Authenticator& a = **auth;
 
-  AuthDecision none = a.check(with_auth(""), Role::kDeveloper);
+  AuthDecision none = a.check(with_auth(""), {Role::kDeveloper});
   EXPECT_EQ(none.status, 401);
   EXPECT_EQ(none.code, "missing_api_key");
-  EXPECT_EQ(a.check(with_auth("Basic c2stYWxpY2U="), Role::kDeveloper).status, 401);
-  AuthDecision wrong = a.check(with_auth("Bearer sk-mallory"), Role::kDeveloper);
+  EXPECT_EQ(a.check(with_auth("Basic c2stYWxpY2U="), {Role::kDeveloper}).status, 401);
+  AuthDecision wrong = a.check(with_auth("Bearer sk-mallory"), {Role::kDeveloper});
   EXPECT_EQ(wrong.status, 401);
   EXPECT_EQ(wrong.code, "invalid_api_key");
 
-  AuthDecision ok = a.check(with_auth("bearer  sk-alice "), Role::kDeveloper);
+  AuthDecision ok = a.check(with_auth("bearer  sk-alice "), {Role::kDeveloper});
   ASSERT_TRUE(ok.principal.has_value());
   EXPECT_EQ(ok.principal->id, "alice");
 
-  AuthDecision forbidden = a.check(with_auth("Bearer sk-alice"), Role::kAuditor);
+  AuthDecision forbidden = a.check(with_auth("Bearer sk-alice"), {Role::kAuditor});
   EXPECT_EQ(forbidden.status, 403);
   EXPECT_FALSE(forbidden.principal.has_value());
-  EXPECT_TRUE(a.check(with_auth("Bearer sk-audit"), Role::kAuditor).principal.has_value());
-  EXPECT_TRUE(a.check(with_auth("Bearer sk-audit"), std::nullopt).principal.has_value());
+  EXPECT_TRUE(a.check(with_auth("Bearer sk-audit"), {Role::kAuditor}).principal.has_value());
+  EXPECT_TRUE(a.check(with_auth("Bearer sk-audit"), {}).principal.has_value());
 
   HttpResponse r401 = auth_error_response(wrong);
   EXPECT_EQ(r401.status, 401);
@@ -137,17 +137,17 @@ TEST_F(AuthenticatorTest, ReloadRevokesAndABrokenFileKeepsTheOldKeys) {
   auto auth = Authenticator::with_key_file(path_);
   ASSERT_TRUE(auth.ok());
   Authenticator& a = **auth;
-  ASSERT_TRUE(a.check(with_auth("Bearer sk-alice"), Role::kDeveloper).principal);
+  ASSERT_TRUE(a.check(with_auth("Bearer sk-alice"), {Role::kDeveloper}).principal);
 
   std::ofstream(path_) << "keys: [\n";  // broken
   EXPECT_FALSE(a.reload().ok());
-  EXPECT_TRUE(a.check(with_auth("Bearer sk-alice"), Role::kDeveloper).principal);
+  EXPECT_TRUE(a.check(with_auth("Bearer sk-alice"), {Role::kDeveloper}).principal);
 
   std::ofstream(path_) << "keys:\n  - id: bob\n    sha256: " + sha256_hex("sk-bob") +
                               "\n    roles: [developer]\n";
   ASSERT_TRUE(a.reload().ok());
-  EXPECT_EQ(a.check(with_auth("Bearer sk-alice"), Role::kDeveloper).status, 401);
-  EXPECT_TRUE(a.check(with_auth("Bearer sk-bob"), Role::kDeveloper).principal);
+  EXPECT_EQ(a.check(with_auth("Bearer sk-alice"), {Role::kDeveloper}).status, 401);
+  EXPECT_TRUE(a.check(with_auth("Bearer sk-bob"), {Role::kDeveloper}).principal);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "server/api/generation_routes.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -185,8 +187,10 @@ struct Job {
   std::string request_id;
   std::string principal;
   std::string remote_addr;
-  std::function<bool()> client_connected;          // may be unset (requests built in tests)
-  std::function<void(int64_t, int64_t)> on_usage;  // the caller's accounting; may be unset
+  std::function<bool()> client_connected;             // may be unset (requests built in tests)
+  std::function<void(const CallUsage&)> on_usage;  // the caller's accounting; may be unset
+  std::string cache_key;    // set when the answer goes into the response cache
+  std::string cache_state;  // for the access log: "hit", "miss", "bypass" or ""
 };
 
 ApiError submit_error(const Status& s) {
@@ -226,6 +230,29 @@ ApiResult<std::vector<std::unique_ptr<ChoiceRun>>> submit(const ServedModel& m, 
   return runs;
 }
 
+Usage usage_of(const Job& job, const std::vector<std::unique_ptr<ChoiceRun>>& runs);
+
+AccessLogRecord access_record(const GenerationRoutesContext& ctx, const Job& job, int status) {
+  AccessLogRecord rec;
+  rec.time = std::chrono::system_clock::now();
+  rec.request_id = job.request_id;
+  rec.principal = job.principal;
+  rec.route = job.route;
+  rec.model = ctx.model->name;
+  rec.version = ctx.model->version;
+  rec.status = status;
+  rec.cache = job.cache_state;
+  return rec;
+}
+
+// Tells the caller's accounting what the job has used so far: the prompt at
+// once, completion tokens as they are generated.
+void report_usage(const Job& job, const std::vector<std::unique_ptr<ChoiceRun>>& runs) {
+  if (!job.on_usage || runs.empty()) return;
+  const Usage u = usage_of(job, runs);
+  job.on_usage(CallUsage{u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, false});
+}
+
 void record(const GenerationRoutesContext& ctx, const Job& job, int status,
             const std::vector<std::unique_ptr<ChoiceRun>>& runs) {
   const ServedModel& m = *ctx.model;
@@ -257,18 +284,9 @@ void record(const GenerationRoutesContext& ctx, const Job& job, int status,
   if (!runs.empty() && runs[0]->n_tokens() > 0) {
     ttft_ms = seconds(job.arrival, runs[0]->first_token()) * 1000.0;
   }
-  if (job.on_usage && !job.prompt.empty()) {
-    job.on_usage(static_cast<int64_t>(job.prompt.size()), out);
-  }
+  report_usage(job, runs);
   if (ctx.access_log && ctx.access_log->enabled()) {
-    AccessLogRecord rec;
-    rec.time = std::chrono::system_clock::now();
-    rec.request_id = job.request_id;
-    rec.principal = job.principal;
-    rec.route = job.route;
-    rec.model = m.name;
-    rec.version = m.version;
-    rec.status = status;
+    AccessLogRecord rec = access_record(ctx, job, status);
     rec.input_length = static_cast<int64_t>(job.prompt.size());
     rec.output_length = out;
     rec.reasoning_length = reasoning;
@@ -302,7 +320,10 @@ HttpResponse run_whole(const GenerationRoutesContext& ctx, const Job& job,
   auto next_poll = Clock::now() + kPollEvery;
   for (auto& r : runs) {
     while (!r->done()) {
-      if (auto e = r->stream().next(kPollEvery)) r->on_event(*e);
+      if (auto e = r->stream().next(kPollEvery)) {
+        r->on_event(*e);
+        report_usage(job, runs);
+      }
       if (Clock::now() < next_poll) continue;
       next_poll = Clock::now() + kPollEvery;
       if (job.client_connected && !job.client_connected()) {
@@ -350,6 +371,14 @@ HttpResponse run_whole(const GenerationRoutesContext& ctx, const Job& job,
       choices.push_back(std::move(c));
     }
     res.body = to_json_text(completion_json(header, choices, usage));
+  }
+  if (!job.cache_key.empty() && ctx.cache != nullptr) {
+    res.headers["x-r1serve-cache"] = job.cache_state;
+    const CachedAnswer answer{res.body, usage.prompt_tokens, usage.completion_tokens,
+                              usage.reasoning_tokens};
+    if (!ctx.cache->store(job.cache_key, answer) && ctx.metrics) {
+      ctx.metrics->model(ctx.model->name).inc_response_cache_errors();
+    }
   }
   record(ctx, job, 200, runs);
   return res;
@@ -399,6 +428,7 @@ HttpResponse run_streamed(const GenerationRoutesContext& ctx, Job job,
           continue;
         }
         ChoiceDelta d = r.on_event(*e);
+        report_usage(job, runs);
         if (!r.error().ok()) {
           ok = w.write(sse_event(error_json(internal(r.error().message()))));
           continue;
@@ -443,8 +473,76 @@ HttpResponse run_streamed(const GenerationRoutesContext& ctx, Job job,
   return res;
 }
 
+// The cached answer to `job`, re-dated and with a fresh id, charged to the
+// caller like the original (as a cache hit).
+HttpResponse answer_from_cache(const GenerationRoutesContext& ctx, const Job& job,
+                               const CachedAnswer& a) {
+  nlohmann::json body = nlohmann::json::parse(a.body, nullptr, false);
+  if (body.is_object()) {
+    body["id"] = make_response_id(job.chat ? "chatcmpl" : "cmpl");
+    body["created"] = unix_time_now();
+  }
+  HttpResponse res;
+  res.body = body.is_discarded() ? a.body : to_json_text(body);
+  res.headers["x-r1serve-cache"] = "hit";
+  if (job.on_usage) {
+    job.on_usage(CallUsage{a.prompt_tokens, a.completion_tokens, a.reasoning_tokens, true});
+  }
+  if (ctx.metrics) {
+    ctx.metrics->inc_requests(job.route, ctx.model->name, 200);
+    ctx.metrics->model(ctx.model->name).inc_response_cache_hits();
+  }
+  if (ctx.access_log && ctx.access_log->enabled()) {
+    AccessLogRecord rec = access_record(ctx, job, 200);
+    rec.input_length = a.prompt_tokens;
+    rec.output_length = a.completion_tokens;
+    rec.reasoning_length = a.reasoning_tokens;
+    rec.inference_time_ms = seconds(job.arrival, Clock::now()) * 1000.0;
+    ctx.access_log->write(rec);
+  }
+  return res;
+}
+
+// Looks the job up in the response cache when it is cacheable: whole (not
+// streamed) and deterministic (greedy, or an explicit seed). The client can
+// opt out with Cache-Control: no-store (neither read nor write) or no-cache
+// (run it again and refresh the entry). Returns the answer on a hit; on a
+// miss leaves job.cache_key set so run_whole stores the answer.
+std::optional<HttpResponse> consult_cache(const GenerationRoutesContext& ctx, Job& job,
+                                          const HttpRequest& req) {
+  if (ctx.cache == nullptr || job.opt.stream) return std::nullopt;
+  const bool deterministic =
+      job.opt.sampling.temperature < 1e-5f || job.opt.sampling.seed.has_value();
+  if (!deterministic) return std::nullopt;
+  std::string cc = req.header("Cache-Control");
+  std::transform(cc.begin(), cc.end(), cc.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const bool no_store = cc.find("no-store") != std::string::npos;
+  const bool no_cache = cc.find("no-cache") != std::string::npos;
+  if (no_store) {
+    job.cache_state = "bypass";
+    return std::nullopt;
+  }
+  const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+  job.cache_key = ResponseCache::key_for(ctx.model->version, job.route, body);
+  if (no_cache) {
+    job.cache_state = "bypass";
+    return std::nullopt;
+  }
+  ModelMetrics* mm = ctx.metrics ? &ctx.metrics->model(ctx.model->name) : nullptr;
+  const ResponseCache::Lookup found = ctx.cache->lookup(job.cache_key);
+  if (found.error && mm) mm->inc_response_cache_errors();
+  if (found.answer) {
+    job.cache_state = "hit";
+    return answer_from_cache(ctx, job, *found.answer);
+  }
+  job.cache_state = "miss";
+  if (mm) mm->inc_response_cache_misses();
+  return std::nullopt;
+}
+
 // Checks shared by both routes: model name, prompt room, then runs the job.
-HttpResponse run_job(const GenerationRoutesContext& ctx, Job job) {
+HttpResponse run_job(const GenerationRoutesContext& ctx, Job job, const HttpRequest& req) {
   const ServedModel& m = *ctx.model;
   if (!m.answers_to(job.opt.model)) {
     record(ctx, job, 404, {});
@@ -464,11 +562,13 @@ HttpResponse run_job(const GenerationRoutesContext& ctx, Job job) {
     for (const auto& f : job.opt.ignored_fields) names += (names.empty() ? "" : ", ") + f;
     log_debug("request " + job.request_id + ": ignored fields " + names);
   }
+  if (std::optional<HttpResponse> hit = consult_cache(ctx, job, req)) return std::move(*hit);
   auto runs = submit(m, job);
   if (!runs.ok()) {
     record(ctx, job, runs.error().http_status, {});
     return error_response(runs.error());
   }
+  report_usage(job, *runs);  // the prompt is charged now, completions as they come
   if (job.opt.stream) return run_streamed(ctx, std::move(job), std::move(runs).value());
   InFlight guard(ctx.in_flight);
   return run_whole(ctx, job, std::move(runs).value());
@@ -529,7 +629,7 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const H
   job.prompt = std::move(ids).value();
   job.starts_in_reasoning =
       m.chat_template->kind() == ChatTemplateKind::kDeepSeekR1 && m.think_end_id.has_value();
-  return run_job(ctx, std::move(job));
+  return run_job(ctx, std::move(job), req);
 }
 
 HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRequest& req) {
@@ -555,7 +655,7 @@ HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRe
   } else {
     job.prompt = parsed->prompt_token_ids;
   }
-  return run_job(ctx, std::move(job));
+  return run_job(ctx, std::move(job), req);
 }
 
 HttpResponse handle_predict(const GenerationRoutesContext& ctx, const HttpRequest& req) {

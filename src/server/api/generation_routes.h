@@ -9,6 +9,7 @@
 #include "obs/metrics.h"
 #include "server/api/errors.h"
 #include "server/http/http_server.h"
+#include "server/ops/response_cache.h"
 #include "server/served_model.h"
 
 namespace r1 {
@@ -18,6 +19,7 @@ struct GenerationRoutesContext {
   Metrics* metrics = nullptr;
   AccessLog* access_log = nullptr;        // may be disabled
   std::atomic<int>* in_flight = nullptr;  // requests being generated (drain waits on it)
+  ResponseCache* cache = nullptr;         // may be null (no response cache)
 };
 
 HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const HttpRequest& req);

@@ -46,6 +46,11 @@ std::string HttpRequest::header(const std::string& name) const {
   return "";
 }
 
+std::string HttpRequest::query_param(const std::string& name) const {
+  auto it = query.find(name);
+  return it == query.end() ? "" : it->second;
+}
+
 struct HttpServer::Impl {
   HttpServerOptions options;
   httplib::Server server;
@@ -93,6 +98,7 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
     r.body = req.body;
     r.remote_addr = req.remote_addr;
     for (const auto& [k, v] : req.headers) r.headers.emplace(k, v);
+    for (const auto& [k, v] : req.params) r.query.emplace(k, v);
     r.request_id = request_id_or_new(req.get_header_value("X-Request-Id"));
     auto probe = std::make_shared<ConnectionProbe>(req.remote_addr, req.remote_port);
     r.client_connected = [probe] { return probe->connected(); };

@@ -13,6 +13,14 @@
 
 namespace r1 {
 
+// What a generation has used so far; reported cumulatively.
+struct CallUsage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;  // reasoning included
+  int64_t reasoning_tokens = 0;
+  bool cache_hit = false;  // answered from the response cache
+};
+
 struct HttpRequest {
   std::string method;
   std::string path;
@@ -20,10 +28,12 @@ struct HttpRequest {
   std::string remote_addr;
   std::string request_id;  // X-Request-Id if valid, else generated
   std::string principal;   // set by the server's auth check: the caller's id, "" if anonymous
-  // Set for an authenticated caller: told the prompt and completion tokens
-  // once a generation ends (rate-limit budget, audit record).
-  std::function<void(int64_t prompt, int64_t completion)> on_usage;
+  // Set for an accounted caller: told the call's usage so far (cumulative)
+  // as tokens are generated and once more at the end (rate-limit budget,
+  // usage ledger, audit record).
+  std::function<void(const CallUsage&)> on_usage;
   std::multimap<std::string, std::string> headers;  // names as the client sent them
+  std::multimap<std::string, std::string> query;    // decoded query-string parameters
 
   // For handlers that answer with a whole body: false once the client has
   // closed the connection (poll it while waiting; see ConnectionProbe).
@@ -32,6 +42,8 @@ struct HttpRequest {
 
   // Case-insensitive header lookup; empty when absent.
   std::string header(const std::string& name) const;
+  // The first value of query parameter `name`; empty when absent.
+  std::string query_param(const std::string& name) const;
 };
 
 // Writes one streamed response. write() blocks until the bytes are handed to

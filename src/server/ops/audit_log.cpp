@@ -1,5 +1,6 @@
 #include "server/ops/audit_log.h"
 
+#include <deque>
 #include <filesystem>
 #include <fstream>
 
@@ -70,6 +71,18 @@ Status AuditLog::rotate() {
   return ok_status();
 }
 
+std::vector<std::string> AuditLog::tail(size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);  // every write is flushed under it
+  std::ifstream in(path_, std::ios::binary);
+  std::deque<std::string> last;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    last.push_back(std::move(line));
+    if (last.size() > n) last.pop_front();
+  }
+  return {last.begin(), last.end()};
+}
+
 Status AuditLog::write(const AuditRecord& r) {
   nlohmann::ordered_json j;
   j["time"] = r.time;
@@ -83,7 +96,11 @@ Status AuditLog::write(const AuditRecord& r) {
   j["status"] = r.status;
   j["prompt_tokens"] = r.prompt_tokens;
   j["completion_tokens"] = r.completion_tokens;
+  j["reasoning_tokens"] = r.reasoning_tokens;
+  j["cache_hit"] = r.cache_hit;
   j["client"] = r.client;
+  if (!r.source.empty()) j["source"] = r.source;
+  if (!r.prompt.empty()) j["prompt"] = r.prompt;
   std::lock_guard<std::mutex> lock(mu_);
   j["prev"] = last_hash_;
   // hash = SHA-256 of the line up to `,"hash":` (which includes prev), so a

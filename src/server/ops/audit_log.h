@@ -30,8 +30,14 @@ struct AuditRecord {
   int status = 0;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
-  std::string client;  // remote address
-  std::string event;   // "call" or "auth_failure"
+  int64_t reasoning_tokens = 0;
+  bool cache_hit = false;  // answered from the response cache
+  std::string client;      // remote address
+  std::string event;       // "call", "auth_failure" or "rate_limited"
+  std::string source;      // how the principal was identified: api_key, jwt, forwarded
+  // The request's prompt (messages, prompt or text, as JSON) when the server
+  // records prompts (--audit-prompts); omitted otherwise.
+  std::string prompt;
 };
 
 class AuditLog {
@@ -43,6 +49,8 @@ class AuditLog {
   ~AuditLog();
 
   Status write(const AuditRecord& record);
+  // The last `n` records of the current file (oldest first), as written.
+  std::vector<std::string> tail(size_t n);
 
  private:
   AuditLog() = default;

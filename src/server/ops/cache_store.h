@@ -1,0 +1,26 @@
+// Where the response cache keeps its entries: in this process (MemoryCacheStore)
+// or in Redis, shared by replicas (RedisCacheStore). Keys are hex SHA-256
+// digests; values are opaque bytes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+
+namespace r1 {
+
+class CacheStore {
+ public:
+  virtual ~CacheStore() = default;
+  // The value, nullopt on a miss, or an error when the store cannot answer
+  // (the caller serves without the cache).
+  virtual Result<std::optional<std::string>> get(const std::string& key) = 0;
+  // Stores `value` for `ttl_seconds` (> 0).
+  virtual Status put(const std::string& key, const std::string& value, int64_t ttl_seconds) = 0;
+  // "memory" or "redis": for logs and metrics.
+  virtual const char* kind() const = 0;
+};
+
+}  // namespace r1

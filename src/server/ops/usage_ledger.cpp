@@ -1,0 +1,128 @@
+#include "server/ops/usage_ledger.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+namespace r1 {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string line_for(const std::string& principal, const std::string& model,
+                     const UsageTotals& t) {
+  nlohmann::ordered_json j;
+  j["principal"] = principal;
+  j["model"] = model;
+  j["requests"] = t.requests;
+  j["prompt_tokens"] = t.prompt_tokens;
+  j["completion_tokens"] = t.completion_tokens;
+  j["reasoning_tokens"] = t.reasoning_tokens;
+  j["cache_hits"] = t.cache_hits;
+  return j.dump() + "\n";
+}
+
+bool parse_line(const std::string& line, std::string* principal, std::string* model,
+                UsageTotals* t) {
+  const json j = json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  try {
+    *principal = j.at("principal").get<std::string>();
+    *model = j.at("model").get<std::string>();
+    t->requests = j.at("requests").get<int64_t>();
+    t->prompt_tokens = j.at("prompt_tokens").get<int64_t>();
+    t->completion_tokens = j.at("completion_tokens").get<int64_t>();
+    t->reasoning_tokens = j.at("reasoning_tokens").get<int64_t>();
+    t->cache_hits = j.at("cache_hits").get<int64_t>();
+  } catch (const json::exception&) {
+    return false;
+  }
+  return true;
+}
+
+Status sync_file(std::FILE* f, const std::string& path) {
+  if (std::fflush(f) != 0 || ::fdatasync(fileno(f)) != 0) {
+    return unavailable("usage file " + path + ": write failed");
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+UsageTotals& UsageTotals::operator+=(const UsageTotals& o) {
+  requests += o.requests;
+  prompt_tokens += o.prompt_tokens;
+  completion_tokens += o.completion_tokens;
+  reasoning_tokens += o.reasoning_tokens;
+  cache_hits += o.cache_hits;
+  return *this;
+}
+
+Result<std::unique_ptr<UsageLedger>> UsageLedger::open(const std::string& path) {
+  auto ledger = std::unique_ptr<UsageLedger>(new UsageLedger());
+  ledger->path_ = path;
+  if (path.empty()) return ledger;
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    for (size_t i = 0; i < lines.size(); ++i) {
+      if (lines[i].empty()) continue;
+      std::string principal, model;
+      UsageTotals t;
+      if (!parse_line(lines[i], &principal, &model, &t)) {
+        if (i + 1 == lines.size()) break;  // torn by a crash mid-append: never acknowledged
+        return data_loss("usage file " + path + ": line " + std::to_string(i + 1) +
+                         " is not a usage record");
+      }
+      ledger->totals_[{principal, model}] += t;
+    }
+  }
+  // Compact: one line per (principal, model), swapped in atomically.
+  const std::string tmp = path + ".tmp";
+  std::FILE* out = std::fopen(tmp.c_str(), "wb");
+  if (out == nullptr) return unavailable("usage file " + tmp + ": cannot create it");
+  for (const auto& [k, t] : ledger->totals_) {
+    const std::string line = line_for(k.first, k.second, t);
+    std::fwrite(line.data(), 1, line.size(), out);
+  }
+  const Status synced = sync_file(out, tmp);
+  std::fclose(out);
+  R1_RETURN_IF_ERROR(synced);
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return unavailable("usage file " + path + ": " + ec.message());
+  ledger->file_ = std::fopen(path.c_str(), "ab");
+  if (ledger->file_ == nullptr) return unavailable("usage file " + path + ": cannot open it");
+  return ledger;
+}
+
+UsageLedger::~UsageLedger() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+Status UsageLedger::add(const std::string& principal, const std::string& model,
+                        const UsageTotals& delta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  totals_[{principal, model}] += delta;
+  if (file_ == nullptr) return ok_status();
+  const std::string line = line_for(principal, model, delta);
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size()) {
+    return unavailable("usage file " + path_ + ": write failed");
+  }
+  return sync_file(file_, path_);
+}
+
+std::vector<UsageRow> UsageLedger::rows() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<UsageRow> out;
+  for (const auto& [k, t] : totals_) out.push_back(UsageRow{k.first, k.second, t});
+  return out;
+}
+
+}  // namespace r1
