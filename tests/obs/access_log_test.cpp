@@ -34,6 +34,7 @@ AccessLogRecord sample_record() {
   r.ttft_ms = 12.3456789;
   r.inference_time_ms = 840.25;
   r.gpu_memory_used = int64_t(3) << 30;
+  r.cache = "hit";
   return r;
 }
 
@@ -66,7 +67,7 @@ TEST(AccessLogTest, LineHasEveryFieldWithItsValue) {
   EXPECT_EQ(line.find('\n'), std::string::npos);
   const json j = json::parse(line);
   ASSERT_TRUE(j.is_object());
-  EXPECT_EQ(j.size(), 14u);
+  EXPECT_EQ(j.size(), 15u);
   EXPECT_EQ(j["time"], "2024-05-01T12:34:56.789Z");
   EXPECT_EQ(j["request_id"], "0123456789abcdef0123456789abcdef");
   EXPECT_EQ(j["route"], "/v1/chat/completions");
@@ -81,6 +82,7 @@ TEST(AccessLogTest, LineHasEveryFieldWithItsValue) {
   EXPECT_DOUBLE_EQ(j["ttft_ms"].get<double>(), 12.346);  // microsecond precision
   EXPECT_DOUBLE_EQ(j["inference_time_ms"].get<double>(), 840.25);
   EXPECT_EQ(j["gpu_memory_used"], int64_t(3) << 30);
+  EXPECT_EQ(j["cache"], "hit");
   // Fixed key order, time first, for people reading the file.
   EXPECT_EQ(line.rfind("{\"time\":", 0), 0u);
 }
@@ -92,8 +94,9 @@ TEST(AccessLogTest, UnknownTimesAndCpuMemoryAreNull) {
   r.ttft_ms.reset();
   r.inference_time_ms.reset();
   r.gpu_memory_used.reset();
+  r.cache.clear();
   const json j = json::parse(access_log_line(r));
-  for (const char* key : {"queue_ms", "ttft_ms", "inference_time_ms", "gpu_memory_used"}) {
+  for (const char* key : {"queue_ms", "ttft_ms", "inference_time_ms", "gpu_memory_used", "cache"}) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_TRUE(j[key].is_null()) << key;
   }
