@@ -1,6 +1,8 @@
 #include "server/ops/redis_cache_store.h"
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,6 +25,32 @@ timeval to_timeval(int ms) {
   tv.tv_usec = (ms % 1000) * 1000;
   return tv;
 }
+
+// hiredis writes with write(): to a Redis that died that raises SIGPIPE,
+// which would end the process. Blocked on this thread for the call; one
+// that arrived meanwhile is taken off the thread before unblocking.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeGuard() {
+    sigset_t pending;
+    sigpending(&pending);
+    if (sigismember(&pending, SIGPIPE) == 1) {
+      const timespec zero{0, 0};
+      sigtimedwait(&pipe_, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t pipe_, old_;
+};
 
 struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
@@ -145,6 +173,7 @@ Status RedisCacheStore::ensure_connected() {
 Result<std::optional<std::string>> RedisCacheStore::get(const std::string& key) {
   const std::string k = prefix_ + key;
   std::lock_guard<std::mutex> lock(mu_);
+  SigpipeGuard no_sigpipe;
   R1_RETURN_IF_ERROR(ensure_connected());
   Reply r(static_cast<redisReply*>(redisCommand(ctx_, "GET %b", k.data(), k.size())));
   if (!r) {
@@ -162,6 +191,7 @@ Status RedisCacheStore::put(const std::string& key, const std::string& value,
   const std::string k = prefix_ + key;
   const long long ttl_ms = static_cast<long long>(ttl_seconds) * 1000;
   std::lock_guard<std::mutex> lock(mu_);
+  SigpipeGuard no_sigpipe;
   R1_RETURN_IF_ERROR(ensure_connected());
   Reply r(static_cast<redisReply*>(redisCommand(ctx_, "SET %b %b PX %lld", k.data(), k.size(),
                                                 value.data(), value.size(), ttl_ms)));
