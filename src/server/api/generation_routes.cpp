@@ -372,8 +372,8 @@ HttpResponse run_whole(const GenerationRoutesContext& ctx, const Job& job,
     }
     res.body = to_json_text(completion_json(header, choices, usage));
   }
+  if (!job.cache_state.empty()) res.headers["x-r1serve-cache"] = job.cache_state;
   if (!job.cache_key.empty() && ctx.cache != nullptr) {
-    res.headers["x-r1serve-cache"] = job.cache_state;
     const CachedAnswer answer{res.body, usage.prompt_tokens, usage.completion_tokens,
                               usage.reasoning_tokens};
     if (!ctx.cache->store(job.cache_key, answer) && ctx.metrics) {
