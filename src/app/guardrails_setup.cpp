@@ -59,8 +59,9 @@ Result<AuthConfig> auth_config(const GuardrailArgs& a) {
                         parse_roles(a.trusted_default_roles, "--trusted-default-roles"));
     R1_ASSIGN_OR_RETURN(f.trusted_proxies, AddressRange::parse_list(a.trusted_proxies));
     if (f.trusted_proxies.empty()) {
-      return invalid_argument("--trusted-principal-header needs --trusted-proxies (the gateway's "
-                              "addresses)");
+      return invalid_argument(
+          "--trusted-principal-header needs --trusted-proxies (the gateway's "
+          "addresses)");
     }
     c.forwarded = f;
   }
@@ -100,8 +101,7 @@ void add_guardrail_options(CLI::App* cmd, GuardrailArgs* a) {
                   "claim holding the roles (a list or a space-separated string; dotted path "
                   "for nested claims, e.g. realm_access.roles)")
       ->group(auth);
-  cmd->add_option("--jwt-subject-claim", a->jwt_subject_claim,
-                  "claim holding the principal id")
+  cmd->add_option("--jwt-subject-claim", a->jwt_subject_claim, "claim holding the principal id")
       ->group(auth);
   cmd->add_option("--trusted-principal-header", a->trusted_principal_header,
                   "behind a gateway: take the principal from this header (e.g. "
@@ -189,8 +189,9 @@ Result<Guardrails> make_guardrails(const GuardrailArgs& a, const std::string& ho
       !a.api_keys.empty() || !a.jwt_algorithm.empty() || !a.trusted_principal_header.empty();
   if (any_credentials) {
     if (a.auth_disabled) {
-      return invalid_argument("--auth-disabled contradicts the credentials configured "
-                              "(--api-keys, --jwt-algorithm or --trusted-principal-header)");
+      return invalid_argument(
+          "--auth-disabled contradicts the credentials configured "
+          "(--api-keys, --jwt-algorithm or --trusted-principal-header)");
     }
     R1_ASSIGN_OR_RETURN(AuthConfig c, auth_config(a));
     R1_ASSIGN_OR_RETURN(g.auth, Authenticator::create(std::move(c)));

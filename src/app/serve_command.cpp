@@ -176,8 +176,7 @@ Status run_serve(const ServeArgs& a) {
       }
       const Status s = auth->reload();
       if (s.ok()) {
-        log_info("SIGHUP: reloaded credentials (" + std::to_string(auth->n_keys()) +
-                 " API keys)");
+        log_info("SIGHUP: reloaded credentials (" + std::to_string(auth->n_keys()) + " API keys)");
       } else {
         log_error("SIGHUP: keeping the previous keys: " + s.message());
       }

@@ -44,7 +44,7 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req,
     ~Leave() { n.fetch_sub(1); }
   } leave{in_flight_};
   if (!ready_.load() || draining_.load() || admin_drained_.load()) {
-    return error_response(not_ready(!ready_.load() ? "the model is still loading"
+    return error_response(not_ready(!ready_.load()     ? "the model is still loading"
                                     : draining_.load() ? "the server is shutting down"
                                                        : "the server is drained by an operator"));
   }
@@ -86,8 +86,8 @@ struct Call {
       record.reasoning_tokens = usage.reasoning_tokens;
       record.cache_hit = usage.cache_hit;
       if (usage_ledger != nullptr) {
-        const UsageTotals t{1, usage.prompt_tokens, usage.completion_tokens,
-                            usage.reasoning_tokens, usage.cache_hit ? 1 : 0};
+        const UsageTotals t{1, usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens,
+                            usage.cache_hit ? 1 : 0};
         if (Status s = usage_ledger->add(record.principal, record.model, t); !s.ok()) {
           log_error("usage: " + s.message());
         }
@@ -98,7 +98,8 @@ struct Call {
   // Reported cumulatively; only the growth is charged.
   void report(const CallUsage& u) {
     const int64_t total = u.prompt_tokens + u.completion_tokens;
-    if (limiter != nullptr && total > charged) limiter->charge_tokens(record.principal, total - charged);
+    if (limiter != nullptr && total > charged)
+      limiter->charge_tokens(record.principal, total - charged);
     charged = std::max(charged, total);
     usage = u;
     reported = true;
@@ -121,62 +122,64 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
     return;
   }
   const bool inference = roles == std::vector<Role>{Role::kDeveloper};
-  http_.route(method, path, [this, path, roles, inference,
-                             handler = std::move(handler)](const HttpRequest& req) {
-    AuditRecord audit;
-    audit.time = format_utc_iso8601(std::chrono::system_clock::now());
-    audit.request_id = req.request_id;
-    audit.route = path;
-    audit.model = model_.name;
-    audit.version = model_.version;
-    audit.client = req.remote_addr;
-    for (Role r : roles) audit.role += (audit.role.empty() ? "" : ",") + std::string(role_name(r));
-    Principal who{"anonymous", "none", {}, {}};
-    if (g_.auth != nullptr) {
-      AuthDecision d = g_.auth->check(req, roles);
-      if (!d.principal) {
-        if (g_.audit != nullptr) {
-          audit.event = "auth_failure";
-          audit.status = d.status;
-          g_.audit->write(audit);  // a failed write is logged by nobody: best effort
-        }
-        return auth_error_response(d);
-      }
-      who = std::move(*d.principal);
-    }
-    audit.event = "call";
-    audit.principal = who.id;
-    audit.source = who.source;
-    if (inference && g_.audit_prompts) audit.prompt = prompt_of(req.body);
-    HttpRequest authed = req;
-    authed.principal = g_.auth != nullptr ? who.id : "";
-    RateLimiter* limiter = inference ? g_.limiter : nullptr;
-    RateLimiter::Decision limit;
-    if (limiter != nullptr) {
-      limit = limiter->admit(who.id, who.limits);
-      if (!limit.allowed) {
-        metrics_.inc_rate_limited(path);
-        HttpResponse res = error_response(rate_limited(limit.message, limit.retry_after_seconds));
-        for (const auto& [k, v] : limit.headers) res.headers[k] = v;
-        if (g_.audit != nullptr) {
-          audit.event = "rate_limited";
-          audit.status = 429;
-          g_.audit->write(audit);
-        }
-        return res;
-      }
-    }
-    auto call = std::make_shared<Call>(limiter, g_.audit, inference ? g_.usage : nullptr,
-                                       std::move(audit));
-    authed.on_usage = [call](const CallUsage& u) { call->report(u); };
-    HttpResponse res = handler(authed);
-    call->record.status = res.status;
-    for (const auto& [k, v] : limit.headers) res.headers[k] = v;
-    if (res.stream) {
-      res.stream = [inner = std::move(res.stream), call](StreamWriter& w) { inner(w); };
-    }
-    return res;
-  });
+  http_.route(method, path,
+              [this, path, roles, inference, handler = std::move(handler)](const HttpRequest& req) {
+                AuditRecord audit;
+                audit.time = format_utc_iso8601(std::chrono::system_clock::now());
+                audit.request_id = req.request_id;
+                audit.route = path;
+                audit.model = model_.name;
+                audit.version = model_.version;
+                audit.client = req.remote_addr;
+                for (Role r : roles)
+                  audit.role += (audit.role.empty() ? "" : ",") + std::string(role_name(r));
+                Principal who{"anonymous", "none", {}, {}};
+                if (g_.auth != nullptr) {
+                  AuthDecision d = g_.auth->check(req, roles);
+                  if (!d.principal) {
+                    if (g_.audit != nullptr) {
+                      audit.event = "auth_failure";
+                      audit.status = d.status;
+                      g_.audit->write(audit);  // a failed write is logged by nobody: best effort
+                    }
+                    return auth_error_response(d);
+                  }
+                  who = std::move(*d.principal);
+                }
+                audit.event = "call";
+                audit.principal = who.id;
+                audit.source = who.source;
+                if (inference && g_.audit_prompts) audit.prompt = prompt_of(req.body);
+                HttpRequest authed = req;
+                authed.principal = g_.auth != nullptr ? who.id : "";
+                RateLimiter* limiter = inference ? g_.limiter : nullptr;
+                RateLimiter::Decision limit;
+                if (limiter != nullptr) {
+                  limit = limiter->admit(who.id, who.limits);
+                  if (!limit.allowed) {
+                    metrics_.inc_rate_limited(path);
+                    HttpResponse res =
+                        error_response(rate_limited(limit.message, limit.retry_after_seconds));
+                    for (const auto& [k, v] : limit.headers) res.headers[k] = v;
+                    if (g_.audit != nullptr) {
+                      audit.event = "rate_limited";
+                      audit.status = 429;
+                      g_.audit->write(audit);
+                    }
+                    return res;
+                  }
+                }
+                auto call = std::make_shared<Call>(
+                    limiter, g_.audit, inference ? g_.usage : nullptr, std::move(audit));
+                authed.on_usage = [call](const CallUsage& u) { call->report(u); };
+                HttpResponse res = handler(authed);
+                call->record.status = res.status;
+                for (const auto& [k, v] : limit.headers) res.headers[k] = v;
+                if (res.stream) {
+                  res.stream = [inner = std::move(res.stream), call](StreamWriter& w) { inner(w); };
+                }
+                return res;
+              });
 }
 
 void OpenAiServer::add_routes() {
@@ -304,7 +307,8 @@ void OpenAiServer::add_admin_routes() {
     const std::string principal = req.query_param("principal"), model = req.query_param("model");
     nlohmann::json data = nlohmann::json::array();
     for (const UsageRow& r : g_.usage->rows()) {
-      if ((!principal.empty() && r.principal != principal) || (!model.empty() && r.model != model)) {
+      if ((!principal.empty() && r.principal != principal) ||
+          (!model.empty() && r.model != model)) {
         continue;
       }
       data.push_back({{"principal", r.principal},

@@ -65,8 +65,8 @@ class OpenAiServer {
   // one suffices; empty: any valid credential); `open` routes skip the
   // check. Routes open to developers alone are the inference routes: they
   // are rate limited and their usage is metered.
-  void route(const std::string& method, const std::string& path, std::vector<Role> roles,
-             bool open, HttpHandler handler);
+  void route(const std::string& method, const std::string& path, std::vector<Role> roles, bool open,
+             HttpHandler handler);
   void add_admin_routes();
   HttpResponse guarded(const HttpRequest& req,
                        HttpResponse (*handler)(const struct GenerationRoutesContext&,
@@ -78,8 +78,8 @@ class OpenAiServer {
   ServerGuardrails g_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
-  std::atomic<bool> draining_{false};        // shutting down (drain())
-  std::atomic<bool> admin_drained_{false};   // taken out of rotation by POST /admin/drain
+  std::atomic<bool> draining_{false};       // shutting down (drain())
+  std::atomic<bool> admin_drained_{false};  // taken out of rotation by POST /admin/drain
   std::atomic<int> in_flight_{0};
   // Engine counters already added to the metrics (the engine reports totals).
   std::mutex counters_mu_;

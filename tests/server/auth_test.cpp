@@ -72,7 +72,8 @@ TEST(ApiKeyStoreTest, BadFilesAreRefusedWithTheReason) {
            {"keys:\n  - id: a\n", "sha256 is required"},
            {"keys:\n  - id: a\n    sha256: " + h + "\n  - id: a\n    sha256: " + h + "\n",
             "duplicate id 'a'"},
-           {"keys:\n  - id: a\n    sha256: " + h + "\n    max_concurrent: -1\n", "negative"},
+           {"keys:\n  - id: a\n    sha256: " + h + "\n    max_concurrent: -1\n", "not negative"},
+           {"keys:\n  - id: a\n    sha256: " + h + "\n    requests_per_second: .nan\n", "finite"},
            {"keys: [\n", "line"},
        }) {
     auto s = ApiKeyStore::parse(c.text, "f.yaml");

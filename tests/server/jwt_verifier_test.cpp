@@ -145,7 +145,7 @@ class JwtTest : public ::testing::Test {
 
 TEST(Base64UrlTest, Rfc4648VectorsAndStrictDecoding) {
   const std::pair<std::string, std::string> vectors[] = {
-      {"", ""},         {"f", "Zg"},         {"fo", "Zm8"},         {"foo", "Zm9v"},
+      {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
       {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"}};
   for (const auto& [plain, encoded] : vectors) {
     EXPECT_EQ(base64url_encode(plain), encoded);
@@ -259,8 +259,8 @@ TEST_F(JwtTest, TamperedTokensAreRefused) {
        std::vector<std::string>{"", "a.b", "a.b.c.d", "!!.??.**", "e30.e30.", t + "x"}) {
     EXPECT_FALSE(es->verify(bad, kNow).ok()) << bad;
   }
-  EXPECT_FALSE(es->verify(token("ES256", claims(), ec_->key, kSecret, {{"crit", {"exp"}}}), kNow)
-                   .ok());
+  EXPECT_FALSE(
+      es->verify(token("ES256", claims(), ec_->key, kSecret, {{"crit", {"exp"}}}), kNow).ok());
 }
 
 TEST_F(JwtTest, RolesFromAConfiguredClaim) {
@@ -327,18 +327,18 @@ TEST_F(JwtTest, AuthenticatorTakesJwtsAndTrustedForwardedNames) {
   const Authenticator& a = **auth;
 
   const std::string t = token("RS256", claims(), rsa_->key);
-  AuthDecision d = a.check(request("192.0.2.1", {{"Authorization", "Bearer " + t}}),
-                           {Role::kDeveloper});
+  AuthDecision d =
+      a.check(request("192.0.2.1", {{"Authorization", "Bearer " + t}}), {Role::kDeveloper});
   ASSERT_TRUE(d.principal);
   EXPECT_EQ(d.principal->id, "user-42");
   EXPECT_EQ(d.principal->source, "jwt");
   EXPECT_EQ(d.principal->limits.tokens_per_minute, 500);
   d = a.check(request("192.0.2.1", {{"Authorization", "Bearer " + t}}), {Role::kOperator});
   EXPECT_EQ(d.status, 403);
-  d = a.check(request("192.0.2.1",
-                      {{"Authorization", "Bearer " + token("HS256", claims(), nullptr,
-                                                           rsa_->public_pem)}}),
-              {Role::kDeveloper});
+  d = a.check(
+      request("192.0.2.1",
+              {{"Authorization", "Bearer " + token("HS256", claims(), nullptr, rsa_->public_pem)}}),
+      {Role::kDeveloper});
   EXPECT_EQ(d.status, 401);
   EXPECT_EQ(d.code, "invalid_token");
 
@@ -349,14 +349,14 @@ TEST_F(JwtTest, AuthenticatorTakesJwtsAndTrustedForwardedNames) {
   ASSERT_TRUE(d.principal);
   EXPECT_EQ(d.principal->id, "team-a");
   EXPECT_EQ(d.principal->source, "forwarded");
-  d = a.check(request("::ffff:10.9.9.9", {{"X-Consumer-Username", "team-b"},
-                                          {"X-Consumer-Roles", "developer"}}),
+  d = a.check(request("::ffff:10.9.9.9",
+                      {{"X-Consumer-Username", "team-b"}, {"X-Consumer-Roles", "developer"}}),
               {Role::kDeveloper});
   EXPECT_TRUE(d.principal);
   // From anyone else the header is ignored: no credentials, 401.
-  d = a.check(request("192.0.2.1", {{"X-Consumer-Username", "team-a"},
-                                    {"X-Consumer-Roles", "operator"}}),
-              {Role::kOperator});
+  d = a.check(
+      request("192.0.2.1", {{"X-Consumer-Username", "team-a"}, {"X-Consumer-Roles", "operator"}}),
+      {Role::kOperator});
   EXPECT_EQ(d.status, 401);
 }
 

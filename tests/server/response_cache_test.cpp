@@ -116,10 +116,9 @@ class RedisServer {
     pid_ = ::fork();
     if (pid_ == 0) {
       const std::string sock = socket(), d = dir_.string();
-      ::execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock.c_str(),
-               "--dir", d.c_str(), "--save", "", "--appendonly", "no", "--daemonize", "no",
-               "--logfile", (d + "/redis.log").c_str(),
-               "--loglevel", "warning", static_cast<char*>(nullptr));
+      ::execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock.c_str(), "--dir",
+               d.c_str(), "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile",
+               (d + "/redis.log").c_str(), "--loglevel", "warning", static_cast<char*>(nullptr));
       ::_exit(127);
     }
     // Ready once it answers PING.

@@ -187,7 +187,7 @@ struct Job {
   std::string request_id;
   std::string principal;
   std::string remote_addr;
-  std::function<bool()> client_connected;             // may be unset (requests built in tests)
+  std::function<bool()> client_connected;          // may be unset (requests built in tests)
   std::function<void(const CallUsage&)> on_usage;  // the caller's accounting; may be unset
   std::string cache_key;    // set when the answer goes into the response cache
   std::string cache_state;  // for the access log: "hit", "miss", "bypass" or ""

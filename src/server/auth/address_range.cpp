@@ -59,8 +59,8 @@ Result<std::vector<AddressRange>> AddressRange::parse_list(std::string_view text
   size_t start = 0;
   while (start <= text.size()) {
     const size_t comma = text.find(',', start);
-    const std::string_view item =
-        text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const std::string_view item = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     if (item.find_first_not_of(' ') != std::string_view::npos) {
       R1_ASSIGN_OR_RETURN(AddressRange r, parse(item));
       out.push_back(r);

@@ -4,6 +4,7 @@
 #include <openssl/sha.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -110,9 +111,9 @@ Result<ApiKeyStore> ApiKeyStore::parse(const std::string& yaml, const std::strin
     if (!ids.insert(e.id).second) return invalid_argument(where + ": duplicate id '" + e.id + "'");
     if (e.sha256 == std::array<uint8_t, 32>{})
       return invalid_argument(where + ": sha256 is required");
-    if (e.limits.requests_per_second < 0 || e.limits.tokens_per_minute < 0 ||
-        e.limits.max_concurrent < 0) {
-      return invalid_argument(where + ": limits must not be negative");
+    if (!(e.limits.requests_per_second >= 0) || !std::isfinite(e.limits.requests_per_second) ||
+        e.limits.tokens_per_minute < 0 || e.limits.max_concurrent < 0) {
+      return invalid_argument(where + ": limits must be finite and not negative");
     }
     store.entries_.push_back(std::move(e));
   }

@@ -112,7 +112,8 @@ AuthDecision Authenticator::identify(const HttpRequest& req) const {
     const ForwardedIdentityConfig& f = *config_.forwarded;
     const std::string name = req.header(f.principal_header);
     if (!name.empty()) {
-      if (name.size() > 256) return refuse(401, "forwarded principal too long", "invalid_principal");
+      if (name.size() > 256)
+        return refuse(401, "forwarded principal too long", "invalid_principal");
       Principal p{name, "forwarded", f.default_roles, config_.default_limits};
       if (!f.roles_header.empty()) p.roles = roles_in(req.header(f.roles_header));
       return accept(std::move(p));

@@ -35,7 +35,9 @@ int base64url_value(char c) {
   return -1;
 }
 
-Status refuse(std::string why) { return invalid_argument(std::move(why)); }
+Status refuse(std::string why) {
+  return invalid_argument(std::move(why));
+}
 
 Result<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -158,7 +160,8 @@ Result<std::unique_ptr<JwtVerifier>> JwtVerifier::create(const JwtConfig& config
   if (config.algorithm == JwtAlgorithm::kHS256) {
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     // RFC 7518 §3.2: the key must be at least as long as the hash.
-    if (text.size() < 32) return invalid_argument(where + ": an HS256 secret needs 32 bytes or more");
+    if (text.size() < 32)
+      return invalid_argument(where + ": an HS256 secret needs 32 bytes or more");
     v->secret_ = std::move(text);
     return v;
   }
@@ -188,7 +191,9 @@ Result<std::unique_ptr<JwtVerifier>> JwtVerifier::create(const JwtConfig& config
   return v;
 }
 
-JwtVerifier::~JwtVerifier() { EVP_PKEY_free(key_); }
+JwtVerifier::~JwtVerifier() {
+  EVP_PKEY_free(key_);
+}
 
 bool JwtVerifier::signature_holds(std::string_view input, const std::string& sig) const {
   const auto* data = reinterpret_cast<const unsigned char*>(input.data());
@@ -275,7 +280,8 @@ Result<JwtIdentity> JwtVerifier::verify(std::string_view token, int64_t now_unix
   if (!config_.audience.empty()) {
     bool match = false;
     auto aud = claims.find("aud");
-    if (aud != claims.end() && aud->is_string()) match = aud->get<std::string>() == config_.audience;
+    if (aud != claims.end() && aud->is_string())
+      match = aud->get<std::string>() == config_.audience;
     if (aud != claims.end() && aud->is_array()) {
       for (const auto& x : *aud) match = match || (x.is_string() && x == config_.audience);
     }

@@ -69,7 +69,7 @@ class JwtVerifier {
   bool signature_holds(std::string_view signing_input, const std::string& signature) const;
 
   JwtConfig config_;
-  std::string secret_;        // HS256
+  std::string secret_;          // HS256
   evp_pkey_st* key_ = nullptr;  // RS256 / ES256 (an EVP_PKEY), owned
 };
 

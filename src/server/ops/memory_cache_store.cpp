@@ -7,8 +7,7 @@ namespace r1 {
 namespace {
 
 double steady_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 int64_t entry_bytes(const std::string& key, const std::string& value) {

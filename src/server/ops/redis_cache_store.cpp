@@ -15,8 +15,7 @@ namespace r1 {
 namespace {
 
 double steady_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 timeval to_timeval(int ms) {
@@ -186,8 +185,7 @@ Result<std::optional<std::string>> RedisCacheStore::get(const std::string& key) 
   return std::optional<std::string>(std::string(r->str, r->len));
 }
 
-Status RedisCacheStore::put(const std::string& key, const std::string& value,
-                            int64_t ttl_seconds) {
+Status RedisCacheStore::put(const std::string& key, const std::string& value, int64_t ttl_seconds) {
   const std::string k = prefix_ + key;
   const long long ttl_ms = static_cast<long long>(ttl_seconds) * 1000;
   std::lock_guard<std::mutex> lock(mu_);

@@ -48,8 +48,8 @@ class RedisCacheStore final : public CacheStore {
   std::string prefix_;
   std::mutex mu_;  // guards everything below
   redisContext* ctx_ = nullptr;
-  double retry_at_ = 0;        // steady seconds
-  double backoff_ = 0.25;      // seconds, doubled per failure up to 5
+  double retry_at_ = 0;    // steady seconds
+  double backoff_ = 0.25;  // seconds, doubled per failure up to 5
   bool reported_down_ = false;
 };
 

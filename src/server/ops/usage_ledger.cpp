@@ -14,8 +14,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string line_for(const std::string& principal, const std::string& model,
-                     const UsageTotals& t) {
+std::string line_for(const std::string& principal, const std::string& model, const UsageTotals& t) {
   nlohmann::ordered_json j;
   j["principal"] = principal;
   j["model"] = model;
