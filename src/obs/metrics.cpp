@@ -142,6 +142,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   kv_cache_usage_ =
       gauge(r, "kv_cache_usage_ratio", "KV-cache usage: used blocks / total blocks, 0 to 1.");
   kv_cache_free_blocks_ = gauge(r, "kv_cache_free_blocks", "KV-cache blocks free for new use.");
+  ready_ = gauge(r, "ready", "1 while the server takes inference requests, else 0.");
+  principal_requests_ = counter(r, "principal_requests_total",
+                                "Accounted inference calls per principal, model and cache result.");
+  principal_tokens_ =
+      counter(r, "principal_tokens_total", "Prompt and completion tokens per principal and model.");
   gpu_utilization_ = gauge(r, "gpu_utilization_ratio", "GPU utilisation, 0 to 1.");
   gpu_memory_used_ = gauge(r, "gpu_memory_used_bytes", "GPU memory in use, bytes.");
   e2e_latency_ =
@@ -248,6 +253,43 @@ void Metrics::set_gpu_memory_used(int64_t bytes) {
     g = gpu_memory_used_gauge_;
   }
   g->Set(double(bytes));
+}
+
+void Metrics::set_ready(bool ready) {
+  prometheus::Gauge* g = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ready_gauge_ == nullptr) ready_gauge_ = &ready_->Add({});
+    g = ready_gauge_;
+  }
+  g->Set(ready ? 1.0 : 0.0);
+}
+
+void Metrics::add_principal_usage(std::string_view principal, std::string_view model,
+                                  bool cache_hit, int64_t prompt_tokens,
+                                  int64_t completion_tokens) {
+  prometheus::Counter *requests = nullptr, *prompt = nullptr, *completion = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string who(principal);
+    if (principal_labels_.find(who) == principal_labels_.end()) {
+      if (principal_labels_.size() >= size_t(kMaxPrincipals)) {
+        who = std::string(kOverflowModel);
+      } else {
+        principal_labels_.insert(who);
+      }
+    }
+    const std::string m = model_label(model);
+    // Family::Add returns the existing series for labels it has seen.
+    requests = &principal_requests_->Add(
+        {{"principal", who}, {"model", m}, {"cache", cache_hit ? "hit" : "miss"}});
+    prompt = &principal_tokens_->Add({{"principal", who}, {"model", m}, {"type", "prompt"}});
+    completion =
+        &principal_tokens_->Add({{"principal", who}, {"model", m}, {"type", "completion"}});
+  }
+  requests->Increment();
+  prompt->Increment(double(prompt_tokens));
+  completion->Increment(double(completion_tokens));
 }
 
 std::string Metrics::serialize() const {

@@ -127,6 +127,20 @@ class Metrics {
   void observe_tpot(std::string_view m, double s) { model(m).observe_tpot(s); }
   void observe_queue_time(std::string_view m, double s) { model(m).observe_queue_time(s); }
 
+  // ready{}: 1 while the server takes inference requests (model loaded, not
+  // draining), else 0; for alerts on replicas that stay out of rotation.
+  void set_ready(bool ready);
+
+  // Per principal (key id, JWT subject or forwarded name; never a secret),
+  // bounded like model labels: past kMaxPrincipals distinct names the rest
+  // count under kOverflowModel ("other").
+  //   principal_requests_total{principal,model,cache}: accounted inference
+  //     calls, cache = "hit" or "miss";
+  //   principal_tokens_total{principal,model,type}: type = prompt | completion.
+  static constexpr int kMaxPrincipals = 256;
+  void add_principal_usage(std::string_view principal, std::string_view model, bool cache_hit,
+                           int64_t prompt_tokens, int64_t completion_tokens);
+
   // GPU gauges (no labels). They appear in the output only once set, so a
   // CPU-only server does not report a GPU at 0%.
   void set_gpu_utilization(double ratio);  // 0..1
@@ -160,6 +174,9 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* waiting_;
   prometheus::Family<prometheus::Gauge>* kv_cache_usage_;
   prometheus::Family<prometheus::Gauge>* kv_cache_free_blocks_;
+  prometheus::Family<prometheus::Gauge>* ready_;
+  prometheus::Family<prometheus::Counter>* principal_requests_;
+  prometheus::Family<prometheus::Counter>* principal_tokens_;
   prometheus::Family<prometheus::Gauge>* gpu_utilization_;
   prometheus::Family<prometheus::Gauge>* gpu_memory_used_;
   prometheus::Family<prometheus::Histogram>* e2e_latency_;
@@ -174,6 +191,8 @@ class Metrics {
   std::map<std::string, std::unique_ptr<ModelMetrics>, std::less<>> models_;
   std::map<std::string, prometheus::Counter*, std::less<>> requests_by_key_;
   std::map<std::string, prometheus::Counter*, std::less<>> rate_limited_by_route_;
+  prometheus::Gauge* ready_gauge_ = nullptr;
+  std::set<std::string, std::less<>> principal_labels_;
   prometheus::Gauge* gpu_utilization_gauge_ = nullptr;
   prometheus::Gauge* gpu_memory_used_gauge_ = nullptr;
 };

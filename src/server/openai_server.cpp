@@ -33,6 +33,12 @@ OpenAiServer::OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog
   add_admin_routes();
 }
 
+void OpenAiServer::set_ready(bool ready) {
+  ready_.store(ready);
+  if (ready) started_.store(true);
+  metrics_.set_ready(ready && !draining_.load() && !admin_drained_.load());
+}
+
 HttpResponse OpenAiServer::guarded(const HttpRequest& req,
                                    HttpResponse (*handler)(const GenerationRoutesContext&,
                                                            const HttpRequest&)) {
@@ -74,8 +80,8 @@ std::string prompt_of(const std::string& body) {
 // reported, and at the end releases the concurrency slot, adds the usage to
 // the ledger and writes the audit record.
 struct Call {
-  Call(RateLimiter* l, AuditLog* a, UsageLedger* u, AuditRecord r)
-      : limiter(l), audit(a), usage_ledger(u), record(std::move(r)) {}
+  Call(RateLimiter* l, AuditLog* a, UsageLedger* u, Metrics* m, AuditRecord r)
+      : limiter(l), audit(a), usage_ledger(u), metrics(m), record(std::move(r)) {}
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
   ~Call() {
@@ -85,6 +91,10 @@ struct Call {
       record.completion_tokens = usage.completion_tokens;
       record.reasoning_tokens = usage.reasoning_tokens;
       record.cache_hit = usage.cache_hit;
+      if (metrics != nullptr) {
+        metrics->add_principal_usage(record.principal, record.model, usage.cache_hit,
+                                     usage.prompt_tokens, usage.completion_tokens);
+      }
       if (usage_ledger != nullptr) {
         const UsageTotals t{1, usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens,
                             usage.cache_hit ? 1 : 0};
@@ -107,6 +117,7 @@ struct Call {
   RateLimiter* limiter;
   AuditLog* audit;
   UsageLedger* usage_ledger;
+  Metrics* metrics;  // null for routes that are not metered
   AuditRecord record;
   CallUsage usage;
   int64_t charged = 0;
@@ -169,8 +180,10 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
                     return res;
                   }
                 }
-                auto call = std::make_shared<Call>(
-                    limiter, g_.audit, inference ? g_.usage : nullptr, std::move(audit));
+                auto call = std::make_shared<Call>(limiter, g_.audit,
+                                                   inference ? g_.usage : nullptr,
+                                                   inference ? &metrics_ : nullptr,
+                                                   std::move(audit));
                 authed.on_usage = [call](const CallUsage& u) { call->report(u); };
                 HttpResponse res = handler(authed);
                 call->record.status = res.status;
@@ -202,6 +215,13 @@ void OpenAiServer::add_routes() {
   route("GET", "/health", {}, ops_open, [](const HttpRequest&) {
     return json_response({{"status", "ok"}});
   });
+  // For a startup probe: 200 once the model is loaded and warmed up, and
+  // from then on (draining included), so a slow load is not mistaken for a
+  // dead process and a draining pod is not restarted.
+  route("GET", "/startup", {}, ops_open, [this](const HttpRequest&) {
+    if (started_.load()) return json_response({{"status", "started"}});
+    return json_response({{"status", "loading"}}, 503);
+  });
   route("GET", "/ready", {}, ops_open, [this](const HttpRequest&) {
     if (ready_.load() && !draining_.load() && !admin_drained_.load()) {
       return json_response({{"status", "ready"}});
@@ -209,6 +229,7 @@ void OpenAiServer::add_routes() {
     return json_response({{"status", ready_.load() ? "draining" : "loading"}}, 503);
   });
   route("GET", "/metrics", {}, ops_open, [this](const HttpRequest&) {
+    metrics_.set_ready(ready_.load() && !draining_.load() && !admin_drained_.load());
     const SchedulerStats s = model_.engine->stats();
     ModelMetrics& mm = metrics_.model(model_.name);
     mm.set_running(s.n_running);

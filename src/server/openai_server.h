@@ -50,8 +50,9 @@ class OpenAiServer {
   Result<int> bind() { return http_.bind(); }
   void serve() { http_.serve(); }
 
-  // Marks the server ready (model loaded and warmed up).
-  void set_ready(bool ready) { ready_.store(ready); }
+  // Marks the server ready (model loaded and warmed up); also the
+  // r1serve_ready gauge.
+  void set_ready(bool ready);
   // Stops taking inference requests (503), waits up to `timeout` for the
   // ones in flight, then stops the HTTP server. Returns whether all finished.
   // (POST /admin/drain only takes the replica out of rotation: /ready and
@@ -78,6 +79,7 @@ class OpenAiServer {
   ServerGuardrails g_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> started_{false};  // ready once; /startup stays 200 after
   std::atomic<bool> draining_{false};       // shutting down (drain())
   std::atomic<bool> admin_drained_{false};  // taken out of rotation by POST /admin/drain
   std::atomic<int> in_flight_{0};

@@ -304,14 +304,21 @@ test("operator drain and resume; auditor reads the audit trail with prompts only
     const drained = await post(s.base, "/admin/drain", {}, as("sk-a-ops"));
     assert.equal(drained.status, 200);
     assert.equal((await fetch(`${s.base}/ready`)).status, 503);
+    assert.equal((await fetch(`${s.base}/startup`)).status, 200, "a drained pod is still started");
+    assert.equal(await metric(s.base, "r1serve_ready"), 0);
     assert.equal((await post(s.base, "/v1/chat/completions", chatBody("x"), as("sk-a-dev"))).status, 503);
     const model = await (await fetch(`${s.base}/admin/model`, { headers: as("sk-a-ops") })).json();
     assert.equal(model.name, "tiny");
     assert.equal(model.draining, true);
     assert.equal((await post(s.base, "/admin/resume", {}, as("sk-a-ops"))).status, 200);
     assert.equal((await fetch(`${s.base}/ready`)).status, 200);
+    assert.equal(await metric(s.base, "r1serve_ready"), 1);
     const ok = await post(s.base, "/v1/chat/completions", chatBody("the secret plan"), as("sk-a-dev"));
     assert.equal(ok.status, 200);
+    const answer = await ok.json();
+    assert.equal(await metric(s.base, 'r1serve_principal_requests_total{cache="miss",model="tiny",principal="dev"}'), 1);
+    assert.equal(await metric(s.base, 'r1serve_principal_tokens_total{model="tiny",principal="dev",type="completion"}'),
+      answer.usage.completion_tokens);
     assert.equal((await fetch(`${s.base}/admin/audit`, { headers: as("sk-a-ops") })).status, 403);
     const trail = await (await fetch(`${s.base}/admin/audit?limit=2`, { headers: as("sk-a-aud") })).json();
     assert.equal(trail.data.length, 2);
