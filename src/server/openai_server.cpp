@@ -74,6 +74,13 @@ std::string prompt_of(const std::string& body) {
   return "";
 }
 
+// Audit writes are best effort on the request path: a failure is logged and
+// the request goes on.
+void write_audit(AuditLog* audit, const AuditRecord& record) {
+  if (audit == nullptr) return;
+  if (Status s = audit->write(record); !s.ok()) log_error("audit: " + s.message());
+}
+
 // One accounted call, alive until its response is done: at return for a
 // whole body, when the stream function (which holds a reference) is
 // destroyed for a stream. Charges tokens to the rate limiter as they are
@@ -103,7 +110,7 @@ struct Call {
         }
       }
     }
-    if (audit != nullptr) audit->write(record);
+    write_audit(audit, record);
   }
   // Reported cumulatively; only the growth is charged.
   void report(const CallUsage& u) {
@@ -151,7 +158,7 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
                     if (g_.audit != nullptr) {
                       audit.event = "auth_failure";
                       audit.status = d.status;
-                      g_.audit->write(audit);  // a failed write is logged by nobody: best effort
+                      write_audit(g_.audit, audit);
                     }
                     return auth_error_response(d);
                   }
@@ -175,7 +182,7 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
                     if (g_.audit != nullptr) {
                       audit.event = "rate_limited";
                       audit.status = 429;
-                      g_.audit->write(audit);
+                      write_audit(g_.audit, audit);
                     }
                     return res;
                   }

@@ -37,7 +37,9 @@ Result<AddressRange> AddressRange::parse(std::string_view cidr) {
   AddressRange r;
   const size_t slash = cidr.find('/');
   if (!parse_address(cidr.substr(0, slash), &r.v4_, &r.bytes_)) {
-    return invalid_argument("'" + std::string(cidr) + "' is not an IP address or CIDR range");
+    std::string why(cidr);
+    why += " is not an IP address or CIDR range";
+    return invalid_argument(why);
   }
   const int max_prefix = r.v4_ ? 32 : 128;
   r.prefix_ = max_prefix;
@@ -46,8 +48,9 @@ Result<AddressRange> AddressRange::parse(std::string_view cidr) {
     char* end = nullptr;
     const long n = std::strtol(p.c_str(), &end, 10);
     if (p.empty() || *end != '\0' || n < 0 || n > max_prefix) {
-      return invalid_argument("'" + std::string(cidr) + "': prefix length must be 0.." +
-                              std::to_string(max_prefix));
+      std::string why(cidr);
+      why += ": prefix length must be 0.." + std::to_string(max_prefix);
+      return invalid_argument(why);
     }
     r.prefix_ = static_cast<int>(n);
   }
