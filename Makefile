@@ -17,7 +17,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	ctest --test-dir $(BUILD) -LE gpu --output-on-failure -j $(JOBS)
+	ctest --test-dir $(BUILD) -LE "gpu|fresh" --output-on-failure -j $(JOBS)
 
 # Only the binary: the demo does not wait for the test programs to compile.
 binary: deps
@@ -36,7 +36,7 @@ demo-model: binary
 
 asan:
 	@$(MAKE) --no-print-directory build PRESET=asan
-	ctest --test-dir build/asan -LE 'gpu|numerics' --output-on-failure -j $(JOBS)
+	ctest --test-dir build/asan -LE 'gpu|numerics|fresh|deploy' --output-on-failure -j $(JOBS)
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i

@@ -17,8 +17,10 @@ packages=(
 # Test oracles and tooling: the PyTorch reference forward, the JS tokenizer
 # and template engine, the fuzzing toolchain of the asan preset.
 if [[ "${R1SERVE_RUNTIME_ONLY:-0}" != "1" ]]; then
-  packages+=(python3 python3-torch python3-numpy nodejs clang libclang-rt-14-dev clang-format
-             redis-server)
+  packages+=(python3 python3-torch python3-numpy python3-yaml nodejs clang libclang-rt-14-dev
+             clang-format redis-server prometheus debootstrap)
+  # kubectl for the deployment tests: Debian's kubernetes-client unless one is there.
+  command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
