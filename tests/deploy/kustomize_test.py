@@ -167,6 +167,29 @@ for overlay in OVERLAYS:
     check(len(pr) == 1 and pr[0]["spec"]["groups"] == rules["groups"],
           f"{where} PrometheusRule equals deploy/prometheus/rules.yml")
 
+# The compose stack: its services, the files it mounts, the config r1serve
+# reads, and Prometheus scraping the r1serve service on its port.
+COMPOSE = os.path.join(SRC, "deploy", "compose")
+compose = yaml.safe_load(open(os.path.join(COMPOSE, "docker-compose.yml")))
+services = compose["services"]
+check(set(services) >= {"r1serve", "prometheus", "grafana", "redis"}, "[compose] services")
+for name, svc in services.items():
+    for vol in svc.get("volumes", []):
+        host = vol.split(":")[0]
+        if host.startswith(".") and not os.path.exists(os.path.join(COMPOSE, host)):
+            check(False, f"[compose] {name} mounts missing {host}")
+r1_cfg_file = os.path.join(COMPOSE, "r1serve.yaml")
+out = subprocess.run([BIN, "serve", "--config", r1_cfg_file, "--print-config"],
+                     capture_output=True, text=True)
+check(out.returncode == 0, f"[compose] r1serve refuses r1serve.yaml: {out.stderr.strip()}")
+r1_cfg = yaml.safe_load(open(r1_cfg_file))
+prom = yaml.safe_load(open(os.path.join(SRC, "deploy", "prometheus", "prometheus.yml")))
+target = prom["scrape_configs"][0]["static_configs"][0]["targets"][0]
+check(target == f"r1serve:{r1_cfg['port']}", f"[compose] Prometheus scrapes {target}")
+check(f"{r1_cfg['port']}:{r1_cfg['port']}" in services["r1serve"]["ports"][0], "[compose] port")
+check("/health" in " ".join(open(os.path.join(SRC, "deploy", "docker", "Dockerfile")).read().split()),
+      "[docker] HEALTHCHECK on /health")
+
 # Per-overlay specifics.
 edge_cfg = yaml.safe_load(config_of(render("edge"), "r1serve-config")["data"]["config.yaml"])
 check(edge_cfg.get("dtype") == "int8", "[edge] int8 weights")
@@ -174,4 +197,4 @@ check(edge_cfg.get("dtype") == "int8", "[edge] int8 weights")
 if failures:
     print("\n".join("FAIL " + f for f in failures))
     sys.exit(1)
-print(f"ok: {len(OVERLAYS)} overlays rendered and checked")
+print(f"ok: {len(OVERLAYS)} overlays rendered and checked; compose checked")
