@@ -46,6 +46,15 @@ deb $mirror bookworm main
 deb $mirror bookworm-updates main
 EOF
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The host's local trust settings, for networks that inspect TLS: its extra
+# CA certificates and a global npmrc that points npm at the system bundle.
+# A fresh machine on such a network is set up the same way by its owner.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null
+fi
+[[ -f /etc/npmrc ]] && cp /etc/npmrc "$root/etc/npmrc"
 # No services start inside the chroot (packages such as redis-server and
 # prometheus would otherwise try).
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
