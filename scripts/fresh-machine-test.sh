@@ -78,7 +78,8 @@ step "README command 1: make serve"
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   LANG=C.UTF-8 /bin/bash -euo pipefail -c '
 cd /root/r1serve
-make serve >/tmp/serve.log 2>&1 &
+# Its own process group, so stopping it stops make and the server only.
+setsid make serve >/tmp/serve.log 2>&1 &
 pid=$!
 for i in $(seq 1 3600); do
   curl -sf http://127.0.0.1:8000/ready >/dev/null && break
@@ -88,7 +89,7 @@ done
 curl -sf http://127.0.0.1:8000/v1/chat/completions -H "Content-Type: application/json" \
   -d "{\"model\":\"r1-demo\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":8}" |
   tee /tmp/answer.json | grep -q "\"chat.completion\"" || { cat /tmp/answer.json; tail -20 /tmp/serve.log; exit 1; }
-pkill -TERM -f "r1serve serve" || true
+kill -TERM -- -$pid
 wait $pid || true
 echo "make serve: answered a chat completion"
 '
