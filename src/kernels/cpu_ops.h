@@ -76,10 +76,15 @@ void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int
 // out[r * 4 + t].
 void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const int8_t* const* xq,
                 const float* const* xs, int64_t padded, float* out);
-// int4: w [padded / 2] per row packed as in ops.h, w_scales f16 [padded / 32].
+// int4: w [padded / 2] per row packed as in ops.h, w_scales f16 [padded / 32],
+// xo: the activations' block offsets from q4_block_offsets.
 void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
-            const float* const* xs, int n_x, int64_t padded, float* out);
+            const float* const* xs, const int32_t* const* xo, int n_x, int64_t padded, float* out);
 void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
-                 int n_rows, const int8_t* xq, const float* xs, int64_t padded, float* out);
+                 int n_rows, const int8_t* xq, const float* xs, const int32_t* xo, int64_t padded,
+                 float* out);
+// xo[b] = 8 * (sum of xq over block b): what the int4 kernels subtract from
+// a block sum taken over the stored nibbles (q + 8).
+void q4_block_offsets(const int8_t* xq, int64_t padded, int32_t* xo);
 
 }  // namespace r1::kernels::cpu

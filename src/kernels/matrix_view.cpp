@@ -40,9 +40,9 @@ float matrix_at(const MatrixView& m, int64_t r, int64_t c) {
     case DType::kQ4: {
       const int64_t padded = quant_padded_cols(m.cols);
       const auto* row = static_cast<const uint8_t*>(m.data) + r * (padded / 2);
-      const int64_t block = c / kQuantBlock, j = c % kQuantBlock;
-      const uint8_t byte = row[block * 16 + (j % 16)];
-      const int q = (j < 16 ? (byte & 0x0F) : (byte >> 4)) - 8;
+      const int64_t block = c / kQuantBlock;
+      const int q =
+          q4_stored(row, padded / kQuantBlock, block, static_cast<int>(c % kQuantBlock)) - 8;
       const float scale =
           f16_to_f32(static_cast<const uint16_t*>(m.scales)[r * (padded / kQuantBlock) + block]);
       return static_cast<float>(q) * scale;

@@ -26,9 +26,13 @@ inline int64_t quant_padded_cols(int64_t cols) {
 //   f32 / bf16 / f16: data [rows, cols].
 //   kQ8: data int8 [rows, padded_cols], values in [-127, 127];
 //        scales f32 [rows, padded_cols / group_size]; w = q * scale.
-//   kQ4: data [rows, padded_cols / 2] bytes; each block of 32 values takes 16
-//        bytes, byte j holding value j in its low nibble and value j + 16 in
-//        its high nibble, stored as q + 8 (q in [-8, 7]);
+//   kQ4: data [rows, padded_cols / 2] bytes, values stored as q + 8 (q in
+//        [-8, 7]), 16 bytes per block of 32 values. Blocks go in pairs: the
+//        32 bytes of blocks 2p and 2p + 1 hold, in byte j, value j of block
+//        2p in the low nibble and value j of block 2p + 1 in the high one
+//        (one 32-byte load, a mask and a shift give both blocks). A last
+//        unpaired block holds value j in the low nibble of byte j and value
+//        j + 16 in the high one. See q4_stored().
 //        scales f16 [rows, padded_cols / 32]; w = q * scale.
 // (padded_cols = quant_padded_cols(cols).)
 struct MatrixView {
@@ -39,6 +43,17 @@ struct MatrixView {
   const void* scales = nullptr;  // quantised layouts only
   int64_t group_size = 0;        // columns per scale (kQ8: a multiple of 32; kQ4: 32)
 };
+
+// The stored nibble (q + 8, in 0..15) of value j (0..31) of block b in a
+// kQ4 row of n_blocks blocks, as laid out above.
+inline int q4_stored(const uint8_t* row, int64_t n_blocks, int64_t b, int j) {
+  if ((b & 1) == 0 && b + 1 == n_blocks) {  // the unpaired last block
+    const uint8_t byte = row[b * 16 + (j & 15)];
+    return j < 16 ? (byte & 0x0F) : (byte >> 4);
+  }
+  const uint8_t byte = row[(b & ~int64_t{1}) * 16 + j];
+  return (b & 1) == 0 ? (byte & 0x0F) : (byte >> 4);
+}
 
 // Bytes of one stored row (scales excluded).
 int64_t matrix_row_bytes(const MatrixView& m);

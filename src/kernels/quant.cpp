@@ -56,7 +56,9 @@ void quantize_row_to_q8(const float* w, int64_t padded, int64_t group, int8_t* q
 }
 
 void quantize_row_to_q4(const float* w, int64_t padded, uint8_t* q, uint16_t* scales) {
-  for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
+  const int64_t n_blocks = padded / kQuantBlock;
+  std::fill(q, q + padded / 2, uint8_t{0});
+  for (int64_t b = 0; b < n_blocks; ++b) {
     const float* vals = w + b * kQuantBlock;
     float m = 0.0f;
     for (int64_t j = 0; j < kQuantBlock; ++j) {
@@ -68,11 +70,15 @@ void quantize_row_to_q4(const float* w, int64_t padded, uint8_t* q, uint16_t* sc
     const float s = f16_to_f32(s16);
     const float inv = s != 0.0f ? 1.0f / s : 0.0f;
     scales[b] = s16;
-    uint8_t* out = q + b * 16;
-    for (int64_t j = 0; j < 16; ++j) {
-      const int lo = static_cast<int>(std::clamp(round_even(vals[j] * inv), -8.0f, 7.0f));
-      const int hi = static_cast<int>(std::clamp(round_even(vals[j + 16] * inv), -8.0f, 7.0f));
-      out[j] = static_cast<uint8_t>((lo + 8) | ((hi + 8) << 4));
+    // The layout of ops.h: byte j of a pair takes value j of its even block
+    // low and of its odd block high; an unpaired last block folds its two
+    // halves into 16 bytes.
+    const bool unpaired = (b & 1) == 0 && b + 1 == n_blocks;
+    for (int j = 0; j < kQuantBlock; ++j) {
+      const int stored = static_cast<int>(std::clamp(round_even(vals[j] * inv), -8.0f, 7.0f)) + 8;
+      const bool high = unpaired ? j >= 16 : (b & 1) == 1;
+      uint8_t& byte = unpaired ? q[b * 16 + (j & 15)] : q[(b & ~int64_t{1}) * 16 + j];
+      byte = static_cast<uint8_t>(byte | (high ? stored << 4 : stored));
     }
   }
 }

@@ -113,8 +113,10 @@ TEST_P(QuantMatmulTest, EveryPathMatchesTheReference) {
   struct Shape {
     int64_t n_tokens, rows, cols;
   };
+  // Odd and even block counts (int4 pairs blocks, with an unpaired last one),
+  // and rows of several 8-block chunks (the int4 kernels' scale chunks).
   for (Shape s : {Shape{1, 37, 96}, Shape{3, 29, 136}, Shape{4, 17, 257}, Shape{5, 9, 64},
-                  Shape{9, 33, 31}, Shape{1, 1, 1}}) {
+                  Shape{9, 33, 31}, Shape{1, 1, 1}, Shape{2, 7, 1000}, Shape{6, 5, 1536}}) {
     auto w = random_matrix(s.rows, s.cols, DType::kBF16, 3 + s.rows);
     auto x = random_floats(static_cast<size_t>(s.n_tokens * s.cols), 9 + s.cols, -2.0f, 2.0f);
     auto bias = random_floats(static_cast<size_t>(s.rows), 4);
@@ -127,7 +129,8 @@ TEST_P(QuantMatmulTest, EveryPathMatchesTheReference) {
         std::fill(got.begin(), got.end(), NAN);
         cpu::matmul(x.data(), q.view(), bias.data(), s.n_tokens, got.data(), pool_);
         // Integer block sums are exact; what differs is the f32 summation of
-        // up to 9 block terms of magnitude <= 32 * 2 * 1.
+        // up to 48 block terms of magnitude <= 32 * 2 * 1 (int4 adds its
+        // offset sum, of the same order, once).
         expect_close(got, want, 1e-5f * static_cast<float>(s.cols), 1e-5f,
                      isa + " " + std::string(dtype_name(qc.dtype)) + " group " +
                          std::to_string(qc.group) + " " + std::to_string(s.n_tokens) + "x" +
@@ -209,32 +212,36 @@ TEST(QuantMatmulInvarianceTest, TokensAloneOrTogetherAnyThreadsGiveTheSameBits) 
   // What keeps greedy serving output independent of batch composition and
   // thread count: each (row, token) result is bit-identical whatever kernel
   // shape computed it.
-  const int64_t rows = 67, cols = 200, n_tokens = 11;
-  auto w = random_matrix(rows, cols, DType::kBF16, 31);
-  auto x = random_floats(static_cast<size_t>(n_tokens * cols), 32, -3.0f, 3.0f);
-  ThreadPool one(1), two(2), three(3);
-  for (const QuantCase& qc : {QuantCase{DType::kBF16, 0}, kCases[0], kCases[1], kCases[3]}) {
-    OwnedMatrix q;
-    MatrixView v = w.view;
-    if (qc.dtype != DType::kBF16) {
-      q = quantize_matrix(w.view, qc.dtype, qc.group, one);
-      v = q.view();
-    }
-    for_each_isa([&](const std::string& isa) {
-      std::vector<float> together(static_cast<size_t>(n_tokens * rows));
-      cpu::matmul(x.data(), v, nullptr, n_tokens, together.data(), three);
-      for (ThreadPool* pool : {&one, &two}) {
-        // Every split of the tokens into consecutive calls of 1..5 tokens.
-        std::vector<float> split(together.size());
-        for (int64_t t = 0, step = 1; t < n_tokens; t += step, step = step % 5 + 1) {
-          const int64_t n = std::min(step, n_tokens - t);
-          cpu::matmul(x.data() + t * cols, v, nullptr, n, split.data() + t * rows, *pool);
-        }
-        ASSERT_EQ(0, std::memcmp(split.data(), together.data(), split.size() * sizeof(float)))
-            << isa << " " << dtype_name(qc.dtype) << " group " << qc.group << " threads "
-            << pool->n_threads();
+  // 200 columns: 7 blocks; 600: 19 (two full 8-block chunks, then a tail
+  // ending in an unpaired block).
+  for (const int64_t cols : {200, 600}) {
+    const int64_t rows = 67, n_tokens = 11;
+    auto w = random_matrix(rows, cols, DType::kBF16, 31);
+    auto x = random_floats(static_cast<size_t>(n_tokens * cols), 32, -3.0f, 3.0f);
+    ThreadPool one(1), two(2), three(3);
+    for (const QuantCase& qc : {QuantCase{DType::kBF16, 0}, kCases[0], kCases[1], kCases[3]}) {
+      OwnedMatrix q;
+      MatrixView v = w.view;
+      if (qc.dtype != DType::kBF16) {
+        q = quantize_matrix(w.view, qc.dtype, qc.group, one);
+        v = q.view();
       }
-    });
+      for_each_isa([&](const std::string& isa) {
+        std::vector<float> together(static_cast<size_t>(n_tokens * rows));
+        cpu::matmul(x.data(), v, nullptr, n_tokens, together.data(), three);
+        for (ThreadPool* pool : {&one, &two}) {
+          // Every split of the tokens into consecutive calls of 1..5 tokens.
+          std::vector<float> split(together.size());
+          for (int64_t t = 0, step = 1; t < n_tokens; t += step, step = step % 5 + 1) {
+            const int64_t n = std::min(step, n_tokens - t);
+            cpu::matmul(x.data() + t * cols, v, nullptr, n, split.data() + t * rows, *pool);
+          }
+          ASSERT_EQ(0, std::memcmp(split.data(), together.data(), split.size() * sizeof(float)))
+              << isa << " " << dtype_name(qc.dtype) << " group " << qc.group << " threads "
+              << pool->n_threads() << " cols " << cols;
+        }
+      });
+    }
   }
 }
 

@@ -1,11 +1,21 @@
-// int4 weight rows (groups of 32 with f16 scales) against int8 activation
-// rows. Each 16-byte group unpacks to 32 nibbles (q + 8); maddubs multiplies
-// them as unsigned bytes by the signed activations, and 8 * sum(x) comes off
-// after (offset_of).
+// int4 weight rows (groups of 32 with f16 scales, paired-block layout of
+// ops.h) against int8 activation rows. maddubs multiplies the stored nibbles
+// (q + 8, unsigned, 0..15) by the signed activations (15 * 127 * 2 cannot
+// saturate); the caller's per-block offsets 8 * sum(x) account for the +8.
+//
+// Per block and row the AVX2 path issues half a mask-and-shift (one 32-byte
+// load unpacks two blocks), maddubs, madd, a conversion and one FMA with the
+// block's combined scale x_scale * w_scale. The combined scales are computed
+// eight blocks at a time into a small array, and the offset of the +8 in
+// the stored nibbles is taken off once at the end from a sum kept per eight
+// blocks (chunk_scales), so no f16 conversion, broadcast from a register or
+// offset subtraction sits in the inner loop.
 //
 // As for int8, every shape (R rows x 1 token for decode, 1 row x N tokens
 // for prefill) computes each (row, token) result with the same instruction
-// sequence, so results do not depend on batch composition or threads.
+// sequence: acc = fma(float(block sum), combined scale, acc) over the blocks
+// in order, the offset sum per eight blocks, then horizontal sums. Results therefore do not depend
+// on batch composition or threads, only on the ISA path.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -21,109 +31,187 @@ namespace r1::kernels::cpu {
 namespace {
 
 constexpr int kPrefetchAhead = 2048;  // bytes ahead of the weight stream
+constexpr int64_t kChunk = 8;         // blocks whose combined scales are computed together
 
 float row_dot_scalar(const uint8_t* w, const uint16_t* ws, const int8_t* xq, const float* xs,
                      int64_t padded) {
+  const int64_t n_blocks = padded / kQuantBlock;
   float acc = 0.0f;
-  for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
-    const uint8_t* q = w + b * 16;
+  for (int64_t b = 0; b < n_blocks; ++b) {
     const int8_t* x = xq + b * kQuantBlock;
     int32_t s = 0;
-    for (int j = 0; j < 16; ++j) s += ((q[j] & 0x0F) - 8) * x[j] + ((q[j] >> 4) - 8) * x[j + 16];
+    for (int j = 0; j < kQuantBlock; ++j) s += (q4_stored(w, n_blocks, b, j) - 8) * x[j];
     acc += static_cast<float>(s) * (xs[b] * f16_to_f32(ws[b]));
   }
   return acc;
 }
 
-// Block b of a packed row as 32 unsigned nibble values (q + 8, in 0..15).
-__attribute__((target("avx2,fma"))) inline __m256i unpack(const uint8_t* w, int64_t b) {
+// The 32 stored nibbles of each block of the pair starting at block b.
+__attribute__((target("avx2,fma"))) inline void unpack_pair(const uint8_t* w, int64_t b,
+                                                            __m256i& even, __m256i& odd) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 16));
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  even = _mm256_and_si256(raw, mask);
+  odd = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+}
+
+// The 32 stored nibbles of the unpaired last block b.
+__attribute__((target("avx2,fma"))) inline __m256i unpack_single(const uint8_t* w, int64_t b) {
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 16));
-  // Low nibbles are values 0..15, high nibbles values 16..31.
   const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
-// 8 * (sum of x over each group of 4 bytes), as i32 lanes: the offset the
-// unsigned nibbles carry. maddubs takes the nibbles as its unsigned operand
-// (15 * 127 * 2 cannot saturate), so (q + 8) . x - 8 * sum(x) = q . x
-// exactly, without the sign juggling int8 needs.
-__attribute__((target("avx2,fma"))) inline __m256i offset_of(__m256i x) {
-  const __m256i sums =
-      _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), x), _mm256_set1_epi16(1));
-  return _mm256_slli_epi32(sums, 3);
+__attribute__((target("avx2,fma"))) inline __m256i load_x(const int8_t* xq, int64_t b) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
 }
 
+// acc + float(nibbles . x) * scale: the block sum over the stored nibbles,
+// before the offset (see below).
 __attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i nibbles, __m256i x,
-                                                             __m256i offset, float scale,
-                                                             __m256 acc) {
+                                                             const float* scale, __m256 acc) {
   const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, x), _mm256_set1_epi16(1));
-  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(p, offset)), _mm256_set1_ps(scale),
-                         acc);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(scale), acc);
+}
+
+// The scales of up to eight blocks from b, zero past the n-th:
+// scale[k] = xs[b + k] * w_scale(ws[b + k]), the combined scale of block
+// b + k; and corr = fma(w_scale, xs * offset, corr), which accumulates what
+// the stored nibbles' +8 added: sum over blocks of w_scale * xs * 8 sum(x).
+// The result is then hsum(acc) - hsum(corr). Both are computed by this one
+// function for every shape, and the vector and scalar branches round
+// alike, so a (row, token) result has the same bits whichever shape made it.
+__attribute__((target("avx2,fma,f16c"))) inline __m256 chunk_scales(const float* xs,
+                                                                    const uint16_t* ws,
+                                                                    const int32_t* xo, int64_t b,
+                                                                    int64_t n, float* scale,
+                                                                    __m256 corr) {
+  __m256 wsc, xsv, off;
+  if (n == kChunk) {
+    wsc = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + b)));
+    xsv = _mm256_loadu_ps(xs + b);
+    off = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xo + b)));
+  } else {
+    alignas(32) float w8[kChunk] = {}, x8[kChunk] = {}, o8[kChunk] = {};
+    for (int64_t k = 0; k < n; ++k) {
+      w8[k] = _cvtsh_ss(ws[b + k]);
+      x8[k] = xs[b + k];
+      o8[k] = static_cast<float>(xo[b + k]);
+    }
+    wsc = _mm256_load_ps(w8);
+    xsv = _mm256_load_ps(x8);
+    off = _mm256_load_ps(o8);
+  }
+  _mm256_store_ps(scale, _mm256_mul_ps(xsv, wsc));
+  return _mm256_fmadd_ps(wsc, _mm256_mul_ps(xsv, off), corr);
 }
 
 template <int R>
 __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const uint8_t* w, int64_t row_stride,
                                                         const uint16_t* ws, int64_t ws_stride,
                                                         const int8_t* xq, const float* xs,
-                                                        int64_t padded, float* out) {
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
-    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
-    const __m256i offset = offset_of(xv);
+                                                        const int32_t* xo, int64_t padded,
+                                                        float* out) {
+  const int64_t n_blocks = padded / kQuantBlock;
+  __m256 acc[R], corr[R];
+  for (int r = 0; r < R; ++r) acc[r] = corr[r] = _mm256_setzero_ps();
+  alignas(32) float scale[R][kChunk];
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
+    const int64_t n = n_blocks - b0 < kChunk ? n_blocks - b0 : kChunk;
     for (int r = 0; r < R; ++r) {
-      const uint8_t* wr = w + r * row_stride;
-      if ((b & 3) == 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(wr + b * 16) + kPrefetchAhead, _MM_HINT_T0);
+      corr[r] = chunk_scales(xs, ws + r * ws_stride, xo, b0, n, scale[r], corr[r]);
+    }
+    int64_t k = 0;
+    for (; k + 1 < n; k += 2) {
+      const int64_t b = b0 + k;
+      const __m256i x0 = load_x(xq, b), x1 = load_x(xq, b + 1);
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* wr = w + r * row_stride;
+        if ((b & 3) == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(wr + b * 16) + kPrefetchAhead, _MM_HINT_T0);
+        }
+        __m256i even, odd;
+        unpack_pair(wr, b, even, odd);
+        acc[r] = block_step(even, x0, &scale[r][k], acc[r]);
+        acc[r] = block_step(odd, x1, &scale[r][k + 1], acc[r]);
       }
-      acc[r] =
-          block_step(unpack(wr, b), xv, offset, xs[b] * _cvtsh_ss(ws[r * ws_stride + b]), acc[r]);
+    }
+    if (k < n) {  // the unpaired last block
+      const int64_t b = b0 + k;
+      const __m256i x0 = load_x(xq, b);
+      for (int r = 0; r < R; ++r) {
+        acc[r] = block_step(unpack_single(w + r * row_stride, b), x0, &scale[r][k], acc[r]);
+      }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum256(acc[r]);
+  for (int r = 0; r < R; ++r) out[r] = hsum256(acc[r]) - hsum256(corr[r]);
 }
 
 template <int N>
 __attribute__((target("avx2,fma,f16c"))) void tokens_avx2(const uint8_t* w, const uint16_t* ws,
                                                           const int8_t* const* xq,
-                                                          const float* const* xs, int64_t padded,
+                                                          const float* const* xs,
+                                                          const int32_t* const* xo, int64_t padded,
                                                           float* out) {
-  __m256 acc[N];
-  for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
-    const __m256i wv = unpack(w, b);
-    const float wscale = _cvtsh_ss(ws[b]);
-    for (int t = 0; t < N; ++t) {
-      const __m256i xv =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[t] + b * kQuantBlock));
-      acc[t] = block_step(wv, xv, offset_of(xv), xs[t][b] * wscale, acc[t]);
+  const int64_t n_blocks = padded / kQuantBlock;
+  __m256 acc[N], corr[N];
+  for (int t = 0; t < N; ++t) acc[t] = corr[t] = _mm256_setzero_ps();
+  alignas(32) float scale[N][kChunk];
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
+    const int64_t n = n_blocks - b0 < kChunk ? n_blocks - b0 : kChunk;
+    for (int t = 0; t < N; ++t) corr[t] = chunk_scales(xs[t], ws, xo[t], b0, n, scale[t], corr[t]);
+    int64_t k = 0;
+    for (; k + 1 < n; k += 2) {
+      const int64_t b = b0 + k;
+      __m256i even, odd;
+      unpack_pair(w, b, even, odd);
+      for (int t = 0; t < N; ++t) {
+        acc[t] = block_step(even, load_x(xq[t], b), &scale[t][k], acc[t]);
+        acc[t] = block_step(odd, load_x(xq[t], b + 1), &scale[t][k + 1], acc[t]);
+      }
+    }
+    if (k < n) {
+      const int64_t b = b0 + k;
+      const __m256i nibbles = unpack_single(w, b);
+      for (int t = 0; t < N; ++t) {
+        acc[t] = block_step(nibbles, load_x(xq[t], b), &scale[t][k], acc[t]);
+      }
     }
   }
-  for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]);
+  for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]) - hsum256(corr[t]);
 }
 
 }  // namespace
 
+void q4_block_offsets(const int8_t* xq, int64_t padded, int32_t* xo) {
+  for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
+    int32_t s = 0;
+    for (int j = 0; j < kQuantBlock; ++j) s += xq[b * kQuantBlock + j];
+    xo[b] = 8 * s;
+  }
+}
+
 void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
-            const float* const* xs, int n_x, int64_t padded, float* out) {
+            const float* const* xs, const int32_t* const* xo, int n_x, int64_t padded, float* out) {
   if (active_isa() == Isa::kScalar) {
     for (int t = 0; t < n_x; ++t) out[t] = row_dot_scalar(w, w_scales, xq[t], xs[t], padded);
     return;
   }
   switch (n_x) {
     case 1:
-      return tokens_avx2<1>(w, w_scales, xq, xs, padded, out);
+      return tokens_avx2<1>(w, w_scales, xq, xs, xo, padded, out);
     case 2:
-      return tokens_avx2<2>(w, w_scales, xq, xs, padded, out);
+      return tokens_avx2<2>(w, w_scales, xq, xs, xo, padded, out);
     case 3:
-      return tokens_avx2<3>(w, w_scales, xq, xs, padded, out);
+      return tokens_avx2<3>(w, w_scales, xq, xs, xo, padded, out);
     default:
-      return tokens_avx2<4>(w, w_scales, xq, xs, padded, out);
+      return tokens_avx2<4>(w, w_scales, xq, xs, xo, padded, out);
   }
 }
 
 void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
-                 int n_rows, const int8_t* xq, const float* xs, int64_t padded, float* out) {
+                 int n_rows, const int8_t* xq, const float* xs, const int32_t* xo, int64_t padded,
+                 float* out) {
   if (active_isa() == Isa::kScalar) {
     for (int r = 0; r < n_rows; ++r) {
       out[r] = row_dot_scalar(w + r * row_stride, w_scales + r * ws_stride, xq, xs, padded);
@@ -132,13 +220,13 @@ void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales,
   }
   switch (n_rows) {
     case 1:
-      return rows_avx2<1>(w, row_stride, w_scales, ws_stride, xq, xs, padded, out);
+      return rows_avx2<1>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
     case 2:
-      return rows_avx2<2>(w, row_stride, w_scales, ws_stride, xq, xs, padded, out);
+      return rows_avx2<2>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
     case 3:
-      return rows_avx2<3>(w, row_stride, w_scales, ws_stride, xq, xs, padded, out);
+      return rows_avx2<3>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
     default:
-      return rows_avx2<4>(w, row_stride, w_scales, ws_stride, xq, xs, padded, out);
+      return rows_avx2<4>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
   }
 }
 

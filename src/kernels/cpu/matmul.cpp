@@ -22,8 +22,9 @@ struct Activations {
   const float* x = nullptr;
   int64_t n_tokens = 0;
   int64_t cols = 0;
-  const int8_t* q = nullptr;  // [n_tokens, padded]
-  const float* s = nullptr;   // [n_tokens, padded / 32]
+  const int8_t* q = nullptr;   // [n_tokens, padded]
+  const float* s = nullptr;    // [n_tokens, padded / 32]
+  const int32_t* o = nullptr;  // [n_tokens, padded / 32]: int4 block offsets
   int64_t padded = 0;
 };
 
@@ -36,22 +37,26 @@ bool is_quantized(const MatrixView& w) {
 // Scratch of the calling thread (the engine thread in the server), grown
 // once to the largest step; the workers only read it during the call.
 Activations prepare(const float* x, int64_t n_tokens, int64_t cols, bool quantized,
-                    ThreadPool& pool) {
+                    bool needs_offsets, ThreadPool& pool) {
   Activations a{x, n_tokens, cols};
   if (!quantized) return a;
   thread_local AlignedBuffer<int8_t> q;
   thread_local AlignedBuffer<float> s;
+  thread_local AlignedBuffer<int32_t> o;
   a.padded = quant_padded_cols(cols);
   const size_t nq = static_cast<size_t>(n_tokens * a.padded);
   if (q.size() < nq) q.resize(nq);
   if (s.size() < nq / kQuantBlock) s.resize(nq / kQuantBlock);
+  if (o.size() < nq / kQuantBlock) o.resize(nq / kQuantBlock);
   int8_t* qd = q.data();
   float* sd = s.data();
+  int32_t* od = o.data();
   const int64_t padded = a.padded;
   auto quantize = [&](size_t begin, size_t end, int) {
     for (size_t t = begin; t < end; ++t) {
       const int64_t i = static_cast<int64_t>(t);
       quantize_row_q8(x + i * cols, cols, qd + i * padded, sd + i * (padded / kQuantBlock));
+      if (needs_offsets) q4_block_offsets(qd + i * padded, padded, od + i * (padded / kQuantBlock));
     }
   };
   if (n_tokens == 1) {
@@ -61,6 +66,7 @@ Activations prepare(const float* x, int64_t n_tokens, int64_t cols, bool quantiz
   }
   a.q = qd;
   a.s = sd;
+  a.o = od;
   return a;
 }
 
@@ -103,6 +109,7 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
   const auto* wd = static_cast<const uint8_t*>(w.data);
   auto xq = [&](int64_t t) { return a.q + t * padded; };
   auto xs = [&](int64_t t) { return a.s + t * n_blocks; };
+  auto xo = [&](int64_t t) { return a.o + t * n_blocks; };
   // Rows [r0, r1) x token t, four rows per call.
   auto rows_one_token = [&](int64_t r0, int64_t r1, int64_t t) {
     for (int64_t o = r0; o < r1; o += kRowsPerCall) {
@@ -115,7 +122,7 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
       } else {
         dot_q4_rows(wd + o * row_bytes, row_bytes,
                     static_cast<const uint16_t*>(w.scales) + o * n_scales, n_scales, n, xq(t),
-                    xs(t), padded, out);
+                    xs(t), xo(t), padded, out);
       }
       for (int k = 0; k < n; ++k) y[t * y_stride + o + k - y_col0] = out[k];
     }
@@ -126,9 +133,11 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
       const int n = static_cast<int>(std::min<int64_t>(4, t1 - t));
       const int8_t* q[4];
       const float* sc[4];
+      const int32_t* off[4];
       for (int k = 0; k < n; ++k) {
         q[k] = xq(t + k);
         sc[k] = xs(t + k);
+        off[k] = xo(t + k);
       }
       float out[4];
       if (q8) {
@@ -136,8 +145,8 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
                static_cast<const float*>(w.scales) + o * n_scales, w.group_size, q, sc, n, padded,
                out);
       } else {
-        dot_q4(wd + o * row_bytes, static_cast<const uint16_t*>(w.scales) + o * n_scales, q, sc, n,
-               padded, out);
+        dot_q4(wd + o * row_bytes, static_cast<const uint16_t*>(w.scales) + o * n_scales, q, sc,
+               off, n, padded, out);
       }
       for (int k = 0; k < n; ++k) y[(t + k) * y_stride + o - y_col0] = out[k];
     }
@@ -189,13 +198,14 @@ void matmul_multi(const float* x, int64_t n_tokens, std::span<const MatmulOutput
   R1_CHECK(!outs.empty());
   const int64_t cols = outs[0].w.cols;
   int64_t total_rows = 0;
-  bool quantized = false;
+  bool quantized = false, int4 = false;
   for (const MatmulOutput& m : outs) {
     R1_CHECK_MSG(m.w.cols == cols, "matmul_multi: the products must share their input");
     total_rows += m.w.rows;
     quantized = quantized || is_quantized(m.w);
+    int4 = int4 || m.w.dtype == DType::kQ4;
   }
-  const Activations a = prepare(x, n_tokens, cols, quantized, pool);
+  const Activations a = prepare(x, n_tokens, cols, quantized, int4, pool);
   pool.parallel_for(
       static_cast<size_t>(total_rows),
       [&](size_t begin, size_t end, int) {
@@ -224,8 +234,8 @@ void matmul_silu_mul(const float* x, const MatrixView& gate, const MatrixView& u
                      float* out, ThreadPool& pool) {
   R1_CHECK(gate.rows == up.rows && gate.cols == up.cols);
   const int64_t n = gate.rows;
-  const Activations a =
-      prepare(x, n_tokens, gate.cols, is_quantized(gate) || is_quantized(up), pool);
+  const Activations a = prepare(x, n_tokens, gate.cols, is_quantized(gate) || is_quantized(up),
+                                gate.dtype == DType::kQ4 || up.dtype == DType::kQ4, pool);
   pool.parallel_for(
       static_cast<size_t>(n),
       [&](size_t begin, size_t end, int) {
