@@ -84,6 +84,23 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
   return 0.0f;
 }
 
+// bf16 rows [begin, end) against every token, up to 3 tokens per pass over
+// a row (the row stays hot in L1 while the tokens pass).
+void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
+                            float* y, int64_t y_stride, int64_t y_col0) {
+  const auto* wd = static_cast<const uint16_t*>(w.data);
+  for (int64_t o = begin; o < end; ++o) {
+    for (int64_t t = 0; t < a.n_tokens; t += 3) {
+      const int n_x = static_cast<int>(std::min<int64_t>(3, a.n_tokens - t));
+      const float* x[3];
+      for (int k = 0; k < n_x; ++k) x[k] = a.x + (t + k) * a.cols;
+      float out[3];
+      dot_bf16_tile(wd + o * w.cols, x, n_x, w.cols, out);
+      for (int k = 0; k < n_x; ++k) y[(t + k) * y_stride + o - y_col0] = out[k];
+    }
+  }
+}
+
 // Rows [begin, end) of w against every token: y[t * y_stride + o - y_col0].
 // Float weights: one dot product per (row, token), row-major so the row is
 // hot in L1 for all tokens. Quantised weights: the kernel shape that fits
@@ -94,6 +111,10 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
 //   otherwise: 1 row x 4 tokens.
 void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
                        float* y, int64_t y_stride, int64_t y_col0 = 0) {
+  if (w.dtype == DType::kBF16) {
+    bf16_rows_times_tokens(w, begin, end, a, y, y_stride, y_col0);
+    return;
+  }
   if (!is_quantized(w)) {
     for (int64_t o = begin; o < end; ++o) {
       for (int64_t t = 0; t < a.n_tokens; ++t)
