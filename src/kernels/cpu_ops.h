@@ -59,10 +59,12 @@ float dot_f32(const float* w, const float* x, int64_t n);
 float dot_bf16(const uint16_t* w, const float* x, int64_t n);
 float dot_f16(const uint16_t* w, const float* x, int64_t n);
 
-// One bf16 weight row (n columns) against n_x (1..3) f32 activation rows:
-// out[t]. Every tile gives bit-identical results for the same (row, token)
-// on one ISA path.
-void dot_bf16_tile(const uint16_t* w, const float* const* x, int n_x, int64_t n, float* out);
+// bf16 weight rows (n_rows 1..4, `row_stride` elements apart, n columns)
+// against n_x (1..3) f32 activation rows: out[r * n_x + t]. Every tile
+// shape gives bit-identical results for the same (row, token) on one ISA
+// path.
+void dot_bf16_tile(const uint16_t* w, int64_t row_stride, int n_rows, const float* const* x,
+                   int n_x, int64_t n, float* out);
 
 // Quantised weight rows against activation rows quantised by
 // quantize_row_q8 (xq: [padded] int8, xs: [padded / 32] f32; padded: the row

@@ -84,19 +84,23 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
   return 0.0f;
 }
 
-// bf16 rows [begin, end) against every token, up to 3 tokens per pass over
-// a row (the row stays hot in L1 while the tokens pass).
+// bf16 rows [begin, end) against every token in tiles of 4 rows x up to 3
+// tokens: the rows stay hot in L1 while the tokens pass, each widened
+// weight vector serves 3 tokens and each activation vector 4 rows.
 void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
                             float* y, int64_t y_stride, int64_t y_col0) {
   const auto* wd = static_cast<const uint16_t*>(w.data);
-  for (int64_t o = begin; o < end; ++o) {
+  for (int64_t o = begin; o < end; o += 4) {
+    const int n_rows = static_cast<int>(std::min<int64_t>(4, end - o));
     for (int64_t t = 0; t < a.n_tokens; t += 3) {
       const int n_x = static_cast<int>(std::min<int64_t>(3, a.n_tokens - t));
       const float* x[3];
       for (int k = 0; k < n_x; ++k) x[k] = a.x + (t + k) * a.cols;
-      float out[3];
-      dot_bf16_tile(wd + o * w.cols, x, n_x, w.cols, out);
-      for (int k = 0; k < n_x; ++k) y[(t + k) * y_stride + o - y_col0] = out[k];
+      float out[12];
+      dot_bf16_tile(wd + o * w.cols, w.cols, n_rows, x, n_x, w.cols, out);
+      for (int r = 0; r < n_rows; ++r) {
+        for (int k = 0; k < n_x; ++k) y[(t + k) * y_stride + o + r - y_col0] = out[r * n_x + k];
+      }
     }
   }
 }
