@@ -90,6 +90,10 @@ void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
 void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
                  int n_rows, const int8_t* xq, const float* xs, const int32_t* xo, int64_t padded,
                  float* out);
+// Two rows against four tokens: out[r * 4 + t].
+void dot_q4_2x4(const uint8_t* w0, const uint8_t* w1, const uint16_t* ws0, const uint16_t* ws1,
+                const int8_t* const* xq, const float* const* xs, const int32_t* const* xo,
+                int64_t padded, float* out);
 // xo[b] = 8 * (sum of xq over block b): what the int4 kernels subtract from
 // a block sum taken over the stored nibbles (q + 8).
 void q4_block_offsets(const int8_t* xq, int64_t padded, int32_t* xo);

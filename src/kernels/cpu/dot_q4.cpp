@@ -11,8 +11,8 @@
 // blocks (chunk_scales), so no f16 conversion, broadcast from a register or
 // offset subtraction sits in the inner loop.
 //
-// As for int8, every shape (R rows x 1 token for decode, 1 row x N tokens
-// for prefill) computes each (row, token) result with the same instruction
+// As for int8, every shape (R rows x 1 token for decode, 2 rows x 4 tokens
+// and 1 row x N tokens for prefill) computes each (row, token) result with the same instruction
 // sequence: acc = fma(float(block sum), combined scale, acc) over the blocks
 // in order, the offset sum per eight blocks, then horizontal sums. Results therefore do not depend
 // on batch composition or threads, only on the ISA path.
@@ -74,36 +74,57 @@ __attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i nibbles, __
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(scale), acc);
 }
 
-// The scales of up to eight blocks from b, zero past the n-th:
-// scale[k] = xs[b + k] * w_scale(ws[b + k]), the combined scale of block
-// b + k; and corr = fma(w_scale, xs * offset, corr), which accumulates what
-// the stored nibbles' +8 added: sum over blocks of w_scale * xs * 8 sum(x).
-// The result is then hsum(acc) - hsum(corr). Both are computed by this one
-// function for every shape, and the vector and scalar branches round
+// The scales of up to eight blocks from b, zero past the n-th. The combined
+// scale of block b + k is xs[b + k] * w_scale(ws[b + k]); corr accumulates
+// what the stored nibbles' +8 added: sum over blocks of w_scale * (xs * 8
+// sum(x)); the result is then hsum(acc) - hsum(corr). Every shape computes
+// these with the functions below, and the vector and scalar branches round
 // alike, so a (row, token) result has the same bits whichever shape made it.
+__attribute__((target("avx2,fma,f16c"))) inline __m256 chunk_w(const uint16_t* ws, int64_t b,
+                                                               int64_t n) {
+  if (n == kChunk)
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + b)));
+  alignas(32) float w8[kChunk] = {};
+  for (int64_t k = 0; k < n; ++k) w8[k] = _cvtsh_ss(ws[b + k]);
+  return _mm256_load_ps(w8);
+}
+
+struct ChunkX {
+  __m256 scale;   // xs
+  __m256 offset;  // xs * 8 sum(x)
+};
+
+__attribute__((target("avx2,fma,f16c"))) inline ChunkX chunk_x(const float* xs, const int32_t* xo,
+                                                               int64_t b, int64_t n) {
+  __m256 xsv, off;
+  if (n == kChunk) {
+    xsv = _mm256_loadu_ps(xs + b);
+    off = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xo + b)));
+  } else {
+    alignas(32) float x8[kChunk] = {}, o8[kChunk] = {};
+    for (int64_t k = 0; k < n; ++k) {
+      x8[k] = xs[b + k];
+      o8[k] = static_cast<float>(xo[b + k]);
+    }
+    xsv = _mm256_load_ps(x8);
+    off = _mm256_load_ps(o8);
+  }
+  return {xsv, _mm256_mul_ps(xsv, off)};
+}
+
+// Stores the combined scales of one (row, token) chunk; returns corr updated.
+__attribute__((target("avx2,fma,f16c"))) inline __m256 apply_chunk(__m256 wsc, const ChunkX& x,
+                                                                   float* scale, __m256 corr) {
+  _mm256_store_ps(scale, _mm256_mul_ps(x.scale, wsc));
+  return _mm256_fmadd_ps(wsc, x.offset, corr);
+}
+
 __attribute__((target("avx2,fma,f16c"))) inline __m256 chunk_scales(const float* xs,
                                                                     const uint16_t* ws,
                                                                     const int32_t* xo, int64_t b,
                                                                     int64_t n, float* scale,
                                                                     __m256 corr) {
-  __m256 wsc, xsv, off;
-  if (n == kChunk) {
-    wsc = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + b)));
-    xsv = _mm256_loadu_ps(xs + b);
-    off = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xo + b)));
-  } else {
-    alignas(32) float w8[kChunk] = {}, x8[kChunk] = {}, o8[kChunk] = {};
-    for (int64_t k = 0; k < n; ++k) {
-      w8[k] = _cvtsh_ss(ws[b + k]);
-      x8[k] = xs[b + k];
-      o8[k] = static_cast<float>(xo[b + k]);
-    }
-    wsc = _mm256_load_ps(w8);
-    xsv = _mm256_load_ps(x8);
-    off = _mm256_load_ps(o8);
-  }
-  _mm256_store_ps(scale, _mm256_mul_ps(xsv, wsc));
-  return _mm256_fmadd_ps(wsc, _mm256_mul_ps(xsv, off), corr);
+  return apply_chunk(chunk_w(ws, b, n), chunk_x(xs, xo, b, n), scale, corr);
 }
 
 template <int R>
@@ -181,6 +202,55 @@ __attribute__((target("avx2,fma,f16c"))) void tokens_avx2(const uint8_t* w, cons
   for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]) - hsum256(corr[t]);
 }
 
+// 2 rows x 4 tokens (prefill): each unpacked weight pair serves four
+// tokens and each activation block two rows.
+__attribute__((target("avx2,fma,f16c"))) void two_by_four_avx2(
+    const uint8_t* w0, const uint8_t* w1, const uint16_t* ws0, const uint16_t* ws1,
+    const int8_t* const* xq, const float* const* xs, const int32_t* const* xo, int64_t padded,
+    float* out) {
+  const int64_t n_blocks = padded / kQuantBlock;
+  __m256 acc[2][4], corr[2][4];
+  for (int r = 0; r < 2; ++r) {
+    for (int t = 0; t < 4; ++t) acc[r][t] = corr[r][t] = _mm256_setzero_ps();
+  }
+  alignas(32) float scale[2][4][kChunk];
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
+    const int64_t n = n_blocks - b0 < kChunk ? n_blocks - b0 : kChunk;
+    const __m256 wsc0 = chunk_w(ws0, b0, n), wsc1 = chunk_w(ws1, b0, n);
+    for (int t = 0; t < 4; ++t) {
+      const ChunkX cx = chunk_x(xs[t], xo[t], b0, n);
+      corr[0][t] = apply_chunk(wsc0, cx, scale[0][t], corr[0][t]);
+      corr[1][t] = apply_chunk(wsc1, cx, scale[1][t], corr[1][t]);
+    }
+    int64_t k = 0;
+    for (; k + 1 < n; k += 2) {
+      const int64_t b = b0 + k;
+      __m256i e0, o0, e1, o1;
+      unpack_pair(w0, b, e0, o0);
+      unpack_pair(w1, b, e1, o1);
+      for (int t = 0; t < 4; ++t) {
+        const __m256i x0 = load_x(xq[t], b), x1 = load_x(xq[t], b + 1);
+        acc[0][t] = block_step(e0, x0, &scale[0][t][k], acc[0][t]);
+        acc[0][t] = block_step(o0, x1, &scale[0][t][k + 1], acc[0][t]);
+        acc[1][t] = block_step(e1, x0, &scale[1][t][k], acc[1][t]);
+        acc[1][t] = block_step(o1, x1, &scale[1][t][k + 1], acc[1][t]);
+      }
+    }
+    if (k < n) {
+      const int64_t b = b0 + k;
+      const __m256i n0 = unpack_single(w0, b), n1 = unpack_single(w1, b);
+      for (int t = 0; t < 4; ++t) {
+        const __m256i x0 = load_x(xq[t], b);
+        acc[0][t] = block_step(n0, x0, &scale[0][t][k], acc[0][t]);
+        acc[1][t] = block_step(n1, x0, &scale[1][t][k], acc[1][t]);
+      }
+    }
+  }
+  for (int r = 0; r < 2; ++r) {
+    for (int t = 0; t < 4; ++t) out[r * 4 + t] = hsum256(acc[r][t]) - hsum256(corr[r][t]);
+  }
+}
+
 }  // namespace
 
 void q4_block_offsets(const int8_t* xq, int64_t padded, int32_t* xo) {
@@ -228,6 +298,19 @@ void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales,
     default:
       return rows_avx2<4>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
   }
+}
+
+void dot_q4_2x4(const uint8_t* w0, const uint8_t* w1, const uint16_t* ws0, const uint16_t* ws1,
+                const int8_t* const* xq, const float* const* xs, const int32_t* const* xo,
+                int64_t padded, float* out) {
+  if (active_isa() == Isa::kScalar) {
+    for (int t = 0; t < 4; ++t) {
+      out[t] = row_dot_scalar(w0, ws0, xq[t], xs[t], padded);
+      out[4 + t] = row_dot_scalar(w1, ws1, xq[t], xs[t], padded);
+    }
+    return;
+  }
+  two_by_four_avx2(w0, w1, ws0, ws1, xq, xs, xo, padded, out);
 }
 
 }  // namespace r1::kernels::cpu

@@ -106,13 +106,14 @@ void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, con
 }
 
 // Rows [begin, end) of w against every token: y[t * y_stride + o - y_col0].
-// Float weights: one dot product per (row, token), row-major so the row is
-// hot in L1 for all tokens. Quantised weights: the kernel shape that fits
-// (dot_q8.cpp explains why every shape gives the same bits):
+// bf16 weights: tiles (above). f32 / f16 weights: one dot product per (row,
+// token), row-major so the row is hot in L1 for all tokens. Quantised
+// weights: the kernel shape that fits (dot_q8.cpp explains why every shape
+// gives the same bits):
 //   fewer than 4 tokens (decode): 4 rows x 1 token, 4 independent chains;
-//   int8 with one scale per row: pairs of rows x 4 tokens, tokens tiled so
-//     a tile's activations stay in L2 while the thread's rows pass;
-//   otherwise: 1 row x 4 tokens.
+//   int4, and int8 with one scale per row: pairs of rows x 4 tokens, tokens
+//     tiled so a tile's activations stay in L2 while the thread's rows pass;
+//   otherwise (int8 in groups): 1 row x 4 tokens.
 void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
                        float* y, int64_t y_stride, int64_t y_col0 = 0) {
   if (w.dtype == DType::kBF16) {
@@ -181,12 +182,13 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
     for (int64_t t = 0; t < a.n_tokens; ++t) rows_one_token(begin, end, t);
     return;
   }
-  if (!(q8 && w.group_size == padded)) {
+  if (q8 && w.group_size != padded) {
     for (int64_t o = begin; o < end; ++o) one_row_tokens(o, 0, a.n_tokens);
     return;
   }
   constexpr int64_t kTokenTile = 64;  // 64 x 1536 bytes for the 1.5b shape
   const auto* ws = static_cast<const float*>(w.scales);
+  const auto* ws4 = static_cast<const uint16_t*>(w.scales);
   for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokenTile) {
     const int64_t t1 = std::min(a.n_tokens, t0 + kTokenTile);
     const int64_t t4 = t0 + (t1 - t0) / 4 * 4;
@@ -196,9 +198,15 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
         const int8_t* q[4] = {xq(t), xq(t + 1), xq(t + 2), xq(t + 3)};
         const float* sc[4] = {xs(t), xs(t + 1), xs(t + 2), xs(t + 3)};
         float out[8];
-        dot_q8_2x4(reinterpret_cast<const int8_t*>(wd + o * row_bytes),
-                   reinterpret_cast<const int8_t*>(wd + (o + 1) * row_bytes), ws[o], ws[o + 1], q,
-                   sc, padded, out);
+        if (q8) {
+          dot_q8_2x4(reinterpret_cast<const int8_t*>(wd + o * row_bytes),
+                     reinterpret_cast<const int8_t*>(wd + (o + 1) * row_bytes), ws[o], ws[o + 1], q,
+                     sc, padded, out);
+        } else {
+          const int32_t* off[4] = {xo(t), xo(t + 1), xo(t + 2), xo(t + 3)};
+          dot_q4_2x4(wd + o * row_bytes, wd + (o + 1) * row_bytes, ws4 + o * n_scales,
+                     ws4 + (o + 1) * n_scales, q, sc, off, padded, out);
+        }
         for (int k = 0; k < 4; ++k) {
           y[(t + k) * y_stride + o - y_col0] = out[k];
           y[(t + k) * y_stride + o + 1 - y_col0] = out[4 + k];
