@@ -90,7 +90,8 @@ __attribute__((target("avx2,fma,f16c"))) float dot_f16_avx2(const uint16_t* w, c
     a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
   }
   float acc = hsum256(_mm256_add_ps(a0, a1));
-  for (; i < n; ++i) acc += f16_to_f32(w[i]) * x[i];
+  // _cvtsh_ss, not the out-of-line f16_to_f32: no call with dirty upper halves.
+  for (; i < n; ++i) acc += _cvtsh_ss(w[i]) * x[i];
   return acc;
 }
 
