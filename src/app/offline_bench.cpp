@@ -63,19 +63,36 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   R1_RETURN_IF_ERROR(backend.forward(prefill.batch(), logits));
   const double prefill_s = std::chrono::duration<double>(Clock::now() - prefill_start).count();
 
+  // Each decode step is timed on its own, and the triad runs again halfway
+  // and at the end: on a shared machine both move over a run, and the
+  // median step against the median triad compares like with like.
   int32_t next = argmax(logits, backend.n_valid_vocab());
-  const auto decode_start = Clock::now();
+  std::vector<double> step_s;
+  step_s.reserve(static_cast<size_t>(a.gen_tokens));
   for (int g = 0; g < a.gen_tokens; ++g) {
+    if (g == a.gen_tokens / 2 && g > 0) {
+      BandwidthSample mid = measure_triad(triad_pool, 2);
+      bw.gbps.insert(bw.gbps.end(), mid.gbps.begin(), mid.gbps.end());
+    }
     SingleSequenceStep step({next}, a.prompt_tokens + g, backend.block_size());
+    const auto step_start = Clock::now();
     R1_RETURN_IF_ERROR(backend.forward(step.batch(), logits));
     next = argmax(logits, backend.n_valid_vocab());
+    step_s.push_back(std::chrono::duration<double>(Clock::now() - step_start).count());
   }
-  const double decode_s = std::chrono::duration<double>(Clock::now() - decode_start).count();
   BandwidthSample after = measure_triad(triad_pool, 3);
   bw.gbps.insert(bw.gbps.end(), after.gbps.begin(), after.gbps.end());
 
+  double decode_s = 0.0;
+  for (double t : step_s) decode_s += t;
+  std::vector<double> sorted = step_s;
+  std::sort(sorted.begin(), sorted.end());
+  auto quantile = [&](double q) {
+    return sorted[static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5)];
+  };
   const int64_t bytes = backend.weight_bytes_per_token();
   const double decode_tps = a.gen_tokens / decode_s;
+  const double median_step_tps = 1.0 / quantile(0.5);
   const double bound = bw.median() * 1e9 / static_cast<double>(bytes);
   nlohmann::ordered_json out;
   out["model"] = a.model;
@@ -98,6 +115,11 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   out["triad_gbps_best"] = bw.best();
   out["decode_bound_tokens_per_second"] = bound;
   out["decode_fraction_of_bound"] = decode_tps / bound;
+  out["decode_step_ms_p10"] = quantile(0.1) * 1e3;
+  out["decode_step_ms_median"] = quantile(0.5) * 1e3;
+  out["decode_step_ms_p90"] = quantile(0.9) * 1e3;
+  out["decode_tokens_per_second_median_step"] = median_step_tps;
+  out["decode_fraction_of_bound_median_step"] = median_step_tps / bound;
   if (a.json) {
     std::cout << out.dump() << "\n";
   } else {
