@@ -3,8 +3,9 @@
 // weights really stream from memory) for every weight dtype and ISA path,
 // reporting the weight bytes streamed per second (bytes_per_second) to read
 // against the machine's memory bandwidth. The `hot_` variants use the
-// first 512 rows only (768 KB of int8, L2-resident across the two cores'
-// halves), so they show the kernel's arithmetic ceiling rather than DRAM's.
+// first 512 rows only (384 KB of int4, 768 KB of int8, 1.5 MB of bf16: cache
+// resident), so they show the kernel's arithmetic ceiling rather than
+// DRAM's.
 //
 //   build/release/bench/kernels_bench --benchmark_filter=decode
 //   R1SERVE_ISA=scalar build/release/bench/kernels_bench
