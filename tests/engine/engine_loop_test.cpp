@@ -108,11 +108,12 @@ TEST_F(EngineLoopTest, ConcurrentSubmissionsMatchRunningAlone) {
   }
 }
 
-TEST_F(EngineLoopTest, QuantisedGreedyOutputIgnoresBatchAndThreads) {
-  // int8 and int4 kernels quantise activations per token row and compute
-  // each (row, token) the same way in every kernel shape: a request's greedy
+TEST_F(EngineLoopTest, TiledGreedyOutputIgnoresBatchAndThreads) {
+  // The bf16, int8 and int4 kernels work in tiles of several rows and
+  // tokens (int8 and int4 quantise activations per token row) and compute
+  // each (row, token) the same way in every tile shape: a request's greedy
   // tokens are the same alone on 1 or 3 threads as among 16 others on 2.
-  for (DType dt : {DType::kQ8, DType::kQ4}) {
+  for (DType dt : {DType::kBF16, DType::kQ8, DType::kQ4}) {
     precision_.layers = dt;
     auto b = backend(256);
     Engine engine(*b, EngineOptions{.max_batched_tokens = 40, .max_seqs = 64});
