@@ -128,6 +128,11 @@ __attribute__((target("avx2,fma,f16c"))) inline __m256 chunk_scales(const float*
   return apply_chunk(chunk_w(ws, b, n), chunk_x(xs, xo, b, n), scale, corr);
 }
 
+// The combined scales of up to kSpan blocks are computed first, then the
+// blocks run: no stores inside the block loop, so the accumulators stay in
+// registers (a store through an __m256 pointer may alias them).
+constexpr int64_t kSpan = 64;  // blocks per pass, a multiple of kChunk
+
 template <int R>
 __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const uint8_t* w, int64_t row_stride,
                                                         const uint16_t* ws, int64_t ws_stride,
@@ -135,18 +140,25 @@ __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const uint8_t* w, int64_
                                                         const int32_t* xo, int64_t padded,
                                                         float* out) {
   const int64_t n_blocks = padded / kQuantBlock;
-  __m256 acc[R], corr[R];
-  for (int r = 0; r < R; ++r) acc[r] = corr[r] = _mm256_setzero_ps();
-  alignas(32) float scale[R][kChunk];
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
-    const int64_t n = n_blocks - b0 < kChunk ? n_blocks - b0 : kChunk;
-    for (int r = 0; r < R; ++r) {
-      corr[r] = chunk_scales(xs, ws + r * ws_stride, xo, b0, n, scale[r], corr[r]);
+  // Named accumulators rather than an array: GCC keeps an array of them in
+  // memory and stores it on every step.
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  auto acc = [&](int r) -> __m256& { return r == 0 ? a0 : r == 1 ? a1 : r == 2 ? a2 : a3; };
+  __m256 corr[R];
+  for (int r = 0; r < R; ++r) corr[r] = _mm256_setzero_ps();
+  alignas(32) float scale[R][kSpan];
+  for (int64_t s0 = 0; s0 < n_blocks; s0 += kSpan) {
+    const int64_t s1 = n_blocks - s0 < kSpan ? n_blocks : s0 + kSpan;
+    for (int64_t b0 = s0; b0 < s1; b0 += kChunk) {
+      const int64_t n = s1 - b0 < kChunk ? s1 - b0 : kChunk;
+      for (int r = 0; r < R; ++r) {
+        corr[r] = chunk_scales(xs, ws + r * ws_stride, xo, b0, n, &scale[r][b0 - s0], corr[r]);
+      }
     }
-    int64_t k = 0;
-    for (; k + 1 < n; k += 2) {
-      const int64_t b = b0 + k;
+    int64_t b = s0;
+    for (; b + 1 < s1; b += 2) {
       const __m256i x0 = load_x(xq, b), x1 = load_x(xq, b + 1);
+      const int64_t k = b - s0;
       for (int r = 0; r < R; ++r) {
         const uint8_t* wr = w + r * row_stride;
         if ((b & 3) == 0) {
@@ -154,19 +166,18 @@ __attribute__((target("avx2,fma,f16c"))) void rows_avx2(const uint8_t* w, int64_
         }
         __m256i even, odd;
         unpack_pair(wr, b, even, odd);
-        acc[r] = block_step(even, x0, &scale[r][k], acc[r]);
-        acc[r] = block_step(odd, x1, &scale[r][k + 1], acc[r]);
+        acc(r) = block_step(even, x0, &scale[r][k], acc(r));
+        acc(r) = block_step(odd, x1, &scale[r][k + 1], acc(r));
       }
     }
-    if (k < n) {  // the unpaired last block
-      const int64_t b = b0 + k;
+    if (b < s1) {  // the unpaired last block
       const __m256i x0 = load_x(xq, b);
       for (int r = 0; r < R; ++r) {
-        acc[r] = block_step(unpack_single(w + r * row_stride, b), x0, &scale[r][k], acc[r]);
+        acc(r) = block_step(unpack_single(w + r * row_stride, b), x0, &scale[r][b - s0], acc(r));
       }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum256(acc[r]) - hsum256(corr[r]);
+  for (int r = 0; r < R; ++r) out[r] = hsum256(acc(r)) - hsum256(corr[r]);
 }
 
 template <int N>
@@ -204,51 +215,61 @@ __attribute__((target("avx2,fma,f16c"))) void tokens_avx2(const uint8_t* w, cons
 }
 
 // 2 rows x 4 tokens (prefill): each unpacked weight pair serves four
-// tokens and each activation block two rows.
+// tokens and each activation block two rows. Scales first, then blocks, as
+// in rows_avx2.
 __attribute__((target("avx2,fma,f16c"))) void two_by_four_avx2(
     const uint8_t* w0, const uint8_t* w1, const uint16_t* ws0, const uint16_t* ws1,
     const int8_t* const* xq, const float* const* xs, const int32_t* const* xo, int64_t padded,
     float* out) {
   const int64_t n_blocks = padded / kQuantBlock;
-  __m256 acc[2][4], corr[2][4];
+  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+  __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  auto acc = [&](int r, int t) -> __m256& {
+    if (r == 0) return t == 0 ? a00 : t == 1 ? a01 : t == 2 ? a02 : a03;
+    return t == 0 ? a10 : t == 1 ? a11 : t == 2 ? a12 : a13;
+  };
+  __m256 corr[2][4];
   for (int r = 0; r < 2; ++r) {
-    for (int t = 0; t < 4; ++t) acc[r][t] = corr[r][t] = _mm256_setzero_ps();
+    for (int t = 0; t < 4; ++t) corr[r][t] = _mm256_setzero_ps();
   }
-  alignas(32) float scale[2][4][kChunk];
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
-    const int64_t n = n_blocks - b0 < kChunk ? n_blocks - b0 : kChunk;
-    const __m256 wsc0 = chunk_w(ws0, b0, n), wsc1 = chunk_w(ws1, b0, n);
-    for (int t = 0; t < 4; ++t) {
-      const ChunkX cx = chunk_x(xs[t], xo[t], b0, n);
-      corr[0][t] = apply_chunk(wsc0, cx, scale[0][t], corr[0][t]);
-      corr[1][t] = apply_chunk(wsc1, cx, scale[1][t], corr[1][t]);
+  alignas(32) float scale[2][4][kSpan];
+  for (int64_t s0 = 0; s0 < n_blocks; s0 += kSpan) {
+    const int64_t s1 = n_blocks - s0 < kSpan ? n_blocks : s0 + kSpan;
+    for (int64_t b0 = s0; b0 < s1; b0 += kChunk) {
+      const int64_t n = s1 - b0 < kChunk ? s1 - b0 : kChunk;
+      const __m256 wsc0 = chunk_w(ws0, b0, n), wsc1 = chunk_w(ws1, b0, n);
+      for (int t = 0; t < 4; ++t) {
+        const ChunkX cx = chunk_x(xs[t], xo[t], b0, n);
+        corr[0][t] = apply_chunk(wsc0, cx, &scale[0][t][b0 - s0], corr[0][t]);
+        corr[1][t] = apply_chunk(wsc1, cx, &scale[1][t][b0 - s0], corr[1][t]);
+      }
     }
-    int64_t k = 0;
-    for (; k + 1 < n; k += 2) {
-      const int64_t b = b0 + k;
+    int64_t b = s0;
+    for (; b + 1 < s1; b += 2) {
+      const int64_t k = b - s0;
       __m256i e0, o0, e1, o1;
       unpack_pair(w0, b, e0, o0);
       unpack_pair(w1, b, e1, o1);
       for (int t = 0; t < 4; ++t) {
         const __m256i x0 = load_x(xq[t], b), x1 = load_x(xq[t], b + 1);
-        acc[0][t] = block_step(e0, x0, &scale[0][t][k], acc[0][t]);
-        acc[0][t] = block_step(o0, x1, &scale[0][t][k + 1], acc[0][t]);
-        acc[1][t] = block_step(e1, x0, &scale[1][t][k], acc[1][t]);
-        acc[1][t] = block_step(o1, x1, &scale[1][t][k + 1], acc[1][t]);
+        acc(0, t) = block_step(e0, x0, &scale[0][t][k], acc(0, t));
+        acc(0, t) = block_step(o0, x1, &scale[0][t][k + 1], acc(0, t));
+        acc(1, t) = block_step(e1, x0, &scale[1][t][k], acc(1, t));
+        acc(1, t) = block_step(o1, x1, &scale[1][t][k + 1], acc(1, t));
       }
     }
-    if (k < n) {
-      const int64_t b = b0 + k;
+    if (b < s1) {
+      const int64_t k = b - s0;
       const __m256i n0 = unpack_single(w0, b), n1 = unpack_single(w1, b);
       for (int t = 0; t < 4; ++t) {
         const __m256i x0 = load_x(xq[t], b);
-        acc[0][t] = block_step(n0, x0, &scale[0][t][k], acc[0][t]);
-        acc[1][t] = block_step(n1, x0, &scale[1][t][k], acc[1][t]);
+        acc(0, t) = block_step(n0, x0, &scale[0][t][k], acc(0, t));
+        acc(1, t) = block_step(n1, x0, &scale[1][t][k], acc(1, t));
       }
     }
   }
   for (int r = 0; r < 2; ++r) {
-    for (int t = 0; t < 4; ++t) out[r * 4 + t] = hsum256(acc[r][t]) - hsum256(corr[r][t]);
+    for (int t = 0; t < 4; ++t) out[r * 4 + t] = hsum256(acc(r, t)) - hsum256(corr[r][t]);
   }
 }
 
