@@ -1,9 +1,9 @@
 // bf16 weight rows against f32 activation rows, R rows x T tokens at a
 // time (R <= 4, T <= 3): the register-blocked product behind bf16 decode
-// (4 rows x 1 token: four independent FMA chains) and prefill (4 rows x 3
+// (4 rows x 1 token: four independent FMA chains) and prefill (3 rows x 3
 // tokens). Each widened weight vector serves T tokens and each activation
-// vector R rows, so a 4 x 3 tile issues 4 widenings, 3 activation loads and
-// 12 FMAs per 8 columns, where one dot product per (row, token) issues a
+// vector R rows, so a 3 x 3 tile issues 3 widenings, 3 activation loads and
+// 9 FMAs per 8 columns, where one dot product per (row, token) issues a
 // widening and a load per FMA.
 //
 // Every (row, token) result is computed with the same sequence whatever the

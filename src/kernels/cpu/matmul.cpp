@@ -84,14 +84,20 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
   return 0.0f;
 }
 
-// bf16 rows [begin, end) against every token in tiles of 4 rows x up to 3
+// bf16 rows [begin, end) against every token in tiles of up to 4 rows x 3
 // tokens: the rows stay hot in L1 while the tokens pass, each widened
-// weight vector serves 3 tokens and each activation vector 4 rows.
+// weight vector serves 3 tokens and each activation vector every row of
+// the tile.
 void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
                             float* y, int64_t y_stride, int64_t y_col0) {
   const auto* wd = static_cast<const uint16_t*>(w.data);
-  for (int64_t o = begin; o < end; o += 4) {
-    const int n_rows = static_cast<int>(std::min<int64_t>(4, end - o));
+  // Decode: 4 rows (four FMA chains). Prefill: 3 rows x 3 tokens, which
+  // keeps the 9 accumulators, 3 weight vectors and 1 activation vector in
+  // registers (4 x 3 spills; measured 220 against 150 tok/s on the lm_head
+  // shape).
+  const int64_t rows_per_tile = a.n_tokens < 3 ? 4 : 3;
+  for (int64_t o = begin; o < end; o += rows_per_tile) {
+    const int n_rows = static_cast<int>(std::min(rows_per_tile, end - o));
     for (int64_t t = 0; t < a.n_tokens; t += 3) {
       const int n_x = static_cast<int>(std::min<int64_t>(3, a.n_tokens - t));
       const float* x[3];
