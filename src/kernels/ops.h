@@ -32,7 +32,7 @@ inline int64_t quant_padded_cols(int64_t cols) {
 //        2p in the low nibble and value j of block 2p + 1 in the high one
 //        (one 32-byte load, a mask and a shift give both blocks). A last
 //        unpaired block holds value j in the low nibble of byte j and value
-//        j + 16 in the high one. See q4_stored().
+//        j + 16 in the high one. See q4_slot().
 //        scales f16 [rows, padded_cols / 32]; w = q * scale.
 // (padded_cols = quant_padded_cols(cols).)
 struct MatrixView {
@@ -44,15 +44,21 @@ struct MatrixView {
   int64_t group_size = 0;        // columns per scale (kQ8: a multiple of 32; kQ4: 32)
 };
 
-// The stored nibble (q + 8, in 0..15) of value j (0..31) of block b in a
-// kQ4 row of n_blocks blocks, as laid out above.
+// Where value j (0..31) of block b of a kQ4 row of n_blocks blocks lives,
+// as laid out above: its byte and whether it is the high nibble.
+struct Q4Slot {
+  int64_t byte;
+  bool high;
+};
+inline Q4Slot q4_slot(int64_t n_blocks, int64_t b, int j) {
+  if ((b & 1) == 0 && b + 1 == n_blocks) return {b * 16 + (j & 15), j >= 16};  // unpaired last
+  return {(b & ~int64_t{1}) * 16 + j, (b & 1) == 1};
+}
+
+// The stored nibble (q + 8, in 0..15) of value j of block b.
 inline int q4_stored(const uint8_t* row, int64_t n_blocks, int64_t b, int j) {
-  if ((b & 1) == 0 && b + 1 == n_blocks) {  // the unpaired last block
-    const uint8_t byte = row[b * 16 + (j & 15)];
-    return j < 16 ? (byte & 0x0F) : (byte >> 4);
-  }
-  const uint8_t byte = row[(b & ~int64_t{1}) * 16 + j];
-  return (b & 1) == 0 ? (byte & 0x0F) : (byte >> 4);
+  const Q4Slot s = q4_slot(n_blocks, b, j);
+  return s.high ? row[s.byte] >> 4 : row[s.byte] & 0x0F;
 }
 
 // Bytes of one stored row (scales excluded).

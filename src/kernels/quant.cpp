@@ -70,15 +70,10 @@ void quantize_row_to_q4(const float* w, int64_t padded, uint8_t* q, uint16_t* sc
     const float s = f16_to_f32(s16);
     const float inv = s != 0.0f ? 1.0f / s : 0.0f;
     scales[b] = s16;
-    // The layout of ops.h: byte j of a pair takes value j of its even block
-    // low and of its odd block high; an unpaired last block folds its two
-    // halves into 16 bytes.
-    const bool unpaired = (b & 1) == 0 && b + 1 == n_blocks;
     for (int j = 0; j < kQuantBlock; ++j) {
       const int stored = static_cast<int>(std::clamp(round_even(vals[j] * inv), -8.0f, 7.0f)) + 8;
-      const bool high = unpaired ? j >= 16 : (b & 1) == 1;
-      uint8_t& byte = unpaired ? q[b * 16 + (j & 15)] : q[(b & ~int64_t{1}) * 16 + j];
-      byte = static_cast<uint8_t>(byte | (high ? stored << 4 : stored));
+      const Q4Slot slot = q4_slot(n_blocks, b, j);  // the layout of ops.h
+      q[slot.byte] = static_cast<uint8_t>(q[slot.byte] | (slot.high ? stored << 4 : stored));
     }
   }
 }

@@ -25,11 +25,6 @@ namespace r1::kernels::cpu {
 
 namespace {
 
-__attribute__((target("avx2,fma"))) inline __m256 widen_bf16x8(const uint16_t* p) {
-  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-}
-
 // The columns past the last multiple of 8, one fused multiply-add each
 // (explicit intrinsics, so every tile shape rounds alike).
 __attribute__((target("avx2,fma"))) inline float tail(float acc, const uint16_t* w, const float* x,
@@ -78,20 +73,13 @@ TileFn tile_for(int n_x) {
   }
 }
 
-// The scalar path's one (row, token) product; every scalar shape calls it.
-float row_dot_scalar(const uint16_t* w, const float* x, int64_t n) {
-  float acc = 0.0f;
-  for (int64_t i = 0; i < n; ++i) acc += bf16_to_f32(w[i]) * x[i];
-  return acc;
-}
-
 }  // namespace
 
 void dot_bf16_tile(const uint16_t* w, int64_t row_stride, int n_rows, const float* const* x,
                    int n_x, int64_t n, float* out) {
-  if (active_isa() == Isa::kScalar) {
+  if (active_isa() == Isa::kScalar) {  // dot_bf16 takes its scalar body
     for (int r = 0; r < n_rows; ++r) {
-      for (int t = 0; t < n_x; ++t) out[r * n_x + t] = row_dot_scalar(w + r * row_stride, x[t], n);
+      for (int t = 0; t < n_x; ++t) out[r * n_x + t] = dot_bf16(w + r * row_stride, x[t], n);
     }
     return;
   }

@@ -74,8 +74,6 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
   switch (w.dtype) {
     case DType::kF32:
       return dot_f32(static_cast<const float*>(w.data) + row * w.cols, x, w.cols);
-    case DType::kBF16:
-      return dot_bf16(static_cast<const uint16_t*>(w.data) + row * w.cols, x, w.cols);
     case DType::kF16:
       return dot_f16(static_cast<const uint16_t*>(w.data) + row * w.cols, x, w.cols);
     default:
