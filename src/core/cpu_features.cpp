@@ -16,6 +16,7 @@ CpuFeatures detect() {
     f.avx2 = (b & (1u << 5)) != 0;
     f.avx512f = (b & (1u << 16)) != 0;
     f.avx512bw = (b & (1u << 30)) != 0;
+    f.avx512vl = (b & (1u << 31)) != 0;
     f.avx512vnni = (c & (1u << 11)) != 0;
   }
   if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512bf16 = (a & (1u << 5)) != 0;
@@ -32,6 +33,7 @@ CpuFeatures detect() {
   f.f16c = f.f16c && avx_state;
   f.avx512f = f.avx512f && avx512_state;
   f.avx512bw = f.avx512bw && f.avx512f;
+  f.avx512vl = f.avx512vl && f.avx512f;
   f.avx512vnni = f.avx512vnni && f.avx512f;
   f.avx512bf16 = f.avx512bf16 && f.avx512f;
   return f;

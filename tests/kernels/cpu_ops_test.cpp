@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 #include <random>
 #include <vector>
 
 #include "kernel_test_util.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
 #include "kernels/reference_ops.h"
 
@@ -141,6 +143,25 @@ TEST_P(CpuOpsTest, KvStoreWritesSlots) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, CpuOpsTest, ::testing::Values(1, 2, 3));
+
+// Where a run must cover a path (the AVX-512 run under an emulator sets
+// R1SERVE_EXPECT_ISA=avx512 or avx512-vnni), a CPU that cannot take it
+// fails here instead of leaving every avx512 case skipped.
+TEST(IsaTest, TheExpectedPathIsAvailable) {
+  const char* expect = std::getenv("R1SERVE_EXPECT_ISA");
+  if (expect == nullptr || *expect == '\0') GTEST_SKIP() << "R1SERVE_EXPECT_ISA not set";
+  const std::string want = expect;
+  const cpu::Isa before = cpu::active_isa();
+  if (want == "avx512" || want == "avx512-vnni") {
+    ASSERT_TRUE(cpu::set_active_isa(cpu::Isa::kAvx512));
+    EXPECT_EQ(cpu::vnni_kernels(), want == "avx512-vnni");
+  } else if (want == "avx2") {
+    EXPECT_TRUE(cpu::set_active_isa(cpu::Isa::kAvx2));
+  } else {
+    FAIL() << "R1SERVE_EXPECT_ISA=" << want << ": expected avx512, avx512-vnni or avx2";
+  }
+  cpu::set_active_isa(before);
+}
 
 }  // namespace
 }  // namespace r1::kernels

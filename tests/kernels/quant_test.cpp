@@ -28,7 +28,10 @@ struct QuantCase {
   int64_t group;  // int8: 0 = per row
 };
 
-const QuantCase kCases[] = {{DType::kQ8, 0}, {DType::kQ8, 32}, {DType::kQ8, 64}, {DType::kQ4, 32}};
+// int8 group 96: three blocks, so the AVX-512 kernels' two-block vectors
+// end each group with a half.
+const QuantCase kCases[] = {
+    {DType::kQ8, 0}, {DType::kQ8, 32}, {DType::kQ8, 64}, {DType::kQ4, 32}, {DType::kQ8, 96}};
 
 TEST(QuantTest, DequantisedWeightsAreWithinHalfAStep) {
   ThreadPool pool(2);
@@ -36,7 +39,7 @@ TEST(QuantTest, DequantisedWeightsAreWithinHalfAStep) {
     for (const QuantCase& qc : kCases) {
       const int64_t rows = 7, cols = 136;  // 136 = 4 blocks + 8: a padded last block
       auto w = random_matrix(rows, cols, src, 17);
-      if (qc.group == 64 && quant_padded_cols(cols) % 64 != 0) continue;
+      if (qc.group != 0 && quant_padded_cols(cols) % qc.group != 0) continue;
       OwnedMatrix q = quantize_matrix(w.view, qc.dtype, qc.group, pool);
       const MatrixView v = q.view();
       const int64_t group = v.group_size;
@@ -113,10 +116,13 @@ TEST_P(QuantMatmulTest, EveryPathMatchesTheReference) {
   struct Shape {
     int64_t n_tokens, rows, cols;
   };
-  // Odd and even block counts (int4 pairs blocks, with an unpaired last one),
-  // and rows of several 8-block chunks (the int4 kernels' scale chunks).
+  // Odd and even block counts (int4 pairs blocks, with an unpaired last one;
+  // the AVX-512 bodies take four blocks, then a pair, then a lone block:
+  // 192 columns end on a pair, 200 on all three), rows of several 8-block
+  // chunks (the int4 kernels' scale chunks) and of two 64-block spans (2600).
   for (Shape s : {Shape{1, 37, 96}, Shape{3, 29, 136}, Shape{4, 17, 257}, Shape{5, 9, 64},
-                  Shape{9, 33, 31}, Shape{1, 1, 1}, Shape{2, 7, 1000}, Shape{6, 5, 1536}}) {
+                  Shape{9, 33, 31}, Shape{1, 1, 1}, Shape{2, 7, 1000}, Shape{6, 5, 1536},
+                  Shape{3, 7, 192}, Shape{5, 6, 200}, Shape{2, 5, 2600}}) {
     auto w = random_matrix(s.rows, s.cols, DType::kBF16, 3 + s.rows);
     auto x = random_floats(static_cast<size_t>(s.n_tokens * s.cols), 9 + s.cols, -2.0f, 2.0f);
     auto bias = random_floats(static_cast<size_t>(s.rows), 4);

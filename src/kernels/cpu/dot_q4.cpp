@@ -16,12 +16,22 @@
 // sequence: acc = fma(float(block sum), combined scale, acc) over the blocks
 // in order, the offset sum per eight blocks, then horizontal sums. Results therefore do not depend
 // on batch composition or threads, only on the ISA path.
+//
+// The AVX-512 VNNI bodies take four blocks per 64-byte load (two stored
+// pairs): the low nibbles are blocks b and b + 2, the high ones b + 1 and
+// b + 3, each matched by an activation vector assembled from two 32-byte
+// halves. vpdpbusd sums four nibble x activation products per i32 lane
+// (exact), lanes 0-7 hold one block and 8-15 the other, and one conversion
+// and FMA with the two blocks' combined scales finish both. Scales and the
+// +8 offset are handled as in the AVX2 bodies (the same chunk functions), and
+// all shapes share one template.
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "core/dtype.h"
 #include "kernels/cpu/avx2_util.h"
+#include "kernels/cpu/avx512_util.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
 #include "kernels/ops.h"
@@ -273,6 +283,107 @@ __attribute__((target("avx2,fma,f16c"))) void two_by_four_avx2(
   }
 }
 
+// ---- AVX-512 VNNI ----
+
+// Two 32-byte activation blocks as one vector: a in lanes 0-7, b in 8-15.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) inline __m512i
+x_blocks(const int8_t* xq, int64_t a, int64_t b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(load_x(xq, a)), load_x(xq, b), 1);
+}
+
+// acc + float(nibbles . x per lane) * scale.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) inline __m512
+vnni_step(__m512i nibbles, __m512i x, __m512 scale, __m512 acc) {
+  const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles, x);
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc);
+}
+
+// R rows (w[r], scales ws[r]) x N tokens: out[r * N + t]. As rows_avx2:
+// the combined scales of a span first, then its blocks, four at a time,
+// then a last pair and a lone block where the row's end leaves them.
+template <int R, int N>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) void tile_vnni(
+    const uint8_t* const* w, const uint16_t* const* ws, const int8_t* const* xq,
+    const float* const* xs, const int32_t* const* xo, int64_t padded, float* out) {
+  const int64_t n_blocks = padded / kQuantBlock;
+  __m512 acc[R][N];
+  __m256 corr[R][N];
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < N; ++t) {
+      acc[r][t] = _mm512_setzero_ps();
+      corr[r][t] = _mm256_setzero_ps();
+    }
+  }
+  alignas(64) float scale[R][N][kSpan];
+  const __m512i mask = _mm512_set1_epi8(0x0F);
+  for (int64_t s0 = 0; s0 < n_blocks; s0 += kSpan) {
+    const int64_t s1 = n_blocks - s0 < kSpan ? n_blocks : s0 + kSpan;
+    for (int64_t b0 = s0; b0 < s1; b0 += kChunk) {
+      const int64_t n = s1 - b0 < kChunk ? s1 - b0 : kChunk;
+      __m256 wsc[R];
+      for (int r = 0; r < R; ++r) wsc[r] = chunk_w(ws[r], b0, n);
+      for (int t = 0; t < N; ++t) {
+        const ChunkX cx = chunk_x(xs[t], xo[t], b0, n);
+        for (int r = 0; r < R; ++r) {
+          corr[r][t] = apply_chunk(wsc[r], cx, &scale[r][t][b0 - s0], corr[r][t]);
+        }
+      }
+    }
+    int64_t b = s0;
+    for (; b + 4 <= s1; b += 4) {
+      const int64_t k = b - s0;
+      __m512i x02[N], x13[N];
+      for (int t = 0; t < N; ++t) {
+        x02[t] = x_blocks(xq[t], b, b + 2);
+        x13[t] = x_blocks(xq[t], b + 1, b + 3);
+      }
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* wr = w[r] + b * 16;
+        _mm_prefetch(reinterpret_cast<const char*>(wr) + kPrefetchAhead, _MM_HINT_T0);
+        const __m512i raw = _mm512_loadu_si512(wr);
+        const __m512i lo = _mm512_and_si512(raw, mask);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+        for (int t = 0; t < N; ++t) {
+          const __m128 sc = _mm_load_ps(&scale[r][t][k]);
+          acc[r][t] = vnni_step(lo, x02[t], spread_pair<0, 2>(sc), acc[r][t]);
+          acc[r][t] = vnni_step(hi, x13[t], spread_pair<1, 3>(sc), acc[r][t]);
+        }
+      }
+    }
+    if (b + 2 <= s1) {  // a last pair: the upper halves stay zero
+      const int64_t k = b - s0;
+      for (int r = 0; r < R; ++r) {
+        __m256i even, odd;
+        unpack_pair(w[r], b, even, odd);
+        for (int t = 0; t < N; ++t) {
+          acc[r][t] = vnni_step(_mm512_zextsi256_si512(even),
+                                _mm512_zextsi256_si512(load_x(xq[t], b)),
+                                _mm512_set1_ps(scale[r][t][k]), acc[r][t]);
+          acc[r][t] = vnni_step(_mm512_zextsi256_si512(odd),
+                                _mm512_zextsi256_si512(load_x(xq[t], b + 1)),
+                                _mm512_set1_ps(scale[r][t][k + 1]), acc[r][t]);
+        }
+      }
+      b += 2;
+    }
+    if (b < s1) {  // the unpaired last block
+      const int64_t k = b - s0;
+      for (int r = 0; r < R; ++r) {
+        const __m512i nibbles = _mm512_zextsi256_si512(unpack_single(w[r], b));
+        for (int t = 0; t < N; ++t) {
+          acc[r][t] = vnni_step(nibbles, _mm512_zextsi256_si512(load_x(xq[t], b)),
+                                _mm512_set1_ps(scale[r][t][k]), acc[r][t]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < N; ++t) {
+      out[r * N + t] = _mm512_reduce_add_ps(acc[r][t]) - hsum256(corr[r][t]);
+    }
+  }
+}
+
 }  // namespace
 
 void q4_block_offsets(const int8_t* xq, int64_t padded, int32_t* xo) {
@@ -288,6 +399,18 @@ void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
   if (active_isa() == Isa::kScalar) {
     for (int t = 0; t < n_x; ++t) out[t] = row_dot_scalar(w, w_scales, xq[t], xs[t], padded);
     return;
+  }
+  if (vnni_kernels()) {
+    switch (n_x) {
+      case 1:
+        return tile_vnni<1, 1>(&w, &w_scales, xq, xs, xo, padded, out);
+      case 2:
+        return tile_vnni<1, 2>(&w, &w_scales, xq, xs, xo, padded, out);
+      case 3:
+        return tile_vnni<1, 3>(&w, &w_scales, xq, xs, xo, padded, out);
+      default:
+        return tile_vnni<1, 4>(&w, &w_scales, xq, xs, xo, padded, out);
+    }
   }
   switch (n_x) {
     case 1:
@@ -310,6 +433,24 @@ void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales,
     }
     return;
   }
+  if (vnni_kernels()) {
+    const uint8_t* rows[4];
+    const uint16_t* scales[4];
+    for (int r = 0; r < n_rows && r < 4; ++r) {
+      rows[r] = w + r * row_stride;
+      scales[r] = w_scales + r * ws_stride;
+    }
+    switch (n_rows) {
+      case 1:
+        return tile_vnni<1, 1>(rows, scales, &xq, &xs, &xo, padded, out);
+      case 2:
+        return tile_vnni<2, 1>(rows, scales, &xq, &xs, &xo, padded, out);
+      case 3:
+        return tile_vnni<3, 1>(rows, scales, &xq, &xs, &xo, padded, out);
+      default:
+        return tile_vnni<4, 1>(rows, scales, &xq, &xs, &xo, padded, out);
+    }
+  }
   switch (n_rows) {
     case 1:
       return rows_avx2<1>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
@@ -331,6 +472,11 @@ void dot_q4_2x4(const uint8_t* w0, const uint8_t* w1, const uint16_t* ws0, const
       out[4 + t] = row_dot_scalar(w1, ws1, xq[t], xs[t], padded);
     }
     return;
+  }
+  if (vnni_kernels()) {
+    const uint8_t* const rows[2] = {w0, w1};
+    const uint16_t* const scales[2] = {ws0, ws1};
+    return tile_vnni<2, 4>(rows, scales, xq, xs, xo, padded, out);
   }
   two_by_four_avx2(w0, w1, ws0, ws1, xq, xs, xo, padded, out);
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/avx2_util.h"
+#include "kernels/cpu/avx512_util.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
 #include "kernels/ops.h"
@@ -141,6 +142,67 @@ __attribute__((target("avx2,fma"))) void two_by_four_avx2(const int8_t* w0, cons
   }
 }
 
+// ---- AVX-512 VNNI ----
+
+// One activation pair of blocks as every weight row of a step uses it.
+struct XPair {
+  __m512i ax;     // |x|
+  __mmask64 neg;  // x < 0
+  __m512 scale;   // [x_scale(b) x8, x_scale(b+1) x8] (x_scale(b) x16 for a lone block)
+};
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) inline XPair x_pair(
+    const int8_t* xq, const float* xs, __mmask64 bytes, bool full) {
+  const __m512i x = _mm512_maskz_loadu_epi8(bytes, xq);
+  const __m512 scale =
+      full ? spread_pair<0, 1>(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xs))))
+           : _mm512_set1_ps(*xs);
+  return {_mm512_abs_epi8(x), _mm512_movepi8_mask(x), scale};
+}
+
+// gacc + (w . x over the pair) * x_scale, per half.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) inline __m512 pair_step(
+    __m512i w, const XPair& x, __m512 gacc) {
+  const __m512i signed_w = _mm512_mask_sub_epi8(w, x.neg, _mm512_setzero_si512(), w);
+  const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x.ax, signed_w);
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), x.scale, gacc);
+}
+
+// R rows (w[r], with scales ws[r]) x N tokens: out[r * N + t].
+template <int R, int N>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) void tile_vnni(
+    const int8_t* const* w, const float* const* ws, int64_t group, const int8_t* const* xq,
+    const float* const* xs, int64_t padded, float* out) {
+  __m512 acc[R][N];
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < N; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  for (int64_t g0 = 0; g0 < padded; g0 += group) {
+    __m512 gacc[R][N];
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < N; ++t) gacc[r][t] = _mm512_setzero_ps();
+    }
+    for (int64_t c = g0; c < g0 + group; c += 2 * kQuantBlock) {
+      const bool full = g0 + group - c >= 2 * kQuantBlock;
+      const __mmask64 bytes = full ? ~__mmask64{0} : __mmask64{0xFFFFFFFF};
+      XPair x[N];
+      for (int t = 0; t < N; ++t) x[t] = x_pair(xq[t] + c, xs[t] + c / kQuantBlock, bytes, full);
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(w[r] + c) + kPrefetchAhead, _MM_HINT_T0);
+        const __m512i wv = _mm512_maskz_loadu_epi8(bytes, w[r] + c);
+        for (int t = 0; t < N; ++t) gacc[r][t] = pair_step(wv, x[t], gacc[r][t]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m512 scale = _mm512_set1_ps(ws[r][g0 / group]);
+      for (int t = 0; t < N; ++t) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], scale, acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < N; ++t) out[r * N + t] = _mm512_reduce_add_ps(acc[r][t]);
+  }
+}
+
 }  // namespace
 
 void dot_q8(const int8_t* w, const float* w_scales, int64_t group, const int8_t* const* xq,
@@ -148,6 +210,18 @@ void dot_q8(const int8_t* w, const float* w_scales, int64_t group, const int8_t*
   if (active_isa() == Isa::kScalar) {
     for (int t = 0; t < n_x; ++t) out[t] = row_dot_scalar(w, w_scales, group, xq[t], xs[t], padded);
     return;
+  }
+  if (vnni_kernels()) {
+    switch (n_x) {
+      case 1:
+        return tile_vnni<1, 1>(&w, &w_scales, group, xq, xs, padded, out);
+      case 2:
+        return tile_vnni<1, 2>(&w, &w_scales, group, xq, xs, padded, out);
+      case 3:
+        return tile_vnni<1, 3>(&w, &w_scales, group, xq, xs, padded, out);
+      default:
+        return tile_vnni<1, 4>(&w, &w_scales, group, xq, xs, padded, out);
+    }
   }
   switch (n_x) {
     case 1:
@@ -170,6 +244,24 @@ void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int
     }
     return;
   }
+  if (vnni_kernels()) {
+    const int8_t* rows[4];
+    const float* scales[4];
+    for (int r = 0; r < n_rows && r < 4; ++r) {
+      rows[r] = w + r * row_stride;
+      scales[r] = w_scales + r * ws_stride;
+    }
+    switch (n_rows) {
+      case 1:
+        return tile_vnni<1, 1>(rows, scales, group, &xq, &xs, padded, out);
+      case 2:
+        return tile_vnni<2, 1>(rows, scales, group, &xq, &xs, padded, out);
+      case 3:
+        return tile_vnni<3, 1>(rows, scales, group, &xq, &xs, padded, out);
+      default:
+        return tile_vnni<4, 1>(rows, scales, group, &xq, &xs, padded, out);
+    }
+  }
   switch (n_rows) {
     case 1:
       return rows_avx2<1>(w, row_stride, w_scales, ws_stride, group, xq, xs, padded, out);
@@ -190,6 +282,11 @@ void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const 
       out[4 + t] = row_dot_scalar(w1, &ws1, padded, xq[t], xs[t], padded);
     }
     return;
+  }
+  if (vnni_kernels()) {
+    const int8_t* const rows[2] = {w0, w1};
+    const float* const scales[2] = {&ws0, &ws1};
+    return tile_vnni<2, 4>(rows, scales, padded, xq, xs, padded, out);
   }
   two_by_four_avx2(w0, w1, ws0, ws1, xq, xs, padded, out);
 }

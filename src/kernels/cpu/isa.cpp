@@ -13,7 +13,7 @@ namespace {
 
 Isa best_isa() {
   const CpuFeatures& f = cpu_features();
-  if (f.avx512f && f.avx512bw && f.avx2 && f.fma && f.f16c) return Isa::kAvx512;
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx2 && f.fma && f.f16c) return Isa::kAvx512;
   if (f.avx2 && f.fma && f.f16c) return Isa::kAvx2;
   return Isa::kScalar;
 }
@@ -61,13 +61,18 @@ bool isa_supported(Isa isa) {
     case Isa::kAvx2:
       return f.avx2 && f.fma && f.f16c;
     case Isa::kAvx512:
-      return f.avx512f && f.avx512bw && f.avx2 && f.fma && f.f16c;
+      return f.avx512f && f.avx512bw && f.avx512vl && f.avx2 && f.fma && f.f16c;
   }
   return false;
 }
 
 Isa active_isa() {
   return current().load(std::memory_order_relaxed);
+}
+
+bool vnni_kernels() {
+  static const bool vnni = cpu_features().avx512vnni;
+  return vnni && active_isa() == Isa::kAvx512;
 }
 
 bool set_active_isa(Isa isa) {
