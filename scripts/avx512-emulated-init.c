@@ -1,0 +1,119 @@
+// /init of the initramfs that scripts/avx512-emulated.sh boots under Bochs.
+// Runs /r1serve-test with the arguments listed in /r1serve-args (one per
+// line), its output on the serial console, then prints
+//   R1SERVE-EMULATED-EXIT <status>
+// (the exit code, or 128 + signal number as a shell reports it) and powers
+// the machine off. The script on the host waits for that line.
+//
+// Built with `gcc -static -O2`; it is the only userspace in the guest: no
+// shell, no libraries, no modules.
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+enum { kMaxArgs = 256 };
+
+static void attach_console(void) {
+  // The kernel opens /dev/console for us only if the node is in the
+  // initramfs; mount devtmpfs and reopen it so either case works.
+  mkdir("/dev", 0755);
+  mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+  int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+  if (fd < 0) fd = open("/dev/ttyS0", O_RDWR | O_NOCTTY);
+  if (fd < 0) return;
+  dup2(fd, 0);
+  dup2(fd, 1);
+  dup2(fd, 2);
+  if (fd > 2) close(fd);
+}
+
+// Waits until the serial port has sent everything written so far: without
+// this, power-off cuts off the end of the program's output.
+static void drain_console(void) {
+  fflush(stdout);
+  fflush(stderr);
+  tcdrain(STDOUT_FILENO);
+}
+
+static void finish(int status) {
+  drain_console();
+  printf("\nR1SERVE-EMULATED-EXIT %d\n", status);
+  drain_console();
+  sync();
+  reboot(RB_POWER_OFF);
+  // Without ACPI power-off the host script kills Bochs at the marker.
+  for (;;) pause();
+}
+
+// Reads /r1serve-args: one argument per line, no escaping (the host script
+// refuses arguments containing a newline).
+static int read_args(char** argv, int max) {
+  static char buf[64 * 1024];
+  int n = 0;
+  int fd = open("/r1serve-args", O_RDONLY);
+  if (fd < 0) return 0;
+  ssize_t len = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (len <= 0) return 0;
+  buf[len] = '\0';
+  char* p = buf;
+  while (*p && n < max) {
+    char* nl = strchr(p, '\n');
+    if (nl) *nl = '\0';
+    argv[n++] = p;
+    if (!nl) break;
+    p = nl + 1;
+  }
+  return n;
+}
+
+int main(void) {
+  attach_console();
+  mkdir("/proc", 0555);
+  mount("proc", "/proc", "proc", 0, NULL);
+  mkdir("/sys", 0555);
+  mount("sysfs", "/sys", "sysfs", 0, NULL);
+  mkdir("/tmp", 01777);
+  mount("tmpfs", "/tmp", "tmpfs", 0, NULL);
+  printf("R1SERVE-EMULATED-INIT\n");
+  fflush(stdout);
+
+  char* argv[kMaxArgs + 2];
+  argv[0] = "/r1serve-test";
+  int n = read_args(argv + 1, kMaxArgs);
+  argv[n + 1] = NULL;
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("avx512-emulated-init: fork");
+    finish(125);
+  }
+  if (pid == 0) {
+    // The kernel hands /init TERM=linux; plain output suits a log better.
+    static char* envp[] = {"PATH=/", "HOME=/tmp", "TERM=dumb", NULL};
+    chdir("/tmp");
+    execve(argv[0], argv, envp);
+    perror("avx512-emulated-init: exec /r1serve-test");
+    _exit(127);
+  }
+  int wstatus = 0;
+  // As PID 1 we also reap orphans; stop when our child is done.
+  for (;;) {
+    pid_t got = wait(&wstatus);
+    if (got == pid) break;
+    if (got < 0 && errno != EINTR) {
+      perror("avx512-emulated-init: wait");
+      finish(125);
+    }
+  }
+  fflush(stdout);
+  if (WIFEXITED(wstatus)) finish(WEXITSTATUS(wstatus));
+  finish(128 + WTERMSIG(wstatus));
+}
