@@ -1,6 +1,7 @@
 // /init of the initramfs that scripts/avx512-emulated.sh boots under Bochs.
-// Runs /r1serve-test with the arguments listed in /r1serve-args (one per
-// line), its output on the serial console, then prints
+// Runs /r1serve-test with the arguments listed in /r1serve-args and the
+// environment variables in /r1serve-env (one per line each), its output on
+// the serial console, then prints
 //   R1SERVE-EMULATED-EXIT <status>
 // (the exit code, or 128 + signal number as a shell reports it) and powers
 // the machine off. The script on the host waits for that line.
@@ -52,14 +53,14 @@ static void finish(int status) {
   for (;;) pause();
 }
 
-// Reads /r1serve-args: one argument per line, no escaping (the host script
-// refuses arguments containing a newline).
-static int read_args(char** argv, int max) {
-  static char buf[64 * 1024];
+// Reads one string per line of `path` into out[0..max), no escaping (the
+// host script refuses values containing a newline). The strings live in
+// `buf`, which must outlive them.
+static int read_lines(const char* path, char* buf, size_t size, char** out, int max) {
   int n = 0;
-  int fd = open("/r1serve-args", O_RDONLY);
+  int fd = open(path, O_RDONLY);
   if (fd < 0) return 0;
-  ssize_t len = read(fd, buf, sizeof buf - 1);
+  ssize_t len = read(fd, buf, size - 1);
   close(fd);
   if (len <= 0) return 0;
   buf[len] = '\0';
@@ -67,7 +68,7 @@ static int read_args(char** argv, int max) {
   while (*p && n < max) {
     char* nl = strchr(p, '\n');
     if (nl) *nl = '\0';
-    argv[n++] = p;
+    out[n++] = p;
     if (!nl) break;
     p = nl + 1;
   }
@@ -85,10 +86,15 @@ int main(void) {
   printf("R1SERVE-EMULATED-INIT\n");
   fflush(stdout);
 
+  static char args_buf[64 * 1024], env_buf[64 * 1024];
   char* argv[kMaxArgs + 2];
   argv[0] = "/r1serve-test";
-  int n = read_args(argv + 1, kMaxArgs);
-  argv[n + 1] = NULL;
+  int n_args = read_lines("/r1serve-args", args_buf, sizeof args_buf, argv + 1, kMaxArgs);
+  argv[n_args + 1] = NULL;
+  // The kernel hands /init TERM=linux; plain output suits a log better.
+  char* envp[kMaxArgs + 4] = {"PATH=/", "HOME=/tmp", "TERM=dumb"};
+  int n_env = read_lines("/r1serve-env", env_buf, sizeof env_buf, envp + 3, kMaxArgs);
+  envp[n_env + 3] = NULL;
 
   pid_t pid = fork();
   if (pid < 0) {
@@ -96,8 +102,6 @@ int main(void) {
     finish(125);
   }
   if (pid == 0) {
-    // The kernel hands /init TERM=linux; plain output suits a log better.
-    static char* envp[] = {"PATH=/", "HOME=/tmp", "TERM=dumb", NULL};
     chdir("/tmp");
     execve(argv[0], argv, envp);
     perror("avx512-emulated-init: exec /r1serve-test");
