@@ -17,7 +17,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	ctest --test-dir $(BUILD) -LE "gpu|fresh" --output-on-failure -j $(JOBS)
+	ctest --test-dir $(BUILD) -LE "gpu|fresh|emulated" --output-on-failure -j $(JOBS)
 
 # Only the binary: the demo does not wait for the test programs to compile.
 binary: deps

@@ -105,6 +105,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
                              : "file";
   out["threads"] = n_threads;
   out["isa"] = std::string(kernels::cpu::isa_name(kernels::cpu::active_isa()));
+  out["int8_vnni"] = kernels::cpu::vnni_kernels();
   out["load_seconds"] = load_s;
   out["prompt_tokens"] = a.prompt_tokens;
   out["prefill_tokens_per_second"] = a.prompt_tokens / prefill_s;
