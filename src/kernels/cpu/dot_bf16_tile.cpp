@@ -1,7 +1,6 @@
 // bf16 weight rows against f32 activation rows, R rows x T tokens at a
 // time (R <= 4, T <= 3): the register-blocked product behind bf16 decode
-// (4 rows x 1 token: four independent FMA chains) and prefill (3 rows x 3
-// tokens). Each widened weight vector serves T tokens and each activation
+// (1 row x 1 token, rows in memory order) and prefill (3 rows x 3 tokens). Each widened weight vector serves T tokens and each activation
 // vector R rows, so a 3 x 3 tile issues 3 widenings, 3 activation loads and
 // 9 FMAs per 8 columns, where one dot product per (row, token) issues a
 // widening and a load per FMA.
@@ -13,12 +12,12 @@
 // token's logits do not depend on how many tokens share the step or how the
 // rows fall to threads, only on the ISA path.
 //
-// The AVX-512 body takes 16 columns per step and finishes the row with one
-// masked step, so it has no scalar tail. It widens bf16 with a shift and uses
-// FMA, not AVX512_BF16's vdpbf16ps: that instruction rounds its pairwise sums
-// differently, and no emulator available to the test suite runs it, so a
-// kernel built on it could not be checked here. Decode is bound by reading
-// the weights, which the widening does not slow.
+// The AVX-512 body takes 16 columns per step, alternating between two
+// accumulators per (row, token), and finishes the row with one masked step,
+// so it has no scalar tail. It widens bf16 with a shift and uses FMA, not
+// AVX512_BF16's vdpbf16ps, which would need the activations rounded to bf16
+// (f32 activations are part of the numerics contract). Decode is bound by
+// reading the weights, which the widening does not slow.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -67,33 +66,56 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint16_t* w, int64_t ro
   }
 }
 
+// Steps of 16 columns alternate between two accumulators per (row, token)
+// (step s adds into acc[s % 2]; the last, masked step too), summed at the
+// end: decode takes one row at a time, and a single chain of dependent FMAs
+// would hold it to one step per FMA latency. 3 x 3 tiles keep their 18
+// accumulators in registers (AVX-512 has 32).
+// acc += the products over the 16 columns from i (the lanes past `mask`: 0).
+template <int R, int T>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline void step_avx512(
+    __m512 (&acc)[R][T], const uint16_t* w, int64_t row_stride, const float* const* x, int64_t i,
+    __mmask16 mask) {
+  const bool full = mask == 0xFFFF;
+  __m512 wv[R];
+  for (int r = 0; r < R; ++r) {
+    wv[r] =
+        full ? widen_bf16x16(w + r * row_stride + i) : widen_bf16x16(w + r * row_stride + i, mask);
+  }
+  for (int t = 0; t < T; ++t) {
+    const __m512 xv = full ? _mm512_loadu_ps(x[t] + i) : _mm512_maskz_loadu_ps(mask, x[t] + i);
+    for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+  }
+}
+
 template <int R, int T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void tile_avx512(
     const uint16_t* w, int64_t row_stride, const float* const* x, int64_t n, float* out) {
-  __m512 acc[R][T];
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  __m512 acc[2][R][T];
+  for (int k = 0; k < 2; ++k) {
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < T; ++t) acc[k][r][t] = _mm512_setzero_ps();
+    }
   }
   const int64_t n16 = n / 16 * 16;
-  for (int64_t i = 0; i < n16; i += 16) {
-    __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = widen_bf16x16(w + r * row_stride + i);
-    for (int t = 0; t < T; ++t) {
-      const __m512 xv = _mm512_loadu_ps(x[t] + i);
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
-    }
+  const __mmask16 all = 0xFFFF;
+  int64_t i = 0;
+  for (; i + 32 <= n16; i += 32) {
+    step_avx512<R, T>(acc[0], w, row_stride, x, i, all);
+    step_avx512<R, T>(acc[1], w, row_stride, x, i + 16, all);
   }
-  if (n16 < n) {
-    const auto mask = static_cast<__mmask16>((1u << (n - n16)) - 1);
-    __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = widen_bf16x16(w + r * row_stride + n16, mask);
-    for (int t = 0; t < T; ++t) {
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, x[t] + n16);
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
-    }
+  int k = 0;
+  if (i < n16) {
+    step_avx512<R, T>(acc[0], w, row_stride, x, i, all);
+    i += 16;
+    k = 1;
   }
+  if (i < n)
+    step_avx512<R, T>(acc[k], w, row_stride, x, i, static_cast<__mmask16>((1u << (n - i)) - 1));
   for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) out[r * T + t] = _mm512_reduce_add_ps(acc[r][t]);
+    for (int t = 0; t < T; ++t) {
+      out[r * T + t] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][r][t], acc[1][r][t]));
+    }
   }
 }
 

@@ -298,6 +298,19 @@ vnni_step(__m512i nibbles, __m512i x, __m512 scale, __m512 acc) {
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc);
 }
 
+// acc + (float(lo . x_lo) * s_lo + float(hi . x_hi) * s_hi): the two halves
+// of a load are summed first, so the chain through acc is one addition per
+// load (decode runs one row at a time, and two dependent FMAs per load
+// would bound it by their latency).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) inline __m512
+vnni_pair_step(__m512i lo, __m512i x_lo, __m512 s_lo, __m512i hi, __m512i x_hi, __m512 s_hi,
+               __m512 acc) {
+  const __m512i sum_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, x_lo);
+  const __m512i sum_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, x_hi);
+  const __m512 part = _mm512_mul_ps(_mm512_cvtepi32_ps(sum_lo), s_lo);
+  return _mm512_add_ps(acc, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_hi), s_hi, part));
+}
+
 // R rows (w[r], scales ws[r]) x N tokens: out[r * N + t]. As rows_avx2:
 // the combined scales of a span first, then its blocks, four at a time,
 // then a last pair and a lone block where the row's end leaves them.
@@ -345,8 +358,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) vo
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
         for (int t = 0; t < N; ++t) {
           const __m128 sc = _mm_load_ps(&scale[r][t][k]);
-          acc[r][t] = vnni_step(lo, x02[t], spread_pair<0, 2>(sc), acc[r][t]);
-          acc[r][t] = vnni_step(hi, x13[t], spread_pair<1, 3>(sc), acc[r][t]);
+          acc[r][t] = vnni_pair_step(lo, x02[t], spread_pair<0, 2>(sc), hi, x13[t],
+                                     spread_pair<1, 3>(sc), acc[r][t]);
         }
       }
     }
@@ -356,12 +369,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) vo
         __m256i even, odd;
         unpack_pair(w[r], b, even, odd);
         for (int t = 0; t < N; ++t) {
-          acc[r][t] = vnni_step(_mm512_zextsi256_si512(even),
-                                _mm512_zextsi256_si512(load_x(xq[t], b)),
-                                _mm512_set1_ps(scale[r][t][k]), acc[r][t]);
-          acc[r][t] = vnni_step(_mm512_zextsi256_si512(odd),
-                                _mm512_zextsi256_si512(load_x(xq[t], b + 1)),
-                                _mm512_set1_ps(scale[r][t][k + 1]), acc[r][t]);
+          acc[r][t] =
+              vnni_pair_step(_mm512_zextsi256_si512(even), _mm512_zextsi256_si512(load_x(xq[t], b)),
+                             _mm512_set1_ps(scale[r][t][k]), _mm512_zextsi256_si512(odd),
+                             _mm512_zextsi256_si512(load_x(xq[t], b + 1)),
+                             _mm512_set1_ps(scale[r][t][k + 1]), acc[r][t]);
         }
       }
       b += 2;

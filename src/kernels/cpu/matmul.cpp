@@ -28,7 +28,12 @@ struct Activations {
   int64_t padded = 0;
 };
 
-constexpr int64_t kRowsPerCall = 4;  // decode: rows per kernel call (2-4 measured alike)
+// Decode: rows per kernel call. One: the weights are then read as one
+// sequential stream, which the hardware prefetchers follow. Four rows at a
+// time read four interleaved streams of 0.75-9 KB each, and on a Zen 5 core
+// that halves what one thread gets from DRAM (lm_head shape, 2 threads: int8
+// 21 -> 56 GB/s, bf16 26 -> 42, int4 23 -> 39; docs/PERFORMANCE.md).
+constexpr int64_t kRowsPerCall = 1;
 
 bool is_quantized(const MatrixView& w) {
   return w.dtype == DType::kQ8 || w.dtype == DType::kQ4;
@@ -89,11 +94,12 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
 void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
                             float* y, int64_t y_stride, int64_t y_col0) {
   const auto* wd = static_cast<const uint16_t*>(w.data);
-  // Decode: 4 rows (four FMA chains). Prefill: 3 rows x 3 tokens, which
+  // Decode: 1 row, so the weights stream in order (kRowsPerCall above).
+  // Prefill: 3 rows x 3 tokens, which
   // keeps the 9 accumulators, 3 weight vectors and 1 activation vector in
   // registers (4 x 3 spills; measured 220 against 150 tok/s on the lm_head
   // shape).
-  const int64_t rows_per_tile = a.n_tokens < 3 ? 4 : 3;
+  const int64_t rows_per_tile = a.n_tokens < 3 ? 1 : 3;
   // Blocks of rows (about 96 KB of weights, kept in L2) against tiles of
   // tokens (about 96 KB of activations): each activation tile is read from
   // L3 once per row block rather than once per row tile.
@@ -127,7 +133,7 @@ void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, con
 // token), row-major so the row is hot in L1 for all tokens. Quantised
 // weights: the kernel shape that fits (dot_q8.cpp explains why every shape
 // gives the same bits):
-//   fewer than 4 tokens (decode): 4 rows x 1 token, 4 independent chains;
+//   fewer than 4 tokens (decode): 1 row x 1 token, rows in memory order;
 //   int4, and int8 with one scale per row: pairs of rows x 4 tokens, tokens
 //     tiled so a tile's activations stay in L2 while the thread's rows pass;
 //   otherwise (int8 in groups): 1 row x 4 tokens.
@@ -153,7 +159,7 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
   auto xq = [&](int64_t t) { return a.q + t * padded; };
   auto xs = [&](int64_t t) { return a.s + t * n_blocks; };
   auto xo = [&](int64_t t) { return a.o + t * n_blocks; };
-  // Rows [r0, r1) x token t, four rows per call.
+  // Rows [r0, r1) x token t, kRowsPerCall rows per call.
   auto rows_one_token = [&](int64_t r0, int64_t r1, int64_t t) {
     for (int64_t o = r0; o < r1; o += kRowsPerCall) {
       const int n = static_cast<int>(std::min<int64_t>(kRowsPerCall, r1 - o));
