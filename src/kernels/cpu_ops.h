@@ -74,8 +74,8 @@ void dot_bf16_tile(const uint16_t* w, int64_t row_stride, int n_rows, const floa
 // One row against n_x (1..4) tokens: out[t].
 void dot_q8(const int8_t* w, const float* w_scales, int64_t group, const int8_t* const* xq,
             const float* const* xs, int n_x, int64_t padded, float* out);
-// n_rows (1..4) rows, `row_stride` bytes / `ws_stride` scales apart, against
-// one token: out[r].
+// n_rows rows (any number, taken one at a time in memory order), `row_stride`
+// bytes / `ws_stride` scales apart, against one token: out[r].
 void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int64_t ws_stride,
                  int n_rows, int64_t group, const int8_t* xq, const float* xs, int64_t padded,
                  float* out);

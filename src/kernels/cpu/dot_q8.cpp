@@ -8,13 +8,15 @@
 // then acc = fma(group sum, row scale, acc), then a horizontal sum. So a
 // token's logits do not depend on how many tokens share the step or how the
 // rows fall to threads (batch and thread-count invariance), only on the ISA.
-// The shapes differ in what they share: R rows x 1 token (decode: R
-// independent chains hide the FMA latency), 1 row x N tokens, and 2 rows x 4
-// tokens (prefill: each load serves several products).
+// The shapes differ in what they share: rows x 1 token (decode: one row at
+// a time, in memory order; the VNNI body prepares the token's activations
+// once for all the rows), 1 row x N tokens, and 2 rows x 4 tokens (prefill:
+// each load serves several products).
 #include <immintrin.h>
 
 #include <cstdint>
 
+#include "core/aligned_buffer.h"
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/avx512_util.h"
 #include "kernels/cpu/isa.h"
@@ -203,6 +205,59 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) void ti
   }
 }
 
+// Decode on the VNNI path: any number of rows, one at a time in memory
+// order, against one token. The token's pairs (|x|, sign mask, scales) are
+// made once per call, in the order tile_vnni visits them, and every row
+// reuses them, so per 64 weights a row issues a load, the sign, vpdpbusd,
+// a conversion and an FMA. The arithmetic is tile_vnni's, step for step, so
+// results match every other shape bit for bit.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) void rows_vnni(
+    const int8_t* w, int64_t row_stride, const float* ws, int64_t ws_stride, int n_rows,
+    int64_t group, const int8_t* xq, const float* xs, int64_t padded, float* out) {
+  const size_t n_pairs =
+      static_cast<size_t>(padded / group * ((group + 2 * kQuantBlock - 1) / (2 * kQuantBlock)));
+  thread_local AlignedBuffer<uint8_t> ax_buf, scale_buf;
+  thread_local AlignedBuffer<uint64_t> neg_buf;
+  if (neg_buf.size() < n_pairs) {
+    ax_buf.resize(n_pairs * 64);
+    scale_buf.resize(n_pairs * 64);
+    neg_buf.resize(n_pairs);
+  }
+  uint8_t* ax = ax_buf.data();
+  uint8_t* sc = scale_buf.data();
+  uint64_t* neg = neg_buf.data();
+  size_t k = 0;
+  for (int64_t g0 = 0; g0 < padded; g0 += group) {
+    for (int64_t c = g0; c < g0 + group; c += 2 * kQuantBlock, ++k) {
+      const bool full = g0 + group - c >= 2 * kQuantBlock;
+      const XPair x =
+          x_pair(xq + c, xs + c / kQuantBlock, full ? ~__mmask64{0} : __mmask64{0xFFFFFFFF}, full);
+      _mm512_store_si512(ax + k * 64, x.ax);
+      _mm512_store_ps(sc + k * 64, x.scale);
+      neg[k] = x.neg;
+    }
+  }
+  for (int r = 0; r < n_rows; ++r) {
+    const int8_t* wr = w + r * row_stride;
+    const float* wsr = ws + r * ws_stride;
+    __m512 acc = _mm512_setzero_ps();
+    k = 0;
+    for (int64_t g0 = 0; g0 < padded; g0 += group) {
+      __m512 gacc = _mm512_setzero_ps();
+      for (int64_t c = g0; c < g0 + group; c += 2 * kQuantBlock, ++k) {
+        const bool full = g0 + group - c >= 2 * kQuantBlock;
+        _mm_prefetch(reinterpret_cast<const char*>(wr + c) + kPrefetchAhead, _MM_HINT_T0);
+        const __m512i wv =
+            _mm512_maskz_loadu_epi8(full ? ~__mmask64{0} : __mmask64{0xFFFFFFFF}, wr + c);
+        const XPair x{_mm512_load_si512(ax + k * 64), neg[k], _mm512_load_ps(sc + k * 64)};
+        gacc = pair_step(wv, x, gacc);
+      }
+      acc = _mm512_fmadd_ps(gacc, _mm512_set1_ps(wsr[g0 / group]), acc);
+    }
+    out[r] = _mm512_reduce_add_ps(acc);
+  }
+}
+
 }  // namespace
 
 void dot_q8(const int8_t* w, const float* w_scales, int64_t group, const int8_t* const* xq,
@@ -245,32 +300,11 @@ void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int
     return;
   }
   if (vnni_kernels()) {
-    const int8_t* rows[4];
-    const float* scales[4];
-    for (int r = 0; r < n_rows && r < 4; ++r) {
-      rows[r] = w + r * row_stride;
-      scales[r] = w_scales + r * ws_stride;
-    }
-    switch (n_rows) {
-      case 1:
-        return tile_vnni<1, 1>(rows, scales, group, &xq, &xs, padded, out);
-      case 2:
-        return tile_vnni<2, 1>(rows, scales, group, &xq, &xs, padded, out);
-      case 3:
-        return tile_vnni<3, 1>(rows, scales, group, &xq, &xs, padded, out);
-      default:
-        return tile_vnni<4, 1>(rows, scales, group, &xq, &xs, padded, out);
-    }
+    return rows_vnni(w, row_stride, w_scales, ws_stride, n_rows, group, xq, xs, padded, out);
   }
-  switch (n_rows) {
-    case 1:
-      return rows_avx2<1>(w, row_stride, w_scales, ws_stride, group, xq, xs, padded, out);
-    case 2:
-      return rows_avx2<2>(w, row_stride, w_scales, ws_stride, group, xq, xs, padded, out);
-    case 3:
-      return rows_avx2<3>(w, row_stride, w_scales, ws_stride, group, xq, xs, padded, out);
-    default:
-      return rows_avx2<4>(w, row_stride, w_scales, ws_stride, group, xq, xs, padded, out);
+  for (int r = 0; r < n_rows; ++r) {
+    rows_avx2<1>(w + r * row_stride, row_stride, w_scales + r * ws_stride, ws_stride, group, xq, xs,
+                 padded, out + r);
   }
 }
 

@@ -159,20 +159,22 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
   auto xq = [&](int64_t t) { return a.q + t * padded; };
   auto xs = [&](int64_t t) { return a.s + t * n_blocks; };
   auto xo = [&](int64_t t) { return a.o + t * n_blocks; };
-  // Rows [r0, r1) x token t, kRowsPerCall rows per call.
+  // Rows [r0, r1) x token t: int8 in one call (the kernel reuses the token's
+  // prepared activations across the rows), int4 kRowsPerCall rows per call.
   auto rows_one_token = [&](int64_t r0, int64_t r1, int64_t t) {
+    if (q8) {
+      dot_q8_rows(reinterpret_cast<const int8_t*>(wd + r0 * row_bytes), row_bytes,
+                  static_cast<const float*>(w.scales) + r0 * n_scales, n_scales,
+                  static_cast<int>(r1 - r0), w.group_size, xq(t), xs(t), padded,
+                  y + t * y_stride + r0 - y_col0);
+      return;
+    }
     for (int64_t o = r0; o < r1; o += kRowsPerCall) {
       const int n = static_cast<int>(std::min<int64_t>(kRowsPerCall, r1 - o));
       float out[4];
-      if (q8) {
-        dot_q8_rows(reinterpret_cast<const int8_t*>(wd + o * row_bytes), row_bytes,
-                    static_cast<const float*>(w.scales) + o * n_scales, n_scales, n, w.group_size,
-                    xq(t), xs(t), padded, out);
-      } else {
-        dot_q4_rows(wd + o * row_bytes, row_bytes,
-                    static_cast<const uint16_t*>(w.scales) + o * n_scales, n_scales, n, xq(t),
-                    xs(t), xo(t), padded, out);
-      }
+      dot_q4_rows(wd + o * row_bytes, row_bytes,
+                  static_cast<const uint16_t*>(w.scales) + o * n_scales, n_scales, n, xq(t), xs(t),
+                  xo(t), padded, out);
       for (int k = 0; k < n; ++k) y[t * y_stride + o + k - y_col0] = out[k];
     }
   };
