@@ -22,7 +22,9 @@
 // b + 3, each matched by an activation vector assembled from two 32-byte
 // halves. vpdpbusd sums four nibble x activation products per i32 lane
 // (exact), lanes 0-7 hold one block and 8-15 the other, and one conversion
-// and FMA with the two blocks' combined scales finish both. Scales and the
+// and multiply (or FMA) with the two blocks' combined scales finish both;
+// the low and high halves of a load are added before they join the
+// accumulator (vnni_pair_step). Scales and the
 // +8 offset are handled as in the AVX2 bodies (the same chunk functions), and
 // all shapes share one template.
 #include <immintrin.h>
