@@ -87,6 +87,8 @@ void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const 
 // xo: the activations' block offsets from q4_block_offsets.
 void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
             const float* const* xs, const int32_t* const* xo, int n_x, int64_t padded, float* out);
+// n_rows rows (any number, taken one at a time in memory order) against one
+// token: out[r].
 void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
                  int n_rows, const int8_t* xq, const float* xs, const int32_t* xo, int64_t padded,
                  float* out);

@@ -1,9 +1,10 @@
 // bf16 weight rows against f32 activation rows, R rows x T tokens at a
 // time (R <= 4, T <= 3): the register-blocked product behind bf16 decode
-// (1 row x 1 token, rows in memory order) and prefill (3 rows x 3 tokens). Each widened weight vector serves T tokens and each activation
-// vector R rows, so a 3 x 3 tile issues 3 widenings, 3 activation loads and
-// 9 FMAs per 8 columns, where one dot product per (row, token) issues a
-// widening and a load per FMA.
+// (1 row x 1 token, rows in memory order) and prefill (3 rows x 3 tokens).
+// Each widened weight vector serves T tokens and each activation vector R
+// rows, so a 3 x 3 tile issues 3 widenings, 3 activation loads and 9 FMAs
+// per 8 columns, where one dot product per (row, token) issues a widening
+// and a load per FMA.
 //
 // Every (row, token) result is computed with the same sequence whatever the
 // tile shape: one f32 accumulator, acc = fma(w[i..i+8], x[i..i+8], acc) over
@@ -66,11 +67,6 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint16_t* w, int64_t ro
   }
 }
 
-// Steps of 16 columns alternate between two accumulators per (row, token)
-// (step s adds into acc[s % 2]; the last, masked step too), summed at the
-// end: decode takes one row at a time, and a single chain of dependent FMAs
-// would hold it to one step per FMA latency. 3 x 3 tiles keep their 18
-// accumulators in registers (AVX-512 has 32).
 // acc += the products over the 16 columns from i (the lanes past `mask`: 0).
 template <int R, int T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline void step_avx512(
@@ -88,6 +84,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline void step_a
   }
 }
 
+// Steps of 16 columns alternate between two accumulators per (row, token)
+// (step s adds into acc[s % 2]; the last, masked step too), summed at the
+// end: decode takes one row at a time, and a single chain of dependent FMAs
+// would hold it to one step per FMA latency. 3 x 3 tiles keep their 18
+// accumulators in registers (AVX-512 has 32).
 template <int R, int T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void tile_avx512(
     const uint16_t* w, int64_t row_stride, const float* const* x, int64_t n, float* out) {

@@ -447,33 +447,16 @@ void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales,
     }
     return;
   }
-  if (vnni_kernels()) {
-    const uint8_t* rows[4];
-    const uint16_t* scales[4];
-    for (int r = 0; r < n_rows && r < 4; ++r) {
-      rows[r] = w + r * row_stride;
-      scales[r] = w_scales + r * ws_stride;
+  // One row at a time, in memory order (see rows_one_token in matmul.cpp).
+  const bool vnni = vnni_kernels();
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + r * row_stride;
+    const uint16_t* scales = w_scales + r * ws_stride;
+    if (vnni) {
+      tile_vnni<1, 1>(&row, &scales, &xq, &xs, &xo, padded, out + r);
+    } else {
+      rows_avx2<1>(row, row_stride, scales, ws_stride, xq, xs, xo, padded, out + r);
     }
-    switch (n_rows) {
-      case 1:
-        return tile_vnni<1, 1>(rows, scales, &xq, &xs, &xo, padded, out);
-      case 2:
-        return tile_vnni<2, 1>(rows, scales, &xq, &xs, &xo, padded, out);
-      case 3:
-        return tile_vnni<3, 1>(rows, scales, &xq, &xs, &xo, padded, out);
-      default:
-        return tile_vnni<4, 1>(rows, scales, &xq, &xs, &xo, padded, out);
-    }
-  }
-  switch (n_rows) {
-    case 1:
-      return rows_avx2<1>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
-    case 2:
-      return rows_avx2<2>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
-    case 3:
-      return rows_avx2<3>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
-    default:
-      return rows_avx2<4>(w, row_stride, w_scales, ws_stride, xq, xs, xo, padded, out);
   }
 }
 

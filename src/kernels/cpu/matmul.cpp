@@ -28,13 +28,6 @@ struct Activations {
   int64_t padded = 0;
 };
 
-// Decode: rows per kernel call. One: the weights are then read as one
-// sequential stream, which the hardware prefetchers follow. Four rows at a
-// time read four interleaved streams of 0.75-9 KB each, and on a Zen 5 core
-// that halves what one thread gets from DRAM (lm_head shape, 2 threads: int8
-// 21 -> 56 GB/s, bf16 26 -> 42, int4 23 -> 39; docs/PERFORMANCE.md).
-constexpr int64_t kRowsPerCall = 1;
-
 bool is_quantized(const MatrixView& w) {
   return w.dtype == DType::kQ8 || w.dtype == DType::kQ4;
 }
@@ -94,7 +87,7 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
 void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
                             float* y, int64_t y_stride, int64_t y_col0) {
   const auto* wd = static_cast<const uint16_t*>(w.data);
-  // Decode: 1 row, so the weights stream in order (kRowsPerCall above).
+  // Decode: 1 row, so the weights stream in order (see rows_one_token).
   // Prefill: 3 rows x 3 tokens, which
   // keeps the 9 accumulators, 3 weight vectors and 1 activation vector in
   // registers (4 x 3 spills; measured 220 against 150 tok/s on the lm_head
@@ -159,23 +152,24 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
   auto xq = [&](int64_t t) { return a.q + t * padded; };
   auto xs = [&](int64_t t) { return a.s + t * n_blocks; };
   auto xo = [&](int64_t t) { return a.o + t * n_blocks; };
-  // Rows [r0, r1) x token t: int8 in one call (the kernel reuses the token's
-  // prepared activations across the rows), int4 kRowsPerCall rows per call.
+  // Rows [r0, r1) x token t, in one call: the kernels take the rows one at a
+  // time, so the weights are read as one sequential stream, which the
+  // hardware prefetchers follow (and the int8 VNNI kernel prepares the
+  // token's activations once for all of them). Four rows at a time read four
+  // interleaved streams of 0.75-9 KB each, and on a Zen 5 core that halves
+  // what one thread gets from DRAM (lm_head shape, 2 threads: int8 21 -> 56
+  // GB/s, bf16 26 -> 42, int4 23 -> 39; docs/PERFORMANCE.md).
   auto rows_one_token = [&](int64_t r0, int64_t r1, int64_t t) {
+    const int n = static_cast<int>(r1 - r0);
+    float* out = y + t * y_stride + r0 - y_col0;
     if (q8) {
       dot_q8_rows(reinterpret_cast<const int8_t*>(wd + r0 * row_bytes), row_bytes,
-                  static_cast<const float*>(w.scales) + r0 * n_scales, n_scales,
-                  static_cast<int>(r1 - r0), w.group_size, xq(t), xs(t), padded,
-                  y + t * y_stride + r0 - y_col0);
-      return;
-    }
-    for (int64_t o = r0; o < r1; o += kRowsPerCall) {
-      const int n = static_cast<int>(std::min<int64_t>(kRowsPerCall, r1 - o));
-      float out[4];
-      dot_q4_rows(wd + o * row_bytes, row_bytes,
-                  static_cast<const uint16_t*>(w.scales) + o * n_scales, n_scales, n, xq(t), xs(t),
+                  static_cast<const float*>(w.scales) + r0 * n_scales, n_scales, n, w.group_size,
+                  xq(t), xs(t), padded, out);
+    } else {
+      dot_q4_rows(wd + r0 * row_bytes, row_bytes,
+                  static_cast<const uint16_t*>(w.scales) + r0 * n_scales, n_scales, n, xq(t), xs(t),
                   xo(t), padded, out);
-      for (int k = 0; k < n; ++k) y[t * y_stride + o + k - y_col0] = out[k];
     }
   };
   // Row o x tokens [t0, t1), four tokens per call.
