@@ -83,21 +83,23 @@ void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int
 // out[r * 4 + t].
 void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const int8_t* const* xq,
                 const float* const* xs, int64_t padded, float* out);
-// int4: w [padded / 2] per row packed as in ops.h, w_scales f16 [padded / 32],
-// xo: the activations' block offsets from q4_block_offsets.
-void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
+// int4: w [padded / 2] per row packed as in ops.h, w_scales f16 [padded / 32];
+// xi and xo: the activations as q4_prepare_activations arranges them.
+void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xi,
             const float* const* xs, const int32_t* const* xo, int n_x, int64_t padded, float* out);
 // n_rows rows (any number, taken one at a time in memory order) against one
 // token: out[r].
 void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
-                 int n_rows, const int8_t* xq, const float* xs, const int32_t* xo, int64_t padded,
+                 int n_rows, const int8_t* xi, const float* xs, const int32_t* xo, int64_t padded,
                  float* out);
 // Two rows against four tokens: out[r * 4 + t].
 void dot_q4_2x4(const uint8_t* w0, const uint8_t* w1, const uint16_t* ws0, const uint16_t* ws1,
-                const int8_t* const* xq, const float* const* xs, const int32_t* const* xo,
+                const int8_t* const* xi, const float* const* xs, const int32_t* const* xo,
                 int64_t padded, float* out);
-// xo[b] = 8 * (sum of xq over block b): what the int4 kernels subtract from
-// a block sum taken over the stored nibbles (q + 8).
-void q4_block_offsets(const int8_t* xq, int64_t padded, int32_t* xo);
+// One quantised activation row (xq [padded], blocks of 32) for the int4
+// kernels: xi [padded] holds its values in the order of ops.h's
+// q4_x_index, and xo[b] = 8 * (sum of block b), what a block sum taken over
+// the stored nibbles (q + 8) has in excess.
+void q4_prepare_activations(const int8_t* xq, int64_t padded, int8_t* xi, int32_t* xo);
 
 }  // namespace r1::kernels::cpu

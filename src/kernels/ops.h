@@ -27,12 +27,15 @@ inline int64_t quant_padded_cols(int64_t cols) {
 //   kQ8: data int8 [rows, padded_cols], values in [-127, 127];
 //        scales f32 [rows, padded_cols / group_size]; w = q * scale.
 //   kQ4: data [rows, padded_cols / 2] bytes, values stored as q + 8 (q in
-//        [-8, 7]), 16 bytes per block of 32 values. Blocks go in pairs: the
-//        32 bytes of blocks 2p and 2p + 1 hold, in byte j, value j of block
-//        2p in the low nibble and value j of block 2p + 1 in the high one
-//        (one 32-byte load, a mask and a shift give both blocks). A last
-//        unpaired block holds value j in the low nibble of byte j and value
-//        j + 16 in the high one. See q4_slot().
+//        [-8, 7]), 16 bytes per block of 32 values. Blocks go in groups of
+//        16 (the last group of a row may be shorter: t blocks), 16 t bytes
+//        each, interleaved so that a 64-byte load holds four bytes of each
+//        of 16 blocks: part p (0..3) of a group is 4 t bytes, and its bytes
+//        4 i .. 4 i + 3 belong to block i of the group; byte m of them holds
+//        value 8 p + m in the low nibble and value 8 p + 4 + m in the high
+//        one. One vpdpbusd per nibble half then sums 4 products of each of
+//        16 blocks into one i32 lane per block, so a block's sum never needs
+//        reducing across lanes. See q4_slot() and q4_x_index().
 //        scales f16 [rows, padded_cols / 32]; w = q * scale.
 // (padded_cols = quant_padded_cols(cols).)
 struct MatrixView {
@@ -50,9 +53,25 @@ struct Q4Slot {
   int64_t byte;
   bool high;
 };
+inline constexpr int64_t kQ4Group = 16;  // blocks per interleaved group
+inline int64_t q4_group_blocks(int64_t n_blocks, int64_t g0) {
+  return n_blocks - g0 < kQ4Group ? n_blocks - g0 : kQ4Group;
+}
 inline Q4Slot q4_slot(int64_t n_blocks, int64_t b, int j) {
-  if ((b & 1) == 0 && b + 1 == n_blocks) return {b * 16 + (j & 15), j >= 16};  // unpaired last
-  return {(b & ~int64_t{1}) * 16 + j, (b & 1) == 1};
+  const int64_t g0 = b / kQ4Group * kQ4Group;
+  const int64_t t = q4_group_blocks(n_blocks, g0);
+  return {g0 * 16 + (j / 8) * 4 * t + (b - g0) * 4 + (j & 3), (j & 4) != 0};
+}
+
+// The int4 kernels take activations arranged to match: for group g0 of t
+// blocks, 32 t bytes from 32 g0; part p is 8 t bytes, its first 4 t the
+// values the low nibbles meet (lane i: values 8 p .. 8 p + 3 of block i),
+// the next 4 t those the high nibbles meet (8 p + 4 .. 8 p + 7). This is
+// where value j of activation block b goes.
+inline int64_t q4_x_index(int64_t n_blocks, int64_t b, int j) {
+  const int64_t g0 = b / kQ4Group * kQ4Group;
+  const int64_t t = q4_group_blocks(n_blocks, g0);
+  return g0 * 32 + (j / 8) * 8 * t + ((j & 4) != 0 ? 4 * t : 0) + (b - g0) * 4 + (j & 3);
 }
 
 // The stored nibble (q + 8, in 0..15) of value j of block b.

@@ -33,6 +33,38 @@ struct QuantCase {
 const QuantCase kCases[] = {
     {DType::kQ8, 0}, {DType::kQ8, 32}, {DType::kQ8, 64}, {DType::kQ4, 32}, {DType::kQ8, 96}};
 
+TEST(QuantTest, Int4LayoutPlacesEveryValueOnceAndMatchesItsActivation) {
+  // Rows of 1, 7, 15 and 16 blocks (one group, short or full), 17 and 33 (a
+  // lone block after full groups), 280 (the 1.5b shape's 8960 columns).
+  for (int64_t n_blocks : {1, 7, 15, 16, 17, 33, 280}) {
+    std::vector<int> nibble_uses(static_cast<size_t>(n_blocks * 32), 0);
+    std::vector<int> x_uses(static_cast<size_t>(n_blocks * 32), 0);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      for (int j = 0; j < kQuantBlock; ++j) {
+        const Q4Slot s = q4_slot(n_blocks, b, j);
+        ASSERT_GE(s.byte, 0);
+        ASSERT_LT(s.byte, n_blocks * 16) << n_blocks << " blocks, block " << b << " value " << j;
+        ++nibble_uses[static_cast<size_t>(s.byte * 2 + (s.high ? 1 : 0))];
+        const int64_t xi = q4_x_index(n_blocks, b, j);
+        ASSERT_GE(xi, 0);
+        ASSERT_LT(xi, n_blocks * 32);
+        ++x_uses[static_cast<size_t>(xi)];
+        // The activation meets its weight: byte k of the weights (lane k / 4
+        // of a part) pairs with byte k of the low or high activation slice.
+        const int64_t g0 = b / kQ4Group * kQ4Group;
+        const int64_t t = q4_group_blocks(n_blocks, g0);
+        const int64_t in_part = (s.byte - g0 * 16) % (4 * t);
+        const int64_t part = (s.byte - g0 * 16) / (4 * t);
+        EXPECT_EQ(xi, g0 * 32 + part * 8 * t + (s.high ? 4 * t : 0) + in_part);
+      }
+    }
+    for (size_t i = 0; i < nibble_uses.size(); ++i) {
+      ASSERT_EQ(nibble_uses[i], 1) << n_blocks << " blocks, nibble " << i;
+      ASSERT_EQ(x_uses[i], 1) << n_blocks << " blocks, activation byte " << i;
+    }
+  }
+}
+
 TEST(QuantTest, DequantisedWeightsAreWithinHalfAStep) {
   ThreadPool pool(2);
   for (DType src : {DType::kF32, DType::kBF16}) {
@@ -119,7 +151,8 @@ TEST_P(QuantMatmulTest, EveryPathMatchesTheReference) {
   // Odd and even block counts (int4 pairs blocks, with an unpaired last one;
   // the AVX-512 bodies take four blocks, then a pair, then a lone block:
   // 192 columns end on a pair, 200 on all three), rows of several 8-block
-  // chunks (the int4 kernels' scale chunks) and of two 64-block spans (2600).
+  // chunks (the AVX2 int4 kernels' scale chunks) and of 16-block (AVX-512) and
+  // 64-block (AVX2) spans, full and partial.
   for (Shape s : {Shape{1, 37, 96}, Shape{3, 29, 136}, Shape{4, 17, 257}, Shape{5, 9, 64},
                   Shape{9, 33, 31}, Shape{1, 1, 1}, Shape{2, 7, 1000}, Shape{6, 5, 1536},
                   Shape{3, 7, 192}, Shape{5, 6, 200}, Shape{2, 5, 2600}}) {

@@ -1,35 +1,30 @@
-// int4 weight rows (groups of 32 with f16 scales, paired-block layout of
-// ops.h) against int8 activation rows. maddubs multiplies the stored nibbles
-// (q + 8, unsigned, 0..15) by the signed activations (15 * 127 * 2 cannot
-// saturate); the caller's per-block offsets 8 * sum(x) account for the +8.
+// int4 weight rows (groups of 32 with f16 scales, in the interleaved layout
+// of ops.h) against int8 activation rows arranged to match
+// (q4_prepare_activations). The stored nibbles are q + 8, unsigned; the
+// products nibble x activation are summed per block in i32 (exact), and the
+// +8 is taken off by starting each block's sum at -8 * sum(x) over the block.
 //
-// Per block and row the AVX2 path issues half a mask-and-shift (one 32-byte
-// load unpacks two blocks), maddubs, madd, a conversion and one FMA with the
-// block's combined scale x_scale * w_scale. The combined scales are computed
-// eight blocks at a time into a small array, and the offset of the +8 in
-// the stored nibbles is taken off once at the end from a sum kept per eight
-// blocks (chunk_scales), so no f16 conversion, broadcast from a register or
-// offset subtraction sits in the inner loop.
+// The layout puts four bytes of each of 16 blocks side by side, so one
+// 64-byte load (AVX-512) or two 32-byte loads (AVX2) hold a slice of 16
+// blocks with one i32 lane per block: vpdpbusd (or maddubs and madd) adds
+// each slice's products straight into its block's lane, four slices and two
+// nibble halves make a group's 16 exact block sums, and one conversion and
+// one FMA with the 16 combined scales x_scale * w_scale finish the group.
+// Per 64 bytes of weights the AVX-512 path issues a load, two masks, a
+// shift and two vpdpbusd; no scale is spread or broadcast and no block sum
+// is reduced across lanes.
 //
-// As for int8, every shape (R rows x 1 token for decode, 2 rows x 4 tokens
-// and 1 row x N tokens for prefill) computes each (row, token) result with the same instruction
-// sequence: acc = fma(float(block sum), combined scale, acc) over the blocks
-// in order, the offset sum per eight blocks, then horizontal sums. Results therefore do not depend
-// on batch composition or threads, only on the ISA path.
-//
-// The AVX-512 VNNI bodies take four blocks per 64-byte load (two stored
-// pairs): the low nibbles are blocks b and b + 2, the high ones b + 1 and
-// b + 3, each matched by an activation vector assembled from two 32-byte
-// halves. vpdpbusd sums four nibble x activation products per i32 lane
-// (exact), lanes 0-7 hold one block and 8-15 the other, and one conversion
-// and multiply (or FMA) with the two blocks' combined scales finish both;
-// the low and high halves of a load are added before they join the
-// accumulator (vnni_pair_step). Scales and the
-// +8 offset are handled as in the AVX2 bodies (the same chunk functions), and
-// all shapes share one template.
+// Every shape (rows x 1 token for decode, 1 row x N tokens and 2 rows x 4
+// tokens for prefill) computes each (row, token) result with the same
+// floating-point sequence: per group, acc = fma(float(block sums), combined
+// scales, acc) lane by lane (AVX2: the group's two halves in turn), then a
+// horizontal sum. The block sums are exact integers, so the order in which
+// they are formed does not matter. Results therefore do not depend on batch
+// composition or threads, only on the ISA path.
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "core/dtype.h"
 #include "kernels/cpu/avx2_util.h"
@@ -42,440 +37,273 @@ namespace r1::kernels::cpu {
 
 namespace {
 
-constexpr int kPrefetchAhead =
-    4096;                      // bytes ahead of the weight stream (1024-8192 tried: 4096 best)
-constexpr int64_t kChunk = 8;  // blocks whose combined scales are computed together
+constexpr int kPrefetchAhead = 4096;  // bytes ahead of the weight stream (1024-8192 tried)
 
-float row_dot_scalar(const uint8_t* w, const uint16_t* ws, const int8_t* xq, const float* xs,
+float row_dot_scalar(const uint8_t* w, const uint16_t* ws, const int8_t* xi, const float* xs,
                      int64_t padded) {
   const int64_t n_blocks = padded / kQuantBlock;
   float acc = 0.0f;
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const int8_t* x = xq + b * kQuantBlock;
     int32_t s = 0;
-    for (int j = 0; j < kQuantBlock; ++j) s += (q4_stored(w, n_blocks, b, j) - 8) * x[j];
+    for (int j = 0; j < kQuantBlock; ++j) {
+      s += (q4_stored(w, n_blocks, b, j) - 8) * xi[q4_x_index(n_blocks, b, j)];
+    }
     acc += static_cast<float>(s) * (xs[b] * f16_to_f32(ws[b]));
   }
   return acc;
 }
 
-// The 32 stored nibbles of each block of the pair starting at block b.
-__attribute__((target("avx2,fma"))) inline void unpack_pair(const uint8_t* w, int64_t b,
-                                                            __m256i& even, __m256i& odd) {
-  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * 16));
-  const __m256i mask = _mm256_set1_epi8(0x0F);
-  even = _mm256_and_si256(raw, mask);
-  odd = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+// ---- AVX2 ----
+//
+// A group is taken as two halves of up to eight blocks (eight i32 lanes):
+// half h reads bytes 32 h .. 32 h + 31 of each part (its blocks' slices).
+
+// The first n (0..8) i32 lanes set.
+__attribute__((target("avx2,fma,f16c"))) inline __m256i lane_mask8(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// The 32 stored nibbles of the unpaired last block b.
-__attribute__((target("avx2,fma"))) inline __m256i unpack_single(const uint8_t* w, int64_t b) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 16));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-__attribute__((target("avx2,fma"))) inline __m256i load_x(const int8_t* xq, int64_t b) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
-}
-
-// acc + float(nibbles . x) * scale: the block sum over the stored nibbles,
-// before the offset (see below).
-__attribute__((target("avx2,fma"))) inline __m256 block_step(__m256i nibbles, __m256i x,
-                                                             const float* scale, __m256 acc) {
-  const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, x), _mm256_set1_epi16(1));
-  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(scale), acc);
-}
-
-// The scales of up to eight blocks from b, zero past the n-th. The combined
-// scale of block b + k is xs[b + k] * w_scale(ws[b + k]); corr accumulates
-// what the stored nibbles' +8 added: sum over blocks of w_scale * (xs * 8
-// sum(x)); the result is then hsum(acc) - hsum(corr). Every shape computes
-// these with the functions below, and the vector and scalar branches round
-// alike, so a (row, token) result has the same bits whichever shape made it.
-__attribute__((target("avx2,fma,f16c"))) inline __m256 chunk_w(const uint16_t* ws, int64_t b,
-                                                               int64_t n) {
-  if (n == kChunk)
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + b)));
-  alignas(32) float w8[kChunk] = {};
-  for (int64_t k = 0; k < n; ++k) w8[k] = _cvtsh_ss(ws[b + k]);
-  return _mm256_load_ps(w8);
-}
-
-struct ChunkX {
-  __m256 scale;   // xs
-  __m256 offset;  // xs * 8 sum(x)
-};
-
-__attribute__((target("avx2,fma,f16c"))) inline ChunkX chunk_x(const float* xs, const int32_t* xo,
-                                                               int64_t b, int64_t n) {
-  __m256 xsv, off;
-  if (n == kChunk) {
-    xsv = _mm256_loadu_ps(xs + b);
-    off = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xo + b)));
+// 32 bytes from p, or only the first n lanes' 4 bytes each (others zero).
+template <bool kFull>
+__attribute__((target("avx2,fma,f16c"))) inline __m256i load_lanes8(const void* p, __m256i lanes) {
+  if constexpr (kFull) {
+    return _mm256_loadu_si256(static_cast<const __m256i*>(p));
   } else {
-    alignas(32) float x8[kChunk] = {}, o8[kChunk] = {};
-    for (int64_t k = 0; k < n; ++k) {
-      x8[k] = xs[b + k];
-      o8[k] = static_cast<float>(xo[b + k]);
-    }
-    xsv = _mm256_load_ps(x8);
-    off = _mm256_load_ps(o8);
+    return _mm256_maskload_epi32(static_cast<const int*>(p), lanes);
   }
-  return {xsv, _mm256_mul_ps(xsv, off)};
 }
 
-// Stores the combined scales of one (row, token) chunk; returns corr updated.
-__attribute__((target("avx2,fma,f16c"))) inline __m256 apply_chunk(__m256 wsc, const ChunkX& x,
-                                                                   float* scale, __m256 corr) {
-  _mm256_store_ps(scale, _mm256_mul_ps(x.scale, wsc));
-  return _mm256_fmadd_ps(wsc, x.offset, corr);
+// The combined scales x_scale * w_scale of n (1..8) blocks from b, zero
+// past n.
+template <bool kFull>
+__attribute__((target("avx2,fma,f16c"))) inline __m256 scales8(const uint16_t* ws, const float* xs,
+                                                               int64_t b, int64_t n,
+                                                               __m256i lanes) {
+  if constexpr (kFull) {
+    return _mm256_mul_ps(
+        _mm256_loadu_ps(xs + b),
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + b))));
+  } else {
+    alignas(16) uint16_t w8[8] = {};
+    std::memcpy(w8, ws + b, static_cast<size_t>(n) * sizeof(uint16_t));
+    return _mm256_mul_ps(_mm256_maskload_ps(xs + b, lanes),
+                         _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(w8))));
+  }
 }
 
-__attribute__((target("avx2,fma,f16c"))) inline __m256 chunk_scales(const float* xs,
-                                                                    const uint16_t* ws,
-                                                                    const int32_t* xo, int64_t b,
-                                                                    int64_t n, float* scale,
-                                                                    __m256 corr) {
-  return apply_chunk(chunk_w(ws, b, n), chunk_x(xs, xo, b, n), scale, corr);
-}
-
-// The combined scales of up to kSpan blocks are computed first, then the
-// blocks run: no stores inside the block loop, so the accumulators stay in
-// registers (a store through an __m256 pointer may alias them).
-constexpr int64_t kSpan = 64;  // blocks per pass, a multiple of kChunk
-
-template <int R>
-__attribute__((target("avx2,fma,f16c"))) void rows_avx2(const uint8_t* w, int64_t row_stride,
-                                                        const uint16_t* ws, int64_t ws_stride,
-                                                        const int8_t* xq, const float* xs,
-                                                        const int32_t* xo, int64_t padded,
-                                                        float* out) {
-  const int64_t n_blocks = padded / kQuantBlock;
-  // Named accumulators rather than an array: GCC keeps an array of them in
-  // memory and stores it on every step.
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  auto acc = [&](int r) -> __m256& { return r == 0 ? a0 : r == 1 ? a1 : r == 2 ? a2 : a3; };
-  __m256 corr[R];
-  for (int r = 0; r < R; ++r) corr[r] = _mm256_setzero_ps();
-  alignas(32) float scale[R][kSpan];
-  for (int64_t s0 = 0; s0 < n_blocks; s0 += kSpan) {
-    const int64_t s1 = n_blocks - s0 < kSpan ? n_blocks : s0 + kSpan;
-    for (int64_t b0 = s0; b0 < s1; b0 += kChunk) {
-      const int64_t n = s1 - b0 < kChunk ? s1 - b0 : kChunk;
+// One half (n blocks from g0 + 8 h of a group of t) for R rows x N tokens.
+template <int R, int N, bool kFull>
+__attribute__((target("avx2,fma,f16c"))) inline void half_avx2(
+    const uint8_t* const* w, const uint16_t* const* ws, const int8_t* const* xi,
+    const float* const* xs, const int32_t* const* xo, int64_t g0, int64_t t, int h, int64_t n,
+    __m256* acc) {
+  const __m256i lanes = lane_mask8(n);
+  const __m256i mask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const int64_t b = g0 + 8 * h;
+  __m256i sum[R][N];
+  for (int k = 0; k < N; ++k) {
+    const __m256i off = load_lanes8<kFull>(xo[k] + b, lanes);
+    for (int r = 0; r < R; ++r) sum[r][k] = _mm256_sub_epi32(_mm256_setzero_si256(), off);
+  }
+  for (int p = 0; p < 4; ++p) {
+    __m256i lo[R], hi[R];
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wp = w[r] + g0 * 16 + p * 4 * t + 32 * h;
+      _mm_prefetch(reinterpret_cast<const char*>(wp) + kPrefetchAhead, _MM_HINT_T0);
+      const __m256i raw = load_lanes8<kFull>(wp, lanes);
+      lo[r] = _mm256_and_si256(raw, mask);
+      hi[r] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+    }
+    for (int k = 0; k < N; ++k) {
+      const int8_t* xp = xi[k] + g0 * 32 + p * 8 * t + 32 * h;
+      const __m256i xl = load_lanes8<kFull>(xp, lanes);
+      const __m256i xh = load_lanes8<kFull>(xp + 4 * t, lanes);
       for (int r = 0; r < R; ++r) {
-        corr[r] = chunk_scales(xs, ws + r * ws_stride, xo, b0, n, &scale[r][b0 - s0], corr[r]);
-      }
-    }
-    int64_t b = s0;
-    for (; b + 1 < s1; b += 2) {
-      const __m256i x0 = load_x(xq, b), x1 = load_x(xq, b + 1);
-      const int64_t k = b - s0;
-      for (int r = 0; r < R; ++r) {
-        const uint8_t* wr = w + r * row_stride;
-        if ((b & 3) == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(wr + b * 16) + kPrefetchAhead, _MM_HINT_T0);
-        }
-        __m256i even, odd;
-        unpack_pair(wr, b, even, odd);
-        acc(r) = block_step(even, x0, &scale[r][k], acc(r));
-        acc(r) = block_step(odd, x1, &scale[r][k + 1], acc(r));
-      }
-    }
-    if (b < s1) {  // the unpaired last block
-      const __m256i x0 = load_x(xq, b);
-      for (int r = 0; r < R; ++r) {
-        acc(r) = block_step(unpack_single(w + r * row_stride, b), x0, &scale[r][b - s0], acc(r));
+        // Each i16 is at most 2 * 15 * 127 per maddubs: the two sum exactly.
+        const __m256i p16 =
+            _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], xl), _mm256_maddubs_epi16(hi[r], xh));
+        sum[r][k] = _mm256_add_epi32(sum[r][k], _mm256_madd_epi16(p16, ones));
       }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum256(acc(r)) - hsum256(corr[r]);
+  for (int r = 0; r < R; ++r) {
+    for (int k = 0; k < N; ++k) {
+      const __m256 c = scales8<kFull>(ws[r], xs[k], b, n, lanes);
+      acc[r * N + k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r][k]), c, acc[r * N + k]);
+    }
+  }
 }
 
-template <int N>
-__attribute__((target("avx2,fma,f16c"))) void tokens_avx2(const uint8_t* w, const uint16_t* ws,
-                                                          const int8_t* const* xq,
-                                                          const float* const* xs,
-                                                          const int32_t* const* xo, int64_t padded,
-                                                          float* out) {
+// R rows (w[r], scales ws[r]) x N tokens: out[r * N + t].
+template <int R, int N>
+__attribute__((target("avx2,fma,f16c"))) void tile_avx2(
+    const uint8_t* const* w, const uint16_t* const* ws, const int8_t* const* xi,
+    const float* const* xs, const int32_t* const* xo, int64_t padded, float* out) {
   const int64_t n_blocks = padded / kQuantBlock;
-  __m256 acc[N], corr[N];
-  for (int t = 0; t < N; ++t) acc[t] = corr[t] = _mm256_setzero_ps();
-  alignas(32) float scale[N][kChunk];
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunk) {
-    const int64_t n = n_blocks - b0 < kChunk ? n_blocks - b0 : kChunk;
-    for (int t = 0; t < N; ++t) corr[t] = chunk_scales(xs[t], ws, xo[t], b0, n, scale[t], corr[t]);
-    int64_t k = 0;
-    for (; k + 1 < n; k += 2) {
-      const int64_t b = b0 + k;
-      __m256i even, odd;
-      unpack_pair(w, b, even, odd);
-      for (int t = 0; t < N; ++t) {
-        acc[t] = block_step(even, load_x(xq[t], b), &scale[t][k], acc[t]);
-        acc[t] = block_step(odd, load_x(xq[t], b + 1), &scale[t][k + 1], acc[t]);
-      }
-    }
-    if (k < n) {
-      const int64_t b = b0 + k;
-      const __m256i nibbles = unpack_single(w, b);
-      for (int t = 0; t < N; ++t) {
-        acc[t] = block_step(nibbles, load_x(xq[t], b), &scale[t][k], acc[t]);
-      }
+  __m256 acc[R * N];
+  for (int i = 0; i < R * N; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t g0 = 0; g0 < n_blocks; g0 += kQ4Group) {
+    const int64_t t = q4_group_blocks(n_blocks, g0);
+    if (t == kQ4Group) {
+      half_avx2<R, N, true>(w, ws, xi, xs, xo, g0, t, 0, 8, acc);
+      half_avx2<R, N, true>(w, ws, xi, xs, xo, g0, t, 1, 8, acc);
+    } else {
+      half_avx2<R, N, false>(w, ws, xi, xs, xo, g0, t, 0, t < 8 ? t : 8, acc);
+      if (t > 8) half_avx2<R, N, false>(w, ws, xi, xs, xo, g0, t, 1, t - 8, acc);
     }
   }
-  for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]) - hsum256(corr[t]);
-}
-
-// 2 rows x 4 tokens (prefill): each unpacked weight pair serves four
-// tokens and each activation block two rows. Scales first, then blocks, as
-// in rows_avx2.
-__attribute__((target("avx2,fma,f16c"))) void two_by_four_avx2(
-    const uint8_t* w0, const uint8_t* w1, const uint16_t* ws0, const uint16_t* ws1,
-    const int8_t* const* xq, const float* const* xs, const int32_t* const* xo, int64_t padded,
-    float* out) {
-  const int64_t n_blocks = padded / kQuantBlock;
-  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-  __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-  auto acc = [&](int r, int t) -> __m256& {
-    if (r == 0) return t == 0 ? a00 : t == 1 ? a01 : t == 2 ? a02 : a03;
-    return t == 0 ? a10 : t == 1 ? a11 : t == 2 ? a12 : a13;
-  };
-  __m256 corr[2][4];
-  for (int r = 0; r < 2; ++r) {
-    for (int t = 0; t < 4; ++t) corr[r][t] = _mm256_setzero_ps();
-  }
-  alignas(32) float scale[2][4][kSpan];
-  for (int64_t s0 = 0; s0 < n_blocks; s0 += kSpan) {
-    const int64_t s1 = n_blocks - s0 < kSpan ? n_blocks : s0 + kSpan;
-    for (int64_t b0 = s0; b0 < s1; b0 += kChunk) {
-      const int64_t n = s1 - b0 < kChunk ? s1 - b0 : kChunk;
-      const __m256 wsc0 = chunk_w(ws0, b0, n), wsc1 = chunk_w(ws1, b0, n);
-      for (int t = 0; t < 4; ++t) {
-        const ChunkX cx = chunk_x(xs[t], xo[t], b0, n);
-        corr[0][t] = apply_chunk(wsc0, cx, &scale[0][t][b0 - s0], corr[0][t]);
-        corr[1][t] = apply_chunk(wsc1, cx, &scale[1][t][b0 - s0], corr[1][t]);
-      }
-    }
-    int64_t b = s0;
-    for (; b + 1 < s1; b += 2) {
-      const int64_t k = b - s0;
-      __m256i e0, o0, e1, o1;
-      unpack_pair(w0, b, e0, o0);
-      unpack_pair(w1, b, e1, o1);
-      for (int t = 0; t < 4; ++t) {
-        const __m256i x0 = load_x(xq[t], b), x1 = load_x(xq[t], b + 1);
-        acc(0, t) = block_step(e0, x0, &scale[0][t][k], acc(0, t));
-        acc(0, t) = block_step(o0, x1, &scale[0][t][k + 1], acc(0, t));
-        acc(1, t) = block_step(e1, x0, &scale[1][t][k], acc(1, t));
-        acc(1, t) = block_step(o1, x1, &scale[1][t][k + 1], acc(1, t));
-      }
-    }
-    if (b < s1) {
-      const int64_t k = b - s0;
-      const __m256i n0 = unpack_single(w0, b), n1 = unpack_single(w1, b);
-      for (int t = 0; t < 4; ++t) {
-        const __m256i x0 = load_x(xq[t], b);
-        acc(0, t) = block_step(n0, x0, &scale[0][t][k], acc(0, t));
-        acc(1, t) = block_step(n1, x0, &scale[1][t][k], acc(1, t));
-      }
-    }
-  }
-  for (int r = 0; r < 2; ++r) {
-    for (int t = 0; t < 4; ++t) out[r * 4 + t] = hsum256(acc(r, t)) - hsum256(corr[r][t]);
-  }
+  for (int i = 0; i < R * N; ++i) out[i] = hsum256(acc[i]);
 }
 
 // ---- AVX-512 VNNI ----
 
-// Two 32-byte activation blocks as one vector: a in lanes 0-7, b in 8-15.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) inline __m512i
-x_blocks(const int8_t* xq, int64_t a, int64_t b) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(load_x(xq, a)), load_x(xq, b), 1);
+// One group (t blocks from g0) for R rows x N tokens; lanes past t stay zero.
+template <int R, int N, bool kFull>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) inline void
+group_vnni(const uint8_t* const* w, const uint16_t* const* ws, const int8_t* const* xi,
+           const float* const* xs, const int32_t* const* xo, int64_t g0, int64_t t, __m512* acc) {
+  const __mmask16 lanes = kFull ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << t) - 1);
+  const __mmask64 bytes = kFull ? ~__mmask64{0} : (__mmask64{1} << (4 * t)) - 1;
+  auto load = [bytes](const void* p) __attribute__((target("avx512f,avx512bw"))) {
+    return kFull ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(bytes, p);
+  };
+  const __m512i mask = _mm512_set1_epi8(0x0F);
+  // Decode (one row, one token) splits each sum into two chains, low and
+  // high nibbles, so eight dependent vpdpbusd do not bound it by latency;
+  // the sums are exact integers, so this changes no result.
+  constexpr bool kTwoChains = R * N == 1;
+  __m512i sum[R][N], sum_hi[R][N];
+  for (int k = 0; k < N; ++k) {
+    const __m512i off =
+        _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_maskz_loadu_epi32(lanes, xo[k] + g0));
+    for (int r = 0; r < R; ++r) {
+      sum[r][k] = off;
+      if constexpr (kTwoChains) sum_hi[r][k] = _mm512_setzero_si512();
+    }
+  }
+  for (int p = 0; p < 4; ++p) {
+    __m512i lo[R], hi[R];
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wp = w[r] + g0 * 16 + p * 4 * t;
+      _mm_prefetch(reinterpret_cast<const char*>(wp) + kPrefetchAhead, _MM_HINT_T0);
+      const __m512i raw = load(wp);
+      lo[r] = _mm512_and_si512(raw, mask);
+      hi[r] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+    }
+    for (int k = 0; k < N; ++k) {
+      const int8_t* xp = xi[k] + g0 * 32 + p * 8 * t;
+      const __m512i xl = load(xp), xh = load(xp + 4 * t);
+      for (int r = 0; r < R; ++r) {
+        sum[r][k] = _mm512_dpbusd_epi32(sum[r][k], lo[r], xl);
+        if constexpr (kTwoChains) {
+          sum_hi[r][k] = _mm512_dpbusd_epi32(sum_hi[r][k], hi[r], xh);
+        } else {
+          sum[r][k] = _mm512_dpbusd_epi32(sum[r][k], hi[r], xh);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(ws[r] + g0) + kPrefetchAhead / 8, _MM_HINT_T0);
+    const __m512 wsc = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, ws[r] + g0));
+    for (int k = 0; k < N; ++k) {
+      __m512i s = sum[r][k];
+      if constexpr (kTwoChains) s = _mm512_add_epi32(s, sum_hi[r][k]);
+      const __m512 c = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, xs[k] + g0), wsc);
+      acc[r * N + k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), c, acc[r * N + k]);
+    }
+  }
 }
 
-// acc + float(nibbles . x per lane) * scale.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) inline __m512
-vnni_step(__m512i nibbles, __m512i x, __m512 scale, __m512 acc) {
-  const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles, x);
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc);
-}
-
-// acc + (float(lo . x_lo) * s_lo + float(hi . x_hi) * s_hi): the two halves
-// of a load are summed first, so the chain through acc is one addition per
-// load (decode runs one row at a time, and two dependent FMAs per load
-// would bound it by their latency).
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) inline __m512
-vnni_pair_step(__m512i lo, __m512i x_lo, __m512 s_lo, __m512i hi, __m512i x_hi, __m512 s_hi,
-               __m512 acc) {
-  const __m512i sum_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, x_lo);
-  const __m512i sum_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, x_hi);
-  const __m512 part = _mm512_mul_ps(_mm512_cvtepi32_ps(sum_lo), s_lo);
-  return _mm512_add_ps(acc, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_hi), s_hi, part));
-}
-
-// R rows (w[r], scales ws[r]) x N tokens: out[r * N + t]. As rows_avx2:
-// the combined scales of a span first, then its blocks, four at a time,
-// then a last pair and a lone block where the row's end leaves them.
+// R rows (w[r], scales ws[r]) x N tokens: out[r * N + t].
 template <int R, int N>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) void tile_vnni(
-    const uint8_t* const* w, const uint16_t* const* ws, const int8_t* const* xq,
+    const uint8_t* const* w, const uint16_t* const* ws, const int8_t* const* xi,
     const float* const* xs, const int32_t* const* xo, int64_t padded, float* out) {
   const int64_t n_blocks = padded / kQuantBlock;
-  __m512 acc[R][N];
-  __m256 corr[R][N];
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < N; ++t) {
-      acc[r][t] = _mm512_setzero_ps();
-      corr[r][t] = _mm256_setzero_ps();
+  __m512 acc[R * N];
+  for (int i = 0; i < R * N; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t g0 = 0; g0 < n_blocks; g0 += kQ4Group) {
+    const int64_t t = q4_group_blocks(n_blocks, g0);
+    if (t == kQ4Group) {
+      group_vnni<R, N, true>(w, ws, xi, xs, xo, g0, t, acc);
+    } else {
+      group_vnni<R, N, false>(w, ws, xi, xs, xo, g0, t, acc);
     }
   }
-  alignas(64) float scale[R][N][kSpan];
-  const __m512i mask = _mm512_set1_epi8(0x0F);
-  for (int64_t s0 = 0; s0 < n_blocks; s0 += kSpan) {
-    const int64_t s1 = n_blocks - s0 < kSpan ? n_blocks : s0 + kSpan;
-    for (int64_t b0 = s0; b0 < s1; b0 += kChunk) {
-      const int64_t n = s1 - b0 < kChunk ? s1 - b0 : kChunk;
-      __m256 wsc[R];
-      for (int r = 0; r < R; ++r) wsc[r] = chunk_w(ws[r], b0, n);
-      for (int t = 0; t < N; ++t) {
-        const ChunkX cx = chunk_x(xs[t], xo[t], b0, n);
-        for (int r = 0; r < R; ++r) {
-          corr[r][t] = apply_chunk(wsc[r], cx, &scale[r][t][b0 - s0], corr[r][t]);
-        }
-      }
-    }
-    int64_t b = s0;
-    for (; b + 4 <= s1; b += 4) {
-      const int64_t k = b - s0;
-      __m512i x02[N], x13[N];
-      for (int t = 0; t < N; ++t) {
-        x02[t] = x_blocks(xq[t], b, b + 2);
-        x13[t] = x_blocks(xq[t], b + 1, b + 3);
-      }
-      for (int r = 0; r < R; ++r) {
-        const uint8_t* wr = w[r] + b * 16;
-        _mm_prefetch(reinterpret_cast<const char*>(wr) + kPrefetchAhead, _MM_HINT_T0);
-        const __m512i raw = _mm512_loadu_si512(wr);
-        const __m512i lo = _mm512_and_si512(raw, mask);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
-        for (int t = 0; t < N; ++t) {
-          const __m128 sc = _mm_load_ps(&scale[r][t][k]);
-          acc[r][t] = vnni_pair_step(lo, x02[t], spread_pair<0, 2>(sc), hi, x13[t],
-                                     spread_pair<1, 3>(sc), acc[r][t]);
-        }
-      }
-    }
-    if (b + 2 <= s1) {  // a last pair: the upper halves stay zero
-      const int64_t k = b - s0;
-      for (int r = 0; r < R; ++r) {
-        __m256i even, odd;
-        unpack_pair(w[r], b, even, odd);
-        for (int t = 0; t < N; ++t) {
-          acc[r][t] =
-              vnni_pair_step(_mm512_zextsi256_si512(even), _mm512_zextsi256_si512(load_x(xq[t], b)),
-                             _mm512_set1_ps(scale[r][t][k]), _mm512_zextsi256_si512(odd),
-                             _mm512_zextsi256_si512(load_x(xq[t], b + 1)),
-                             _mm512_set1_ps(scale[r][t][k + 1]), acc[r][t]);
-        }
-      }
-      b += 2;
-    }
-    if (b < s1) {  // the unpaired last block
-      const int64_t k = b - s0;
-      for (int r = 0; r < R; ++r) {
-        const __m512i nibbles = _mm512_zextsi256_si512(unpack_single(w[r], b));
-        for (int t = 0; t < N; ++t) {
-          acc[r][t] = vnni_step(nibbles, _mm512_zextsi256_si512(load_x(xq[t], b)),
-                                _mm512_set1_ps(scale[r][t][k]), acc[r][t]);
-        }
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < N; ++t) {
-      out[r * N + t] = _mm512_reduce_add_ps(acc[r][t]) - hsum256(corr[r][t]);
-    }
-  }
+  for (int i = 0; i < R * N; ++i) out[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
+template <int N>
+void one_row(const uint8_t* w, const uint16_t* ws, const int8_t* const* xi, const float* const* xs,
+             const int32_t* const* xo, int64_t padded, float* out) {
+  if (vnni_kernels()) return tile_vnni<1, N>(&w, &ws, xi, xs, xo, padded, out);
+  tile_avx2<1, N>(&w, &ws, xi, xs, xo, padded, out);
 }
 
 }  // namespace
 
-void q4_block_offsets(const int8_t* xq, int64_t padded, int32_t* xo) {
-  for (int64_t b = 0; b < padded / kQuantBlock; ++b) {
+void q4_prepare_activations(const int8_t* xq, int64_t padded, int8_t* xi, int32_t* xo) {
+  const int64_t n_blocks = padded / kQuantBlock;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int8_t* x = xq + b * kQuantBlock;
     int32_t s = 0;
-    for (int j = 0; j < kQuantBlock; ++j) s += xq[b * kQuantBlock + j];
+    for (int j = 0; j < kQuantBlock; ++j) s += x[j];
     xo[b] = 8 * s;
+    for (int j = 0; j < kQuantBlock; j += 4) std::memcpy(xi + q4_x_index(n_blocks, b, j), x + j, 4);
   }
 }
 
-void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xq,
+void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xi,
             const float* const* xs, const int32_t* const* xo, int n_x, int64_t padded, float* out) {
   if (active_isa() == Isa::kScalar) {
-    for (int t = 0; t < n_x; ++t) out[t] = row_dot_scalar(w, w_scales, xq[t], xs[t], padded);
+    for (int t = 0; t < n_x; ++t) out[t] = row_dot_scalar(w, w_scales, xi[t], xs[t], padded);
     return;
-  }
-  if (vnni_kernels()) {
-    switch (n_x) {
-      case 1:
-        return tile_vnni<1, 1>(&w, &w_scales, xq, xs, xo, padded, out);
-      case 2:
-        return tile_vnni<1, 2>(&w, &w_scales, xq, xs, xo, padded, out);
-      case 3:
-        return tile_vnni<1, 3>(&w, &w_scales, xq, xs, xo, padded, out);
-      default:
-        return tile_vnni<1, 4>(&w, &w_scales, xq, xs, xo, padded, out);
-    }
   }
   switch (n_x) {
     case 1:
-      return tokens_avx2<1>(w, w_scales, xq, xs, xo, padded, out);
+      return one_row<1>(w, w_scales, xi, xs, xo, padded, out);
     case 2:
-      return tokens_avx2<2>(w, w_scales, xq, xs, xo, padded, out);
+      return one_row<2>(w, w_scales, xi, xs, xo, padded, out);
     case 3:
-      return tokens_avx2<3>(w, w_scales, xq, xs, xo, padded, out);
+      return one_row<3>(w, w_scales, xi, xs, xo, padded, out);
     default:
-      return tokens_avx2<4>(w, w_scales, xq, xs, xo, padded, out);
+      return one_row<4>(w, w_scales, xi, xs, xo, padded, out);
   }
 }
 
 void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
-                 int n_rows, const int8_t* xq, const float* xs, const int32_t* xo, int64_t padded,
+                 int n_rows, const int8_t* xi, const float* xs, const int32_t* xo, int64_t padded,
                  float* out) {
-  if (active_isa() == Isa::kScalar) {
-    for (int r = 0; r < n_rows; ++r) {
-      out[r] = row_dot_scalar(w + r * row_stride, w_scales + r * ws_stride, xq, xs, padded);
-    }
-    return;
-  }
   // One row at a time, in memory order (see rows_one_token in matmul.cpp).
-  const bool vnni = vnni_kernels();
   for (int r = 0; r < n_rows; ++r) {
     const uint8_t* row = w + r * row_stride;
     const uint16_t* scales = w_scales + r * ws_stride;
-    if (vnni) {
-      tile_vnni<1, 1>(&row, &scales, &xq, &xs, &xo, padded, out + r);
+    if (active_isa() == Isa::kScalar) {
+      out[r] = row_dot_scalar(row, scales, xi, xs, padded);
+    } else if (vnni_kernels()) {
+      tile_vnni<1, 1>(&row, &scales, &xi, &xs, &xo, padded, out + r);
     } else {
-      rows_avx2<1>(row, row_stride, scales, ws_stride, xq, xs, xo, padded, out + r);
+      tile_avx2<1, 1>(&row, &scales, &xi, &xs, &xo, padded, out + r);
     }
   }
 }
 
 void dot_q4_2x4(const uint8_t* w0, const uint8_t* w1, const uint16_t* ws0, const uint16_t* ws1,
-                const int8_t* const* xq, const float* const* xs, const int32_t* const* xo,
+                const int8_t* const* xi, const float* const* xs, const int32_t* const* xo,
                 int64_t padded, float* out) {
   if (active_isa() == Isa::kScalar) {
     for (int t = 0; t < 4; ++t) {
-      out[t] = row_dot_scalar(w0, ws0, xq[t], xs[t], padded);
-      out[4 + t] = row_dot_scalar(w1, ws1, xq[t], xs[t], padded);
+      out[t] = row_dot_scalar(w0, ws0, xi[t], xs[t], padded);
+      out[4 + t] = row_dot_scalar(w1, ws1, xi[t], xs[t], padded);
     }
     return;
   }
-  if (vnni_kernels()) {
-    const uint8_t* const rows[2] = {w0, w1};
-    const uint16_t* const scales[2] = {ws0, ws1};
-    return tile_vnni<2, 4>(rows, scales, xq, xs, xo, padded, out);
-  }
-  two_by_four_avx2(w0, w1, ws0, ws1, xq, xs, xo, padded, out);
+  const uint8_t* const rows[2] = {w0, w1};
+  const uint16_t* const scales[2] = {ws0, ws1};
+  if (vnni_kernels()) return tile_vnni<2, 4>(rows, scales, xi, xs, xo, padded, out);
+  tile_avx2<2, 4>(rows, scales, xi, xs, xo, padded, out);
 }
 
 }  // namespace r1::kernels::cpu

@@ -24,6 +24,7 @@ struct Activations {
   int64_t cols = 0;
   const int8_t* q = nullptr;   // [n_tokens, padded]
   const float* s = nullptr;    // [n_tokens, padded / 32]
+  const int8_t* qi = nullptr;  // [n_tokens, padded]: q arranged for int4 weights
   const int32_t* o = nullptr;  // [n_tokens, padded / 32]: int4 block offsets
   int64_t padded = 0;
 };
@@ -34,27 +35,32 @@ bool is_quantized(const MatrixView& w) {
 
 // Scratch of the calling thread (the engine thread in the server), grown
 // once to the largest step; the workers only read it during the call.
-Activations prepare(const float* x, int64_t n_tokens, int64_t cols, bool quantized,
-                    bool needs_offsets, ThreadPool& pool) {
+Activations prepare(const float* x, int64_t n_tokens, int64_t cols, bool quantized, bool for_int4,
+                    ThreadPool& pool) {
   Activations a{x, n_tokens, cols};
   if (!quantized) return a;
-  thread_local AlignedBuffer<int8_t> q;
+  thread_local AlignedBuffer<int8_t> q, qi;
   thread_local AlignedBuffer<float> s;
   thread_local AlignedBuffer<int32_t> o;
   a.padded = quant_padded_cols(cols);
   const size_t nq = static_cast<size_t>(n_tokens * a.padded);
   if (q.size() < nq) q.resize(nq);
   if (s.size() < nq / kQuantBlock) s.resize(nq / kQuantBlock);
+  if (for_int4 && qi.size() < nq) qi.resize(nq);
   if (o.size() < nq / kQuantBlock) o.resize(nq / kQuantBlock);
   int8_t* qd = q.data();
   float* sd = s.data();
   int32_t* od = o.data();
+  int8_t* qid = qi.data();  // the workers see their own thread_locals, not these
   const int64_t padded = a.padded;
   auto quantize = [&](size_t begin, size_t end, int) {
     for (size_t t = begin; t < end; ++t) {
       const int64_t i = static_cast<int64_t>(t);
       quantize_row_q8(x + i * cols, cols, qd + i * padded, sd + i * (padded / kQuantBlock));
-      if (needs_offsets) q4_block_offsets(qd + i * padded, padded, od + i * (padded / kQuantBlock));
+      if (for_int4) {
+        q4_prepare_activations(qd + i * padded, padded, qid + i * padded,
+                               od + i * (padded / kQuantBlock));
+      }
     }
   };
   if (n_tokens == 1) {
@@ -64,6 +70,7 @@ Activations prepare(const float* x, int64_t n_tokens, int64_t cols, bool quantiz
   }
   a.q = qd;
   a.s = sd;
+  a.qi = qid;
   a.o = od;
   return a;
 }
@@ -149,7 +156,8 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
   const int64_t row_bytes = q8 ? padded : padded / 2;
   const int64_t n_scales = q8 ? padded / w.group_size : n_blocks;
   const auto* wd = static_cast<const uint8_t*>(w.data);
-  auto xq = [&](int64_t t) { return a.q + t * padded; };
+  const int8_t* x_base = q8 ? a.q : a.qi;  // int4 takes the arranged copy
+  auto xq = [&](int64_t t) { return x_base + t * padded; };
   auto xs = [&](int64_t t) { return a.s + t * n_blocks; };
   auto xo = [&](int64_t t) { return a.o + t * n_blocks; };
   // Rows [r0, r1) x token t, in one call: the kernels take the rows one at a
