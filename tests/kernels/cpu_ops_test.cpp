@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernel_test_util.h"
@@ -95,10 +97,12 @@ TEST_P(CpuOpsTest, SiluMulMatchesReference) {
 
 // A batch of three sequences at different lengths whose blocks are scattered
 // through the cache; some tokens are a prefill chunk on top of cached blocks,
-// one is a single decode token.
+// one is a single decode token. Head sizes below, at and above the vector
+// widths (with tails), and contexts over one 16-position chunk, on every
+// ISA path.
 TEST_P(CpuOpsTest, PagedAttentionMatchesReferenceOnMixedBatch) {
-  for (auto [n_heads, n_kv, d] :
-       {std::tuple{6, 2, 16}, std::tuple{4, 4, 9}, std::tuple{5, 1, 33}}) {
+  for (auto [n_heads, n_kv, d] : {std::tuple{6, 2, 16}, std::tuple{4, 4, 9}, std::tuple{5, 1, 33},
+                                  std::tuple{12, 2, 128}, std::tuple{4, 2, 40}}) {
     const int32_t block_size = 4, n_blocks = 40;
     auto k = random_floats(static_cast<size_t>(n_blocks * block_size * n_kv * d), 51, -2.f, 2.f);
     auto v = random_floats(k.size(), 52);
@@ -122,8 +126,11 @@ TEST_P(CpuOpsTest, PagedAttentionMatchesReferenceOnMixedBatch) {
     std::vector<float> want(q.size()), got(q.size());
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     reference::paged_attention(q.data(), kv, batch, n_heads, scale, want.data());
-    cpu::paged_attention(q.data(), kv, batch, n_heads, scale, got.data(), pool_);
-    expect_close(got, want, 2e-6f, 1e-5f, "paged_attention");
+    testing::for_each_isa([&](const std::string& isa) {
+      std::fill(got.begin(), got.end(), NAN);
+      cpu::paged_attention(q.data(), kv, batch, n_heads, scale, got.data(), pool_);
+      expect_close(got, want, 2e-6f, 1e-5f, "paged_attention " + isa + " d " + std::to_string(d));
+    });
   }
 }
 

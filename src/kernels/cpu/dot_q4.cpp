@@ -277,12 +277,14 @@ void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales,
                  int n_rows, const int8_t* xi, const float* xs, const int32_t* xo, int64_t padded,
                  float* out) {
   // One row at a time, in memory order (see rows_one_token in matmul.cpp).
+  const Isa isa = active_isa();
+  const bool vnni = vnni_kernels();
   for (int r = 0; r < n_rows; ++r) {
     const uint8_t* row = w + r * row_stride;
     const uint16_t* scales = w_scales + r * ws_stride;
-    if (active_isa() == Isa::kScalar) {
+    if (isa == Isa::kScalar) {
       out[r] = row_dot_scalar(row, scales, xi, xs, padded);
-    } else if (vnni_kernels()) {
+    } else if (vnni) {
       tile_vnni<1, 1>(&row, &scales, &xi, &xs, &xo, padded, out + r);
     } else {
       tile_avx2<1, 1>(&row, &scales, &xi, &xs, &xo, padded, out + r);

@@ -1,23 +1,145 @@
+// Paged attention with an online softmax. Work items are (token, kv head)
+// pairs. The context is taken in chunks of up to kChunk positions: the K
+// rows of a chunk are read once for all `group` query heads of the kv head
+// (GQA) to give a chunk of scores per head; each head's running max,
+// denominator and accumulator are rescaled at most once per chunk; then the
+// chunk's V rows are read once and added into every head's accumulator.
+// The vector bodies (AVX-512, AVX2, scalar) are picked per call from
+// active_isa(); a token's result depends only on its own context, not on
+// the batch around it or the thread that computes it.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/avx2_util.h"
+#include "kernels/cpu/avx512_util.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
 
 namespace r1::kernels::cpu {
 
 namespace {
+
+constexpr int kChunk = 16;  // context positions per chunk
+
 // Index of the sequence that owns token t (query_start is ascending).
 int32_t seq_of_token(const AttentionBatch& batch, int32_t t) {
   const int32_t* end = batch.query_start + batch.n_seqs + 1;
   return static_cast<int32_t>(std::upper_bound(batch.query_start, end, t) - batch.query_start) - 1;
 }
+
+// scores[g * kChunk + i] = scale * (q_g . k_i) for the chunk's n rows
+// (q_g = q0 + g * d).
+using ScoreFn = void (*)(const float* q0, int64_t group, int64_t d, const float* const* k, int n,
+                         float scale, float* scores);
+// acc_g += sum over i of w[g * kChunk + i] * v_i (acc_g = acc + g * d).
+using AccumulateFn = void (*)(float* acc, int64_t group, int64_t d, const float* const* v, int n,
+                              const float* w);
+
+void scores_scalar(const float* q0, int64_t group, int64_t d, const float* const* k, int n,
+                   float scale, float* scores) {
+  for (int64_t g = 0; g < group; ++g) {
+    for (int i = 0; i < n; ++i) {
+      float s = 0.0f;
+      for (int64_t j = 0; j < d; ++j) s += q0[g * d + j] * k[i][j];
+      scores[g * kChunk + i] = s * scale;
+    }
+  }
+}
+
+void accumulate_scalar(float* acc, int64_t group, int64_t d, const float* const* v, int n,
+                       const float* w) {
+  for (int64_t g = 0; g < group; ++g) {
+    for (int i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < d; ++j) acc[g * d + j] += w[g * kChunk + i] * v[i][j];
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void scores_avx2(const float* q0, int64_t group, int64_t d,
+                                                     const float* const* k, int n, float scale,
+                                                     float* scores) {
+  const int64_t d8 = d / 8 * 8;
+  for (int64_t g = 0; g < group; ++g) {
+    const float* q = q0 + g * d;
+    for (int i = 0; i < n; ++i) {
+      __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+      int64_t j = 0;
+      for (; j + 16 <= d8; j += 16) {
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k[i] + j), a);
+        b = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), _mm256_loadu_ps(k[i] + j + 8), b);
+      }
+      if (j < d8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k[i] + j), a);
+      float s = hsum256(_mm256_add_ps(a, b));
+      for (j = d8; j < d; ++j) s += q[j] * k[i][j];
+      scores[g * kChunk + i] = s * scale;
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void accumulate_avx2(float* acc, int64_t group, int64_t d,
+                                                         const float* const* v, int n,
+                                                         const float* w) {
+  const int64_t d8 = d / 8 * 8;
+  for (int64_t g = 0; g < group; ++g) {
+    float* a = acc + g * d;
+    const float* wg = w + g * kChunk;
+    for (int64_t j = 0; j < d8; j += 8) {
+      __m256 s = _mm256_loadu_ps(a + j);
+      for (int i = 0; i < n; ++i) {
+        s = _mm256_fmadd_ps(_mm256_broadcast_ss(wg + i), _mm256_loadu_ps(v[i] + j), s);
+      }
+      _mm256_storeu_ps(a + j, s);
+    }
+    for (int64_t j = d8; j < d; ++j) {
+      for (int i = 0; i < n; ++i) a[j] += wg[i] * v[i][j];
+    }
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void scores_avx512(
+    const float* q0, int64_t group, int64_t d, const float* const* k, int n, float scale,
+    float* scores) {
+  for (int64_t g = 0; g < group; ++g) {
+    const float* q = q0 + g * d;
+    for (int i = 0; i < n; ++i) {
+      __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+      int64_t j = 0;
+      for (; j + 32 <= d; j += 32) {
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_loadu_ps(k[i] + j), a);
+        b = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16), _mm512_loadu_ps(k[i] + j + 16), b);
+      }
+      for (; j < d; j += 16) {
+        const __mmask16 m =
+            d - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (d - j)) - 1);
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j), _mm512_maskz_loadu_ps(m, k[i] + j), a);
+      }
+      scores[g * kChunk + i] = _mm512_reduce_add_ps(_mm512_add_ps(a, b)) * scale;
+    }
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void accumulate_avx512(
+    float* acc, int64_t group, int64_t d, const float* const* v, int n, const float* w) {
+  for (int64_t g = 0; g < group; ++g) {
+    float* a = acc + g * d;
+    const float* wg = w + g * kChunk;
+    for (int64_t j = 0; j < d; j += 16) {
+      const __mmask16 m =
+          d - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (d - j)) - 1);
+      __m512 s = _mm512_maskz_loadu_ps(m, a + j);
+      for (int i = 0; i < n; ++i) {
+        s = _mm512_fmadd_ps(_mm512_set1_ps(wg[i]), _mm512_maskz_loadu_ps(m, v[i] + j), s);
+      }
+      _mm512_mask_storeu_ps(a + j, m, s);
+    }
+  }
+}
+
 }  // namespace
 
-// Work items are (token, kv head) pairs. For each visible position the K and
-// V rows are loaded once and used by all `group` query heads; each head keeps
-// a running max, a running denominator and a rescaled accumulator (online
-// softmax), so one pass over the context suffices.
 void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch& batch,
                      int64_t n_heads, float scale, float* out, ThreadPool& pool) {
   const int64_t d = kv.head_dim;
@@ -25,13 +147,25 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
   const int64_t group = n_heads / n_kv;
   const int64_t kv_row = n_kv * d;
   const int32_t n_tokens = batch.query_start[batch.n_seqs];
+  ScoreFn score_fn = scores_scalar;
+  AccumulateFn accumulate_fn = accumulate_scalar;
+  if (active_isa() == Isa::kAvx512) {
+    score_fn = scores_avx512;
+    accumulate_fn = accumulate_avx512;
+  } else if (active_isa() == Isa::kAvx2) {
+    score_fn = scores_avx2;
+    accumulate_fn = accumulate_avx2;
+  }
   pool.parallel_for(
       static_cast<size_t>(n_tokens) * static_cast<size_t>(n_kv),
       [&](size_t begin, size_t end, int) {
-        thread_local std::vector<float> acc, run_max, run_sum;
+        thread_local std::vector<float> acc, run_max, run_sum, scores;
         acc.resize(static_cast<size_t>(group * d));
         run_max.resize(static_cast<size_t>(group));
         run_sum.resize(static_cast<size_t>(group));
+        scores.resize(static_cast<size_t>(group * kChunk));
+        const float* k_rows[kChunk];
+        const float* v_rows[kChunk];
         for (size_t item = begin; item < end; ++item) {
           const int32_t t = static_cast<int32_t>(item / static_cast<size_t>(n_kv));
           const int64_t kvh = static_cast<int64_t>(item % static_cast<size_t>(n_kv));
@@ -43,26 +177,35 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
           std::fill(acc.begin(), acc.end(), 0.0f);
           std::fill(run_max.begin(), run_max.end(), -INFINITY);
           std::fill(run_sum.begin(), run_sum.end(), 0.0f);
-          for (int64_t p = 0; p < n_ctx; ++p) {
-            const int64_t slot =
-                static_cast<int64_t>(table[p / kv.block_size]) * kv.block_size + p % kv.block_size;
-            const float* k = kv.k + slot * kv_row + kvh * d;
-            const float* v = kv.v + slot * kv_row + kvh * d;
+          for (int64_t p0 = 0; p0 < n_ctx; p0 += kChunk) {
+            const int n = static_cast<int>(std::min<int64_t>(kChunk, n_ctx - p0));
+            for (int i = 0; i < n; ++i) {
+              const int64_t p = p0 + i;
+              const int64_t slot = static_cast<int64_t>(table[p / kv.block_size]) * kv.block_size +
+                                   p % kv.block_size;
+              k_rows[i] = kv.k + slot * kv_row + kvh * d;
+              v_rows[i] = kv.v + slot * kv_row + kvh * d;
+            }
+            score_fn(q0, group, d, k_rows, n, scale, scores.data());
             for (int64_t g = 0; g < group; ++g) {
-              const float sc = dot_f32(q0 + g * d, k, d) * scale;
-              float* a = acc.data() + g * d;
-              if (sc > run_max[g]) {
-                const float correction = std::exp(run_max[g] - sc);
+              float* sc = scores.data() + g * kChunk;
+              const float m = std::max(run_max[g], *std::max_element(sc, sc + n));
+              if (m > run_max[g]) {
+                const float correction = std::exp(run_max[g] - m);
                 run_sum[g] *= correction;
+                float* a = acc.data() + g * d;
 #pragma omp simd
                 for (int64_t i = 0; i < d; ++i) a[i] *= correction;
-                run_max[g] = sc;
+                run_max[g] = m;
               }
-              const float w = std::exp(sc - run_max[g]);
-              run_sum[g] += w;
-#pragma omp simd
-              for (int64_t i = 0; i < d; ++i) a[i] += w * v[i];
+              float sum = 0.0f;
+              for (int i = 0; i < n; ++i) {
+                sc[i] = std::exp(sc[i] - m);
+                sum += sc[i];
+              }
+              run_sum[g] += sum;
             }
+            accumulate_fn(acc.data(), group, d, v_rows, n, scores.data());
           }
           for (int64_t g = 0; g < group; ++g) {
             float* o = out + (static_cast<int64_t>(t) * n_heads + kvh * group + g) * d;
