@@ -38,6 +38,18 @@ using ScoreFn = void (*)(const float* q0, int64_t group, int64_t d, const float*
 using AccumulateFn = void (*)(float* acc, int64_t group, int64_t d, const float* const* v, int n,
                               const float* w);
 
+// v[i] = exp(v[i] - m) for i < n; returns their sum.
+using ExpFn = float (*)(float* v, int n, float m);
+
+float exp_shifted(float* v, int n, float m) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    v[i] = std::exp(v[i] - m);
+    sum += v[i];
+  }
+  return sum;
+}
+
 void scores_scalar(const float* q0, int64_t group, int64_t d, const float* const* k, int n,
                    float scale, float* scores) {
   for (int64_t g = 0; g < group; ++g) {
@@ -99,26 +111,79 @@ __attribute__((target("avx2,fma"))) void accumulate_avx2(float* acc, int64_t gro
   }
 }
 
+// q . k over d columns, 16 lanes of partial sums (the lanes past d: 0).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline __m512 dot_lanes(
+    const float* q, const float* k, int64_t d) {
+  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 32 <= d; j += 32) {
+    a = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_loadu_ps(k + j), a);
+    b = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16), _mm512_loadu_ps(k + j + 16), b);
+  }
+  for (; j < d; j += 16) {
+    const __mmask16 m =
+        d - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (d - j)) - 1);
+    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j), _mm512_maskz_loadu_ps(m, k + j), a);
+  }
+  return _mm512_add_ps(a, b);
+}
+
+// The lane sums of four vectors, as [sum(a0), sum(a1), sum(a2), sum(a3)].
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline __m128 sum4(__m512 a0,
+                                                                                 __m512 a1,
+                                                                                 __m512 a2,
+                                                                                 __m512 a3) {
+  // Per 128-bit lane: [a0 a1 a0 a1] partial sums, then [a0 a1 a2 a3].
+  const __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+  const __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+  const __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(s01), _mm512_castps_pd(s23));
+  const __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(s01), _mm512_castps_pd(s23));
+  const __m512 s = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void scores_avx512(
     const float* q0, int64_t group, int64_t d, const float* const* k, int n, float scale,
     float* scores) {
+  const __m128 sc = _mm_set1_ps(scale);
   for (int64_t g = 0; g < group; ++g) {
     const float* q = q0 + g * d;
-    for (int i = 0; i < n; ++i) {
-      __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
-      int64_t j = 0;
-      for (; j + 32 <= d; j += 32) {
-        a = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_loadu_ps(k[i] + j), a);
-        b = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16), _mm512_loadu_ps(k[i] + j + 16), b);
-      }
-      for (; j < d; j += 16) {
-        const __mmask16 m =
-            d - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (d - j)) - 1);
-        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j), _mm512_maskz_loadu_ps(m, k[i] + j), a);
-      }
-      scores[g * kChunk + i] = _mm512_reduce_add_ps(_mm512_add_ps(a, b)) * scale;
+    float* out = scores + g * kChunk;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const __m128 s = sum4(dot_lanes(q, k[i], d), dot_lanes(q, k[i + 1], d),
+                            dot_lanes(q, k[i + 2], d), dot_lanes(q, k[i + 3], d));
+      _mm_storeu_ps(out + i, _mm_mul_ps(s, sc));
     }
+    for (; i < n; ++i) out[i] = _mm512_reduce_add_ps(dot_lanes(q, k[i], d)) * scale;
   }
+}
+
+// v[i] = exp(v[i] - m) for i < n (every v[i] <= m); returns their sum.
+// Range reduction by ln 2 and a degree-6 polynomial (the Cephes expf
+// coefficients; relative error about 2e-7), scaled by 2^n with vscalefps.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) float exp_shifted_avx512(float* v,
+                                                                                       int n,
+                                                                                       float m) {
+  const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
+  __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, v), _mm512_set1_ps(m));
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));  // exp(-104) is 0 in f32
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512 e = _mm512_maskz_scalef_ps(mask, p, k);
+  _mm512_mask_storeu_ps(v, mask, e);
+  return _mm512_reduce_add_ps(e);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void accumulate_avx512(
@@ -149,8 +214,10 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
   const int32_t n_tokens = batch.query_start[batch.n_seqs];
   ScoreFn score_fn = scores_scalar;
   AccumulateFn accumulate_fn = accumulate_scalar;
+  ExpFn exp_fn = exp_shifted;
   if (active_isa() == Isa::kAvx512) {
     score_fn = scores_avx512;
+    exp_fn = exp_shifted_avx512;
     accumulate_fn = accumulate_avx512;
   } else if (active_isa() == Isa::kAvx2) {
     score_fn = scores_avx2;
@@ -198,12 +265,7 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
                 for (int64_t i = 0; i < d; ++i) a[i] *= correction;
                 run_max[g] = m;
               }
-              float sum = 0.0f;
-              for (int i = 0; i < n; ++i) {
-                sc[i] = std::exp(sc[i] - m);
-                sum += sc[i];
-              }
-              run_sum[g] += sum;
+              run_sum[g] += exp_fn(sc, n, m);
             }
             accumulate_fn(acc.data(), group, d, v_rows, n, scores.data());
           }
