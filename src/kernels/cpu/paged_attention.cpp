@@ -188,6 +188,26 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) float exp_shifted_
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void accumulate_avx512(
     float* acc, int64_t group, int64_t d, const float* const* v, int n, const float* w) {
+  if (d % 128 == 0) {
+    // 128 columns of a head's accumulator stay in eight registers while the
+    // chunk's V rows pass, so each weight is broadcast once per 128 columns.
+    for (int64_t g = 0; g < group; ++g) {
+      const float* wg = w + g * kChunk;
+      for (int64_t j = 0; j < d; j += 128) {
+        float* a = acc + g * d + j;
+        __m512 s[8];
+        for (int k = 0; k < 8; ++k) s[k] = _mm512_loadu_ps(a + 16 * k);
+        for (int i = 0; i < n; ++i) {
+          const __m512 wi = _mm512_set1_ps(wg[i]);
+          for (int k = 0; k < 8; ++k) {
+            s[k] = _mm512_fmadd_ps(wi, _mm512_loadu_ps(v[i] + j + 16 * k), s[k]);
+          }
+        }
+        for (int k = 0; k < 8; ++k) _mm512_storeu_ps(a + 16 * k, s[k]);
+      }
+    }
+    return;
+  }
   for (int64_t g = 0; g < group; ++g) {
     float* a = acc + g * d;
     const float* wg = w + g * kChunk;
