@@ -65,6 +65,10 @@ float dot_f16(const uint16_t* w, const float* x, int64_t n);
 // path.
 void dot_bf16_tile(const uint16_t* w, int64_t row_stride, int n_rows, const float* const* x,
                    int n_x, int64_t n, float* out);
+// Any number of bf16 rows, one at a time in memory order, against one
+// activation row: out[r], the bits dot_bf16_tile gives for each.
+void dot_bf16_rows(const uint16_t* w, int64_t row_stride, int n_rows, const float* x, int64_t n,
+                   float* out);
 
 // Quantised weight rows against activation rows quantised by
 // quantize_row_q8 (xq: [padded] int8, xs: [padded / 32] f32; padded: the row

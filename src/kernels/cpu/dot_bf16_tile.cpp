@@ -135,7 +135,31 @@ TileFn tile_for(int n_x) {
   }
 }
 
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void rows_avx512(
+    const uint16_t* w, int64_t row_stride, int n_rows, const float* x, int64_t n, float* out) {
+  for (int r = 0; r < n_rows; ++r)
+    tile_avx512<1, 1>(w + r * row_stride, row_stride, &x, n, out + r);
+}
+
+__attribute__((target("avx2,fma"))) void rows_avx2(const uint16_t* w, int64_t row_stride,
+                                                   int n_rows, const float* x, int64_t n,
+                                                   float* out) {
+  for (int r = 0; r < n_rows; ++r) tile_avx2<1, 1>(w + r * row_stride, row_stride, &x, n, out + r);
+}
+
 }  // namespace
+
+void dot_bf16_rows(const uint16_t* w, int64_t row_stride, int n_rows, const float* x, int64_t n,
+                   float* out) {
+  switch (active_isa()) {
+    case Isa::kAvx512:
+      return rows_avx512(w, row_stride, n_rows, x, n, out);
+    case Isa::kAvx2:
+      return rows_avx2(w, row_stride, n_rows, x, n, out);
+    default:
+      for (int r = 0; r < n_rows; ++r) out[r] = dot_bf16(w + r * row_stride, x, n);
+  }
+}
 
 void dot_bf16_tile(const uint16_t* w, int64_t row_stride, int n_rows, const float* const* x,
                    int n_x, int64_t n, float* out) {

@@ -94,11 +94,15 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
 void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
                             float* y, int64_t y_stride, int64_t y_col0) {
   const auto* wd = static_cast<const uint16_t*>(w.data);
-  // Decode: 1 row, so the weights stream in order (see rows_one_token).
-  // Prefill: 3 rows x 3 tokens, which
-  // keeps the 9 accumulators, 3 weight vectors and 1 activation vector in
-  // registers (4 x 3 spills; measured 220 against 150 tok/s on the lm_head
-  // shape).
+  // Decode: 1 row at a time, so the weights stream in order (see
+  // rows_one_token); one token takes all of the thread's rows in one call.
+  // Prefill: 3 rows x 3 tokens, which keeps the 9 accumulators, 3 weight
+  // vectors and 1 activation vector in registers (4 x 3 spills; measured
+  // 220 against 150 tok/s on the lm_head shape).
+  if (a.n_tokens == 1) {
+    return dot_bf16_rows(wd + begin * w.cols, w.cols, static_cast<int>(end - begin), a.x, w.cols,
+                         y + begin - y_col0);
+  }
   const int64_t rows_per_tile = a.n_tokens < 3 ? 1 : 3;
   // Blocks of rows (about 96 KB of weights, kept in L2) against tiles of
   // tokens (about 96 KB of activations): each activation tile is read from
