@@ -5,7 +5,7 @@
 // against the machine's memory bandwidth. The `hot_` variants use the
 // first 512 rows only (384 KB of int4, 768 KB of int8, 1.5 MB of bf16: cache
 // resident), so they show the kernel's arithmetic ceiling rather than
-// DRAM's.
+// DRAM's. decode_attention reads a decode step's KV cache.
 //
 //   build/release/bench/kernels_bench --benchmark_filter=decode
 //   R1SERVE_ISA=scalar build/release/bench/kernels_bench
@@ -101,6 +101,43 @@ void hot_decode_int4(benchmark::State& s) {
   run(s, DType::kQ4, 1, kHotRows);
 }
 
+// Decode attention for one token over every layer of the 1.5b shape (28
+// layers, 12 query heads, 2 kv heads, head size 128, f32 KV cache in blocks
+// of 16) at a context of state.range(0) positions, 2 threads; reports the KV
+// bytes read per second (28 MB per token at 512 positions, 229 MB at 4096).
+void decode_attention(benchmark::State& state) {
+  constexpr int64_t kLayers = 28, kHeads = 12, kKv = 2, kDim = 128, kBlock = 16;
+  const int64_t ctx = state.range(0);
+  const int32_t n_blocks = static_cast<int32_t>((ctx + kBlock - 1) / kBlock);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<std::vector<float>> k(kLayers), v(kLayers);
+  for (int64_t l = 0; l < kLayers; ++l) {
+    k[l].resize(static_cast<size_t>(n_blocks * kBlock * kKv * kDim));
+    v[l].resize(k[l].size());
+    for (auto& f : k[l]) f = d(rng);
+    for (auto& f : v[l]) f = d(rng);
+  }
+  std::vector<float> q(kHeads * kDim), out(q.size());
+  for (auto& f : q) f = d(rng);
+  std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+  for (int32_t b = 0; b < n_blocks; ++b) table[static_cast<size_t>(b)] = b;
+  const int32_t query_start[2] = {0, 1};
+  const int32_t position = static_cast<int32_t>(ctx - 1);
+  const AttentionBatch batch{1, query_start, &position, table.data(), n_blocks};
+  ThreadPool pool(2);
+  for (auto _ : state) {
+    for (int64_t l = 0; l < kLayers; ++l) {
+      const KvLayerView kv{k[l].data(), v[l].data(), n_blocks, kBlock, kKv, kDim};
+      cpu::paged_attention(q.data(), kv, batch, kHeads, 0.088f, out.data(), pool);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * kLayers * ctx * 2 * kKv * kDim * 4);
+  state.SetLabel(std::string(cpu::isa_name(cpu::active_isa())));
+}
+
+BENCHMARK(decode_attention)->Arg(512)->Arg(4096)->UseRealTime();
 BENCHMARK(decode_bf16)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(decode_int8)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(decode_int4)->Arg(1)->Arg(2)->UseRealTime();

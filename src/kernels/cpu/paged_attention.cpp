@@ -148,6 +148,32 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void scores_avx512
     const float* q0, int64_t group, int64_t d, const float* const* k, int n, float scale,
     float* scores) {
   const __m128 sc = _mm_set1_ps(scale);
+  if (d == 128) {
+    // The head's query stays in eight registers while the chunk's K rows
+    // pass; two accumulators per position.
+    for (int64_t g = 0; g < group; ++g) {
+      __m512 qv[8];
+      for (int c = 0; c < 8; ++c) qv[c] = _mm512_loadu_ps(q0 + g * d + 16 * c);
+      auto dot128 = [&](const float* k)
+          __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) {
+        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
+        __m512 b = _mm512_mul_ps(qv[1], _mm512_loadu_ps(k + 16));
+        for (int c = 2; c < 8; c += 2) {
+          a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k + 16 * c), a);
+          b = _mm512_fmadd_ps(qv[c + 1], _mm512_loadu_ps(k + 16 * c + 16), b);
+        }
+        return _mm512_add_ps(a, b);
+      };
+      float* out = scores + g * kChunk;
+      int i = 0;
+      for (; i + 4 <= n; i += 4) {
+        const __m128 s = sum4(dot128(k[i]), dot128(k[i + 1]), dot128(k[i + 2]), dot128(k[i + 3]));
+        _mm_storeu_ps(out + i, _mm_mul_ps(s, sc));
+      }
+      for (; i < n; ++i) out[i] = _mm512_reduce_add_ps(dot128(k[i])) * scale;
+    }
+    return;
+  }
   for (int64_t g = 0; g < group; ++g) {
     const float* q = q0 + g * d;
     float* out = scores + g * kChunk;
@@ -188,6 +214,39 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) float exp_shifted_
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void accumulate_avx512(
     float* acc, int64_t group, int64_t d, const float* const* v, int n, const float* w) {
+  if (d == 128) {
+    // Two heads' accumulators (16 registers) stay put while the chunk's V
+    // rows pass: each V vector is loaded once for both, each weight
+    // broadcast once.
+    int64_t g = 0;
+    for (; g + 2 <= group; g += 2) {
+      float* a0 = acc + g * d;
+      float* a1 = a0 + d;
+      const float* w0 = w + g * kChunk;
+      const float* w1 = w0 + kChunk;
+      __m512 s0[8], s1[8];
+      for (int k = 0; k < 8; ++k) {
+        s0[k] = _mm512_loadu_ps(a0 + 16 * k);
+        s1[k] = _mm512_loadu_ps(a1 + 16 * k);
+      }
+      for (int i = 0; i < n; ++i) {
+        const __m512 x0 = _mm512_set1_ps(w0[i]), x1 = _mm512_set1_ps(w1[i]);
+        for (int k = 0; k < 8; ++k) {
+          const __m512 vk = _mm512_loadu_ps(v[i] + 16 * k);
+          s0[k] = _mm512_fmadd_ps(x0, vk, s0[k]);
+          s1[k] = _mm512_fmadd_ps(x1, vk, s1[k]);
+        }
+      }
+      for (int k = 0; k < 8; ++k) {
+        _mm512_storeu_ps(a0 + 16 * k, s0[k]);
+        _mm512_storeu_ps(a1 + 16 * k, s1[k]);
+      }
+    }
+    if (g == group) return;
+    acc += g * d;
+    w += g * kChunk;
+    group -= g;
+  }
   if (d % 128 == 0) {
     // 128 columns of a head's accumulator stay in eight registers while the
     // chunk's V rows pass, so each weight is broadcast once per 128 columns.
