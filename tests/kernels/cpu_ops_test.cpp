@@ -98,11 +98,14 @@ TEST_P(CpuOpsTest, SiluMulMatchesReference) {
 // A batch of three sequences at different lengths whose blocks are scattered
 // through the cache; some tokens are a prefill chunk on top of cached blocks,
 // one is a single decode token. Head sizes below, at and above the vector
-// widths (with tails), and contexts over one 16-position chunk, on every
-// ISA path.
+// widths (with tails), 128 and 256 with groups of 6, 5 (odd) and 1 query
+// heads per kv head, and contexts over one 16-position chunk, on every ISA
+// path.
 TEST_P(CpuOpsTest, PagedAttentionMatchesReferenceOnMixedBatch) {
-  for (auto [n_heads, n_kv, d] : {std::tuple{6, 2, 16}, std::tuple{4, 4, 9}, std::tuple{5, 1, 33},
-                                  std::tuple{12, 2, 128}, std::tuple{4, 2, 40}}) {
+  for (auto [n_heads, n_kv, d] :
+       {std::tuple{6, 2, 16}, std::tuple{4, 4, 9}, std::tuple{5, 1, 33}, std::tuple{12, 2, 128},
+        std::tuple{4, 2, 40}, std::tuple{10, 2, 128}, std::tuple{12, 12, 128},
+        std::tuple{4, 2, 256}}) {
     const int32_t block_size = 4, n_blocks = 40;
     auto k = random_floats(static_cast<size_t>(n_blocks * block_size * n_kv * d), 51, -2.f, 2.f);
     auto v = random_floats(k.size(), 52);
@@ -132,6 +135,25 @@ TEST_P(CpuOpsTest, PagedAttentionMatchesReferenceOnMixedBatch) {
       expect_close(got, want, 2e-6f, 1e-5f, "paged_attention " + isa + " d " + std::to_string(d));
     });
   }
+}
+
+TEST_P(CpuOpsTest, PagedAttentionPropagatesANanInTheCache) {
+  // A NaN in one cached K row must reach the output on every path (not be
+  // flushed to a zero weight), so corrupt state shows instead of hiding.
+  const int32_t block_size = 16, n_blocks = 2, n_kv = 1, d = 128, n_heads = 2;
+  auto k = random_floats(static_cast<size_t>(n_blocks * block_size * n_kv * d), 71, -2.f, 2.f);
+  auto v = random_floats(k.size(), 72);
+  k[static_cast<size_t>(20 * d + 5)] = NAN;  // position 20, in the second chunk
+  KvLayerView kv{k.data(), v.data(), n_blocks, block_size, n_kv, d};
+  std::vector<int32_t> tables = {0, 1}, qs = {0, 1}, pos = {25};
+  AttentionBatch batch{1, qs.data(), pos.data(), tables.data(), 2};
+  auto q = random_floats(static_cast<size_t>(n_heads * d), 73, -2.f, 2.f);
+  std::vector<float> got(q.size());
+  testing::for_each_isa([&](const std::string& isa) {
+    std::fill(got.begin(), got.end(), 0.0f);
+    cpu::paged_attention(q.data(), kv, batch, n_heads, 0.1f, got.data(), pool_);
+    for (float f : got) ASSERT_TRUE(std::isnan(f)) << isa;
+  });
 }
 
 TEST_P(CpuOpsTest, KvStoreWritesSlots) {

@@ -148,14 +148,16 @@ TEST_P(QuantMatmulTest, EveryPathMatchesTheReference) {
   struct Shape {
     int64_t n_tokens, rows, cols;
   };
-  // Odd and even block counts (int4 pairs blocks, with an unpaired last one;
-  // the AVX-512 bodies take four blocks, then a pair, then a lone block:
-  // 192 columns end on a pair, 200 on all three), rows of several 8-block
-  // chunks (the AVX2 int4 kernels' scale chunks) and of 16-block (AVX-512) and
-  // 64-block (AVX2) spans, full and partial.
-  for (Shape s : {Shape{1, 37, 96}, Shape{3, 29, 136}, Shape{4, 17, 257}, Shape{5, 9, 64},
-                  Shape{9, 33, 31}, Shape{1, 1, 1}, Shape{2, 7, 1000}, Shape{6, 5, 1536},
-                  Shape{3, 7, 192}, Shape{5, 6, 200}, Shape{2, 5, 2600}}) {
+  // Odd and even block counts. For int4 (groups of 16 blocks; AVX2 takes a
+  // group as two halves of 8): one short group (96 columns: 3 blocks, 136:
+  // 5, 192: 6, 200: 7, 257: 9, so a partial second half), whole groups only
+  // (1000: 2, 1536: 3), and whole groups then a short one of under 8 (600:
+  // 16 + 3, 2600: 5 x 16 + 2) or over 8 (800: 16 + 9), for decode (1-3
+  // tokens) and prefill shapes.
+  for (Shape s :
+       {Shape{1, 37, 96}, Shape{3, 29, 136}, Shape{4, 17, 257}, Shape{5, 9, 64}, Shape{9, 33, 31},
+        Shape{1, 1, 1}, Shape{2, 7, 1000}, Shape{6, 5, 1536}, Shape{3, 7, 192}, Shape{5, 6, 200},
+        Shape{2, 5, 2600}, Shape{1, 9, 800}, Shape{2, 6, 600}, Shape{7, 5, 800}}) {
     auto w = random_matrix(s.rows, s.cols, DType::kBF16, 3 + s.rows);
     auto x = random_floats(static_cast<size_t>(s.n_tokens * s.cols), 9 + s.cols, -2.0f, 2.0f);
     auto bias = random_floats(static_cast<size_t>(s.rows), 4);
@@ -168,8 +170,7 @@ TEST_P(QuantMatmulTest, EveryPathMatchesTheReference) {
         std::fill(got.begin(), got.end(), NAN);
         cpu::matmul(x.data(), q.view(), bias.data(), s.n_tokens, got.data(), pool_);
         // Integer block sums are exact; what differs is the f32 summation of
-        // up to 48 block terms of magnitude <= 32 * 2 * 1 (int4 adds its
-        // offset sum, of the same order, once).
+        // up to 82 block terms of magnitude <= 32 * 2 * 1.
         expect_close(got, want, 1e-5f * static_cast<float>(s.cols), 1e-5f,
                      isa + " " + std::string(dtype_name(qc.dtype)) + " group " +
                          std::to_string(qc.group) + " " + std::to_string(s.n_tokens) + "x" +
@@ -251,8 +252,8 @@ TEST(QuantMatmulInvarianceTest, TokensAloneOrTogetherAnyThreadsGiveTheSameBits) 
   // What keeps greedy serving output independent of batch composition and
   // thread count: each (row, token) result is bit-identical whatever kernel
   // shape computed it.
-  // 200 columns: 7 blocks; 600: 19 (two full 8-block chunks, then a tail
-  // ending in an unpaired block).
+  // 200 columns: 7 blocks (one short int4 group); 600: 19 (a full group of
+  // 16, then 3).
   for (const int64_t cols : {200, 600}) {
     const int64_t rows = 67, n_tokens = 11;
     auto w = random_matrix(rows, cols, DType::kBF16, 31);

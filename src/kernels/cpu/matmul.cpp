@@ -1,9 +1,11 @@
 // Matrix products y = x W^T for every weight dtype. Threads split the output
-// rows; each thread walks its rows once and takes every token against a row
-// while the row is hot in L1, so the weights stream from memory once per
-// call whatever the number of tokens. For int8/int4 weights the activations
-// are first quantised once per call (blocks of 32, quant.h), and each weight
-// block is applied to up to four tokens from registers.
+// rows (prefill: one range each; decode: chunks handed out in turn, see
+// for_row_ranges); each thread walks its rows once and takes every token
+// against a row while the row is hot in L1, so the weights stream from
+// memory once per call whatever the number of tokens. For int8/int4 weights
+// the activations are first quantised once per call (blocks of 32, quant.h;
+// for int4 also arranged as its layout wants), and each weight block is
+// applied to up to four tokens from registers.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -35,7 +37,8 @@ bool is_quantized(const MatrixView& w) {
 }
 
 // Scratch of the calling thread (the engine thread in the server), grown
-// once to the largest step; the workers only read it during the call.
+// once to the largest step; during the call the workers write and read it
+// through the pointers taken here.
 Activations prepare(const float* x, int64_t n_tokens, int64_t cols, bool quantized, bool for_int4,
                     ThreadPool& pool) {
   Activations a{x, n_tokens, cols};
@@ -88,7 +91,7 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
   return 0.0f;
 }
 
-// bf16 rows [begin, end) against every token in tiles of up to 4 rows x 3
+// bf16 rows [begin, end) against every token in tiles of up to 3 rows x 3
 // tokens: the rows stay hot in L1 while the tokens pass, each widened
 // weight vector serves 3 tokens and each activation vector every row of
 // the tile.

@@ -195,7 +195,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) float exp_shifted_
                                                                                        float m) {
   const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
   __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, v), _mm512_set1_ps(m));
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));  // exp(-104) is 0 in f32
+  // exp(-104) is 0 in f32; max returns its second operand for a NaN x, so a
+  // NaN stays NaN as with std::exp.
+  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
   const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
