@@ -379,8 +379,9 @@ test("a config file and R1SERVE_* variables configure serve; flags win", async (
 test("priority policy: a high-priority request preempts a low one, both finish right", async () => {
   const p = await startServer(["--scheduling-policy", "priority", "--max-seqs", "1"]);
   try {
-    // Long enough that it is still running when the urgent one arrives.
-    const lowReq = chat("Low priority, long", { max_tokens: 600, priority: 10 });
+    // Long enough that it is still running when the urgent one arrives, on a
+    // loaded machine too (600 tokens of the tiny model can finish first).
+    const lowReq = chat("Low priority, long", { max_tokens: 2400, priority: 10 });
     const alone = await p.client.chat.completions.create(lowReq);
     const s = await p.client.chat.completions.create({ ...lowReq, stream: true });
     const it = s[Symbol.asyncIterator]();
