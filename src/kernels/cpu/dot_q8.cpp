@@ -63,34 +63,30 @@ __attribute__((target("avx2,fma"))) inline __m256i load32(const int8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-// R rows (consecutive, `row_stride` apart) x 1 token.
-template <int R>
+// Decode on the AVX2 path: any number of rows (`row_stride` apart), one at
+// a time in memory order, against one token.
 __attribute__((target("avx2,fma"))) void rows_avx2(const int8_t* w, int64_t row_stride,
-                                                   const float* ws, int64_t ws_stride,
+                                                   const float* ws, int64_t ws_stride, int n_rows,
                                                    int64_t group, const int8_t* xq, const float* xs,
                                                    int64_t padded, float* out) {
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t g0 = 0; g0 < padded; g0 += group) {
-    __m256 gacc[R];
-    for (int r = 0; r < R; ++r) gacc[r] = _mm256_setzero_ps();
-    for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
-      const __m256i xv = load32(xq + c);
-      const __m256i ax = _mm256_sign_epi8(xv, xv);
-      const __m256 xscale = _mm256_set1_ps(xs[c / kQuantBlock]);
-      for (int r = 0; r < R; ++r) {
-        const int8_t* wr = w + r * row_stride + c;
+  for (int r = 0; r < n_rows; ++r) {
+    const int8_t* wr = w + r * row_stride;
+    const float* wsr = ws + r * ws_stride;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t g0 = 0; g0 < padded; g0 += group) {
+      __m256 gacc = _mm256_setzero_ps();
+      for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
+        const __m256i xv = load32(xq + c);
         if ((c & 63) == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(wr) + kPrefetchAhead, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(wr + c) + kPrefetchAhead, _MM_HINT_T0);
         }
-        gacc[r] = block_step(load32(wr), xv, ax, xscale, gacc[r]);
+        gacc = block_step(load32(wr + c), xv, _mm256_sign_epi8(xv, xv),
+                          _mm256_set1_ps(xs[c / kQuantBlock]), gacc);
       }
+      acc = _mm256_fmadd_ps(gacc, _mm256_set1_ps(wsr[g0 / group]), acc);
     }
-    for (int r = 0; r < R; ++r) {
-      acc[r] = _mm256_fmadd_ps(gacc[r], _mm256_set1_ps(ws[r * ws_stride + g0 / group]), acc[r]);
-    }
+    out[r] = hsum256(acc);
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum256(acc[r]);
 }
 
 // 1 row x N tokens.
@@ -302,10 +298,7 @@ void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int
   if (vnni_kernels()) {
     return rows_vnni(w, row_stride, w_scales, ws_stride, n_rows, group, xq, xs, padded, out);
   }
-  for (int r = 0; r < n_rows; ++r) {
-    rows_avx2<1>(w + r * row_stride, row_stride, w_scales + r * ws_stride, ws_stride, group, xq, xs,
-                 padded, out + r);
-  }
+  rows_avx2(w, row_stride, w_scales, ws_stride, n_rows, group, xq, xs, padded, out);
 }
 
 void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const int8_t* const* xq,

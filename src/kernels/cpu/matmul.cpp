@@ -312,12 +312,12 @@ void matmul_multi(const float* x, int64_t n_tokens, std::span<const MatmulOutput
     // Global row r -> (output, row within it).
     size_t m = 0;
     int64_t first = 0;
-    for (int64_t r = static_cast<int64_t>(begin); r < static_cast<int64_t>(end);) {
+    for (int64_t r = begin; r < end;) {
       while (r >= first + outs[m].w.rows) first += outs[m++].w.rows;
       const MatmulOutput& out = outs[m];
       // This thread's rows of this output: [o_begin, o_end).
       const int64_t o_begin = r - first;
-      const int64_t o_end = std::min(out.w.rows, static_cast<int64_t>(end) - first);
+      const int64_t o_end = std::min(out.w.rows, end - first);
       rows_times_tokens(out.w, o_begin, o_end, a, out.y, out.w.rows);
       if (out.bias != nullptr) {
         for (int64_t t = 0; t < n_tokens; ++t) {
@@ -342,8 +342,8 @@ void matmul_silu_mul(const float* x, const MatrixView& gate, const MatrixView& u
     thread_local AlignedBuffer<float> up_rows;
     const size_t need = static_cast<size_t>(n_tokens * kChunk);
     if (up_rows.size() < need) up_rows.resize(need);
-    for (int64_t o0 = static_cast<int64_t>(begin); o0 < static_cast<int64_t>(end); o0 += kChunk) {
-      const int64_t o1 = std::min(static_cast<int64_t>(end), o0 + kChunk);
+    for (int64_t o0 = begin; o0 < end; o0 += kChunk) {
+      const int64_t o1 = std::min(end, o0 + kChunk);
       rows_times_tokens(gate, o0, o1, a, out, n);
       // up_rows[t * kChunk + (o - o0)]
       rows_times_tokens(up, o0, o1, a, up_rows.data(), kChunk, o0);

@@ -13,7 +13,6 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/avx512_util.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
@@ -50,14 +49,12 @@ float exp_shifted(float* v, int n, float m) {
   return sum;
 }
 
-void scores_scalar(const float* q0, int64_t group, int64_t d, const float* const* k, int n,
-                   float scale, float* scores) {
+// The scalar and AVX2 paths: dot_f32 per (head, position), which takes the
+// active ISA's body.
+void scores_dot(const float* q0, int64_t group, int64_t d, const float* const* k, int n,
+                float scale, float* scores) {
   for (int64_t g = 0; g < group; ++g) {
-    for (int i = 0; i < n; ++i) {
-      float s = 0.0f;
-      for (int64_t j = 0; j < d; ++j) s += q0[g * d + j] * k[i][j];
-      scores[g * kChunk + i] = s * scale;
-    }
+    for (int i = 0; i < n; ++i) scores[g * kChunk + i] = dot_f32(q0 + g * d, k[i], d) * scale;
   }
 }
 
@@ -66,27 +63,6 @@ void accumulate_scalar(float* acc, int64_t group, int64_t d, const float* const*
   for (int64_t g = 0; g < group; ++g) {
     for (int i = 0; i < n; ++i) {
       for (int64_t j = 0; j < d; ++j) acc[g * d + j] += w[g * kChunk + i] * v[i][j];
-    }
-  }
-}
-
-__attribute__((target("avx2,fma"))) void scores_avx2(const float* q0, int64_t group, int64_t d,
-                                                     const float* const* k, int n, float scale,
-                                                     float* scores) {
-  const int64_t d8 = d / 8 * 8;
-  for (int64_t g = 0; g < group; ++g) {
-    const float* q = q0 + g * d;
-    for (int i = 0; i < n; ++i) {
-      __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-      int64_t j = 0;
-      for (; j + 16 <= d8; j += 16) {
-        a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k[i] + j), a);
-        b = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), _mm256_loadu_ps(k[i] + j + 8), b);
-      }
-      if (j < d8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k[i] + j), a);
-      float s = hsum256(_mm256_add_ps(a, b));
-      for (j = d8; j < d; ++j) s += q[j] * k[i][j];
-      scores[g * kChunk + i] = s * scale;
     }
   }
 }
@@ -293,7 +269,7 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
   const int64_t group = n_heads / n_kv;
   const int64_t kv_row = n_kv * d;
   const int32_t n_tokens = batch.query_start[batch.n_seqs];
-  ScoreFn score_fn = scores_scalar;
+  ScoreFn score_fn = scores_dot;
   AccumulateFn accumulate_fn = accumulate_scalar;
   ExpFn exp_fn = exp_shifted;
   if (active_isa() == Isa::kAvx512) {
@@ -301,7 +277,6 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
     exp_fn = exp_shifted_avx512;
     accumulate_fn = accumulate_avx512;
   } else if (active_isa() == Isa::kAvx2) {
-    score_fn = scores_avx2;
     accumulate_fn = accumulate_avx2;
   }
   pool.parallel_for(
