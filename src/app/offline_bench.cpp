@@ -24,6 +24,30 @@ int32_t argmax(const std::vector<float>& v, int32_t n) {
   return static_cast<int32_t>(std::max_element(v.begin(), v.begin() + n) - v.begin());
 }
 
+// Per op: ms per decoded token, share of the timed ops, and for ops that
+// stream memory the GB/s they reached and that as a fraction of the median
+// triad.
+nlohmann::ordered_json profile_json(const StepProfile& p, int gen_tokens, double triad_gbps) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  const double total = static_cast<double>(p.total_ns());
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    const StepProfile::Entry& e = p.ops[i];
+    if (e.calls == 0) continue;
+    nlohmann::ordered_json op;
+    op["op"] = std::string(step_op_name(static_cast<StepOp>(i)));
+    op["ms_per_token"] = static_cast<double>(e.ns) / 1e6 / gen_tokens;
+    op["share"] = total > 0 ? static_cast<double>(e.ns) / total : 0.0;
+    if (e.bytes > 0 && e.ns > 0) {
+      op["bytes_per_token"] = e.bytes / gen_tokens;
+      const double gbps = static_cast<double>(e.bytes) / static_cast<double>(e.ns);
+      op["gbps"] = gbps;
+      op["fraction_of_triad"] = triad_gbps > 0 ? gbps / triad_gbps : 0.0;
+    }
+    out.push_back(op);
+  }
+  return out;
+}
+
 }  // namespace
 
 Status run_offline_bench(const OfflineBenchArgs& a) {
@@ -69,6 +93,8 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   int32_t next = argmax(logits, backend.n_valid_vocab());
   std::vector<double> step_s;
   step_s.reserve(static_cast<size_t>(a.gen_tokens));
+  StepProfile profile;
+  if (a.profile) backend.set_profile(&profile);
   for (int g = 0; g < a.gen_tokens; ++g) {
     if (g == a.gen_tokens / 2 && g > 0) {
       BandwidthSample mid = measure_triad(triad_pool, 2);
@@ -80,6 +106,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
     next = argmax(logits, backend.n_valid_vocab());
     step_s.push_back(std::chrono::duration<double>(Clock::now() - step_start).count());
   }
+  backend.set_profile(nullptr);
   BandwidthSample after = measure_triad(triad_pool, 3);
   bw.gbps.insert(bw.gbps.end(), after.gbps.begin(), after.gbps.end());
 
@@ -121,6 +148,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   out["decode_step_ms_p90"] = quantile(0.9) * 1e3;
   out["decode_tokens_per_second_median_step"] = median_step_tps;
   out["decode_fraction_of_bound_median_step"] = median_step_tps / bound;
+  if (a.profile) out["decode_profile"] = profile_json(profile, a.gen_tokens, bw.median());
   if (a.json) {
     std::cout << out.dump() << "\n";
   } else {

@@ -17,6 +17,7 @@ struct OfflineBenchArgs {
   int prompt_tokens = 128;
   int gen_tokens = 32;
   bool json = false;
+  bool profile = false;  // per-op breakdown of the decode steps
 };
 
 Status run_offline_bench(const OfflineBenchArgs& args);

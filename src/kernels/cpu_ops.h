@@ -78,8 +78,9 @@ void dot_bf16_rows(const uint16_t* w, int64_t row_stride, int n_rows, const floa
 // One row against n_x (1..4) tokens: out[t].
 void dot_q8(const int8_t* w, const float* w_scales, int64_t group, const int8_t* const* xq,
             const float* const* xs, int n_x, int64_t padded, float* out);
-// n_rows rows (any number, taken one at a time in memory order), `row_stride`
-// bytes / `ws_stride` scales apart, against one token: out[r].
+// n_rows rows (any number), `row_stride` bytes / `ws_stride` scales apart,
+// against one token: out[r]. Each call reads its rows as a few long
+// sequential streams, so a caller passes its whole range at once.
 void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int64_t ws_stride,
                  int n_rows, int64_t group, const int8_t* xq, const float* xs, int64_t padded,
                  float* out);

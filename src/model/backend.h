@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "format/model_config.h"
 #include "model/forward_batch.h"
+#include "model/step_profile.h"
 
 namespace r1 {
 
@@ -31,6 +32,10 @@ class Backend {
   // padding rows masked). The batch is validated first; an invalid batch is
   // INVALID_ARGUMENT and changes nothing.
   virtual Status forward(const ForwardBatch& batch, std::span<float> logits) = 0;
+
+  // Later steps add their per-op times to `profile` (null: stop). A backend
+  // without a breakdown ignores it; the caller keeps it alive meanwhile.
+  virtual void set_profile(StepProfile* profile) { (void)profile; }
 };
 
 }  // namespace r1

@@ -96,17 +96,28 @@ void CpuBackend::run_layer(int64_t layer, const ForwardBatch& batch) {
   const int64_t n = batch.n_tokens();
   const int64_t hidden = c.hidden_size;
   auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+  StepProfile* const p = profile_;
+  using kernels::matrix_bytes;
 
-  kc::rmsnorm(x_.data(), w.attn_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
-              h_.data(), pool_);
-  const kc::MatmulOutput qkv[] = {{w.q, bias(w.q_bias), q_.data()},
-                                  {w.k, bias(w.k_bias), k_.data()},
-                                  {w.v, bias(w.v_bias), v_.data()}};
-  kc::matmul_multi(h_.data(), n, qkv, pool_);
-  kc::rope(q_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_heads, c.head_dim,
-           pool_);
-  kc::rope(k_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_kv_heads,
-           c.head_dim, pool_);
+  {
+    ProfileScope t(p, StepOp::kNorm);
+    kc::rmsnorm(x_.data(), w.attn_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
+                h_.data(), pool_);
+  }
+  {
+    ProfileScope t(p, StepOp::kQkv, matrix_bytes(w.q) + matrix_bytes(w.k) + matrix_bytes(w.v));
+    const kc::MatmulOutput qkv[] = {{w.q, bias(w.q_bias), q_.data()},
+                                    {w.k, bias(w.k_bias), k_.data()},
+                                    {w.v, bias(w.v_bias), v_.data()}};
+    kc::matmul_multi(h_.data(), n, qkv, pool_);
+  }
+  {
+    ProfileScope t(p, StepOp::kRope);
+    kc::rope(q_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_heads,
+             c.head_dim, pool_);
+    kc::rope(k_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_kv_heads,
+             c.head_dim, pool_);
+  }
 
   kernels::KvLayerView kv{k_cache_[layer].data(),
                           v_cache_[layer].data(),
@@ -114,20 +125,50 @@ void CpuBackend::run_layer(int64_t layer, const ForwardBatch& batch) {
                           options_.block_size,
                           static_cast<int32_t>(c.n_kv_heads),
                           static_cast<int32_t>(c.head_dim)};
-  kc::kv_store(kv, k_.data(), v_.data(), batch.slot_mapping.data(), n);
-  kernels::AttentionBatch ab{batch.n_seqs(), batch.query_start.data(), batch.positions.data(),
-                             batch.block_tables.data(), batch.max_blocks_per_seq};
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  kc::paged_attention(q_.data(), kv, ab, c.n_heads, scale, attn_.data(), pool_);
-
-  kc::matmul(attn_.data(), w.o, nullptr, n, h_.data(), pool_);
+  {
+    ProfileScope t(p, StepOp::kKvStore);
+    kc::kv_store(kv, k_.data(), v_.data(), batch.slot_mapping.data(), n);
+  }
+  {
+    ProfileScope t(p, StepOp::kAttention, p ? kv_bytes_read(batch) / c.n_layers : 0);
+    kernels::AttentionBatch ab{batch.n_seqs(), batch.query_start.data(), batch.positions.data(),
+                               batch.block_tables.data(), batch.max_blocks_per_seq};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    kc::paged_attention(q_.data(), kv, ab, c.n_heads, scale, attn_.data(), pool_);
+  }
+  {
+    ProfileScope t(p, StepOp::kOProj, matrix_bytes(w.o));
+    kc::matmul(attn_.data(), w.o, nullptr, n, h_.data(), pool_);
+  }
+  {
+    ProfileScope t(p, StepOp::kResidual);
+    for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
+  }
+  {
+    ProfileScope t(p, StepOp::kNorm);
+    kc::rmsnorm(x_.data(), w.mlp_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
+                h_.data(), pool_);
+  }
+  {
+    ProfileScope t(p, StepOp::kGateUp, matrix_bytes(w.gate) + matrix_bytes(w.up));
+    kc::matmul_silu_mul(h_.data(), w.gate, w.up, n, gate_.data(), pool_);
+  }
+  {
+    ProfileScope t(p, StepOp::kDown, matrix_bytes(w.down));
+    kc::matmul(gate_.data(), w.down, nullptr, n, h_.data(), pool_);
+  }
+  ProfileScope t(p, StepOp::kResidual);
   for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
+}
 
-  kc::rmsnorm(x_.data(), w.mlp_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
-              h_.data(), pool_);
-  kc::matmul_silu_mul(h_.data(), w.gate, w.up, n, gate_.data(), pool_);
-  kc::matmul(gate_.data(), w.down, nullptr, n, h_.data(), pool_);
-  for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
+// Each sequence reads its K/V up to its last position once per layer (all
+// query heads of a group share the read), summed over layers.
+int64_t CpuBackend::kv_bytes_read(const ForwardBatch& batch) const {
+  int64_t positions = 0;
+  for (int32_t s = 0; s < batch.n_seqs(); ++s) {
+    positions += batch.positions[static_cast<size_t>(batch.query_start[s + 1] - 1)] + 1;
+  }
+  return positions * kv_bytes_per_token(config_);
 }
 
 Status CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
@@ -143,7 +184,10 @@ Status CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
   ensure_scratch(n, n_rows);
   const int64_t hidden = config_.hidden_size;
 
-  kc::embedding(weights_.embed, batch.token_ids.data(), n, x_.data(), pool_);
+  {
+    ProfileScope t(profile_, StepOp::kEmbedding);
+    kc::embedding(weights_.embed, batch.token_ids.data(), n, x_.data(), pool_);
+  }
   for (int64_t layer = 0; layer < config_.n_layers; ++layer) run_layer(layer, batch);
   if (n_rows == 0) return ok_status();
 
@@ -152,9 +196,15 @@ Status CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
     const float* src = x_.data() + static_cast<int64_t>(batch.logit_rows[r]) * hidden;
     std::copy(src, src + hidden, rows_.data() + r * hidden);
   }
-  kc::rmsnorm(rows_.data(), weights_.final_norm.data(), static_cast<float>(config_.rms_norm_eps),
-              n_rows, hidden, rows_.data(), pool_);
-  kc::matmul(rows_.data(), weights_.lm_head, nullptr, n_rows, logits.data(), pool_);
+  {
+    ProfileScope t(profile_, StepOp::kNorm);
+    kc::rmsnorm(rows_.data(), weights_.final_norm.data(), static_cast<float>(config_.rms_norm_eps),
+                n_rows, hidden, rows_.data(), pool_);
+  }
+  {
+    ProfileScope t(profile_, StepOp::kLmHead, kernels::matrix_bytes(weights_.lm_head));
+    kc::matmul(rows_.data(), weights_.lm_head, nullptr, n_rows, logits.data(), pool_);
+  }
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t r = 0; r < n_rows; ++r) {
     float* row = logits.data() + r * config_.vocab_size;

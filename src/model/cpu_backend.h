@@ -35,6 +35,7 @@ class CpuBackend final : public Backend {
   int32_t block_size() const override { return options_.block_size; }
   Status forward(const ForwardBatch& batch, std::span<float> logits) override;
   int64_t weight_bytes_per_token() const override { return r1::weight_bytes_per_token(weights_); }
+  void set_profile(StepProfile* profile) override { profile_ = profile; }
 
   // Bytes of KV cache per token (all layers, K and V).
   static int64_t kv_bytes_per_token(const ModelConfig& config);
@@ -45,6 +46,8 @@ class CpuBackend final : public Backend {
              const CpuBackendOptions& options);
   void ensure_scratch(int64_t n_tokens, int64_t n_logit_rows);
   void run_layer(int64_t layer, const ForwardBatch& batch);
+  // K/V bytes the batch's attention reads, all layers (profile only).
+  int64_t kv_bytes_read(const ForwardBatch& batch) const;
 
   ModelConfig config_;
   std::shared_ptr<const WeightFiles> files_;
@@ -53,6 +56,7 @@ class CpuBackend final : public Backend {
   int32_t n_valid_vocab_;
   CpuBackendOptions options_;
   ThreadPool pool_;
+  StepProfile* profile_ = nullptr;
   // KV cache, per layer: [n_blocks, block_size, n_kv_heads, head_dim] f32.
   std::vector<AlignedBuffer<float>> k_cache_, v_cache_;
   // Activations for up to scratch_tokens_ tokens (grown on demand, reused).

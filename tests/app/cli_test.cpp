@@ -162,6 +162,50 @@ TEST_F(CliTest, GreedyDecodeAgreesWithTeacherForcedScore) {
   }
 }
 
+// The offline benchmark's per-op profile: every op of the step appears once,
+// the shares cover the step, and the bytes the products say they stream add
+// up to the model's weight bytes per token (computed apart, from the weight
+// table).
+TEST_F(CliTest, OfflineBenchProfileCoversTheStepAndItsWeightBytes) {
+  CliRun r = r1serve("bench --offline --model " + model().string() +
+                     " --threads 2 --prompt-tokens 8 --gen-tokens 3 --profile --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& ops = j.at("decode_profile");
+  std::set<std::string> names;
+  double share = 0.0;
+  int64_t product_bytes = 0;
+  for (const auto& op : ops) {
+    const std::string name = op.at("op");
+    EXPECT_TRUE(names.insert(name).second) << name << " twice";
+    EXPECT_GE(op.at("ms_per_token").get<double>(), 0.0) << name;
+    share += op.at("share").get<double>();
+    if (name == "qkv" || name == "o_proj" || name == "gate_up_silu" || name == "down" ||
+        name == "lm_head") {
+      ASSERT_TRUE(op.contains("gbps")) << name;
+      EXPECT_GT(op.at("gbps").get<double>(), 0.0) << name;
+      product_bytes += op.at("bytes_per_token").get<int64_t>();
+    }
+  }
+  EXPECT_EQ(names,
+            (std::set<std::string>{"embedding", "rmsnorm", "qkv", "rope", "kv_store", "attention",
+                                   "o_proj", "residual", "gate_up_silu", "down", "lm_head"}));
+  EXPECT_NEAR(share, 1.0, 1e-9);
+  EXPECT_EQ(product_bytes, j.at("weight_bytes_per_token").get<int64_t>());
+  // Attention reads K and V of every layer up to each decoded position:
+  // positions 8, 9 and 10 of 3 steps, averaged per token.
+  const auto cfg = nlohmann::json::parse(read_file(model() / "config.json"));
+  const int64_t kv_row =
+      2 * cfg.at("num_hidden_layers").get<int64_t>() *
+      cfg.at("num_key_value_heads").get<int64_t>() *
+      (cfg.at("hidden_size").get<int64_t>() / cfg.at("num_attention_heads").get<int64_t>()) * 4;
+  for (const auto& op : ops) {
+    if (op.at("op") == "attention") {
+      EXPECT_EQ(op.at("bytes_per_token").get<int64_t>(), (9 + 10 + 11) * kv_row / 3);
+    }
+  }
+}
+
 TEST_F(CliTest, SameSeedSameTokensDifferentSeedDifferentTokens) {
   auto gen = [&](int seed) {
     CliRun r = r1serve("generate --model " + model().string() +

@@ -252,14 +252,19 @@ TEST(QuantMatmulInvarianceTest, TokensAloneOrTogetherAnyThreadsGiveTheSameBits) 
   // What keeps greedy serving output independent of batch composition and
   // thread count: each (row, token) result is bit-identical whatever kernel
   // shape computed it.
-  // 200 columns: 7 blocks (one short int4 group); 600: 19 (a full group of
-  // 16, then 3).
-  for (const int64_t cols : {200, 600}) {
+  // 200 columns: 7 blocks (one short int4 group); 288: 9 (three int8
+  // groups of 96); 600: 19 (a full group of 16, then 3).
+  for (const int64_t cols : {200, 288, 600}) {
     const int64_t rows = 67, n_tokens = 11;
     auto w = random_matrix(rows, cols, DType::kBF16, 31);
     auto x = random_floats(static_cast<size_t>(n_tokens * cols), 32, -3.0f, 3.0f);
     ThreadPool one(1), two(2), three(3);
-    for (const QuantCase& qc : {QuantCase{DType::kBF16, 0}, kCases[0], kCases[1], kCases[3]}) {
+    // int8 in groups of 96: a whole pair then a lone block per group, so
+    // the even and odd pair accumulators of the VNNI path both see a group
+    // end.
+    for (const QuantCase& qc :
+         {QuantCase{DType::kBF16, 0}, kCases[0], kCases[1], kCases[3], kCases[4]}) {
+      if (qc.group != 0 && quant_padded_cols(cols) % qc.group != 0) continue;
       OwnedMatrix q;
       MatrixView v = w.view;
       if (qc.dtype != DType::kBF16) {

@@ -28,6 +28,9 @@ namespace r1::kernels::cpu {
 namespace {
 
 constexpr int kPrefetchAhead = 4096;  // bytes ahead of the weight stream (swept 512-8192)
+// Decode reads four streams per thread (rows_vnni), each prefetched this far
+// ahead (512, 1024 and 2048 tried; 1024 best).
+constexpr int kDecodePrefetchAhead = 1024;
 
 // The scalar path's one (row, token) product; every scalar shape calls it.
 float row_dot_scalar(const int8_t* w, const float* ws, int64_t group, const int8_t* xq,
@@ -149,13 +152,17 @@ struct XPair {
   __m512 scale;   // [x_scale(b) x8, x_scale(b+1) x8] (x_scale(b) x16 for a lone block)
 };
 
+// [x_scale(b) x8, x_scale(b+1) x8], or x_scale(b) x16 for a lone block.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) inline __m512 pair_scale(
+    const float* xs, bool full) {
+  return full ? spread_pair<0, 1>(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xs))))
+              : _mm512_set1_ps(*xs);
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) inline XPair x_pair(
     const int8_t* xq, const float* xs, __mmask64 bytes, bool full) {
   const __m512i x = _mm512_maskz_loadu_epi8(bytes, xq);
-  const __m512 scale =
-      full ? spread_pair<0, 1>(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xs))))
-           : _mm512_set1_ps(*xs);
-  return {_mm512_abs_epi8(x), _mm512_movepi8_mask(x), scale};
+  return {_mm512_abs_epi8(x), _mm512_movepi8_mask(x), pair_scale(xs, full)};
 }
 
 // gacc + (w . x over the pair) * x_scale, per half.
@@ -166,34 +173,55 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) inline 
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), x.scale, gacc);
 }
 
-// R rows (w[r], with scales ws[r]) x N tokens: out[r * N + t].
+#define R1_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+
+// The pair at column c (a lone block when fewer than 64 columns remain in
+// its group) of R rows against N tokens, added into g.
 template <int R, int N>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) void tile_vnni(
-    const int8_t* const* w, const float* const* ws, int64_t group, const int8_t* const* xq,
-    const float* const* xs, int64_t padded, float* out) {
+R1_VNNI_TARGET inline void tile_pair(const int8_t* const* w, const int8_t* const* xq,
+                                     const float* const* xs, int64_t c, bool full,
+                                     __m512 (&g)[R][N]) {
+  const __mmask64 bytes = full ? ~__mmask64{0} : __mmask64{0xFFFFFFFF};
+  XPair x[N];
+  for (int t = 0; t < N; ++t) x[t] = x_pair(xq[t] + c, xs[t] + c / kQuantBlock, bytes, full);
+  for (int r = 0; r < R; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(w[r] + c) + kPrefetchAhead, _MM_HINT_T0);
+    const __m512i wv = _mm512_maskz_loadu_epi8(bytes, w[r] + c);
+    for (int t = 0; t < N; ++t) g[r][t] = pair_step(wv, x[t], g[r][t]);
+  }
+}
+
+// R rows (w[r], with scales ws[r]) x N tokens: out[r * N + t]. Within a
+// group the even pairs add into one accumulator and the odd pairs into
+// another, summed at the group's end: one chain of dependent FMAs per row
+// would hold a long row (the 1.5b shape's down_proj: 140 pairs) to one pair
+// per FMA latency, and out-of-order execution cannot overlap the next row's
+// chain when a row's instructions exceed its window (one thread, 512 rows
+// of 1536 columns in L2: 33-35 -> 51 GB/s).
+template <int R, int N>
+R1_VNNI_TARGET void tile_vnni(const int8_t* const* w, const float* const* ws, int64_t group,
+                              const int8_t* const* xq, const float* const* xs, int64_t padded,
+                              float* out) {
   __m512 acc[R][N];
   for (int r = 0; r < R; ++r) {
     for (int t = 0; t < N; ++t) acc[r][t] = _mm512_setzero_ps();
   }
+  constexpr int64_t kPair = 2 * kQuantBlock;
   for (int64_t g0 = 0; g0 < padded; g0 += group) {
-    __m512 gacc[R][N];
+    const int64_t g1 = g0 + group;
+    __m512 even[R][N], odd[R][N];
     for (int r = 0; r < R; ++r) {
-      for (int t = 0; t < N; ++t) gacc[r][t] = _mm512_setzero_ps();
+      for (int t = 0; t < N; ++t) even[r][t] = odd[r][t] = _mm512_setzero_ps();
     }
-    for (int64_t c = g0; c < g0 + group; c += 2 * kQuantBlock) {
-      const bool full = g0 + group - c >= 2 * kQuantBlock;
-      const __mmask64 bytes = full ? ~__mmask64{0} : __mmask64{0xFFFFFFFF};
-      XPair x[N];
-      for (int t = 0; t < N; ++t) x[t] = x_pair(xq[t] + c, xs[t] + c / kQuantBlock, bytes, full);
-      for (int r = 0; r < R; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(w[r] + c) + kPrefetchAhead, _MM_HINT_T0);
-        const __m512i wv = _mm512_maskz_loadu_epi8(bytes, w[r] + c);
-        for (int t = 0; t < N; ++t) gacc[r][t] = pair_step(wv, x[t], gacc[r][t]);
-      }
+    for (int64_t c = g0; c < g1; c += 2 * kPair) {
+      tile_pair<R, N>(w, xq, xs, c, g1 - c >= kPair, even);
+      if (c + kPair < g1) tile_pair<R, N>(w, xq, xs, c + kPair, g1 - c >= 2 * kPair, odd);
     }
     for (int r = 0; r < R; ++r) {
       const __m512 scale = _mm512_set1_ps(ws[r][g0 / group]);
-      for (int t = 0; t < N; ++t) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], scale, acc[r][t]);
+      for (int t = 0; t < N; ++t) {
+        acc[r][t] = _mm512_fmadd_ps(_mm512_add_ps(even[r][t], odd[r][t]), scale, acc[r][t]);
+      }
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -201,58 +229,106 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) void ti
   }
 }
 
-// Decode on the VNNI path: any number of rows, one at a time in memory
-// order, against one token. The token's pairs (|x|, sign mask, scales) are
-// made once per call, in the order tile_vnni visits them, and every row
-// reuses them, so per 64 weights a row issues a load, the sign, vpdpbusd,
-// a conversion and an FMA. The arithmetic is tile_vnni's, step for step, so
+// R rows (w[r], scales ws[r]) against one token whose |x| and sign masks
+// rows_vnni prepared (ax, neg: pair k at ax + 64 k, neg[k]); the scales are
+// spread from xs as the rows go. Per row this is tile_vnni's arithmetic
+// step for step (even and odd pairs of a group in two accumulators), so
 // results match every other shape bit for bit.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) void rows_vnni(
-    const int8_t* w, int64_t row_stride, const float* ws, int64_t ws_stride, int n_rows,
-    int64_t group, const int8_t* xq, const float* xs, int64_t padded, float* out) {
-  const size_t n_pairs =
-      static_cast<size_t>(padded / group * ((group + 2 * kQuantBlock - 1) / (2 * kQuantBlock)));
-  thread_local AlignedBuffer<uint8_t> ax_buf, scale_buf;
+template <int R>
+R1_VNNI_TARGET inline void rows_prepared(const int8_t* const* w, const float* const* ws,
+                                         int64_t group, const uint8_t* ax, const uint64_t* neg,
+                                         const float* xs, int64_t padded, float* const* out) {
+  constexpr int64_t kPair = 2 * kQuantBlock;
+  const int64_t pairs_per_group = (group + kPair - 1) / kPair;
+  // Pair kk (at column c) into g[r] for every row.
+  auto pair = [&](int64_t c, int64_t kk, bool full, __m512(&g)[R]) R1_VNNI_TARGET {
+    const XPair x{_mm512_load_si512(ax + kk * 64), neg[kk], pair_scale(xs + c / kQuantBlock, full)};
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(w[r] + c) + kDecodePrefetchAhead, _MM_HINT_T0);
+      const __m512i wv =
+          _mm512_maskz_loadu_epi8(full ? ~__mmask64{0} : __mmask64{0xFFFFFFFF}, w[r] + c);
+      g[r] = pair_step(wv, x, g[r]);
+    }
+  };
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t g0 = 0, k = 0; g0 < padded; g0 += group, k += pairs_per_group) {
+    const int64_t g1 = g0 + group;
+    __m512 even[R], odd[R];
+    for (int r = 0; r < R; ++r) even[r] = odd[r] = _mm512_setzero_ps();
+    for (int64_t c = g0, kk = k; c < g1; c += 2 * kPair, kk += 2) {
+      pair(c, kk, g1 - c >= kPair, even);
+      if (c + kPair < g1) pair(c + kPair, kk + 1, g1 - c >= 2 * kPair, odd);
+    }
+    for (int r = 0; r < R; ++r) {
+      acc[r] = _mm512_fmadd_ps(_mm512_add_ps(even[r], odd[r]), _mm512_set1_ps(ws[r][g0 / group]),
+                               acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) *out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+// Decode on the VNNI path: any number of rows against one token. The
+// token's |x| and sign masks are made once per call and every row reuses
+// them; per 64 weights a row reads 80 bytes of activations (|x|, mask, two
+// scales), not 136 with the scales spread in advance, which on 8960-column
+// rows crowded the weight stream out of L1.
+//
+// The rows are cut into four equal runs read side by side, a row of each
+// at a time: four sequential streams per thread, each prefetched 1 KB
+// ahead. One stream per thread leaves DRAM idle between the requests a core
+// keeps in flight; four distant streams fill the gaps (two threads, a
+// standalone copy of this loop, in turn with the one-stream version: 1536
+// columns 45-51 -> 65-68 GB/s, 8960 columns 34-43 -> 60-67 GB/s, against a
+// triad of 54-64 GB/s). Four adjacent rows are not the same: each is a
+// short stream of its own and the prefetchers restart on every row.
+R1_VNNI_TARGET void rows_vnni(const int8_t* w, int64_t row_stride, const float* ws,
+                              int64_t ws_stride, int n_rows, int64_t group, const int8_t* xq,
+                              const float* xs, int64_t padded, float* out) {
+  constexpr int64_t kPair = 2 * kQuantBlock;
+  const int64_t pairs_per_group = (group + kPair - 1) / kPair;
+  const size_t n_pairs = static_cast<size_t>(padded / group * pairs_per_group);
+  thread_local AlignedBuffer<uint8_t> ax_buf;
   thread_local AlignedBuffer<uint64_t> neg_buf;
   if (neg_buf.size() < n_pairs) {
     ax_buf.resize(n_pairs * 64);
-    scale_buf.resize(n_pairs * 64);
     neg_buf.resize(n_pairs);
   }
   uint8_t* ax = ax_buf.data();
-  uint8_t* sc = scale_buf.data();
   uint64_t* neg = neg_buf.data();
   size_t k = 0;
   for (int64_t g0 = 0; g0 < padded; g0 += group) {
-    for (int64_t c = g0; c < g0 + group; c += 2 * kQuantBlock, ++k) {
-      const bool full = g0 + group - c >= 2 * kQuantBlock;
+    for (int64_t c = g0; c < g0 + group; c += kPair, ++k) {
+      const bool full = g0 + group - c >= kPair;
       const XPair x =
           x_pair(xq + c, xs + c / kQuantBlock, full ? ~__mmask64{0} : __mmask64{0xFFFFFFFF}, full);
       _mm512_store_si512(ax + k * 64, x.ax);
-      _mm512_store_ps(sc + k * 64, x.scale);
       neg[k] = x.neg;
     }
   }
-  for (int r = 0; r < n_rows; ++r) {
-    const int8_t* wr = w + r * row_stride;
-    const float* wsr = ws + r * ws_stride;
-    __m512 acc = _mm512_setzero_ps();
-    k = 0;
-    for (int64_t g0 = 0; g0 < padded; g0 += group) {
-      __m512 gacc = _mm512_setzero_ps();
-      for (int64_t c = g0; c < g0 + group; c += 2 * kQuantBlock, ++k) {
-        const bool full = g0 + group - c >= 2 * kQuantBlock;
-        _mm_prefetch(reinterpret_cast<const char*>(wr + c) + kPrefetchAhead, _MM_HINT_T0);
-        const __m512i wv =
-            _mm512_maskz_loadu_epi8(full ? ~__mmask64{0} : __mmask64{0xFFFFFFFF}, wr + c);
-        const XPair x{_mm512_load_si512(ax + k * 64), neg[k], _mm512_load_ps(sc + k * 64)};
-        gacc = pair_step(wv, x, gacc);
-      }
-      acc = _mm512_fmadd_ps(gacc, _mm512_set1_ps(wsr[g0 / group]), acc);
+  constexpr int kStreams = 4;
+  const int run = n_rows / kStreams;
+  for (int i = 0; i < run; ++i) {
+    const int8_t* rows[kStreams];
+    const float* scales[kStreams];
+    float* outs[kStreams];
+    for (int s = 0; s < kStreams; ++s) {
+      const int r = s * run + i;
+      rows[s] = w + r * row_stride;
+      scales[s] = ws + r * ws_stride;
+      outs[s] = out + r;
     }
-    out[r] = _mm512_reduce_add_ps(acc);
+    rows_prepared<kStreams>(rows, scales, group, ax, neg, xs, padded, outs);
+  }
+  for (int r = kStreams * run; r < n_rows; ++r) {
+    const int8_t* row = w + r * row_stride;
+    const float* scale = ws + r * ws_stride;
+    float* o = out + r;
+    rows_prepared<1>(&row, &scale, group, ax, neg, xs, padded, &o);
   }
 }
+
+#undef R1_VNNI_TARGET
 
 }  // namespace
 

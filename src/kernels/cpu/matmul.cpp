@@ -168,13 +168,14 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
   auto xq = [&](int64_t t) { return x_base + t * padded; };
   auto xs = [&](int64_t t) { return a.s + t * n_blocks; };
   auto xo = [&](int64_t t) { return a.o + t * n_blocks; };
-  // Rows [r0, r1) x token t, in one call: the kernels take the rows one at a
-  // time, so the weights are read as one sequential stream, which the
-  // hardware prefetchers follow (and the int8 VNNI kernel prepares the
-  // token's activations once for all of them). Four rows at a time read four
-  // interleaved streams of 0.75-9 KB each, and on a Zen 5 core that halves
-  // what one thread gets from DRAM (lm_head shape, 2 threads: int8 21 -> 56
-  // GB/s, bf16 26 -> 42, int4 23 -> 39; docs/PERFORMANCE.md).
+  // Rows [r0, r1) x token t, in one call, so the kernel sees the whole range:
+  // it reads it as a few long sequential streams, which the hardware
+  // prefetchers follow (and the int8 VNNI kernel prepares the token's
+  // activations once for all of the rows). Adjacent rows taken together
+  // instead are as many short streams, 0.75-9 KB each, and on a Zen 5 core
+  // four of them halve what one thread gets from DRAM (lm_head shape, 2
+  // threads: int8 21 -> 56 GB/s, bf16 26 -> 42, int4 23 -> 39;
+  // docs/PERFORMANCE.md).
   auto rows_one_token = [&](int64_t r0, int64_t r1, int64_t t) {
     const int n = static_cast<int>(r1 - r0);
     float* out = y + t * y_stride + r0 - y_col0;
@@ -255,12 +256,13 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
 
 // Rows [0, n_rows) across the pool: fn(begin, end) over disjoint ranges.
 // Prefill splits them statically, one range per thread. Decode hands out
-// chunks of about 1/8 of a thread's share in turn: the two threads of a
-// shared machine seldom get the same memory bandwidth at the same moment,
-// and with one static range each the faster one waited for the other at
-// the end of every product (about 5% of decode). Each chunk is still one
-// sequential stream. A row's result does not depend on which thread
-// computes it.
+// chunks in turn: the two threads of a shared machine seldom get the same
+// memory bandwidth at the same moment, and with one static range each the
+// faster one waited for the other at the end of every product (about 5% of
+// decode). Chunks shrink as the rows run out (guided), so the threads
+// finish close together while the first chunks stay long: the decode
+// kernels read a chunk as a few long sequential streams. A row's result
+// does not depend on which thread computes it.
 template <typename Fn>
 void for_row_ranges(ThreadPool& pool, int64_t n_rows, int64_t n_tokens, Fn&& fn) {
   const int n_threads = pool.n_threads();
@@ -273,15 +275,21 @@ void for_row_ranges(ThreadPool& pool, int64_t n_rows, int64_t n_tokens, Fn&& fn)
         16);
     return;
   }
-  const int64_t chunk = std::max<int64_t>(16, n_rows / (8 * n_threads));
+  // Each chunk: a quarter of a thread's share of the rows still left, at
+  // least 16 rows.
   std::atomic<int64_t> next{0};
   pool.parallel_for(
       static_cast<size_t>(n_threads),
       [&](size_t, size_t, int) {
+        int64_t r0 = next.load(std::memory_order_relaxed);
         for (;;) {
-          const int64_t r0 = next.fetch_add(chunk, std::memory_order_relaxed);
           if (r0 >= n_rows) return;
-          fn(r0, std::min(n_rows, r0 + chunk));
+          const int64_t chunk = std::max<int64_t>(16, (n_rows - r0) / (4 * n_threads));
+          const int64_t r1 = std::min(n_rows, r0 + chunk);
+          if (next.compare_exchange_weak(r0, r1, std::memory_order_relaxed)) {
+            fn(r0, r1);
+            r0 = next.load(std::memory_order_relaxed);
+          }
         }
       },
       1);
@@ -337,20 +345,25 @@ void matmul_silu_mul(const float* x, const MatrixView& gate, const MatrixView& u
                                 gate.dtype == DType::kQ4 || up.dtype == DType::kQ4, pool);
   for_row_ranges(pool, n, n_tokens, [&](int64_t begin, int64_t end) {
     // Chunks of rows: the gate products land in `out`, the up products in
-    // a per-thread buffer, then they are combined in place.
-    constexpr int64_t kChunk = 16;
+    // a per-thread buffer, then they are combined in place. Prefill takes 16
+    // rows at a time, so the activations pass each weight row while it is in
+    // L1. Decode takes the whole range: its kernels read a range as four
+    // long streams (rows_vnni), and 16-row chunks would cut them to 6 KB
+    // each, switching matrices between chunks (int8 gate_up at 32 against 55
+    // GB/s for down in the same run).
+    const int64_t chunk = n_tokens < 4 ? end - begin : 16;
     thread_local AlignedBuffer<float> up_rows;
-    const size_t need = static_cast<size_t>(n_tokens * kChunk);
+    const size_t need = static_cast<size_t>(n_tokens * chunk);
     if (up_rows.size() < need) up_rows.resize(need);
-    for (int64_t o0 = begin; o0 < end; o0 += kChunk) {
-      const int64_t o1 = std::min(end, o0 + kChunk);
+    for (int64_t o0 = begin; o0 < end; o0 += chunk) {
+      const int64_t o1 = std::min(end, o0 + chunk);
       rows_times_tokens(gate, o0, o1, a, out, n);
-      // up_rows[t * kChunk + (o - o0)]
-      rows_times_tokens(up, o0, o1, a, up_rows.data(), kChunk, o0);
+      // up_rows[t * chunk + (o - o0)]
+      rows_times_tokens(up, o0, o1, a, up_rows.data(), chunk, o0);
       for (int64_t t = 0; t < n_tokens; ++t) {
         for (int64_t o = o0; o < o1; ++o) {
           const float g = out[t * n + o];
-          out[t * n + o] = g / (1.0f + std::exp(-g)) * up_rows[t * kChunk + (o - o0)];
+          out[t * n + o] = g / (1.0f + std::exp(-g)) * up_rows[t * chunk + (o - o0)];
         }
       }
     }
