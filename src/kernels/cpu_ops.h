@@ -65,8 +65,9 @@ float dot_f16(const uint16_t* w, const float* x, int64_t n);
 // path.
 void dot_bf16_tile(const uint16_t* w, int64_t row_stride, int n_rows, const float* const* x,
                    int n_x, int64_t n, float* out);
-// Any number of bf16 rows, one at a time in memory order, against one
-// activation row: out[r], the bits dot_bf16_tile gives for each.
+// Any number of bf16 rows against one activation row: out[r], the bits
+// dot_bf16_tile gives for each. Read as a few long sequential streams, so a
+// caller passes its whole range at once.
 void dot_bf16_rows(const uint16_t* w, int64_t row_stride, int n_rows, const float* x, int64_t n,
                    float* out);
 
@@ -92,8 +93,8 @@ void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const 
 // xi and xo: the activations as q4_prepare_activations arranges them.
 void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xi,
             const float* const* xs, const int32_t* const* xo, int n_x, int64_t padded, float* out);
-// n_rows rows (any number, taken one at a time in memory order) against one
-// token: out[r].
+// n_rows rows (any number) against one token: out[r]; read like
+// dot_q8_rows.
 void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
                  int n_rows, const int8_t* xi, const float* xs, const int32_t* xo, int64_t padded,
                  float* out);

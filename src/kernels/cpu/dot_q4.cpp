@@ -38,6 +38,9 @@ namespace r1::kernels::cpu {
 namespace {
 
 constexpr int kPrefetchAhead = 4096;  // bytes ahead of the weight stream (1024-8192 tried)
+// Decode reads four streams per thread, each prefetched this far ahead
+// (512, 1024, 2048 and 4096 tried on the 1.5b shape; 1024 and 2048 best).
+constexpr int kDecodePrefetchAhead = 2048;
 
 float row_dot_scalar(const uint8_t* w, const uint16_t* ws, const int8_t* xi, const float* xs,
                      int64_t padded) {
@@ -159,7 +162,8 @@ __attribute__((target("avx2,fma,f16c"))) void tile_avx2(
 // ---- AVX-512 VNNI ----
 
 // One group (t blocks from g0) for R rows x N tokens; lanes past t stay zero.
-template <int R, int N, bool kFull>
+// kAhead: how far ahead of each row the weights are prefetched.
+template <int R, int N, bool kFull, int kAhead>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) inline void
 group_vnni(const uint8_t* const* w, const uint16_t* const* ws, const int8_t* const* xi,
            const float* const* xs, const int32_t* const* xo, int64_t g0, int64_t t, __m512* acc) {
@@ -186,7 +190,7 @@ group_vnni(const uint8_t* const* w, const uint16_t* const* ws, const int8_t* con
     __m512i lo[R], hi[R];
     for (int r = 0; r < R; ++r) {
       const uint8_t* wp = w[r] + g0 * 16 + p * 4 * t;
-      _mm_prefetch(reinterpret_cast<const char*>(wp) + kPrefetchAhead, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(wp) + kAhead, _MM_HINT_T0);
       const __m512i raw = load(wp);
       lo[r] = _mm512_and_si512(raw, mask);
       hi[r] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
@@ -205,7 +209,7 @@ group_vnni(const uint8_t* const* w, const uint16_t* const* ws, const int8_t* con
     }
   }
   for (int r = 0; r < R; ++r) {
-    _mm_prefetch(reinterpret_cast<const char*>(ws[r] + g0) + kPrefetchAhead / 8, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(ws[r] + g0) + kAhead / 8, _MM_HINT_T0);
     const __m512 wsc = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, ws[r] + g0));
     for (int k = 0; k < N; ++k) {
       __m512i s = sum[r][k];
@@ -217,7 +221,7 @@ group_vnni(const uint8_t* const* w, const uint16_t* const* ws, const int8_t* con
 }
 
 // R rows (w[r], scales ws[r]) x N tokens: out[r * N + t].
-template <int R, int N>
+template <int R, int N, int kAhead = kPrefetchAhead>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) void tile_vnni(
     const uint8_t* const* w, const uint16_t* const* ws, const int8_t* const* xi,
     const float* const* xs, const int32_t* const* xo, int64_t padded, float* out) {
@@ -227,9 +231,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) vo
   for (int64_t g0 = 0; g0 < n_blocks; g0 += kQ4Group) {
     const int64_t t = q4_group_blocks(n_blocks, g0);
     if (t == kQ4Group) {
-      group_vnni<R, N, true>(w, ws, xi, xs, xo, g0, t, acc);
+      group_vnni<R, N, true, kAhead>(w, ws, xi, xs, xo, g0, t, acc);
     } else {
-      group_vnni<R, N, false>(w, ws, xi, xs, xo, g0, t, acc);
+      group_vnni<R, N, false, kAhead>(w, ws, xi, xs, xo, g0, t, acc);
     }
   }
   for (int i = 0; i < R * N; ++i) out[i] = _mm512_reduce_add_ps(acc[i]);
@@ -276,10 +280,30 @@ void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xi,
 void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales, int64_t ws_stride,
                  int n_rows, const int8_t* xi, const float* xs, const int32_t* xo, int64_t padded,
                  float* out) {
-  // One row at a time, in memory order (see rows_one_token in matmul.cpp).
   const Isa isa = active_isa();
   const bool vnni = vnni_kernels();
-  for (int r = 0; r < n_rows; ++r) {
+  int first_single = 0;
+  if (vnni) {
+    // Four runs of rows read side by side, a row of each at a time: four
+    // sequential streams per thread (why: rows_vnni in dot_q8.cpp). Each row
+    // keeps its own accumulators, so its bits are tile_vnni<1, 1>'s.
+    constexpr int kStreams = 4;
+    const int run = n_rows / kStreams;
+    for (int i = 0; i < run; ++i) {
+      const uint8_t* rows[kStreams];
+      const uint16_t* scales[kStreams];
+      float got[kStreams];
+      for (int s = 0; s < kStreams; ++s) {
+        rows[s] = w + (s * run + i) * row_stride;
+        scales[s] = w_scales + (s * run + i) * ws_stride;
+      }
+      tile_vnni<kStreams, 1, kDecodePrefetchAhead>(rows, scales, &xi, &xs, &xo, padded, got);
+      for (int s = 0; s < kStreams; ++s) out[s * run + i] = got[s];
+    }
+    first_single = kStreams * run;
+  }
+  // The rest one row at a time, in memory order.
+  for (int r = first_single; r < n_rows; ++r) {
     const uint8_t* row = w + r * row_stride;
     const uint16_t* scales = w_scales + r * ws_stride;
     if (isa == Isa::kScalar) {

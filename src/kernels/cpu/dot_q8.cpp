@@ -8,10 +8,10 @@
 // then acc = fma(group sum, row scale, acc), then a horizontal sum. So a
 // token's logits do not depend on how many tokens share the step or how the
 // rows fall to threads (batch and thread-count invariance), only on the ISA.
-// The shapes differ in what they share: rows x 1 token (decode: one row at
-// a time, in memory order; the VNNI body prepares the token's activations
-// once for all the rows), 1 row x N tokens, and 2 rows x 4 tokens (prefill:
-// each load serves several products).
+// The shapes differ in what they share: rows x 1 token (decode; the VNNI
+// body reads four runs of rows side by side and prepares the token's
+// activations once for all the rows), 1 row x N tokens, and 2 rows x 4
+// tokens (prefill: each load serves several products).
 #include <immintrin.h>
 
 #include <cstdint>

@@ -98,8 +98,8 @@ float dot_row(const MatrixView& w, int64_t row, const float* x) {
 void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
                             float* y, int64_t y_stride, int64_t y_col0) {
   const auto* wd = static_cast<const uint16_t*>(w.data);
-  // Decode: 1 row at a time, so the weights stream in order (see
-  // rows_one_token); one token takes all of the thread's rows in one call.
+  // Decode: one token takes all of the thread's rows in one call, which
+  // reads them as a few long streams (see rows_one_token).
   // Prefill: 3 rows x 3 tokens, which keeps the 9 accumulators, 3 weight
   // vectors and 1 activation vector in registers (4 x 3 spills; measured
   // 220 against 150 tok/s on the lm_head shape).
@@ -141,7 +141,7 @@ void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, con
 // token), row-major so the row is hot in L1 for all tokens. Quantised
 // weights: the kernel shape that fits (dot_q8.cpp explains why every shape
 // gives the same bits):
-//   fewer than 4 tokens (decode): 1 row x 1 token, rows in memory order;
+//   fewer than 4 tokens (decode): the whole range x 1 token per call;
 //   int4, and int8 with one scale per row: pairs of rows x 4 tokens, tokens
 //     tiled so a tile's activations stay in L2 while the thread's rows pass;
 //   otherwise (int8 in groups): 1 row x 4 tokens.
