@@ -300,14 +300,22 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
           std::fill(acc.begin(), acc.end(), 0.0f);
           std::fill(run_max.begin(), run_max.end(), -INFINITY);
           std::fill(run_sum.begin(), run_sum.end(), 0.0f);
+          // Position p0 + i is row `off` of the sequence's block `blk`; both
+          // advance with p, since a division per position (block_size is
+          // not a constant) cost a fifth of a chunk's time (one thread,
+          // cache-resident KV: 0.90 -> 0.73 us per 16 positions of one kv
+          // head of the 1.5b shape).
+          int64_t blk = 0, off = 0;
           for (int64_t p0 = 0; p0 < n_ctx; p0 += kChunk) {
             const int n = static_cast<int>(std::min<int64_t>(kChunk, n_ctx - p0));
             for (int i = 0; i < n; ++i) {
-              const int64_t p = p0 + i;
-              const int64_t slot = static_cast<int64_t>(table[p / kv.block_size]) * kv.block_size +
-                                   p % kv.block_size;
+              const int64_t slot = static_cast<int64_t>(table[blk]) * kv.block_size + off;
               k_rows[i] = kv.k + slot * kv_row + kvh * d;
               v_rows[i] = kv.v + slot * kv_row + kvh * d;
+              if (++off == kv.block_size) {
+                off = 0;
+                ++blk;
+              }
             }
             score_fn(q0, group, d, k_rows, n, scale, scores.data());
             for (int64_t g = 0; g < group; ++g) {
