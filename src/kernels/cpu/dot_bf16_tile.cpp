@@ -28,6 +28,7 @@
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/avx512_util.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/row_runs.h"
 #include "kernels/cpu_ops.h"
 
 namespace r1::kernels::cpu {
@@ -136,26 +137,18 @@ TileFn tile_for(int n_x) {
   }
 }
 
-// Decode: four runs of rows read side by side, a row of each at a time (a
-// 4 x 1 tile whose rows are a run apart): four sequential streams per
-// thread, which keep more of DRAM busy than one (rows_vnni in dot_q8.cpp).
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void rows_avx512(
-    const uint16_t* w, int64_t row_stride, int n_rows, const float* x, int64_t n, float* out) {
-  constexpr int kStreams = 4;
-  const int run = n_rows / kStreams;
-  for (int i = 0; i < run; ++i) {
-    float got[kStreams];
-    tile_avx512<kStreams, 1>(w + i * row_stride, run * row_stride, &x, n, got);
-    for (int s = 0; s < kStreams; ++s) out[s * run + i] = got[s];
-  }
-  for (int r = kStreams * run; r < n_rows; ++r)
-    tile_avx512<1, 1>(w + r * row_stride, row_stride, &x, n, out + r);
-}
-
-__attribute__((target("avx2,fma"))) void rows_avx2(const uint16_t* w, int64_t row_stride,
-                                                   int n_rows, const float* x, int64_t n,
-                                                   float* out) {
-  for (int r = 0; r < n_rows; ++r) tile_avx2<1, 1>(w + r * row_stride, row_stride, &x, n, out + r);
+// Decode: runs of rows read side by side (row_runs.h), as kRowRuns x 1
+// tiles whose rows are a run apart.
+void rows_in_runs(TileFn group_tile, TileFn one_tile, const uint16_t* w, int64_t row_stride,
+                  int n_rows, const float* x, int64_t n, float* out) {
+  for_row_runs(
+      n_rows,
+      [&](int i, int run) {
+        float got[kRowRuns];
+        group_tile(w + i * row_stride, run * row_stride, &x, n, got);
+        for (int s = 0; s < kRowRuns; ++s) out[s * run + i] = got[s];
+      },
+      [&](int r) { one_tile(w + r * row_stride, row_stride, &x, n, out + r); });
 }
 
 }  // namespace
@@ -164,9 +157,11 @@ void dot_bf16_rows(const uint16_t* w, int64_t row_stride, int n_rows, const floa
                    float* out) {
   switch (active_isa()) {
     case Isa::kAvx512:
-      return rows_avx512(w, row_stride, n_rows, x, n, out);
+      return rows_in_runs(tile_avx512<kRowRuns, 1>, tile_avx512<1, 1>, w, row_stride, n_rows, x, n,
+                          out);
     case Isa::kAvx2:
-      return rows_avx2(w, row_stride, n_rows, x, n, out);
+      return rows_in_runs(tile_avx2<kRowRuns, 1>, tile_avx2<1, 1>, w, row_stride, n_rows, x, n,
+                          out);
     default:
       for (int r = 0; r < n_rows; ++r) out[r] = dot_bf16(w + r * row_stride, x, n);
   }

@@ -30,6 +30,7 @@
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/avx512_util.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/row_runs.h"
 #include "kernels/cpu_ops.h"
 #include "kernels/ops.h"
 
@@ -38,8 +39,9 @@ namespace r1::kernels::cpu {
 namespace {
 
 constexpr int kPrefetchAhead = 4096;  // bytes ahead of the weight stream (1024-8192 tried)
-// Decode reads four streams per thread, each prefetched this far ahead
-// (512, 1024, 2048 and 4096 tried on the 1.5b shape; 1024 and 2048 best).
+// Decode reads kRowRuns streams per thread (row_runs.h), each prefetched
+// this far ahead by the VNNI body (512, 1024, 2048 and 4096 tried on the
+// 1.5b shape; 1024 and 2048 best).
 constexpr int kDecodePrefetchAhead = 2048;
 
 float row_dot_scalar(const uint8_t* w, const uint16_t* ws, const int8_t* xi, const float* xs,
@@ -281,39 +283,41 @@ void dot_q4_rows(const uint8_t* w, int64_t row_stride, const uint16_t* w_scales,
                  int n_rows, const int8_t* xi, const float* xs, const int32_t* xo, int64_t padded,
                  float* out) {
   const Isa isa = active_isa();
+  if (isa == Isa::kScalar) {
+    for (int r = 0; r < n_rows; ++r) {
+      out[r] = row_dot_scalar(w + r * row_stride, w_scales + r * ws_stride, xi, xs, padded);
+    }
+    return;
+  }
+  // Runs of rows read side by side (row_runs.h). Each row keeps its own
+  // accumulators, so its bits are the one-row tile's.
   const bool vnni = vnni_kernels();
-  int first_single = 0;
-  if (vnni) {
-    // Four runs of rows read side by side, a row of each at a time: four
-    // sequential streams per thread (why: rows_vnni in dot_q8.cpp). Each row
-    // keeps its own accumulators, so its bits are tile_vnni<1, 1>'s.
-    constexpr int kStreams = 4;
-    const int run = n_rows / kStreams;
-    for (int i = 0; i < run; ++i) {
-      const uint8_t* rows[kStreams];
-      const uint16_t* scales[kStreams];
-      float got[kStreams];
-      for (int s = 0; s < kStreams; ++s) {
-        rows[s] = w + (s * run + i) * row_stride;
-        scales[s] = w_scales + (s * run + i) * ws_stride;
-      }
-      tile_vnni<kStreams, 1, kDecodePrefetchAhead>(rows, scales, &xi, &xs, &xo, padded, got);
-      for (int s = 0; s < kStreams; ++s) out[s * run + i] = got[s];
-    }
-    first_single = kStreams * run;
-  }
-  // The rest one row at a time, in memory order.
-  for (int r = first_single; r < n_rows; ++r) {
-    const uint8_t* row = w + r * row_stride;
-    const uint16_t* scales = w_scales + r * ws_stride;
-    if (isa == Isa::kScalar) {
-      out[r] = row_dot_scalar(row, scales, xi, xs, padded);
-    } else if (vnni) {
-      tile_vnni<1, 1>(&row, &scales, &xi, &xs, &xo, padded, out + r);
-    } else {
-      tile_avx2<1, 1>(&row, &scales, &xi, &xs, &xo, padded, out + r);
-    }
-  }
+  for_row_runs(
+      n_rows,
+      [&](int i, int run) {
+        const uint8_t* rows[kRowRuns];
+        const uint16_t* scales[kRowRuns];
+        float got[kRowRuns];
+        for (int s = 0; s < kRowRuns; ++s) {
+          rows[s] = w + (s * run + i) * row_stride;
+          scales[s] = w_scales + (s * run + i) * ws_stride;
+        }
+        if (vnni) {
+          tile_vnni<kRowRuns, 1, kDecodePrefetchAhead>(rows, scales, &xi, &xs, &xo, padded, got);
+        } else {
+          tile_avx2<kRowRuns, 1>(rows, scales, &xi, &xs, &xo, padded, got);
+        }
+        for (int s = 0; s < kRowRuns; ++s) out[s * run + i] = got[s];
+      },
+      [&](int r) {
+        const uint8_t* row = w + r * row_stride;
+        const uint16_t* scales = w_scales + r * ws_stride;
+        if (vnni) {
+          tile_vnni<1, 1>(&row, &scales, &xi, &xs, &xo, padded, out + r);
+        } else {
+          tile_avx2<1, 1>(&row, &scales, &xi, &xs, &xo, padded, out + r);
+        }
+      });
 }
 
 void dot_q4_2x4(const uint8_t* w0, const uint8_t* w1, const uint16_t* ws0, const uint16_t* ws1,

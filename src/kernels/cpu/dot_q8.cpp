@@ -15,11 +15,13 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/aligned_buffer.h"
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/avx512_util.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/row_runs.h"
 #include "kernels/cpu_ops.h"
 #include "kernels/ops.h"
 
@@ -28,8 +30,8 @@ namespace r1::kernels::cpu {
 namespace {
 
 constexpr int kPrefetchAhead = 4096;  // bytes ahead of the weight stream (swept 512-8192)
-// Decode reads four streams per thread (rows_vnni), each prefetched this far
-// ahead (512, 1024 and 2048 tried; 1024 best).
+// Decode reads kRowRuns streams per thread, each prefetched this far ahead
+// (512, 1024 and 2048 tried with the VNNI body; 1024 best).
 constexpr int kDecodePrefetchAhead = 1024;
 
 // The scalar path's one (row, token) product; every scalar shape calls it.
@@ -66,30 +68,62 @@ __attribute__((target("avx2,fma"))) inline __m256i load32(const int8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-// Decode on the AVX2 path: any number of rows (`row_stride` apart), one at
-// a time in memory order, against one token.
-__attribute__((target("avx2,fma"))) void rows_avx2(const int8_t* w, int64_t row_stride,
-                                                   const float* ws, int64_t ws_stride, int n_rows,
-                                                   int64_t group, const int8_t* xq, const float* xs,
-                                                   int64_t padded, float* out) {
-  for (int r = 0; r < n_rows; ++r) {
-    const int8_t* wr = w + r * row_stride;
-    const float* wsr = ws + r * ws_stride;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t g0 = 0; g0 < padded; g0 += group) {
-      __m256 gacc = _mm256_setzero_ps();
-      for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
-        const __m256i xv = load32(xq + c);
-        if ((c & 63) == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(wr + c) + kPrefetchAhead, _MM_HINT_T0);
+// Rows [0, n_rows) (`row_stride` bytes, `ws_stride` scales apart) in runs
+// read side by side (row_runs.h): kernel(n, rows, scales, outs) takes n =
+// kRowRuns rows a run apart, then each row left over alone (n = 1); n is a
+// std::integral_constant.
+template <typename Kernel>
+void q8_rows_in_runs(const int8_t* w, int64_t row_stride, const float* ws, int64_t ws_stride,
+                     int n_rows, float* out, Kernel&& kernel) {
+  for_row_runs(
+      n_rows,
+      [&](int i, int run) {
+        const int8_t* rows[kRowRuns];
+        const float* scales[kRowRuns];
+        float* outs[kRowRuns];
+        for (int s = 0; s < kRowRuns; ++s) {
+          const int r = s * run + i;
+          rows[s] = w + r * row_stride;
+          scales[s] = ws + r * ws_stride;
+          outs[s] = out + r;
         }
-        gacc = block_step(load32(wr + c), xv, _mm256_sign_epi8(xv, xv),
-                          _mm256_set1_ps(xs[c / kQuantBlock]), gacc);
+        kernel(std::integral_constant<int, kRowRuns>{}, rows, scales, outs);
+      },
+      [&](int r) {
+        const int8_t* row = w + r * row_stride;
+        const float* scale = ws + r * ws_stride;
+        float* o = out + r;
+        kernel(std::integral_constant<int, 1>{}, &row, &scale, &o);
+      });
+}
+
+// Decode on the AVX2 path: R rows (w[r], scales ws[r]) against one token,
+// *out[r]. Per row the arithmetic is the other AVX2 shapes', step for step.
+template <int R>
+__attribute__((target("avx2,fma"))) void rows_avx2(const int8_t* const* w, const float* const* ws,
+                                                   int64_t group, const int8_t* xq, const float* xs,
+                                                   int64_t padded, float* const* out) {
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g0 = 0; g0 < padded; g0 += group) {
+    __m256 gacc[R];
+    for (int r = 0; r < R; ++r) gacc[r] = _mm256_setzero_ps();
+    for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
+      const __m256i xv = load32(xq + c);
+      const __m256i ax = _mm256_sign_epi8(xv, xv);
+      const __m256 scale = _mm256_set1_ps(xs[c / kQuantBlock]);
+      for (int r = 0; r < R; ++r) {
+        if ((c & 63) == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(w[r] + c) + kDecodePrefetchAhead, _MM_HINT_T0);
+        }
+        gacc[r] = block_step(load32(w[r] + c), xv, ax, scale, gacc[r]);
       }
-      acc = _mm256_fmadd_ps(gacc, _mm256_set1_ps(wsr[g0 / group]), acc);
     }
-    out[r] = hsum256(acc);
+    for (int r = 0; r < R; ++r) {
+      acc[r] = _mm256_fmadd_ps(gacc[r], _mm256_set1_ps(ws[r][g0 / group]), acc[r]);
+    }
   }
+  for (int r = 0; r < R; ++r) *out[r] = hsum256(acc[r]);
 }
 
 // 1 row x N tokens.
@@ -274,14 +308,10 @@ R1_VNNI_TARGET inline void rows_prepared(const int8_t* const* w, const float* co
 // scales), not 136 with the scales spread in advance, which on 8960-column
 // rows crowded the weight stream out of L1.
 //
-// The rows are cut into four equal runs read side by side, a row of each
-// at a time: four sequential streams per thread, each prefetched 1 KB
-// ahead. One stream per thread leaves DRAM idle between the requests a core
-// keeps in flight; four distant streams fill the gaps (two threads, a
-// standalone copy of this loop, in turn with the one-stream version: 1536
-// columns 45-51 -> 65-68 GB/s, 8960 columns 34-43 -> 60-67 GB/s, against a
-// triad of 54-64 GB/s). Four adjacent rows are not the same: each is a
-// short stream of its own and the prefetchers restart on every row.
+// The rows go in runs read side by side (row_runs.h), each prefetched 1 KB
+// ahead: two threads, a standalone copy of this loop in turn with the
+// one-stream version, 1536 columns 41-51 -> 54-72 GB/s, 8960 columns 34-42
+// -> 60-67 GB/s, against a triad of 54-64 GB/s.
 R1_VNNI_TARGET void rows_vnni(const int8_t* w, int64_t row_stride, const float* ws,
                               int64_t ws_stride, int n_rows, int64_t group, const int8_t* xq,
                               const float* xs, int64_t padded, float* out) {
@@ -306,26 +336,11 @@ R1_VNNI_TARGET void rows_vnni(const int8_t* w, int64_t row_stride, const float* 
       neg[k] = x.neg;
     }
   }
-  constexpr int kStreams = 4;
-  const int run = n_rows / kStreams;
-  for (int i = 0; i < run; ++i) {
-    const int8_t* rows[kStreams];
-    const float* scales[kStreams];
-    float* outs[kStreams];
-    for (int s = 0; s < kStreams; ++s) {
-      const int r = s * run + i;
-      rows[s] = w + r * row_stride;
-      scales[s] = ws + r * ws_stride;
-      outs[s] = out + r;
-    }
-    rows_prepared<kStreams>(rows, scales, group, ax, neg, xs, padded, outs);
-  }
-  for (int r = kStreams * run; r < n_rows; ++r) {
-    const int8_t* row = w + r * row_stride;
-    const float* scale = ws + r * ws_stride;
-    float* o = out + r;
-    rows_prepared<1>(&row, &scale, group, ax, neg, xs, padded, &o);
-  }
+  q8_rows_in_runs(
+      w, row_stride, ws, ws_stride, n_rows, out,
+      [&](auto n, const int8_t* const* rows, const float* const* scales, float* const* outs) {
+        rows_prepared<decltype(n)::value>(rows, scales, group, ax, neg, xs, padded, outs);
+      });
 }
 
 #undef R1_VNNI_TARGET
@@ -374,7 +389,11 @@ void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int
   if (vnni_kernels()) {
     return rows_vnni(w, row_stride, w_scales, ws_stride, n_rows, group, xq, xs, padded, out);
   }
-  rows_avx2(w, row_stride, w_scales, ws_stride, n_rows, group, xq, xs, padded, out);
+  q8_rows_in_runs(
+      w, row_stride, w_scales, ws_stride, n_rows, out,
+      [&](auto n, const int8_t* const* rows, const float* const* scales, float* const* outs) {
+        rows_avx2<decltype(n)::value>(rows, scales, group, xq, xs, padded, outs);
+      });
 }
 
 void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const int8_t* const* xq,
