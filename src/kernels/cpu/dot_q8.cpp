@@ -179,6 +179,8 @@ __attribute__((target("avx2,fma"))) void two_by_four_avx2(const int8_t* w0, cons
 
 // ---- AVX-512 VNNI ----
 
+#define R1_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+
 // One activation pair of blocks as every weight row of a step uses it.
 struct XPair {
   __m512i ax;     // |x|
@@ -187,27 +189,22 @@ struct XPair {
 };
 
 // [x_scale(b) x8, x_scale(b+1) x8], or x_scale(b) x16 for a lone block.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) inline __m512 pair_scale(
-    const float* xs, bool full) {
+R1_VNNI_TARGET inline __m512 pair_scale(const float* xs, bool full) {
   return full ? spread_pair<0, 1>(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xs))))
               : _mm512_set1_ps(*xs);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) inline XPair x_pair(
-    const int8_t* xq, const float* xs, __mmask64 bytes, bool full) {
+R1_VNNI_TARGET inline XPair x_pair(const int8_t* xq, const float* xs, __mmask64 bytes, bool full) {
   const __m512i x = _mm512_maskz_loadu_epi8(bytes, xq);
   return {_mm512_abs_epi8(x), _mm512_movepi8_mask(x), pair_scale(xs, full)};
 }
 
 // gacc + (w . x over the pair) * x_scale, per half.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) inline __m512 pair_step(
-    __m512i w, const XPair& x, __m512 gacc) {
+R1_VNNI_TARGET inline __m512 pair_step(__m512i w, const XPair& x, __m512 gacc) {
   const __m512i signed_w = _mm512_mask_sub_epi8(w, x.neg, _mm512_setzero_si512(), w);
   const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x.ax, signed_w);
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), x.scale, gacc);
 }
-
-#define R1_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
 
 // The pair at column c (a lone block when fewer than 64 columns remain in
 // its group) of R rows against N tokens, added into g.
