@@ -175,9 +175,10 @@ group_vnni(const uint8_t* const* w, const uint16_t* const* ws, const int8_t* con
     return kFull ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(bytes, p);
   };
   const __m512i mask = _mm512_set1_epi8(0x0F);
-  // Decode (one row, one token) splits each sum into two chains, low and
-  // high nibbles, so eight dependent vpdpbusd do not bound it by latency;
-  // the sums are exact integers, so this changes no result.
+  // A lone (row, token) pair (decode's left-over rows, one-token calls)
+  // has no other sums to overlap with, so it splits each sum into two
+  // chains, low and high nibbles, and eight dependent vpdpbusd do not bound
+  // it by latency; the sums are exact integers, so this changes no result.
   constexpr bool kTwoChains = R * N == 1;
   __m512i sum[R][N], sum_hi[R][N];
   for (int k = 0; k < N; ++k) {

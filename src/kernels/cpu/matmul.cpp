@@ -350,7 +350,7 @@ void matmul_silu_mul(const float* x, const MatrixView& gate, const MatrixView& u
     // a per-thread buffer, then they are combined in place. Prefill takes 16
     // rows at a time, so the activations pass each weight row while it is in
     // L1. Decode takes the whole range: its kernels read a range as four
-    // long streams (rows_vnni), and 16-row chunks would cut them to 6 KB
+    // long streams (row_runs.h), and 16-row chunks would cut them to 6 KB
     // each, switching matrices between chunks (int8 gate_up at 32 against 55
     // GB/s for down in the same run).
     const int64_t chunk = n_tokens < 4 ? end - begin : 16;
