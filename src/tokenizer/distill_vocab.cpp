@@ -1,9 +1,14 @@
 #include "tokenizer/distill_vocab.h"
 
 #include <array>
-#include <map>
+#include <cstdlib>
+#include <optional>
+#include <unordered_map>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "tokenizer/detail/byte_level.h"
 
 namespace r1 {
 namespace {
@@ -45,9 +50,9 @@ constexpr std::array<AddedEntry, 22> kQwenAdded = {{
 constexpr int32_t kQwenFirstAddedId = 151643;
 
 // model-facts.md §2.3: the Llama-3.1 added tokens DeepSeek renamed, plus
-// the Llama-3.1 names of 128004/128008/128010, which the npm file (Llama-3.0
-// naming) has as reserved tokens. Flags: User/Assistant/think are not
-// special; the others keep the npm file's flag (special).
+// the Llama-3.1 names of 128004/128008/128010, which the Llama-3.0 file
+// has as reserved tokens. Flags: User/Assistant/think are not special; the
+// others keep the file's flag (special).
 constexpr std::array<AddedEntry, 10> kLlamaRenamed = {{
     {128000, "<｜begin▁of▁sentence｜>", true},
     {128001, "<｜end▁of▁sentence｜>", true},
@@ -86,79 +91,246 @@ Result<json> parse(const std::string& text, const char* what) {
   return root;
 }
 
-// Replaces every string and object key equal to a key of `names`.
-json rename_strings(const json& value, const std::map<std::string, std::string>& names) {
-  if (value.is_string()) {
-    const auto it = names.find(value.get<std::string>());
-    return it == names.end() ? value : json(it->second);
-  }
-  if (value.is_array()) {
-    json out = json::array();
-    for (const json& v : value) out.push_back(rename_strings(v, names));
-    return out;
-  }
-  if (value.is_object()) {
-    json out = json::object();
-    for (const auto& [key, v] : value.items()) {
-      const auto it = names.find(key);
-      out[it == names.end() ? key : it->second] = rename_strings(v, names);
+// Qwen2's split regex, exactly as its tokenizer.json stores it (§2.2).
+constexpr std::string_view kQwen2SplitRegex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+// Standard base64 (RFC 4648 §4) with padding, as tiktoken rank files use.
+bool base64_decode(std::string_view text, std::string* out) {
+  if (text.empty() || text.size() % 4 != 0) return false;
+  const auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  out->clear();
+  for (size_t i = 0; i < text.size(); i += 4) {
+    int v[4];
+    int n_pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = text[i + k];
+      if (c == '=' && i + 4 == text.size() && k >= 2) {
+        v[k] = 0;
+        ++n_pad;
+        continue;
+      }
+      if (n_pad > 0) return false;  // data after padding
+      v[k] = value(c);
+      if (v[k] < 0) return false;
     }
-    return out;
+    const uint32_t bits = (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) |
+                          (uint32_t(v[2]) << 6) | uint32_t(v[3]);
+    out->push_back(static_cast<char>(bits >> 16));
+    if (n_pad < 2) out->push_back(static_cast<char>((bits >> 8) & 0xFF));
+    if (n_pad < 1) out->push_back(static_cast<char>(bits & 0xFF));
   }
-  return value;
+  return true;
+}
+
+// The tokens of a tiktoken rank file, indexed by rank.
+Result<std::vector<std::string>> parse_tiktoken(const std::string& text) {
+  std::vector<std::string> tokens;
+  size_t pos = 0;
+  int line_no = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    const auto where = [&] { return "the Qwen tiktoken file, line " + std::to_string(line_no); };
+    const size_t space = line.find(' ');
+    if (space == std::string_view::npos) return invalid_argument(where() + ": expected \"token rank\"");
+    std::string bytes;
+    if (!base64_decode(line.substr(0, space), &bytes)) {
+      return invalid_argument(where() + ": the token is not base64");
+    }
+    const std::string rank_text(line.substr(space + 1));
+    char* rank_end = nullptr;
+    const long rank = std::strtol(rank_text.c_str(), &rank_end, 10);
+    if (rank_text.empty() || *rank_end != '\0' || rank < 0 || rank >= kQwenFirstAddedId) {
+      return invalid_argument(where() + ": rank \"" + rank_text + "\" is not in 0.." +
+                              std::to_string(kQwenFirstAddedId - 1));
+    }
+    if (static_cast<size_t>(rank) >= tokens.size()) tokens.resize(static_cast<size_t>(rank) + 1);
+    if (!tokens[static_cast<size_t>(rank)].empty()) {
+      return invalid_argument(where() + ": rank " + rank_text + " appears twice");
+    }
+    tokens[static_cast<size_t>(rank)] = std::move(bytes);
+  }
+  if (tokens.size() < 256) return invalid_argument("the Qwen tiktoken file has fewer than 256 tokens");
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    if (tokens[r].empty()) {
+      return invalid_argument("the Qwen tiktoken file has no token of rank " + std::to_string(r));
+    }
+  }
+  return tokens;
+}
+
+// The pair byte-level BPE over `token`, merging only tokens ranked below
+// `rank`, ends with; nullopt when it does not end in exactly two pieces.
+std::optional<std::pair<std::string, std::string>> last_merge(
+    const std::string& token, size_t rank,
+    const std::unordered_map<std::string_view, size_t>& ranks) {
+  std::vector<std::string_view> parts;
+  for (size_t i = 0; i < token.size(); ++i) parts.emplace_back(token.data() + i, 1);
+  while (parts.size() > 2) {
+    size_t best = rank;
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      const std::string_view joined(parts[i].data(), parts[i].size() + parts[i + 1].size());
+      const auto it = ranks.find(joined);
+      if (it != ranks.end() && it->second < best) {
+        best = it->second;
+        at = i;
+      }
+    }
+    if (best == rank) return std::nullopt;
+    parts[at] = std::string_view(parts[at].data(), parts[at].size() + parts[at + 1].size());
+    parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+  }
+  if (parts.size() != 2 || !ranks.contains(parts[0]) || !ranks.contains(parts[1])) {
+    return std::nullopt;
+  }
+  return std::make_pair(std::string(parts[0]), std::string(parts[1]));
+}
+
+json byte_level_json(bool add_prefix_space, bool trim_offsets, bool use_regex) {
+  return json{{"type", "ByteLevel"},
+              {"add_prefix_space", add_prefix_space},
+              {"trim_offsets", trim_offsets},
+              {"use_regex", use_regex}};
 }
 
 }  // namespace
 
-Result<std::string> make_r1_qwen_tokenizer_json(const std::string& npm_qwen3_tokenizer_json) {
-  try {
-    R1_ASSIGN_OR_RETURN(json root, parse(npm_qwen3_tokenizer_json, "the npm Qwen tokenizer.json"));
-    for (const auto& [token, id] : root["model"]["vocab"].items()) {
-      if (!id.is_number_integer() || id.get<int64_t>() >= kQwenFirstAddedId) {
-        return invalid_argument("the npm Qwen tokenizer.json: vocab entry \"" + token +
-                                "\" has an id that is not below " +
-                                std::to_string(kQwenFirstAddedId));
-      }
-    }
-    json added = json::array();
-    for (const AddedEntry& e : kQwenAdded) {
-      added.push_back(added_token_json(e.id, e.content, e.special));
-    }
-    root["added_tokens"] = std::move(added);
-    return root.dump();
-  } catch (const json::exception& e) {
-    return invalid_argument(std::string("the npm Qwen tokenizer.json: ") + e.what());
+Result<std::filesystem::path> find_vocab_dir(const std::filesystem::path& project_dir) {
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("R1SERVE_VOCAB_DIR"); env != nullptr && *env != '\0') {
+    return fs::path(env);
   }
+  const fs::path lib = project_dir / ".venv" / "lib";
+  std::error_code ec;
+  for (fs::directory_iterator it(lib, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path site = it->path() / "site-packages";
+    if (it->path().filename().string().starts_with("python") && fs::is_directory(site)) {
+      return site;
+    }
+  }
+  return not_found(lib.string() +
+                   ": no Python site-packages with the vocabulary packages; run "
+                   "scripts/install-deps.sh or set R1SERVE_VOCAB_DIR");
 }
 
-Result<std::string> make_r1_llama_tokenizer_json(const std::string& npm_llama_tokenizer_json) {
-  try {
-    R1_ASSIGN_OR_RETURN(json root, parse(npm_llama_tokenizer_json, "the npm Llama tokenizer.json"));
-    if (!root.contains("added_tokens") || !root["added_tokens"].is_array()) {
-      return invalid_argument("the npm Llama tokenizer.json has no added_tokens");
+Result<std::string> make_r1_qwen_tokenizer_json(const std::string& qwen_tiktoken) {
+  R1_ASSIGN_OR_RETURN(std::vector<std::string> tokens, parse_tiktoken(qwen_tiktoken));
+  std::unordered_map<std::string_view, size_t> ranks;
+  ranks.reserve(tokens.size());
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    if (!ranks.emplace(tokens[r], r).second) {
+      return invalid_argument("the Qwen tiktoken file lists one token at two ranks (" +
+                              std::to_string(ranks[tokens[r]]) + " and " + std::to_string(r) +
+                              ")");
     }
-    std::map<std::string, std::string> renames;
+  }
+  const detail::ByteLevelAlphabet& alphabet = detail::ByteLevelAlphabet::get();
+  const auto written = [&](std::string_view raw) {
+    std::string out;
+    alphabet.append_encoded(raw, out);
+    return out;
+  };
+  json vocab = json::object();
+  json merges = json::array();
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    vocab[written(tokens[r])] = r;
+    if (tokens[r].size() == 1) continue;
+    const auto pair = last_merge(tokens[r], r, ranks);
+    if (!pair) {
+      return invalid_argument("the Qwen tiktoken file: the token of rank " + std::to_string(r) +
+                              " is not the merge of two lower-ranked tokens");
+    }
+    merges.push_back(json::array({written(pair->first), written(pair->second)}));
+  }
+  json added = json::array();
+  for (const AddedEntry& e : kQwenAdded) {
+    added.push_back(added_token_json(e.id, e.content, e.special));
+  }
+  json split = {{"type", "Split"},
+                {"pattern", {{"Regex", std::string(kQwen2SplitRegex)}}},
+                {"behavior", "Isolated"},
+                {"invert", false}};
+  const json root = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", std::move(added)},
+      {"normalizer", {{"type", "NFC"}}},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers", json::array({std::move(split), byte_level_json(false, false, false)})}}},
+      {"post_processor", byte_level_json(false, false, false)},
+      {"decoder", byte_level_json(false, false, false)},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", ""},
+        {"end_of_word_suffix", ""},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", false},
+        {"vocab", std::move(vocab)},
+        {"merges", std::move(merges)}}},
+  };
+  return root.dump();
+}
+
+Result<std::string> make_r1_llama_tokenizer_json(const std::string& llama3_tokenizer_json) {
+  try {
+    R1_ASSIGN_OR_RETURN(json root, parse(llama3_tokenizer_json, "the Llama tokenizer.json"));
+    if (!root.contains("added_tokens") || !root["added_tokens"].is_array()) {
+      return invalid_argument("the Llama tokenizer.json has no added_tokens");
+    }
     for (const AddedEntry& e : kLlamaRenamed) {
       bool found = false;
       for (json& token : root["added_tokens"]) {
         if (token.value("id", -1) != e.id) continue;
-        const std::string old_name = token.value("content", std::string());
-        if (old_name != e.content) renames[old_name] = std::string(e.content);
         token["content"] = std::string(e.content);
         token["special"] = e.special;
         found = true;
       }
       if (!found) {
-        return invalid_argument("the npm Llama tokenizer.json has no added token " +
+        return invalid_argument("the Llama tokenizer.json has no added token " +
                                 std::to_string(e.id));
       }
     }
-    if (root.contains("post_processor")) {
-      root["post_processor"] = rename_strings(root["post_processor"], renames);
-    }
+    // Llama-3.1's post-processor: ByteLevel (offsets only), then BOS first;
+    // the pair template puts BOS before each sequence.
+    const std::string bos(kLlamaRenamed[0].content);
+    const auto bos_piece = [&](int type_id) {
+      return json{{"SpecialToken", {{"id", bos}, {"type_id", type_id}}}};
+    };
+    const auto sequence = [](const char* id, int type_id) {
+      return json{{"Sequence", {{"id", id}, {"type_id", type_id}}}};
+    };
+    const json bos_template = {
+        {"type", "TemplateProcessing"},
+        {"single", json::array({bos_piece(0), sequence("A", 0)})},
+        {"pair", json::array({bos_piece(0), sequence("A", 0), bos_piece(1), sequence("B", 1)})},
+        {"special_tokens",
+         {{bos, {{"id", bos}, {"ids", json::array({kLlamaRenamed[0].id})}, {"tokens", json::array({bos})}}}}},
+    };
+    root["post_processor"] = {
+        {"type", "Sequence"},
+        {"processors", json::array({byte_level_json(true, false, true), bos_template})}};
     return root.dump();
   } catch (const json::exception& e) {
-    return invalid_argument(std::string("the npm Llama tokenizer.json: ") + e.what());
+    return invalid_argument(std::string("the Llama tokenizer.json: ") + e.what());
   }
 }
 

