@@ -84,6 +84,8 @@ class Server:
             return "".join(self._stderr)
 
     def fail(self, what):
+        if self.proc.poll() is not None:
+            self._reader.join(timeout=5)  # the rest of stderr, up to its end
         pytest.fail(f"{what}\n--- server stderr ---\n{self.stderr()}", pytrace=False)
 
     def poll(self, what, cond, timeout=POLL_TIMEOUT_S, detail=None):
@@ -153,7 +155,8 @@ def start_server(model_dir, extra=(), *, args=None, env=None):
     """Starts a server and returns it once /ready answers 200. `args` replaces
     the usual model, port and name flags (a config file may give them); `env`
     adds to the environment."""
-    kv = [] if "--kv-cache-bytes" in extra or args is not None else ["--kv-cache-bytes", "200000000"]
+    kv = ([] if "--kv-cache-bytes" in extra or args is not None
+          else ["--kv-cache-bytes", "200000000"])
     base = args if args is not None else ["--model", model_dir, "--port", "0",
                                           "--served-model-name", "tiny", "--threads", "2"]
     s = Server([*base, *kv, *extra], env or {})
@@ -227,6 +230,16 @@ def take_chunk(got, chunk):
             got["finish"] = c.finish_reason
 
 
+def token_bytes(completion):
+    """The bytes of each sampled token of a chat completion's first choice."""
+    return [bytes(e.bytes) for e in completion.choices[0].logprobs.content]
+
+
+def text_of(utf8):
+    # A token that ends inside a character is flushed as U+FFFD.
+    return utf8.decode("utf-8", "replace")
+
+
 def metric(server, name):
     text = server.get("/metrics").body.decode()
     for line in text.split("\n"):
@@ -258,16 +271,38 @@ def test_chat_completion_whole_shape_reasoning_split_and_usage(server):
     # The prompt ends inside <think>: every generated token up to and
     # including the first </think> is reasoning; a model that never closes it
     # reasons throughout. The logprobs name the 24 tokens it generated.
-    tokens = [bytes(e.bytes) for e in r.choices[0].logprobs.content]
+    tokens = token_bytes(r)
     assert len(tokens) == 24
     n_reasoning = next((i + 1 for i, t in enumerate(tokens) if t == THINK_END), len(tokens))
     d = r.usage.completion_tokens_details.reasoning_tokens
     assert d == n_reasoning, tokens
     reasoning = getattr(m, "reasoning_content", None) or ""
-    assert reasoning.encode() == b"".join(tokens[:n_reasoning]).removesuffix(THINK_END), tokens
-    assert (m.content or "").encode() == b"".join(tokens[n_reasoning:]), tokens
+    assert reasoning == text_of(b"".join(tokens[:n_reasoning]).removesuffix(THINK_END)), tokens
+    assert (m.content or "") == text_of(b"".join(tokens[n_reasoning:])), tokens
     if d == 24:
         assert len(reasoning) > 0
+
+
+def test_a_reasoning_budget_puts_the_split_and_the_reasoning_token_count_where_it_closed(server):
+    # After 10 tokens of thinking the engine appends the tokens of
+    # "\n</think>\n\n"; they are not sampled, so the logprobs leave them out.
+    forced = server.post("/tokenize", json.dumps({"prompt": "\n</think>\n\n"})).json()["tokens"]
+    think_end = server.post("/tokenize", json.dumps({"prompt": "</think>"})).json()["tokens"]
+    assert len(think_end) == 1 and think_end[0] in forced, forced
+    end = forced.index(think_end[0])
+
+    def detokenize(ids):
+        return server.post("/detokenize", json.dumps({"tokens": ids})).json()["prompt"].encode()
+
+    r = server.client.chat.completions.create(
+        **chat("Hello there", logprobs=True, extra_body={"max_reasoning_tokens": 10}))
+    assert r.usage.completion_tokens == 24
+    sampled = token_bytes(r)
+    assert len(sampled) == 24 - len(forced)
+    assert r.usage.completion_tokens_details.reasoning_tokens == 10 + end + 1
+    m = r.choices[0].message
+    assert m.reasoning_content == text_of(b"".join(sampled[:10]) + detokenize(forced[:end]))
+    assert m.content == text_of(detokenize(forced[end + 1:]) + b"".join(sampled[10:]))
 
 
 def test_chat_completion_streamed_equals_whole(server):
@@ -492,8 +527,7 @@ def test_logprobs_agree_with_the_score_command_chat_and_completions_shapes(serve
         assert len(e.top_logprobs) == 2
         assert e.top_logprobs[0].logprob >= e.top_logprobs[1].logprob
         assert abs(e.logprob - e.top_logprobs[0].logprob) < 1e-6
-    total = math.exp(content[0].top_logprobs[0].logprob) + math.exp(content[0].top_logprobs[1].logprob)
-    assert total <= 1 + 1e-6
+    assert sum(math.exp(t.logprob) for t in content[0].top_logprobs[:2]) <= 1 + 1e-6
 
 
 def stop_across_token_boundary(text, tokens):
@@ -680,7 +714,8 @@ def test_rate_limits_a_key_at_its_limit_gets_429s_another_key_is_unaffected(mode
 def test_audit_trail_calls_and_auth_failures_hash_chained_verified_by_audit_verify(model_dir, work):
     keys = os.path.join(work, "audit-keys.yaml")
     audit_file = os.path.join(work, "audit.jsonl")
-    write(keys, f"keys:\n  - id: dev\n    sha256: {sha256('sk-audit-dev')}\n    roles: [developer]\n")
+    write(keys, f"keys:\n  - id: dev\n    sha256: {sha256('sk-audit-dev')}\n"
+                "    roles: [developer]\n")
     with start_server(model_dir, ["--api-keys", keys, "--audit-log", audit_file]) as s:
         c = s.client_with("sk-audit-dev")
         c.chat.completions.create(**chat("audit me", max_tokens=2))
