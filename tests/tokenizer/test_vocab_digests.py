@@ -15,17 +15,19 @@ ensure_ascii=False, separators=(",", ":")); merges = sha256 of the merges as
 import hashlib
 import json
 import os
+import pathlib
 import subprocess
+import sys
 
 import pytest
 from tokenizers import Tokenizer
 
-BINARY = os.environ["R1SERVE_BINARY"]
+# DeepSeek's added-token tables (model-facts.md §2.1, §2.3), as the corpus
+# oracle writes them, independently of src/tokenizer/distill_vocab.cpp.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "python"))
+from encode_corpus import BAR, BOS, EOS, LLAMA_RENAMED, LOW, QWEN_ADDED  # noqa: E402
 
-BAR = "\uff5c"  # ｜ FULLWIDTH VERTICAL LINE
-LOW = "\u2581"  # ▁ LOWER ONE EIGHTH BLOCK
-BOS = f"<{BAR}begin{LOW}of{LOW}sentence{BAR}>"
-EOS = f"<{BAR}end{LOW}of{LOW}sentence{BAR}>"
+BINARY = os.environ["R1SERVE_BINARY"]
 
 DIGESTS = {
     "qwen2": dict(
@@ -42,48 +44,13 @@ DIGESTS = {
     ),
 }
 
-# model-facts.md §2.1: every added token of the R1-Distill-Qwen tokenizers.
-QWEN_ADDED = [
-    (151643, EOS, True),
-    (151644, f"<{BAR}User{BAR}>", False),
-    (151645, f"<{BAR}Assistant{BAR}>", False),
-    (151646, BOS, True),
-    (151647, "<|EOT|>", False),
-    (151648, "<think>", False),
-    (151649, "</think>", False),
-    (151650, "<|quad_start|>", True),
-    (151651, "<|quad_end|>", True),
-    (151652, "<|vision_start|>", True),
-    (151653, "<|vision_end|>", True),
-    (151654, "<|vision_pad|>", True),
-    (151655, "<|image_pad|>", True),
-    (151656, "<|video_pad|>", True),
-    (151657, "<tool_call>", False),
-    (151658, "</tool_call>", False),
-    (151659, "<|fim_prefix|>", False),
-    (151660, "<|fim_middle|>", False),
-    (151661, "<|fim_suffix|>", False),
-    (151662, "<|fim_pad|>", False),
-    (151663, "<|repo_name|>", False),
-    (151664, "<|file_sep|>", False),
-]
-
-# model-facts.md §2.3: the added tokens DeepSeek renamed in the Llama
-# distills, and the Llama-3.1 names around them.
+# The Llama added tokens DeepSeek renamed, and the Llama-3 ones they sit
+# between, which keep their names.
 LLAMA_ADDED = {
-    128000: (BOS, True),
-    128001: (EOS, True),
-    128004: ("<|finetune_right_pad_id|>", True),
+    **LLAMA_RENAMED,
     128006: ("<|start_header_id|>", True),
     128007: ("<|end_header_id|>", True),
-    128008: ("<|eom_id|>", True),
     128009: ("<|eot_id|>", True),
-    128010: ("<|python_tag|>", True),
-    128011: (f"<{BAR}User{BAR}>", False),
-    128012: (f"<{BAR}Assistant{BAR}>", False),
-    128013: ("<think>", False),
-    128014: ("</think>", False),
-    128015: (f"<{BAR}{LOW}pad{LOW}{BAR}>", True),
 }
 
 
