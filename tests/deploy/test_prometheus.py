@@ -6,20 +6,26 @@
 # be there, and every metric name the dashboard uses must be one r1serve
 # exports (GPU gauges excepted on a CPU server).
 #
-# Environment (set by ctest): R1SERVE_BINARY, R1SERVE_SOURCE_DIR.
-import codecs
+# Environment (set by ctest): R1SERVE_BINARY, R1SERVE_SOURCE_DIR, whose
+# tools/python/r1serve_harness.py this imports (this checkout's when it is
+# unset).
+import functools
 import http.client
 import json
 import os
 import re
 import shutil
-import subprocess
+import sys
 import tempfile
-import threading
-import time
 import urllib.parse
 
 import pytest
+
+sys.path.insert(0, os.path.join(
+    os.environ.get("R1SERVE_SOURCE_DIR")
+    or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tools", "python"))
+import r1serve_harness  # noqa: E402
+from r1serve_harness import Process, Server, make_test_model, poll, serve_args  # noqa: E402
 
 BIN = os.environ.get("R1SERVE_BINARY", "")
 SRC = os.environ.get("R1SERVE_SOURCE_DIR", "")
@@ -29,63 +35,8 @@ SRC = os.environ.get("R1SERVE_SOURCE_DIR", "")
 kStartSeconds = 60
 kHttpSeconds = 60
 
-
-class Response:
-    def __init__(self, status, body):
-        self.status = status
-        self.body = body
-
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def fetch(url, method="GET", body=None, headers=None):
-    """One request on a fresh connection; never raises on an HTTP status."""
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=kHttpSeconds)
-    try:
-        target = parts.path + ("?" + parts.query if parts.query else "")
-        conn.request(method, target, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return Response(r.status, r.read())
-    finally:
-        conn.close()
-
-
-class Process:
-    """A child process whose stderr is collected as it comes."""
-
-    def __init__(self, name, argv):
-        self.name = name
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        self._lock = threading.Lock()  # guards _stderr
-        self._stderr = ""
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-
-    def _read_stderr(self):
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):
-            text = decoder.decode(chunk)
-            with self._lock:
-                self._stderr += text
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stderr(self):
-        with self._lock:
-            return self._stderr
-
-    def kill(self):
-        if self.alive():
-            self.proc.kill()
-        self.proc.wait()
-        self._reader.join(timeout=10)
+fetch = functools.partial(r1serve_harness.fetch, timeout=kHttpSeconds)
+post = functools.partial(r1serve_harness.post, timeout=kHttpSeconds)
 
 
 class Stack:
@@ -100,25 +51,15 @@ class Stack:
         return all(p.alive() for p in self.procs)
 
     def log(self):
-        return "\n".join(
-            f"--- {p.name} (exit {p.proc.poll()}) stderr:\n{p.stderr()[-8000:]}" for p in self.procs)
+        return "\n".join(p.log(tail=8000) for p in self.procs)
 
     def wait_for(self, what, ready, seconds=kStartSeconds):
         """Calls ready() until it returns a true value and returns that value;
-        fails at the deadline, or as soon as a process of the stack exits."""
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                value = ready()
-            except (OSError, http.client.HTTPException, ValueError, LookupError, TypeError):
-                value = None
-            if value:
-                return value
-            if not self.alive():
-                pytest.fail(f"a process exited while waiting for {what}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {seconds} s waiting for {what}:\n{self.log()}")
-            time.sleep(0.1)
+        fails at the deadline, or as soon as a process of the stack exits. An
+        answer not yet of the shape looked for counts as not yet."""
+        return poll(what, ready, seconds, self.alive, self.log,
+                    ignore=(OSError, http.client.HTTPException, ValueError, LookupError,
+                            TypeError))
 
     def query(self, expr):
         q = urllib.parse.urlencode({"query": expr})
@@ -138,26 +79,19 @@ def stack():
     st = Stack()
     try:
         model = os.path.join(work, "tiny")
-        made = subprocess.run([BIN, "make-test-model", "--arch", "qwen2", "--size", "tiny",
-                               "--dtype", "bf16", "--seed", "5", "--out", model],
-                              capture_output=True, text=True)
+        made = make_test_model(BIN, model)
         assert made.returncode == 0, made.stderr
-        server = Process("r1serve", [BIN, "serve", "--model", model, "--port", "0",
-                                     "--served-model-name", "tiny", "--threads", "2",
-                                     "--kv-cache-bytes", "100000000", "--response-cache",
-                                     "memory"])
+        server = Server(BIN, serve_args(model, ["--kv-cache-bytes", "100000000",
+                                                "--response-cache", "memory"]))
         st.procs.append(server)
-        port = st.wait_for("r1serve to print its port",
-                           lambda: re.search(r"on http://127\.0\.0\.1:(\d+)", server.stderr()))
-        port = port.group(1)
-        st.r1 = f"http://127.0.0.1:{port}"
-        st.wait_for("r1serve ready", lambda: fetch(f"{st.r1}/ready").status == 200)
+        server.wait_ready(kStartSeconds)
+        port = server.port
+        st.r1 = server.base
         # Traffic, so histograms, counters and per-principal series exist.
         for _ in range(3):
-            r = fetch(f"{st.r1}/v1/chat/completions", "POST",
-                      json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
-                                  "max_tokens": 4, "temperature": 0}).encode(),
-                      {"Content-Type": "application/json"})
+            r = post(st.r1, "/v1/chat/completions",
+                     {"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
+                      "max_tokens": 4, "temperature": 0})
             assert r.status == 200, r.text()
 
         # The shipped config with the target and intervals adapted to a test.
@@ -194,7 +128,7 @@ def stack():
         yield st
     finally:
         for p in reversed(st.procs):
-            p.kill()
+            p.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

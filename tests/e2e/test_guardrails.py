@@ -6,12 +6,12 @@
 # /admin/usage; the operator's drain and resume; tokens charged while they
 # are generated; prompts in the audit trail only when asked.
 #
-# Environment (set by ctest): R1SERVE_BINARY, R1SERVE_SOURCE_DIR.
+# Environment (set by ctest): R1SERVE_BINARY, R1SERVE_SOURCE_DIR, whose
+# tools/python/r1serve_harness.py this imports (this checkout's when it is
+# unset).
 import base64
-import codecs
 import hashlib
 import hmac
-import http.client
 import json
 import math
 import os
@@ -19,13 +19,17 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-import threading
 import time
-import urllib.parse
 
 import openai
 import pytest
+
+sys.path.insert(0, os.path.join(
+    os.environ.get("R1SERVE_SOURCE_DIR")
+    or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tools", "python"))
+from r1serve_harness import Server, fetch, make_test_model, poll, post, serve_args  # noqa: E402
 
 BIN = os.environ.get("R1SERVE_BINARY", "")
 
@@ -33,7 +37,6 @@ BIN = os.environ.get("R1SERVE_BINARY", "")
 # said on stderr.
 kStartSeconds = 60
 kStopSeconds = 30
-kHttpSeconds = 120
 
 
 def sha(key):
@@ -42,39 +45,6 @@ def sha(key):
 
 def now():
     return int(time.time())
-
-
-class Response:
-    """A finished HTTP exchange: status, headers (case-insensitive), body."""
-
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def fetch(url, method="GET", body=None, headers=None):
-    """One request on a fresh connection; never raises on an HTTP status."""
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=kHttpSeconds)
-    try:
-        target = parts.path + ("?" + parts.query if parts.query else "")
-        conn.request(method, target, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return Response(r.status, r.headers, r.read())
-    finally:
-        conn.close()
-
-
-def post(base, route, body, headers=None):
-    return fetch(f"{base}{route}", "POST", json.dumps(body).encode(),
-                 {"Content-Type": "application/json", **(headers or {})})
 
 
 def metric(base, name, headers=None):
@@ -95,81 +65,6 @@ def bearer(token):
     return {"Authorization": f"Bearer {token}"}
 
 
-def poll(what, ready, seconds, alive=None, log=None):
-    """Calls ready() until it returns a true value and returns that value.
-
-    Fails when `seconds` pass, or as soon as alive() turns false (the process
-    it waits on exited), with log() in the message.
-    """
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            value = ready()
-        except (OSError, http.client.HTTPException, subprocess.SubprocessError):
-            value = None
-        if value:
-            return value
-        if alive is not None and not alive():
-            pytest.fail(f"exited while waiting for {what}:\n{log() if log else ''}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds} s waiting for {what}:\n{log() if log else ''}")
-        time.sleep(0.05)
-
-
-class Server:
-    """`r1serve serve` on 127.0.0.1, port 0; stderr kept for assertions."""
-
-    def __init__(self, model_dir, extra):
-        self.proc = subprocess.Popen(
-            [BIN, "serve", "--model", model_dir, "--port", "0", "--served-model-name", "tiny",
-             "--threads", "2", "--kv-cache-bytes", "200000000", *extra],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._lock = threading.Lock()  # guards _stderr
-        self._stderr = ""
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-        port = poll("r1serve to print its port",
-                    lambda: re.search(r"on http://127\.0\.0\.1:(\d+)", self.stderr()),
-                    kStartSeconds, self.alive, self.stderr)
-        self.base = f"http://127.0.0.1:{port.group(1)}"
-        poll("r1serve /health and /ready",
-             lambda: fetch(f"{self.base}/health").status == 200
-             and fetch(f"{self.base}/ready").status == 200,
-             kStartSeconds, self.alive, self.stderr)
-
-    def _read_stderr(self):
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):
-            text = decoder.decode(chunk)
-            with self._lock:
-                self._stderr += text
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stderr(self):
-        with self._lock:
-            return self._stderr
-
-    def wait_stderr(self, pattern):
-        """Waits until stderr matches `pattern` (the server logs after it answers)."""
-        return poll(f"stderr to match {pattern!r}", lambda: re.search(pattern, self.stderr()),
-                    kStopSeconds, self.alive, self.stderr)
-
-    def stop(self, sig=signal.SIGKILL):
-        """Sends `sig` and waits for the exit and the last of stderr."""
-        if self.alive():
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=kStopSeconds)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"r1serve did not exit {kStopSeconds} s after {sig!r}:\n{self.stderr()}")
-        finally:
-            self._reader.join(timeout=kStopSeconds)
-
-
 @pytest.fixture(scope="module")
 def work():
     assert BIN, "R1SERVE_BINARY is not set"
@@ -181,8 +76,7 @@ def work():
 @pytest.fixture(scope="module")
 def model_dir(work):
     out = os.path.join(work, "tiny")
-    made = subprocess.run([BIN, "make-test-model", "--arch", "qwen2", "--size", "tiny", "--dtype",
-                           "bf16", "--seed", "5", "--out", out], capture_output=True, text=True)
+    made = make_test_model(BIN, out)
     assert made.returncode == 0, made.stderr
     return out
 
@@ -193,15 +87,13 @@ def start(model_dir):
     started = []
 
     def make(extra=()):
-        s = Server(model_dir, list(extra))
+        s = Server.start(BIN, serve_args(model_dir, list(extra)), seconds=kStartSeconds)
         started.append(s)
         return s
 
     yield make
     for s in started:
-        if s.alive():
-            s.proc.kill()
-            s.proc.wait()
+        s.stop()
 
 
 # --- JWTs, signed here independently of r1serve ----------------------------
@@ -418,7 +310,7 @@ class Redis:
             return read(self.log) if os.path.exists(self.log) else "(no redis.log)"
 
         poll("redis-server to answer PING", pong, kStartSeconds,
-             lambda: self.proc.poll() is None, log)
+             lambda: self.proc.poll() is None, log, ignore=(OSError, subprocess.SubprocessError))
 
     def stop(self):
         self.proc.kill()

@@ -4,11 +4,12 @@
 # same requests run alone, cancellation, preemption and drain.
 #
 # Needs R1SERVE_BINARY (the r1serve binary); ctest also sets
-# R1SERVE_SOURCE_DIR. Every wait is a poll with a deadline that fails with
-# the server's stderr, and fails at once when the server exits.
+# R1SERVE_SOURCE_DIR, whose tools/python/r1serve_harness.py this imports
+# (this checkout's when it is unset). Every wait is a poll with a deadline
+# that fails with the server's stderr, and fails at once when the server
+# exits.
 import asyncio
 import hashlib
-import http.client
 import json
 import math
 import os
@@ -16,156 +17,50 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
 
+sys.path.insert(0, os.path.join(
+    os.environ.get("R1SERVE_SOURCE_DIR")
+    or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tools", "python"))
+import r1serve_harness  # noqa: E402
+from r1serve_harness import fetch, make_test_model, serve_args  # noqa: E402
+
 BIN = os.environ.get("R1SERVE_BINARY", "")
-PORT_LINE = re.compile(r"on http://127\.0\.0\.1:(\d+)")
 JSON_HEADERS = {"Content-Type": "application/json"}
-START_TIMEOUT_S = 120  # model load on a busy two-core machine
-POLL_TIMEOUT_S = 30
 REQUEST_TIMEOUT_S = 300
 THINK_END = b"</think>"
 
 
-class Reply:
-    """A raw HTTP answer: status, lower-cased headers, body bytes."""
+class Server(r1serve_harness.Server):
+    """A running `r1serve serve` with the openai client at hand: client for
+    an unused key, client_with() for another; get and post take a route."""
 
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def http_request(port, method, route, body=None, headers=None, timeout=REQUEST_TIMEOUT_S):
-    # http.client rather than urllib: no proxy from the environment on loopback.
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, route, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-    finally:
-        conn.close()
-
-
-class Server:
-    """A running `r1serve serve`. stderr is drained on a thread so the pipe
-    never fills; stderr() is everything the server has written so far."""
-
-    def __init__(self, args, env):
-        self.proc = subprocess.Popen([BIN, "serve", *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env={**os.environ, **env})
-        self._lock = threading.Lock()  # guards _stderr and port
-        self._stderr = []
-        self.port = None
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-
-    def _read_stderr(self):
-        for line in iter(self.proc.stderr.readline, b""):
-            text = line.decode("utf-8", "replace")
-            with self._lock:
-                self._stderr.append(text)
-                m = PORT_LINE.search(text)
-                if m and self.port is None:
-                    self.port = int(m.group(1))
-
-    def stderr(self):
-        with self._lock:
-            return "".join(self._stderr)
-
-    def fail(self, what):
-        if self.proc.poll() is not None:
-            self._reader.join(timeout=5)  # the rest of stderr, up to its end
-        pytest.fail(f"{what}\n--- server stderr ---\n{self.stderr()}", pytrace=False)
-
-    def poll(self, what, cond, timeout=POLL_TIMEOUT_S, detail=None):
-        """Calls cond() until it is truthy and returns that value; fails when
-        the server exits first or `timeout` seconds pass."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = cond()
-            if got:
-                return got
-            rc = self.proc.poll()
-            extra = f" ({detail()})" if detail else ""
-            if rc is not None:
-                self.fail(f"{what}: the server exited with {rc}{extra}")
-            if time.monotonic() >= deadline:
-                self.fail(f"{what}: not within {timeout} s{extra}")
-            time.sleep(0.02)
-
-    def wait_ready(self):
-        def port():
-            with self._lock:
-                return self.port
-
-        self.poll("the server's 'on http://127.0.0.1:PORT' line", port, START_TIMEOUT_S)
-
-        def ready():
-            try:
-                return http_request(self.port, "GET", "/ready", timeout=5).status == 200
-            except OSError:
-                return False
-
-        self.poll("/ready answering 200", ready, START_TIMEOUT_S)
-        self.base = f"http://127.0.0.1:{self.port}"
+    def wait_ready(self, seconds=r1serve_harness.START_SECONDS):
+        super().wait_ready(seconds)
         self.client = self.client_with("unused")
 
     def client_with(self, api_key):
         return openai.OpenAI(base_url=f"{self.base}/v1", api_key=api_key, max_retries=0,
                              timeout=REQUEST_TIMEOUT_S)
 
-    def wait_exit(self, timeout=POLL_TIMEOUT_S * 2):
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.fail(f"the server did not exit within {timeout} s")
-        self._reader.join(timeout=5)
-        return rc
-
-    def stop(self, sig=signal.SIGKILL):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.wait_exit()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
     def get(self, route, headers=None):
-        return http_request(self.port, "GET", route, headers=headers)
+        return fetch(f"{self.base}{route}", headers=headers, timeout=REQUEST_TIMEOUT_S)
 
     def post(self, route, body, headers=JSON_HEADERS):
-        return http_request(self.port, "POST", route, body=body, headers=headers)
+        return fetch(f"{self.base}{route}", "POST", body, headers, timeout=REQUEST_TIMEOUT_S)
 
 
 def start_server(model_dir, extra=(), *, args=None, env=None):
     """Starts a server and returns it once /ready answers 200. `args` replaces
     the usual model, port and name flags (a config file may give them); `env`
     adds to the environment."""
-    kv = ([] if "--kv-cache-bytes" in extra or args is not None
-          else ["--kv-cache-bytes", "200000000"])
-    base = args if args is not None else ["--model", model_dir, "--port", "0",
-                                          "--served-model-name", "tiny", "--threads", "2"]
-    s = Server([*base, *kv, *extra], env or {})
-    try:
-        s.wait_ready()
-    except BaseException:
-        s.stop()
-        raise
-    return s
+    flags = [*args, *extra] if args is not None else serve_args(model_dir, extra)
+    return Server.start(BIN, flags, env)
 
 
 def run_bin(args, env=None, timeout=120):
@@ -183,8 +78,7 @@ def model_dir():
     work = tempfile.mkdtemp(prefix="r1serve-e2e-")
     try:
         out = os.path.join(work, "tiny")
-        made = run_bin(["make-test-model", "--arch", "qwen2", "--size", "tiny", "--dtype", "bf16",
-                        "--seed", "5", "--out", out], timeout=600)
+        made = make_test_model(BIN, out)
         assert made.returncode == 0, made.stderr
         yield out
     finally:
@@ -357,14 +251,12 @@ def test_a_client_that_disconnects_mid_stream_gets_its_blocks_back_others_finish
         s = server.client.chat.completions.create(
             **chat("Long answer please", max_tokens=1500, stream=True))
         n = 0
-        try:
-            for _ in s:
-                n += 1
-                if n == 3:
-                    s.close()
-        except Exception:
-            pass  # reading on after close() ends the iteration with an error or quietly
-        assert n < 100, f"the stream went on after the close ({n} chunks)"
+        for _ in s:
+            n += 1
+            if n == 3:
+                break
+        s.close()  # drops the connection mid-stream
+        assert n == 3, f"the stream ended after {n} chunks"
         r = other.result()
     assert r.usage.completion_tokens == 40
     server.poll("the cancelled request's KV blocks coming back",
