@@ -50,6 +50,7 @@ struct ServeArgs {
   std::string access_log;
   uint64_t seed = 0;
   size_t max_body_bytes = 8u << 20;
+  int max_json_depth = 64;
   int64_t max_model_len = 0;  // 0 = the model's max_position_embeddings
   std::string scheduling_policy = "fcfs";
   PrecisionArgs precision;
@@ -158,6 +159,7 @@ Status run_serve(const ServeArgs& a) {
   ho.port = a.port;
   ho.n_threads = a.http_threads;
   ho.max_body_bytes = a.max_body_bytes;
+  ho.max_json_depth = a.max_json_depth;
   OpenAiServer server(model, metrics(), *access_log, ho, guard.server());
   R1_ASSIGN_OR_RETURN(int port, server.bind());
   log_info("serving " + model.name + " on http://" + a.host + ":" + std::to_string(port));
@@ -261,7 +263,11 @@ void add_serve_command(CLI::App& app, int* exit_code) {
                   "default reasoning budget per request; -1 = none");
   cmd->add_option("--access-log", a->access_log, "JSON-lines access log file ('-' = stdout)");
   cmd->add_option("--seed", a->seed, "seed for requests that give none");
-  cmd->add_option("--max-body-bytes", a->max_body_bytes, "request body limit");
+  cmd->add_option("--max-body-bytes", a->max_body_bytes,
+                  "request body limit, chunked bodies included (413 past it)");
+  cmd->add_option("--max-json-depth", a->max_json_depth,
+                  "deepest nesting of arrays and objects a request body may have (400 past it)")
+      ->check(CLI::Range(2, 10000));
   cmd->add_option("--scheduling-policy", a->scheduling_policy,
                   "fcfs, or priority (the request's \"priority\": lower runs first)")
       ->check(CLI::IsMember({"fcfs", "priority"}));

@@ -275,7 +275,14 @@ void OpenAiServer::add_routes() {
       return error_response(
           bad_request("expected {\"prompt\": string} or {\"messages\": [...]}", "prompt"));
     }
-    const bool special = body.value("add_special_tokens", false);
+    bool special = false;
+    if (const auto it = body.find("add_special_tokens"); it != body.end()) {
+      if (!it->is_boolean()) {
+        return error_response(
+            bad_request("add_special_tokens must be a boolean", "add_special_tokens"));
+      }
+      special = it->get<bool>();
+    }
     auto ids = model_.tokenizer->encode(body["prompt"].get<std::string>(), special);
     if (!ids.ok()) return error_response(api_error(ids.status(), "prompt"));
     return json_response(

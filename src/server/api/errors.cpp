@@ -100,8 +100,10 @@ ApiError queue_full(int retry_after_seconds) {
   return e;
 }
 
-ApiError not_ready(std::string message) {
-  return make(503, std::move(message));
+ApiError not_ready(std::string message, int retry_after_seconds) {
+  ApiError e = make(503, std::move(message));
+  e.retry_after_seconds = retry_after_seconds;
+  return e;
 }
 
 ApiError internal(std::string message) {

@@ -50,7 +50,9 @@ ApiError model_not_found(std::string_view model);  // 404, param "model", code "
 ApiError prompt_too_long(int64_t n_prompt_tokens, int64_t context_len);
 ApiError rate_limited(std::string message, int retry_after_seconds);  // 429
 ApiError queue_full(int retry_after_seconds);                         // 429, code "queue_full"
-ApiError not_ready(std::string message);                              // 503
+// 503 with Retry-After: loading, shutting down, or drained by an operator.
+// A client (or the balancer in front) should try again elsewhere or later.
+ApiError not_ready(std::string message, int retry_after_seconds = 5);
 ApiError internal(std::string message);                               // 500
 
 // {"error": {"message", "type", "param", "code"}}; param and code are null when

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/http/json_depth.h"
+
 namespace r1 {
 
 namespace {
@@ -247,6 +249,12 @@ Result<JwtIdentity> JwtVerifier::verify(std::string_view token, int64_t now_unix
       !base64url_decode(token.substr(a + 1, b - a - 1), &payload_text) ||
       !base64url_decode(token.substr(b + 1), &signature)) {
     return refuse("token is not base64url");
+  }
+  // Claims are flat; anything nested deeper is refused before it is parsed.
+  constexpr int kMaxJsonDepth = 16;
+  if (json_nesting_depth(header_text, kMaxJsonDepth) > kMaxJsonDepth ||
+      json_nesting_depth(payload_text, kMaxJsonDepth) > kMaxJsonDepth) {
+    return refuse("token header or claims nest too deep");
   }
   const json header = json::parse(header_text, nullptr, false);
   if (header.is_discarded() || !header.is_object()) return refuse("token header is not JSON");

@@ -2,11 +2,19 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <regex>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "obs/request_id.h"
 #include "server/http/connection_probe.h"
+#include "server/http/json_depth.h"
 
 namespace r1 {
 
@@ -32,6 +40,29 @@ class SinkWriter final : public StreamWriter {
   bool open_ = true;
 };
 
+// An OpenAI-shaped error body on a response the library or the adapter
+// answers itself.
+void set_error(httplib::Response& res, int status, const std::string& message) {
+  const char* type = status == 404 ? "not_found_error" : "invalid_request_error";
+  res.status = status;
+  res.set_content(nlohmann::json({{"error",
+                                   {{"message", message},
+                                    {"type", type},
+                                    {"param", nullptr},
+                                    {"code", nullptr}}}})
+                      .dump(),
+                  "application/json");
+}
+
+// True when the request carries a body the adapter has not read (the
+// connection then cannot carry another request).
+bool has_unread_body(const httplib::Request& req) {
+  return req.has_header("Transfer-Encoding") ||
+         req.get_header_value<uint64_t>("Content-Length") > 0;
+}
+
+constexpr const char* kMethods[] = {"GET", "POST", "PUT", "DELETE"};
+
 }  // namespace
 
 std::string HttpRequest::header(const std::string& name) const {
@@ -54,7 +85,65 @@ std::string HttpRequest::query_param(const std::string& name) const {
 struct HttpServer::Impl {
   HttpServerOptions options;
   httplib::Server server;
+  std::map<std::string, std::set<std::string>> methods;  // path -> methods routed
+  int listen_fd = -1;  // the listening socket, once bind() made it
+
+  // Runs `handler` on `req` with `body`, filling `res`.
+  void respond(const HttpHandler& handler, const httplib::Request& req, std::string body,
+               httplib::Response& res) const;
+  // 405 with Allow for a known path, else 404; the body is never read.
+  void refuse(const httplib::Request& req, httplib::Response& res) const;
 };
+
+void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Request& req,
+                               std::string body, httplib::Response& res) const {
+  if (!body.empty() &&
+      json_nesting_depth(body, options.max_json_depth) > options.max_json_depth) {
+    set_error(res, 400,
+              "the request body nests JSON too deep: more than " +
+                  std::to_string(options.max_json_depth) + " levels of arrays and objects");
+    return;
+  }
+  HttpRequest r;
+  r.method = req.method;
+  r.path = req.path;
+  r.body = std::move(body);
+  r.remote_addr = req.remote_addr;
+  for (const auto& [k, v] : req.headers) r.headers.emplace(k, v);
+  for (const auto& [k, v] : req.params) r.query.emplace(k, v);
+  r.request_id = request_id_or_new(req.get_header_value("X-Request-Id"));
+  auto probe = std::make_shared<ConnectionProbe>(req.remote_addr, req.remote_port);
+  r.client_connected = [probe] { return probe->connected(); };
+  HttpResponse out = handler(r);
+  res.status = out.status;
+  res.set_header("X-Request-Id", r.request_id);
+  for (const auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
+  if (out.stream) {
+    auto stream = std::make_shared<std::function<void(StreamWriter&)>>(std::move(out.stream));
+    res.set_chunked_content_provider(out.content_type,
+                                     [stream, probe](size_t, httplib::DataSink& sink) {
+                                       SinkWriter writer(sink, *probe);
+                                       (*stream)(writer);
+                                       sink.done();
+                                       return true;
+                                     });
+  } else {
+    res.set_content(out.body, out.content_type);
+  }
+}
+
+void HttpServer::Impl::refuse(const httplib::Request& req, httplib::Response& res) const {
+  if (has_unread_body(req)) res.set_header("Connection", "close");
+  const auto it = methods.find(req.path);
+  if (it == methods.end()) {
+    set_error(res, 404, "no such route");
+    return;
+  }
+  std::string allow;
+  for (const std::string& m : it->second) allow += (allow.empty() ? "" : ", ") + m;
+  res.set_header("Allow", allow);
+  set_error(res, 405, req.method + " is not allowed on " + req.path + "; it takes " + allow);
+}
 
 HttpServer::HttpServer(const HttpServerOptions& options) : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
@@ -68,14 +157,11 @@ HttpServer::HttpServer(const HttpServerOptions& options) : impl_(std::make_uniqu
   // bad request line) get an OpenAI-shaped body too.
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
-    const char* message = res.status == 404   ? "no such route"
-                          : res.status == 413 ? "request body too large"
-                          : res.status == 405 ? "method not allowed"
-                                              : "bad request";
-    const char* type = res.status == 404 ? "not_found_error" : "invalid_request_error";
-    res.set_content(std::string(R"({"error":{"message":")") + message + R"(","type":")" + type +
-                        R"(","param":null,"code":null}})",
-                    "application/json");
+    set_error(res, res.status,
+              res.status == 404   ? "no such route"
+              : res.status == 413 ? "request body too large"
+              : res.status == 405 ? "method not allowed"
+                                  : "bad request");
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     res.status = 500;
@@ -90,59 +176,95 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler) {
-  auto adapter = [handler = std::move(handler)](const httplib::Request& req,
-                                                httplib::Response& res) {
-    HttpRequest r;
-    r.method = req.method;
-    r.path = req.path;
-    r.body = req.body;
-    r.remote_addr = req.remote_addr;
-    for (const auto& [k, v] : req.headers) r.headers.emplace(k, v);
-    for (const auto& [k, v] : req.params) r.query.emplace(k, v);
-    r.request_id = request_id_or_new(req.get_header_value("X-Request-Id"));
-    auto probe = std::make_shared<ConnectionProbe>(req.remote_addr, req.remote_port);
-    r.client_connected = [probe] { return probe->connected(); };
-    HttpResponse out = handler(r);
-    res.status = out.status;
-    res.set_header("X-Request-Id", r.request_id);
-    for (const auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
-    if (out.stream) {
-      auto stream = std::make_shared<std::function<void(StreamWriter&)>>(std::move(out.stream));
-      res.set_chunked_content_provider(out.content_type,
-                                       [stream, probe](size_t, httplib::DataSink& sink) {
-                                         SinkWriter writer(sink, *probe);
-                                         (*stream)(writer);
-                                         sink.done();
-                                         return true;
-                                       });
-    } else {
-      res.set_content(out.body, out.content_type);
-    }
-  };
-  auto& s = impl_->server;
+  Impl& impl = *impl_;
+  auto& s = impl.server;
+  impl.methods[path].insert(method);
+  const std::string pattern = std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"),
+                                                 R"(\$&)");
   if (method == "GET") {
-    s.Get(path, adapter);
-  } else if (method == "POST") {
-    s.Post(path, adapter);
-  } else if (method == "DELETE") {
-    s.Delete(path, adapter);
+    s.Get(pattern, [&impl, handler = std::move(handler)](const httplib::Request& req,
+                                                          httplib::Response& res) {
+      impl.respond(handler, req, std::string(), res);
+    });
+    return;
+  }
+  // Bodies are read here, never past max_body_bytes, whatever the transfer
+  // encoding (the library's own limit covers Content-Length only).
+  auto with_body = [&impl, handler = std::move(handler)](const httplib::Request& req,
+                                                         httplib::Response& res,
+                                                         const httplib::ContentReader& read) {
+    if (req.is_multipart_form_data()) {
+      res.set_header("Connection", "close");
+      set_error(res, 415, "multipart bodies are not accepted; send application/json");
+      return;
+    }
+    std::string body;
+    bool too_large = false;
+    const size_t limit = impl.options.max_body_bytes;
+    const bool read_all = read([&](const char* data, size_t n) {
+      if (n > limit - std::min(limit, body.size())) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (!read_all) {
+      res.set_header("Connection", "close");
+      if (too_large || res.status == 413) {
+        set_error(res, 413,
+                  "request body too large: the limit is " + std::to_string(limit) + " bytes");
+      } else {
+        set_error(res, 400, "the request body could not be read");
+      }
+      return;
+    }
+    impl.respond(handler, req, std::move(body), res);
+  };
+  if (method == "POST") {
+    s.Post(pattern, std::move(with_body));
   } else if (method == "PUT") {
-    s.Put(path, adapter);
+    s.Put(pattern, std::move(with_body));
+  } else if (method == "DELETE") {
+    s.Delete(pattern, std::move(with_body));
   }
 }
 
 Result<int> HttpServer::bind() {
-  const auto& o = impl_->options;
+  Impl& impl = *impl_;
+  const auto& o = impl.options;
+  auto& s = impl.server;
+  // Last, so they match only what no route does: 405 or 404 without reading
+  // a body.
+  const auto refuse = [&impl](const httplib::Request& req, httplib::Response& res) {
+    impl.refuse(req, res);
+  };
+  const auto refuse_with_body = [&impl](const httplib::Request& req, httplib::Response& res,
+                                        const httplib::ContentReader&) { impl.refuse(req, res); };
+  s.Get(".*", refuse);
+  s.Post(".*", refuse_with_body);
+  s.Put(".*", refuse_with_body);
+  s.Delete(".*", refuse_with_body);
+  // The library's default options (SO_REUSEADDR), and the socket kept so its
+  // backlog can be raised once it listens.
+  s.set_socket_options([&impl](int fd) {
+    const int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    impl.listen_fd = fd;
+  });
+  int port = o.port;
   if (o.port == 0) {
-    const int port = impl_->server.bind_to_any_port(o.host);
+    port = s.bind_to_any_port(o.host);
     if (port <= 0) return unavailable("cannot bind " + o.host + " on any port");
-    return port;
-  }
-  if (!impl_->server.bind_to_port(o.host, o.port)) {
+  } else if (!s.bind_to_port(o.host, o.port)) {
     return unavailable("cannot bind " + o.host + ":" + std::to_string(o.port) +
                        " (in use, or no permission)");
   }
-  return o.port;
+  // The library listens with a backlog of 5, which overflows (SYN-flood
+  // warnings, refused connects) under bursts; listen() again raises it, and
+  // the kernel caps it at net.core.somaxconn.
+  if (impl.listen_fd >= 0) ::listen(impl.listen_fd, 65535);
+  return port;
 }
 
 void HttpServer::serve() {

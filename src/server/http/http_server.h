@@ -74,7 +74,12 @@ struct HttpServerOptions {
   // Worker threads: each open SSE stream holds one for its whole life, so
   // size this for the number of concurrent streams, not for CPU cores.
   int n_threads = 128;
+  // Bodies past this many bytes are refused with 413 whatever their
+  // transfer encoding; a chunked one is read no further than the limit.
   size_t max_body_bytes = 8u << 20;
+  // Bodies whose JSON nests arrays and objects deeper than this are refused
+  // with 400 before any handler parses them (json_depth.h).
+  int max_json_depth = 64;
   int keep_alive_seconds = 30;
 };
 
@@ -85,10 +90,13 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Registers a handler for an exact path. Call before bind().
+  // Registers a handler for an exact path (GET, POST, PUT or DELETE). Call
+  // before bind(). Another method on a registered path answers 405 with
+  // Allow; an unknown path 404.
   void route(const std::string& method, const std::string& path, HttpHandler handler);
 
-  // Binds the socket; returns the port (useful with port 0).
+  // Binds the socket, listening with the largest backlog the kernel allows
+  // (net.core.somaxconn); returns the port (useful with port 0).
   Result<int> bind();
   // Serves until stop(); call from one thread after bind().
   void serve();

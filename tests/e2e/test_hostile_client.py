@@ -1,0 +1,191 @@
+# r1serve against a hostile client, on the real binary: bodies that nest
+# JSON deep enough to exhaust a recursive walk, chunked bodies past
+# --max-body-bytes, wrong types where the server once answered 500, a
+# method a route does not take, a drain's 503 without Retry-After, and the
+# listen backlog. After every attack the server must still answer everyone
+# else.
+#
+# Environment (set by ctest): R1SERVE_BINARY, R1SERVE_SOURCE_DIR, whose
+# tools/python/r1serve_harness.py this imports (this checkout's when it is
+# unset).
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.join(
+    os.environ.get("R1SERVE_SOURCE_DIR")
+    or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tools", "python"))
+from r1serve_harness import Server, fetch, make_test_model, post, serve_args  # noqa: E402
+
+BIN = os.environ.get("R1SERVE_BINARY", "")
+
+# Deep enough to overflow a recursive copy or dump of the parsed body on an
+# 8 MB stack (30,000 levels once survived, 60,000 did not).
+kDeepLevels = 100_000
+
+
+@pytest.fixture(scope="module")
+def work():
+    assert BIN, "R1SERVE_BINARY is not set"
+    d = tempfile.mkdtemp(prefix="r1serve-hostile-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def model_dir(work):
+    out = os.path.join(work, "tiny")
+    made = make_test_model(BIN, out)
+    assert made.returncode == 0, made.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(work, model_dir):
+    # The in-process response cache and prompts in the audit trail: both once
+    # walked a deep body recursively.
+    s = Server.start(BIN, serve_args(model_dir, [
+        "--response-cache", "memory", "--audit-log", os.path.join(work, "audit.jsonl"),
+        "--audit-prompts", "--max-body-bytes", "1048576"]))
+    yield s
+    s.stop()
+
+
+def still_serving(server):
+    """The server is alive and answers a normal request."""
+    assert server.alive(), server.log()
+    r = post(server.base, "/tokenize", {"prompt": "still here"})
+    assert r.status == 200, r.text()
+    assert r.json()["count"] > 0
+
+
+def deep(levels, leaf="1"):
+    return "[" * levels + leaf + "]" * levels
+
+
+def error_of(r):
+    body = r.json()
+    assert set(body) == {"error"}, body
+    return body["error"]
+
+
+@pytest.mark.parametrize("route,body", [
+    ("/tokenize", '{"messages": ' + deep(kDeepLevels) + "}"),
+    ("/v1/chat/completions",
+     '{"model": "tiny", "max_tokens": 2, "temperature": 0, "messages": ' + deep(kDeepLevels) + "}"),
+    ("/v1/completions", '{"model": "tiny", "max_tokens": 2, "prompt": ' + deep(kDeepLevels) + "}"),
+    ("/predict", '{"text": ' + deep(kDeepLevels) + "}"),
+    ("/detokenize", '{"tokens": ' + deep(kDeepLevels) + "}"),
+    ("/v1/chat/completions", deep(kDeepLevels, '{"a": 1}')),
+])
+def test_deep_json_is_refused_before_anything_walks_it(server, route, body):
+    r = fetch(server.base + route, "POST", body.encode(), {"Content-Type": "application/json"})
+    assert r.status == 400, r.text()
+    err = error_of(r)
+    assert "deep" in err["message"] and "64" in err["message"], err
+    still_serving(server)
+
+
+def test_json_at_the_depth_limit_is_parsed(server):
+    # 64 levels: the body object, "messages" (2), then 62 more. A wrong type,
+    # but read far enough to say so.
+    body = '{"messages": ' + deep(63) + "}"
+    r = fetch(server.base + "/tokenize", "POST", body.encode(), {"Content-Type": "application/json"})
+    assert r.status == 400, r.text()
+    assert "deep" not in error_of(r)["message"]
+
+
+def chunked_post(server, route, n_bytes, finish, chunk=65536):
+    """POSTs about `n_bytes` of a JSON body in chunks of `chunk` bytes, with
+    the closing chunk only when `finish`, and returns the status the server
+    answers with (None when it closes without answering)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    try:
+        sock.sendall((f"POST {route} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n").encode())
+        piece = b'{"prompt": "' + b"a" * (chunk - 12)
+        sent = 0
+        while sent < n_bytes:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            sent += len(piece)
+            piece = b"a" * chunk
+        if finish:
+            sock.sendall(b'2\r\n"}\r\n0\r\n\r\n')
+        head = b""
+        while b"\r\n" not in head:
+            got = sock.recv(4096)
+            if not got:
+                break
+            head += got
+        return int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.") else None
+    finally:
+        sock.close()
+
+
+def test_a_chunked_body_past_the_limit_gets_413_without_being_read_whole(server):
+    # 256 KB past the 1 MB limit and no closing chunk: a server that reads on
+    # to the end of the body waits here instead of answering.
+    assert chunked_post(server, "/tokenize", (1 << 20) + (256 << 10), finish=False) == 413
+    still_serving(server)
+
+
+def test_a_chunked_body_within_the_limit_is_served(server):
+    assert chunked_post(server, "/tokenize", 200_000, finish=True, chunk=4096) == 200
+    still_serving(server)
+
+
+@pytest.mark.parametrize("body,param", [
+    ({"prompt": "hi", "add_special_tokens": "yes"}, "add_special_tokens"),
+    ({"prompt": 5}, "prompt"),
+    ({"tokens": ["a"]}, "tokens"),
+])
+def test_wrong_types_are_400_naming_the_field(server, body, param):
+    route = "/detokenize" if "tokens" in body else "/tokenize"
+    r = post(server.base, route, body)
+    assert r.status == 400, r.text()
+    assert error_of(r)["param"] == param
+    still_serving(server)
+
+
+@pytest.mark.parametrize("method,route,allow", [
+    ("GET", "/v1/chat/completions", "POST"),
+    ("DELETE", "/tokenize", "POST"),
+    ("POST", "/v1/models", "GET"),
+    ("PUT", "/health", "GET"),
+])
+def test_a_method_the_route_does_not_take_is_405(server, method, route, allow):
+    r = fetch(server.base + route, method, b"{}" if method != "GET" else None)
+    assert r.status == 405, r.text()
+    assert r.headers.get("Allow") == allow
+    assert error_of(r)["type"] == "invalid_request_error"
+    assert fetch(server.base + "/no/such/route").status == 404
+
+
+def test_the_listen_backlog_is_the_kernels_maximum(server):
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{server.port}"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    # For a listening socket ss shows the backlog as Send-Q.
+    backlog = int(out.stdout.split()[2])
+    with open("/proc/sys/net/core/somaxconn") as f:
+        somaxconn = int(f.read())
+    assert backlog == somaxconn, out.stdout
+
+
+def test_a_drained_server_says_when_to_retry(model_dir):
+    s = Server.start(BIN, serve_args(model_dir))
+    try:
+        r = post(s.base, "/admin/drain", {})
+        assert r.status == 200, r.text()
+        r = post(s.base, "/v1/chat/completions",
+                 {"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
+                  "max_tokens": 2})
+        assert r.status == 503, r.text()
+        assert int(r.headers.get("Retry-After", "0")) > 0, dict(r.headers)
+    finally:
+        s.stop()
