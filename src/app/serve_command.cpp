@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -38,7 +39,7 @@ struct ServeArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
   int threads = 0;
-  int http_threads = 128;
+  int http_threads = 0;  // 0 = http_threads_for(max_seqs, max_queue)
   int64_t kv_cache_bytes = 0;  // 0 = a fraction of available memory
   double kv_cache_fraction = 0.25;
   int32_t max_batched_tokens = 2048;
@@ -57,6 +58,15 @@ struct ServeArgs {
   bool special_tokens_in_messages = false;
   GuardrailArgs guard;
 };
+
+// One HTTP worker per open connection: every request the engine may hold
+// (running or queued) keeps its connection's worker for its whole life, so
+// the workers cover them all, with room for probes, metrics and requests
+// that are refused at once. Idle workers cost a stack reservation each.
+int http_threads_for(int32_t max_seqs, int32_t max_queue) {
+  const int64_t want = int64_t{max_seqs} + max_queue + 64;
+  return static_cast<int>(std::min<int64_t>(want, 8192));
+}
 
 int64_t available_memory_bytes() {
   std::ifstream in("/proc/meminfo");
@@ -157,7 +167,7 @@ Status run_serve(const ServeArgs& a) {
   HttpServerOptions ho;
   ho.host = a.host;
   ho.port = a.port;
-  ho.n_threads = a.http_threads;
+  ho.n_threads = a.http_threads > 0 ? a.http_threads : http_threads_for(a.max_seqs, a.max_queue);
   ho.max_body_bytes = a.max_body_bytes;
   ho.max_json_depth = a.max_json_depth;
   OpenAiServer server(model, metrics(), *access_log, ho, guard.server());
@@ -244,8 +254,10 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads", a->threads, "compute threads, 0 = all cores")
       ->check(CLI::Range(0, 1024));
   add_precision_options(cmd, &a->precision);
-  cmd->add_option("--http-threads", a->http_threads, "HTTP worker threads (one per open stream)")
-      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--http-threads", a->http_threads,
+                  "HTTP worker threads, one per open connection; 0 = enough for every running "
+                  "and queued request (--max-seqs + --max-queue) plus 64, at most 8192")
+      ->check(CLI::Range(0, 8192));
   cmd->add_option("--kv-cache-bytes", a->kv_cache_bytes,
                   "KV cache size; 0 = a fraction of free memory");
   cmd->add_option("--kv-cache-fraction", a->kv_cache_fraction,

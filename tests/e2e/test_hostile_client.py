@@ -8,6 +8,7 @@
 # Environment (set by ctest): R1SERVE_BINARY, R1SERVE_SOURCE_DIR, whose
 # tools/python/r1serve_harness.py this imports (this checkout's when it is
 # unset).
+import json
 import os
 import shutil
 import socket
@@ -189,3 +190,42 @@ def test_a_drained_server_says_when_to_retry(model_dir):
         assert int(r.headers.get("Retry-After", "0")) > 0, dict(r.headers)
     finally:
         s.stop()
+
+
+def raw_exchange(server, request, seconds=60):
+    """Sends `request` bytes on a fresh connection and reads until the server
+    closes it; returns everything it sent."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=seconds)
+    try:
+        sock.sendall(request)
+        got = b""
+        while True:
+            piece = sock.recv(65536)
+            if not piece:
+                return got
+            got += piece
+    finally:
+        sock.close()
+
+
+def test_an_http10_stream_is_not_chunked(server):
+    body = json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
+                       "max_tokens": 4, "temperature": 0, "stream": True}).encode()
+    got = raw_exchange(server, b"POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                       % (len(body), body))
+    head, _, payload = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], head
+    assert b"transfer-encoding" not in head.lower(), head
+    # The events themselves, unframed, up to the end of the stream.
+    assert payload.startswith(b"data: {"), payload[:200]
+    assert payload.rstrip().endswith(b"data: [DONE]"), payload[-200:]
+    still_serving(server)
+
+
+def test_a_flood_of_header_fields_is_refused(server):
+    fields = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 90) for i in range(20_000))
+    got = raw_exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\n" + fields +
+                       b"Connection: close\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 431 "), got[:200]
+    still_serving(server)

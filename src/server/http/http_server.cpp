@@ -61,7 +61,8 @@ bool has_unread_body(const httplib::Request& req) {
          req.get_header_value<uint64_t>("Content-Length") > 0;
 }
 
-constexpr const char* kMethods[] = {"GET", "POST", "PUT", "DELETE"};
+// Real clients send a few dozen at most; the library reads any number.
+constexpr size_t kMaxHeaders = 100;
 
 }  // namespace
 
@@ -97,6 +98,12 @@ struct HttpServer::Impl {
 
 void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Request& req,
                                std::string body, httplib::Response& res) const {
+  if (req.headers.size() > kMaxHeaders) {
+    res.set_header("Connection", "close");
+    set_error(res, 431,
+              "too many header fields: more than " + std::to_string(kMaxHeaders));
+    return;
+  }
   if (!body.empty() &&
       json_nesting_depth(body, options.max_json_depth) > options.max_json_depth) {
     set_error(res, 400,
@@ -120,13 +127,19 @@ void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Reques
   for (const auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
   if (out.stream) {
     auto stream = std::make_shared<std::function<void(StreamWriter&)>>(std::move(out.stream));
-    res.set_chunked_content_provider(out.content_type,
-                                     [stream, probe](size_t, httplib::DataSink& sink) {
-                                       SinkWriter writer(sink, *probe);
-                                       (*stream)(writer);
-                                       sink.done();
-                                       return true;
-                                     });
+    auto provider = [stream, probe](size_t, httplib::DataSink& sink) {
+      SinkWriter writer(sink, *probe);
+      (*stream)(writer);
+      sink.done();
+      return true;
+    };
+    if (req.version == "HTTP/1.0") {
+      // HTTP/1.0 has no chunked transfer: the body runs to the close.
+      res.set_header("Connection", "close");
+      res.set_content_provider(out.content_type, std::move(provider));
+    } else {
+      res.set_chunked_content_provider(out.content_type, std::move(provider));
+    }
   } else {
     res.set_content(out.body, out.content_type);
   }
