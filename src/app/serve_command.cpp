@@ -52,6 +52,7 @@ struct ServeArgs {
   uint64_t seed = 0;
   size_t max_body_bytes = 8u << 20;
   int max_json_depth = 64;
+  TlsOptions tls;
   int64_t max_model_len = 0;  // 0 = the model's max_position_embeddings
   std::string scheduling_policy = "fcfs";
   PrecisionArgs precision;
@@ -170,9 +171,11 @@ Status run_serve(const ServeArgs& a) {
   ho.n_threads = a.http_threads > 0 ? a.http_threads : http_threads_for(a.max_seqs, a.max_queue);
   ho.max_body_bytes = a.max_body_bytes;
   ho.max_json_depth = a.max_json_depth;
+  ho.tls = a.tls;
   OpenAiServer server(model, metrics(), *access_log, ho, guard.server());
   R1_ASSIGN_OR_RETURN(int port, server.bind());
-  log_info("serving " + model.name + " on http://" + a.host + ":" + std::to_string(port));
+  log_info("serving " + model.name + " on " + (server.tls() ? "https://" : "http://") + a.host +
+           ":" + std::to_string(port));
 
   std::mutex serve_done_mu;
   std::condition_variable serve_done_cv;
@@ -182,6 +185,14 @@ Status run_serve(const ServeArgs& a) {
     for (;;) {
       sigwait(&signals, &sig);
       if (sig != SIGHUP) break;
+      if (server.tls()) {
+        const Status t = server.reload_tls();
+        if (t.ok()) {
+          log_info("SIGHUP: reloaded the TLS certificate and key");
+        } else {
+          log_error("SIGHUP: keeping the previous TLS certificate: " + t.message());
+        }
+      }
       if (!auth) {
         log_info("SIGHUP: no credentials to reload");
         continue;
@@ -277,6 +288,11 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--seed", a->seed, "seed for requests that give none");
   cmd->add_option("--max-body-bytes", a->max_body_bytes,
                   "request body limit, chunked bodies included (413 past it)");
+  cmd->add_option("--tls-cert", a->tls.cert_file,
+                  "PEM certificate (then its chain): serve HTTPS (TLS 1.2+); reread on SIGHUP");
+  cmd->add_option("--tls-key", a->tls.key_file, "PEM private key of --tls-cert");
+  cmd->add_option("--tls-client-ca", a->tls.client_ca_file,
+                  "PEM CAs: require client certificates that chain to them (mutual TLS)");
   cmd->add_option("--max-json-depth", a->max_json_depth,
                   "deepest nesting of arrays and objects a request body may have (400 past it)")
       ->check(CLI::Range(2, 10000));

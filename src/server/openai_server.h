@@ -49,6 +49,9 @@ class OpenAiServer {
 
   Result<int> bind() { return http_.bind(); }
   void serve() { http_.serve(); }
+  bool tls() const { return http_.tls(); }
+  // New TLS connections use the certificate and key read again (SIGHUP).
+  Status reload_tls() { return http_.reload_tls(); }
 
   // Marks the server ready (model loaded and warmed up); also the
   // r1serve_ready gauge.

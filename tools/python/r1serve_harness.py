@@ -32,7 +32,7 @@ STOP_SECONDS = 60  # the exit after a signal, a drain included
 PROBE_SECONDS = 10  # one /ready request while a server starts
 
 # What `r1serve serve` logs once it listens.
-PORT_LINE = re.compile(r"on http://127\.0\.0\.1:(\d+)")
+PORT_LINE = re.compile(r"on (https?)://127\.0\.0\.1:(\d+)")
 
 
 class Response:
@@ -50,13 +50,18 @@ class Response:
         return json.loads(self.body)
 
 
-def fetch(url, method="GET", body=None, headers=None, timeout=HTTP_SECONDS):
+def fetch(url, method="GET", body=None, headers=None, timeout=HTTP_SECONDS, context=None):
     """One request on a fresh connection; never raises on an HTTP status.
+    An https URL is fetched with the ssl.SSLContext `context`.
 
     http.client rather than urllib: no proxy from the environment on loopback.
     """
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                           context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         target = parts.path + ("?" + parts.query if parts.query else "")
         conn.request(method, target, body=body, headers=headers or {})
@@ -66,10 +71,10 @@ def fetch(url, method="GET", body=None, headers=None, timeout=HTTP_SECONDS):
         conn.close()
 
 
-def post(base, route, body, headers=None, timeout=HTTP_SECONDS):
+def post(base, route, body, headers=None, timeout=HTTP_SECONDS, context=None):
     """POSTs `body` as JSON to base + route."""
     return fetch(f"{base}{route}", "POST", json.dumps(body).encode(),
-                 {"Content-Type": "application/json", **(headers or {})}, timeout)
+                 {"Content-Type": "application/json", **(headers or {})}, timeout, context)
 
 
 def poll(what, ready, seconds, alive=None, log=None, ignore=(), detail=None):
@@ -177,16 +182,17 @@ class Server(Process):
     """`r1serve serve` with `args`, which put it on 127.0.0.1 port 0. Once
     wait_ready() returns, port is the one it logged and base its URL."""
 
-    def __init__(self, binary, args, env=None):
+    def __init__(self, binary, args, env=None, context=None):
         super().__init__("r1serve", [binary, "serve", *args], env)
         self.port = None
         self.base = None
+        self.context = context  # the ssl.SSLContext an HTTPS server is reached with
 
     @classmethod
-    def start(cls, binary, args, env=None, seconds=START_SECONDS):
+    def start(cls, binary, args, env=None, seconds=START_SECONDS, context=None):
         """Starts a server and returns it once /ready answers 200; one that
         does not get there is stopped."""
-        s = cls(binary, args, env)
+        s = cls(binary, args, env, context)
         try:
             s.wait_ready(seconds)
         except BaseException:
@@ -196,11 +202,12 @@ class Server(Process):
 
     def wait_ready(self, seconds=START_SECONDS):
         """Reads the port from stderr, then polls /ready until it answers 200."""
-        port = self.wait_stderr(PORT_LINE, seconds, "r1serve to log 'on http://127.0.0.1:PORT'")
-        self.port = int(port.group(1))
-        self.base = f"http://127.0.0.1:{self.port}"
+        line = self.wait_stderr(PORT_LINE, seconds, "r1serve to log 'on http://127.0.0.1:PORT'")
+        self.port = int(line.group(2))
+        self.base = f"{line.group(1)}://127.0.0.1:{self.port}"
         self.poll("r1serve's /ready to answer 200",
-                  lambda: fetch(f"{self.base}/ready", timeout=PROBE_SECONDS).status == 200,
+                  lambda: fetch(f"{self.base}/ready", timeout=PROBE_SECONDS,
+                                context=self.context).status == 200,
                   seconds, ignore=(OSError, http.client.HTTPException))
 
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <set>
 
@@ -15,6 +16,7 @@
 #include "obs/request_id.h"
 #include "server/http/connection_probe.h"
 #include "server/http/json_depth.h"
+#include "server/http/tls_credentials.h"
 
 namespace r1 {
 
@@ -85,7 +87,14 @@ std::string HttpRequest::query_param(const std::string& name) const {
 
 struct HttpServer::Impl {
   HttpServerOptions options;
-  httplib::Server server;
+  // The TLS identity every new connection gets (TlsCredentials::apply from
+  // the context's certificate callback); SIGHUP swaps it. Declared before
+  // the server, whose construction loads it.
+  std::mutex tls_mu;
+  std::shared_ptr<const TlsCredentials> tls;
+  Status tls_status;  // why the identity could not be loaded at start
+  std::unique_ptr<httplib::Server> owned;  // an SSLServer with TLS
+  httplib::Server& server;
   std::map<std::string, std::set<std::string>> methods;  // path -> methods routed
   int listen_fd = -1;  // the listening socket, once bind() made it
 
@@ -94,7 +103,38 @@ struct HttpServer::Impl {
                httplib::Response& res) const;
   // 405 with Allow for a known path, else 404; the body is never read.
   void refuse(const httplib::Request& req, httplib::Response& res) const;
+
+  explicit Impl(const HttpServerOptions& o)
+      : options(o), owned(make_server()), server(*owned) {}
+  std::unique_ptr<httplib::Server> make_server();
+  static int apply_tls(SSL* ssl, void* self);
 };
+
+std::unique_ptr<httplib::Server> HttpServer::Impl::make_server() {
+  if (!options.tls.enabled()) return std::make_unique<httplib::Server>();
+  Result<std::shared_ptr<const TlsCredentials>> loaded = TlsCredentials::load(options.tls);
+  if (loaded.ok()) {
+    tls = std::move(loaded).value();
+  } else {
+    tls_status = loaded.status();
+  }
+  const bool mutual = !options.tls.client_ca_file.empty();
+  return std::make_unique<httplib::SSLServer>([this, mutual](SSL_CTX& ctx) {
+    TlsCredentials::configure(&ctx, mutual);
+    SSL_CTX_set_cert_cb(&ctx, &Impl::apply_tls, this);
+    return true;
+  });
+}
+
+int HttpServer::Impl::apply_tls(SSL* ssl, void* self) {
+  Impl& impl = *static_cast<Impl*>(self);
+  std::shared_ptr<const TlsCredentials> creds;
+  {
+    std::lock_guard<std::mutex> lock(impl.tls_mu);
+    creds = impl.tls;
+  }
+  return creds != nullptr && creds->apply(ssl) ? 1 : 0;
+}
 
 void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Request& req,
                                std::string body, httplib::Response& res) const {
@@ -158,8 +198,8 @@ void HttpServer::Impl::refuse(const httplib::Request& req, httplib::Response& re
   set_error(res, 405, req.method + " is not allowed on " + req.path + "; it takes " + allow);
 }
 
-HttpServer::HttpServer(const HttpServerOptions& options) : impl_(std::make_unique<Impl>()) {
-  impl_->options = options;
+HttpServer::HttpServer(const HttpServerOptions& options)
+    : impl_(std::make_unique<Impl>(options)) {
   auto& s = impl_->server;
   const int n = std::max(1, options.n_threads);
   s.new_task_queue = [n] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
@@ -247,6 +287,8 @@ Result<int> HttpServer::bind() {
   Impl& impl = *impl_;
   const auto& o = impl.options;
   auto& s = impl.server;
+  R1_RETURN_IF_ERROR(impl.tls_status);
+  if (!s.is_valid()) return internal_error("the TLS context could not be set up");
   // Last, so they match only what no route does: 405 or 404 without reading
   // a body.
   const auto refuse = [&impl](const httplib::Request& req, httplib::Response& res) {
@@ -278,6 +320,19 @@ Result<int> HttpServer::bind() {
   // the kernel caps it at net.core.somaxconn.
   if (impl.listen_fd >= 0) ::listen(impl.listen_fd, 65535);
   return port;
+}
+
+bool HttpServer::tls() const {
+  return impl_->options.tls.enabled();
+}
+
+Status HttpServer::reload_tls() {
+  if (!tls()) return ok_status();
+  R1_ASSIGN_OR_RETURN(std::shared_ptr<const TlsCredentials> loaded,
+                      TlsCredentials::load(impl_->options.tls));
+  std::lock_guard<std::mutex> lock(impl_->tls_mu);
+  impl_->tls = std::move(loaded);
+  return ok_status();
 }
 
 void HttpServer::serve() {

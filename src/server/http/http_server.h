@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "server/http/tls_credentials.h"
 
 namespace r1 {
 
@@ -81,6 +82,8 @@ struct HttpServerOptions {
   // with 400 before any handler parses them (json_depth.h).
   int max_json_depth = 64;
   int keep_alive_seconds = 30;
+  // HTTPS when tls.cert_file is set (mutual TLS with tls.client_ca_file).
+  TlsOptions tls;
 };
 
 class HttpServer {
@@ -102,6 +105,13 @@ class HttpServer {
   void serve();
   // Stops accepting and returns from serve(); safe from any thread.
   void stop();
+
+  // Whether the server speaks TLS.
+  bool tls() const;
+  // Reads the TLS files again; new connections get the new identity, open
+  // ones keep theirs. On error the previous identity stays. Safe from any
+  // thread.
+  Status reload_tls();
 
  private:
   struct Impl;
