@@ -229,3 +229,41 @@ def test_a_flood_of_header_fields_is_refused(server):
                        b"Connection: close\r\n\r\n")
     assert got.startswith(b"HTTP/1.1 431 "), got[:200]
     still_serving(server)
+
+
+def counter(server, name):
+    """The value of an unlabelled-by-route counter of the tiny model."""
+    text = fetch(server.base + "/metrics").text()
+    for line in text.split("\n"):
+        if line.startswith(name + "{") and 'model="tiny"' in line:
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_stream_the_client_leaves_still_counts_its_tokens(server):
+    messages = [{"role": "user", "content": "Count the tokens of a stream I leave"}]
+    n_prompt = post(server.base, "/tokenize", {"messages": messages}).json()["count"]
+    prompt_before = counter(server, "r1serve_prompt_tokens_total")
+    generated_before = counter(server, "r1serve_generation_tokens_total")
+    body = json.dumps({"model": "tiny", "messages": messages, "max_tokens": 2000,
+                       "temperature": 0, "stream": True}).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    got = b""
+    try:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        while got.count(b"data: {") < 5:
+            piece = sock.recv(65536)
+            assert piece, got
+            got += piece
+    finally:
+        sock.close()
+    # At least the prompt and the five tokens seen, and never more than the
+    # request allowed.
+    server.poll("the left stream's tokens in the counters",
+                lambda: counter(server, "r1serve_generation_tokens_total") - generated_before >= 5
+                and counter(server, "r1serve_prompt_tokens_total") - prompt_before >= n_prompt)
+    assert counter(server, "r1serve_generation_tokens_total") - generated_before <= 2000
+    assert counter(server, "r1serve_prompt_tokens_total") - prompt_before == n_prompt
+    still_serving(server)

@@ -265,6 +265,17 @@ void record(const GenerationRoutesContext& ctx, const Job& job, int status,
   }
   if (ctx.metrics) {
     ctx.metrics->inc_requests(job.route, m.name, status);
+    if (status != 200 && !runs.empty()) {
+      // A stream the client left (499) or a failed step (500): the tokens
+      // computed so far were computed all the same. A choice's prompt
+      // counts once its first token shows it was processed.
+      ModelMetrics& mm = ctx.metrics->model(m.name);
+      int64_t n_prefilled = 0;
+      for (const auto& r : runs) n_prefilled += r->n_tokens() > 0 ? 1 : 0;
+      mm.add_prompt_tokens(static_cast<int64_t>(job.prompt.size()) * n_prefilled);
+      mm.add_generation_tokens(out);
+      mm.add_reasoning_tokens(reasoning);
+    }
     if (status == 200) {
       ModelMetrics& mm = ctx.metrics->model(m.name);
       mm.add_prompt_tokens(static_cast<int64_t>(job.prompt.size()) * job.opt.n);
