@@ -151,7 +151,10 @@ void Engine::drain_inbox() {
     const uint64_t fallback_seed = options_.seed + n_submitted_++;
     Live live{stream, Sampler(req.sampling, fallback_seed), std::move(req)};
     live.in_reasoning = live.request.starts_in_reasoning && live.request.think_end_id >= 0;
-    live_.emplace(live.request.id, std::move(live));
+    const std::string id = live.request.id;
+    Live& added = live_.emplace(id, std::move(live)).first->second;
+    // A budget of zero: not one reasoning token; the close comes first.
+    if (budget_spent(added)) close_reasoning(id, added);
   }
   for (const std::string& id : cancels) {
     // Unknown ids (already finished) are fine: the client may race the end.
@@ -270,22 +273,34 @@ void Engine::step() {
       continue;
     }
     live.stream->push(e);
-    const int32_t budget = live.request.max_reasoning_tokens;
-    if (live.in_reasoning && budget >= 0 && live.n_reasoning >= budget &&
-        !live.request.budget_close_ids.empty()) {
-      // Budget spent: close the thinking and let the model answer.
-      Status appended = scheduler_.append_tokens(u.request_id, live.request.budget_close_ids);
-      live.in_reasoning = false;
-      if (appended.ok()) {
-        for (int32_t id : live.request.budget_close_ids) {
-          EngineEvent forced;
-          forced.token = SampledToken{id, 0.0f, {}};
-          forced.forced = true;
-          live.stream->push(forced);
-        }
-      }
-    }
+    if (budget_spent(live)) close_reasoning(u.request_id, live);
   }
+}
+
+bool Engine::budget_spent(const Live& live) const {
+  const int32_t budget = live.request.max_reasoning_tokens;
+  return live.in_reasoning && budget >= 0 && live.n_reasoning >= budget &&
+         !live.request.budget_close_ids.empty();
+}
+
+void Engine::close_reasoning(const std::string& id, Live& live) {
+  live.in_reasoning = false;
+  const Status appended = scheduler_.append_tokens(id, live.request.budget_close_ids);
+  if (appended.ok()) {
+    for (int32_t token : live.request.budget_close_ids) {
+      EngineEvent forced;
+      forced.token = SampledToken{token, 0.0f, {}};
+      forced.forced = true;
+      live.stream->push(forced);
+    }
+    return;
+  }
+  // No room under max_tokens for the close and one answer token: the
+  // request has reached its length inside the thinking, and ends there.
+  (void)scheduler_.abort(id);
+  EngineEvent end;
+  end.end_reason = EndReason::kLength;
+  finish_live(id, std::move(end));  // `live` is gone after this
 }
 
 }  // namespace r1

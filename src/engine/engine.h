@@ -47,7 +47,9 @@ struct EngineRequest {
   // Reasoning budget: when the request has produced this many tokens while
   // inside <think> (the prompt ends inside it when `starts_in_reasoning`),
   // the engine appends `budget_close_ids` (the tokens of "\n</think>\n\n")
-  // and lets the model answer. -1 = no budget.
+  // and lets the model answer; with 0 they come before any sampled token.
+  // When they do not fit under max_tokens (with room for one more token),
+  // the request ends there with kLength. -1 = no budget.
   int32_t max_reasoning_tokens = -1;
   bool starts_in_reasoning = true;
   int32_t think_end_id = -1;  // </think>; -1 = the model has none
@@ -93,6 +95,11 @@ class Engine {
   void step();
   void finish_live(const std::string& id, EngineEvent event);
   void track_reasoning(Live& live, int32_t token);
+  // Whether `live` is still reasoning with its budget used up.
+  bool budget_spent(const Live& live) const;
+  // Forces the close ids into the output (events marked forced); when they
+  // do not fit under max_tokens, ends the request with kLength instead.
+  void close_reasoning(const std::string& id, Live& live);
   void publish_stats();
 
   Backend& backend_;

@@ -177,9 +177,12 @@ def test_chat_completion_whole_shape_reasoning_split_and_usage(server):
         assert len(reasoning) > 0
 
 
-def test_a_reasoning_budget_puts_the_split_and_the_reasoning_token_count_where_it_closed(server):
-    # After 10 tokens of thinking the engine appends the tokens of
-    # "\n</think>\n\n"; they are not sampled, so the logprobs leave them out.
+@pytest.mark.parametrize("budget", [10, 0])
+def test_a_reasoning_budget_puts_the_split_and_the_reasoning_token_count_where_it_closed(
+        server, budget):
+    # After `budget` tokens of thinking (none at all for 0) the engine
+    # appends the tokens of "\n</think>\n\n"; they are not sampled, so the
+    # logprobs leave them out.
     forced = server.post("/tokenize", json.dumps({"prompt": "\n</think>\n\n"})).json()["tokens"]
     think_end = server.post("/tokenize", json.dumps({"prompt": "</think>"})).json()["tokens"]
     assert len(think_end) == 1 and think_end[0] in forced, forced
@@ -189,14 +192,14 @@ def test_a_reasoning_budget_puts_the_split_and_the_reasoning_token_count_where_i
         return server.post("/detokenize", json.dumps({"tokens": ids})).json()["prompt"].encode()
 
     r = server.client.chat.completions.create(
-        **chat("Hello there", logprobs=True, extra_body={"max_reasoning_tokens": 10}))
+        **chat("Hello there", logprobs=True, extra_body={"max_reasoning_tokens": budget}))
     assert r.usage.completion_tokens == 24
     sampled = token_bytes(r)
     assert len(sampled) == 24 - len(forced)
-    assert r.usage.completion_tokens_details.reasoning_tokens == 10 + end + 1
+    assert r.usage.completion_tokens_details.reasoning_tokens == budget + end + 1
     m = r.choices[0].message
-    assert m.reasoning_content == text_of(b"".join(sampled[:10]) + detokenize(forced[:end]))
-    assert m.content == text_of(detokenize(forced[end + 1:]) + b"".join(sampled[10:]))
+    assert m.reasoning_content == text_of(b"".join(sampled[:budget]) + detokenize(forced[:end]))
+    assert m.content == text_of(detokenize(forced[end + 1:]) + b"".join(sampled[budget:]))
 
 
 def test_chat_completion_streamed_equals_whole(server):

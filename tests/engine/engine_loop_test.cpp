@@ -1,9 +1,11 @@
 // The engine thread over a real CPU backend: concurrent submissions give the
 // same greedy tokens as running alone, cancellation frees blocks, a tiny KV
 // cache forces preemption without changing outputs, the reasoning budget
-// forces "</think>", and bad submissions are refused up front.
+// forces "</think>" (each path asserted: spent, zero, closed by the model,
+// no room), and bad submissions are refused up front.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -175,34 +177,95 @@ TEST_F(EngineLoopTest, TinyCacheForcesPreemptionWithUnchangedOutputs) {
   EXPECT_EQ(engine.stats().n_free_blocks, engine.stats().n_blocks);
 }
 
-TEST_F(EngineLoopTest, ReasoningBudgetForcesTheCloseTokens) {
-  auto b = backend(64);
-  Engine engine(*b, EngineOptions{});
-  EngineRequest r = request(5);
-  r.max_tokens = 12;
-  r.max_reasoning_tokens = 3;
+// A reasoning request whose </think> stand-in is an id the greedy model
+// does not produce in its first `n` tokens (so only the budget can close the
+// thinking), or, with `closes_at` >= 0, the id it produces at that index (so
+// the model closes it itself).
+EngineRequest reasoning_request(const std::vector<int32_t>& greedy, int closes_at) {
+  EngineRequest r;
   r.starts_in_reasoning = true;
-  // An id the model is unlikely to pick on its own stands in for </think>.
-  r.think_end_id = kVocab - 1;
-  r.budget_close_ids = {11, kVocab - 1, 22};
-  auto s = engine.submit(r);
-  ASSERT_TRUE(s.ok());
-  Collected got = drain(**s);
-  ASSERT_GE(got.tokens.size(), 6u);
-  auto end = std::find(got.tokens.begin(), got.tokens.end(), kVocab - 1);
-  const size_t at = static_cast<size_t>(end - got.tokens.begin());
-  if (at == 4) {
-    // The budget closed the thinking: three sampled, then the forced ids.
-    EXPECT_EQ(std::vector<int32_t>(got.tokens.begin() + 3, got.tokens.begin() + 6),
-              r.budget_close_ids);
-    EXPECT_FALSE(got.forced[2]);
-    EXPECT_TRUE(got.forced[3] && got.forced[4] && got.forced[5]);
-    EXPECT_EQ(got.tokens.size(), 12u);  // max_tokens counts the forced ones
+  if (closes_at >= 0) {
+    r.think_end_id = greedy[static_cast<size_t>(closes_at)];
   } else {
-    // The model closed it itself within the budget: nothing forced.
-    ASSERT_LT(at, 3u);
-    for (bool f : got.forced) EXPECT_FALSE(f);
+    int32_t id = kVocab - 1;
+    while (std::find(greedy.begin(), greedy.end(), id) != greedy.end()) --id;
+    r.think_end_id = id;
   }
+  return r;
+}
+
+class ReasoningBudgetTest : public EngineLoopTest {
+ protected:
+  // request(5) run alone, greedy, for 12 tokens; then the same request with
+  // a reasoning budget, collected from the engine.
+  void SetUp() override {
+    EngineLoopTest::SetUp();
+    base_ = request(5);
+    base_.max_tokens = 12;
+    greedy_ = alone(base_);
+    ASSERT_EQ(greedy_.size(), 12u);
+  }
+  EngineRequest with_budget(int32_t budget, int closes_at, int32_t max_tokens = 12) {
+    EngineRequest r = reasoning_request(greedy_, closes_at);
+    EngineRequest out = base_;
+    out.starts_in_reasoning = true;
+    out.think_end_id = r.think_end_id;
+    out.max_reasoning_tokens = budget;
+    out.max_tokens = max_tokens;
+    out.budget_close_ids = {11, r.think_end_id, 22};
+    return out;
+  }
+  Collected run(const EngineRequest& r) {
+    auto b = backend(64);
+    Engine engine(*b, EngineOptions{});
+    auto s = engine.submit(r);
+    EXPECT_TRUE(s.ok());
+    Collected got = drain(**s);
+    EXPECT_EQ(engine.stats().n_free_blocks, engine.stats().n_blocks);
+    return got;
+  }
+  EngineRequest base_;
+  std::vector<int32_t> greedy_;
+};
+
+TEST_F(ReasoningBudgetTest, SpentBudgetForcesTheCloseTokens) {
+  const EngineRequest r = with_budget(3, -1);
+  Collected got = run(r);
+  EXPECT_EQ(got.finish, EndReason::kLength);
+  ASSERT_EQ(got.tokens.size(), 12u);  // max_tokens counts the forced ones
+  // Three sampled reasoning tokens (the greedy ones), then the forced ids.
+  EXPECT_EQ(std::vector<int32_t>(got.tokens.begin(), got.tokens.begin() + 3),
+            std::vector<int32_t>(greedy_.begin(), greedy_.begin() + 3));
+  EXPECT_EQ(std::vector<int32_t>(got.tokens.begin() + 3, got.tokens.begin() + 6),
+            r.budget_close_ids);
+  for (size_t i = 0; i < got.forced.size(); ++i) {
+    EXPECT_EQ(got.forced[i], i >= 3 && i < 6) << i;
+  }
+}
+
+TEST_F(ReasoningBudgetTest, ZeroBudgetClosesBeforeAnyReasoningToken) {
+  const EngineRequest r = with_budget(0, -1);
+  Collected got = run(r);
+  EXPECT_EQ(got.finish, EndReason::kLength);
+  ASSERT_EQ(got.tokens.size(), 12u);
+  EXPECT_EQ(std::vector<int32_t>(got.tokens.begin(), got.tokens.begin() + 3),
+            r.budget_close_ids);
+  for (size_t i = 0; i < got.forced.size(); ++i) EXPECT_EQ(got.forced[i], i < 3) << i;
+}
+
+TEST_F(ReasoningBudgetTest, TheModelClosingItselfWithinTheBudgetForcesNothing) {
+  Collected got = run(with_budget(3, /*closes_at=*/1));
+  EXPECT_EQ(got.tokens, greedy_);
+  for (bool f : got.forced) EXPECT_FALSE(f);
+}
+
+TEST_F(ReasoningBudgetTest, ACloseThatDoesNotFitEndsTheRequestAtLength) {
+  // After 3 sampled tokens, 3 forced ones would leave no room for an answer
+  // token under max_tokens 6: the request ends there, inside the thinking.
+  Collected got = run(with_budget(3, -1, /*max_tokens=*/6));
+  EXPECT_EQ(got.finish, EndReason::kLength);
+  EXPECT_EQ(got.tokens, std::vector<int32_t>(greedy_.begin(), greedy_.begin() + 3));
+  for (bool f : got.forced) EXPECT_FALSE(f);
 }
 
 TEST_F(EngineLoopTest, BadSubmissionsAreRefused) {

@@ -75,10 +75,13 @@ class ChoiceRun {
     ChoiceDelta d;
     if (done_) return d;
     if (e.token) {
-      if (n_tokens_ == 0) {
+      // Time to first token means the first sampled one (a reasoning budget
+      // of zero forces "</think>" before it).
+      if (n_tokens_ == 0 || (!e.forced && !sampled_any_)) {
         first_token_ = e.time;
         queue_seconds_ = e.queue_seconds;
       }
+      if (!e.forced) sampled_any_ = true;
       last_token_ = e.time;
       ++n_tokens_;
       if (chat_) counter_.push(e.token->id);
@@ -171,6 +174,7 @@ class ChoiceRun {
   std::vector<LogprobEntry> all_logprobs_;
   Clock::time_point first_token_{}, last_token_{};
   double queue_seconds_ = 0;
+  bool sampled_any_ = false;
 };
 
 // A request after parsing and tokenizing, ready for the engine.
