@@ -1,6 +1,8 @@
 // The audit trail's hash chain: intact logs verify, across rotation and
 // reopening; a flipped byte is reported at the record it was flipped in; a
-// deleted or reordered record at the record after the gap.
+// deleted or reordered record at the record after the gap; records cut off
+// the end are found by the head, which also stops the log from extending a
+// cut chain.
 #include "server/ops/audit_log.h"
 
 #include <gtest/gtest.h>
@@ -125,6 +127,76 @@ TEST_F(AuditLogTest, RotationKeepsTheChainAcrossFiles) {
   // Out of order, the files do not chain.
   std::vector<std::string> wrong(files.rbegin(), files.rend());
   EXPECT_FALSE(verify_audit_chain(wrong).ok());
+}
+
+TEST_F(AuditLogTest, RecordsCutOffTheEndAreFoundByTheHead) {
+  {
+    auto log = AuditLog::open(path_);
+    ASSERT_TRUE(log.ok());
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE((*log)->write(record(i)).ok());
+  }
+  const std::vector<std::string> original = lines();
+  for (size_t i = 0; i < original.size(); ++i) {
+    EXPECT_NE(original[i].find("\"seq\":" + std::to_string(i + 1) + ","), std::string::npos)
+        << original[i];
+  }
+  Result<AuditHead> head = read_audit_head(path_ + ".head");
+  ASSERT_TRUE(head.ok()) << head.status().message();
+  EXPECT_EQ(head->seq, 6);
+  EXPECT_TRUE(verify_audit_chain({path_}).ok());
+  // A copy of the head kept elsewhere checks the same.
+  const std::string kept = (dir_ / "kept.head").string();
+  fs::copy_file(path_ + ".head", kept);
+
+  // The last two records removed: the chain itself is still intact.
+  rewrite(std::vector<std::string>(original.begin(), original.end() - 2));
+  Status s = verify_audit_chain({path_});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("2 record(s) are missing"), std::string::npos) << s.message();
+  // Nor does the log extend the cut chain.
+  auto reopened = AuditLog::open(path_);
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.status().code(), StatusCode::kDataLoss);
+  // Rewriting the head beside the log hides it, but not from the kept copy.
+  fs::remove(path_ + ".head");
+  EXPECT_TRUE(verify_audit_chain({path_}).ok());
+  s = verify_audit_chain({path_}, kept);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("missing from the end"), std::string::npos) << s.message();
+  // A head that names another last record.
+  rewrite(original);
+  {
+    std::ofstream out(kept, std::ios::trunc);
+    out << R"({"seq": 6, "hash": "00ff"})" << "\n";
+  }
+  s = verify_audit_chain({path_}, kept);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("another hash"), std::string::npos) << s.message();
+  // A head that was asked for must exist.
+  EXPECT_FALSE(verify_audit_chain({path_}, (dir_ / "absent.head").string()).ok());
+}
+
+TEST_F(AuditLogTest, SeqRunsOnAcrossReopenAndRotation) {
+  {
+    auto log = AuditLog::open(path_, /*max_bytes=*/900, /*keep_files=*/5);
+    ASSERT_TRUE(log.ok());
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE((*log)->write(record(i)).ok());
+  }
+  {
+    auto log = AuditLog::open(path_, 900, 5);
+    ASSERT_TRUE(log.ok()) << log.status().message();
+    for (int i = 5; i < 12; ++i) ASSERT_TRUE((*log)->write(record(i)).ok());
+  }
+  std::vector<std::string> files;
+  for (int i = 5; i >= 1; --i) {
+    const std::string f = path_ + "." + std::to_string(i);
+    if (fs::exists(f)) files.push_back(f);
+  }
+  files.push_back(path_);
+  EXPECT_TRUE(verify_audit_chain(files).ok()) << verify_audit_chain(files).message();
+  EXPECT_EQ(read_audit_head(path_ + ".head")->seq, 12);
+  EXPECT_NE(lines().back().find("\"seq\":12,"), std::string::npos) << lines().back();
 }
 
 }  // namespace

@@ -22,7 +22,37 @@ std::string last_line(const std::string& path) {
   return last;
 }
 
+// A record's seq; 0 for records written before records had one.
+int64_t record_seq(const nlohmann::json& j) {
+  const auto it = j.find("seq");
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+// Replaces `path` with `text` as a whole: written aside, then renamed.
+bool replace_file(const std::string& path, const std::string& text) {
+  const std::string aside = path + ".tmp";
+  std::FILE* f = std::fopen(aside.c_str(), "wb");
+  if (f == nullptr) return false;
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !written) return false;
+  std::error_code ec;
+  std::filesystem::rename(aside, path, ec);
+  return !ec;
+}
+
 }  // namespace
+
+Result<AuditHead> read_audit_head(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found(path + ": no head file");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("seq") ||
+      !j["seq"].is_number_integer() || !j.contains("hash") || !j["hash"].is_string()) {
+    return data_loss(path + ": not an audit head ({\"seq\": N, \"hash\": \"...\"})");
+  }
+  return AuditHead{j["seq"].get<int64_t>(), j["hash"].get<std::string>()};
+}
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, int64_t max_bytes,
                                                  int keep_files) {
@@ -41,6 +71,18 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, int64_
                        "to extend a broken chain (move the file away or repair it)");
     }
     log->last_hash_ = j["hash"].get<std::string>();
+    log->last_seq_ = record_seq(j);
+  }
+  // A head newer than the last record: records were cut off the end.
+  // Extending the chain from here would hide that, so refuse.
+  Result<AuditHead> head = read_audit_head(path + ".head");
+  if (head.ok() && (head->seq > log->last_seq_ ||
+                    (head->seq == log->last_seq_ && head->hash != log->last_hash_))) {
+    return data_loss("audit log " + path + ": " + path + ".head names record " +
+                     std::to_string(head->seq) + " but the log ends at record " +
+                     std::to_string(log->last_seq_) +
+                     "; records are missing from its end (run r1serve audit-verify, then move "
+                     "the files away)");
   }
   log->file_ = std::fopen(path.c_str(), "ab");
   if (log->file_ == nullptr) return unavailable("audit log " + path + ": cannot open for append");
@@ -102,6 +144,7 @@ Status AuditLog::write(const AuditRecord& r) {
   if (!r.source.empty()) j["source"] = r.source;
   if (!r.prompt.empty()) j["prompt"] = r.prompt;
   std::lock_guard<std::mutex> lock(mu_);
+  j["seq"] = last_seq_ + 1;
   j["prev"] = last_hash_;
   // hash = SHA-256 of the line up to `,"hash":` (which includes prev), so a
   // changed byte anywhere in a record breaks that record's own hash.
@@ -119,12 +162,20 @@ Status AuditLog::write(const AuditRecord& r) {
   }
   size_ += static_cast<int64_t>(out.size());
   last_hash_ = hash;
+  last_seq_ += 1;
+  const nlohmann::json head = {{"seq", last_seq_}, {"hash", hash}};
+  if (!replace_file(path_ + ".head", head.dump() + "\n")) {
+    return unavailable("audit log " + path_ + ": cannot write " + path_ + ".head");
+  }
   return ok_status();
 }
 
-Status verify_audit_chain(const std::vector<std::string>& paths) {
+Status verify_audit_chain(const std::vector<std::string>& paths, const std::string& head_path) {
   std::string expected_prev;  // empty: the first record (may continue a rotated-away chain)
   int64_t record = 0;
+  int64_t last_seq = 0;
+  std::string last_hash;
+  std::string last_where = "the start";
   for (const std::string& path : paths) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return not_found("audit log " + path + ": cannot open it");
@@ -150,8 +201,40 @@ Status verify_audit_chain(const std::vector<std::string>& paths) {
                          ": its prev does not match the record before it (one is missing or "
                          "out of order)");
       }
+      const int64_t seq = record_seq(j);
+      if (seq > 0 && last_seq > 0 && seq != last_seq + 1) {
+        return data_loss("broken chain at " + where + ": seq " + std::to_string(seq) +
+                         " follows seq " + std::to_string(last_seq));
+      }
       expected_prev = j["hash"].get<std::string>();
+      last_seq = seq;
+      last_hash = expected_prev;
+      last_where = where;
     }
+  }
+  const std::string head_file =
+      !head_path.empty() ? head_path : (paths.empty() ? "" : paths.back() + ".head");
+  if (head_file.empty()) return ok_status();
+  Result<AuditHead> head = read_audit_head(head_file);
+  if (!head.ok()) {
+    // Without a head the end cannot be checked; one that was asked for must exist.
+    return head.status().code() == StatusCode::kNotFound && head_path.empty() ? ok_status()
+                                                                              : head.status();
+  }
+  if (head->seq > last_seq) {
+    return data_loss("the chain ends at " + last_where + " (seq " + std::to_string(last_seq) +
+                     ") but " + head_file + " names seq " + std::to_string(head->seq) + ": " +
+                     std::to_string(head->seq - last_seq) +
+                     " record(s) are missing from the end");
+  }
+  if (head->seq < last_seq) {
+    return data_loss("the chain goes on past " + head_file + " (seq " +
+                     std::to_string(head->seq) + ") to seq " + std::to_string(last_seq) +
+                     ": records were added after the head, or the head is stale");
+  }
+  if (head->hash != last_hash) {
+    return data_loss("the last record, " + last_where + ", is not the one " + head_file +
+                     " names (same seq, another hash)");
   }
   return ok_status();
 }

@@ -5,6 +5,16 @@
 // the next record's prev: verify_audit_chain reports the first such record. Rotation moves the
 // file to FILE.1 (older ones to .2, ...) and the new file's first record
 // points at the last record of the old one, so the chain spans files.
+//
+// The chain alone cannot show that records were cut off its end. So every
+// record also carries "seq" (1, 2, ... across rotation), and after each
+// record FILE.head is replaced (written aside, then renamed) with the seq
+// and hash of the newest record: a log that ends before its head has lost
+// records. The head sits beside the log, so it protects against truncation
+// by accident (a restored backup, a crash of the disk, a careless edit) and
+// by anyone who can change the log but not the head; against someone who
+// can rewrite both, compare with a copy of the head kept elsewhere
+// (`audit-verify --head`), e.g. shipped with the log lines.
 // Thread-safe; every record is flushed before write() returns.
 #pragma once
 
@@ -44,6 +54,8 @@ class AuditLog {
  public:
   // Opens (or creates) `path` for appending; the chain continues from its
   // last line. max_bytes > 0 rotates once the file would exceed it.
+  // DATA_LOSS, extending nothing, when the last line is not a record or
+  // FILE.head names a newer record than the log's last one.
   static Result<std::unique_ptr<AuditLog>> open(const std::string& path, int64_t max_bytes = 0,
                                                 int keep_files = 5);
   ~AuditLog();
@@ -63,14 +75,29 @@ class AuditLog {
   std::FILE* file_ = nullptr;
   int64_t size_ = 0;
   std::string last_hash_;  // of the last line written (or found)
+  int64_t last_seq_ = 0;   // of the last line written (or found); 0 = none
 };
+
+// The newest record's place in the chain, as FILE.head keeps it.
+struct AuditHead {
+  int64_t seq = 0;
+  std::string hash;
+};
+
+// Reads a head file; NOT_FOUND when it does not exist, DATA_LOSS when it is
+// not a head.
+Result<AuditHead> read_audit_head(const std::string& path);
 
 // The hash the first record of a fresh chain points at.
 inline constexpr const char* kAuditGenesis =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-// Checks the chain over `paths` (oldest first, e.g. FILE.2 FILE.1 FILE).
-// OK when intact; DATA_LOSS naming the file, line and record otherwise.
-Status verify_audit_chain(const std::vector<std::string>& paths);
+// Checks the chain over `paths` (oldest first, e.g. FILE.2 FILE.1 FILE):
+// every record's hash, its prev, and its seq following the one before.
+// Then the end against a head: `head_path`, or else the last file's
+// FILE.head when it exists. OK when intact; DATA_LOSS naming the file, line
+// and record otherwise, or how many records the head says are missing.
+Status verify_audit_chain(const std::vector<std::string>& paths,
+                          const std::string& head_path = "");
 
 }  // namespace r1
