@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <numeric>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -190,6 +192,50 @@ TEST(IsaTest, TheExpectedPathIsAvailable) {
     FAIL() << "R1SERVE_EXPECT_ISA=" << want << ": expected avx512, avx512-vnni or avx2";
   }
   cpu::set_active_isa(before);
+}
+
+// The flags the kernel lists in /proc/cpuinfo: its own reading of cpuid,
+// independent of the kernels' detection.
+std::vector<std::string> cpuinfo_flags() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    std::vector<std::string> flags;
+    for (std::string w; words >> w;) flags.push_back(w);
+    return flags;
+  }
+  return {};
+}
+
+// Every run proves which path the kernels take: the best the CPU runs by
+// /proc/cpuinfo (unless R1SERVE_ISA forces one), and on an AVX-512 CPU the
+// avx512 path with VNNI exactly when the CPU has it. So a build or a
+// detection that leaves a capable CPU on a slower path fails here, on every
+// machine, instead of skipping.
+TEST(IsaTest, TheBestPathTheCpuRunsIsTaken) {
+  const std::vector<std::string> flags = cpuinfo_flags();
+  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo flags to compare with";
+  const auto has = [&](const char* f) {
+    return std::find(flags.begin(), flags.end(), f) != flags.end();
+  };
+  const bool avx2 = has("avx2") && has("fma") && has("f16c");
+  const bool avx512 = avx2 && has("avx512f") && has("avx512bw") && has("avx512vl");
+  EXPECT_EQ(cpu::isa_supported(cpu::Isa::kAvx2), avx2);
+  EXPECT_EQ(cpu::isa_supported(cpu::Isa::kAvx512), avx512);
+  const char* forced = std::getenv("R1SERVE_ISA");
+  if (forced == nullptr || *forced == '\0') {
+    EXPECT_EQ(cpu::active_isa(), avx512 ? cpu::Isa::kAvx512
+                                 : avx2 ? cpu::Isa::kAvx2
+                                        : cpu::Isa::kScalar)
+        << "took " << cpu::isa_name(cpu::active_isa());
+  }
+  if (avx512) {
+    const cpu::Isa before = cpu::active_isa();
+    ASSERT_TRUE(cpu::set_active_isa(cpu::Isa::kAvx512));
+    EXPECT_EQ(cpu::vnni_kernels(), has("avx512_vnni"));
+    cpu::set_active_isa(before);
+  }
 }
 
 }  // namespace
