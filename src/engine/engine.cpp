@@ -186,7 +186,8 @@ void Engine::step() {
   publish_stats();
   for (const std::string& id : input.aborted) {
     EngineEvent e;
-    e.end_reason = EndReason::kAborted;
+    const auto it = live_.find(id);
+    e.end_reason = it != live_.end() ? it->second.abort_reason : EndReason::kAborted;
     finish_live(id, e);
   }
   for (const std::string& id : input.preempted) {
@@ -296,11 +297,11 @@ void Engine::close_reasoning(const std::string& id, Live& live) {
     return;
   }
   // No room under max_tokens for the close and one answer token: the
-  // request has reached its length inside the thinking, and ends there.
+  // request has reached its length inside the thinking, and ends there. It
+  // ends when the next step applies the abort, after its blocks are freed,
+  // like every other end.
+  live.abort_reason = EndReason::kLength;
   (void)scheduler_.abort(id);
-  EngineEvent end;
-  end.end_reason = EndReason::kLength;
-  finish_live(id, std::move(end));  // `live` is gone after this
 }
 
 }  // namespace r1

@@ -88,6 +88,9 @@ class Engine {
     bool first_event = true;
     bool scheduled = false;
     double queue_seconds = 0;  // until first scheduled
+    // How the request ends when the scheduler applies its abort: kAborted
+    // for a cancel, kLength when a reasoning close did not fit.
+    EndReason abort_reason = EndReason::kAborted;
   };
 
   void loop();
@@ -98,7 +101,7 @@ class Engine {
   // Whether `live` is still reasoning with its budget used up.
   bool budget_spent(const Live& live) const;
   // Forces the close ids into the output (events marked forced); when they
-  // do not fit under max_tokens, ends the request with kLength instead.
+  // do not fit under max_tokens, aborts the request to end with kLength.
   void close_reasoning(const std::string& id, Live& live);
   void publish_stats();
 

@@ -156,8 +156,10 @@ def test_wrong_types_are_400_naming_the_field(server, body, param):
 @pytest.mark.parametrize("method,route,allow", [
     ("GET", "/v1/chat/completions", "POST"),
     ("DELETE", "/tokenize", "POST"),
-    ("POST", "/v1/models", "GET"),
-    ("PUT", "/health", "GET"),
+    ("POST", "/v1/models", "GET, HEAD"),
+    ("PUT", "/health", "GET, HEAD"),
+    ("OPTIONS", "/v1/chat/completions", "POST"),
+    ("PATCH", "/v1/chat/completions", "POST"),
 ])
 def test_a_method_the_route_does_not_take_is_405(server, method, route, allow):
     r = fetch(server.base + route, method, b"{}" if method != "GET" else None)
@@ -267,3 +269,79 @@ def test_a_stream_the_client_leaves_still_counts_its_tokens(server):
     assert counter(server, "r1serve_generation_tokens_total") - generated_before <= 2000
     assert counter(server, "r1serve_prompt_tokens_total") - prompt_before == n_prompt
     still_serving(server)
+
+
+def until_close(server, request, seconds=20):
+    """Sends `request` on a keep-alive connection and reads until the server
+    closes it; fails when it keeps the connection open past `seconds`."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=seconds)
+    try:
+        sock.sendall(request)
+        got = b""
+        while True:
+            try:
+                piece = sock.recv(65536)
+            except socket.timeout:
+                pytest.fail(f"the connection stayed open after: {got[:300]!r}")
+            except ConnectionResetError:
+                return got
+            if not piece:
+                return got
+            got += piece
+    finally:
+        sock.close()
+
+
+SMUGGLED = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize("head", [
+    b"POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",  # 405
+    b"POST /no/such/route HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",  # 404
+    b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",  # GET with a body
+    b"PATCH /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",  # no such method
+    b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b"
+    b"\r\nContent-Length: %d\r\n\r\n",  # 415
+])
+def test_a_refused_body_is_never_read_as_the_next_request(server, head):
+    got = until_close(server, head % len(SMUGGLED) + SMUGGLED)
+    assert got.startswith(b"HTTP/1.1 4"), got[:200]
+    # One answer, and the body was not served as a request of its own.
+    assert got.count(b"HTTP/1.1 ") == 1, got
+    still_serving(server)
+
+
+def test_a_request_framed_two_ways_is_refused_and_closed(server):
+    got = until_close(server, b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED)
+    assert got.startswith(b"HTTP/1.1 400 "), got[:200]
+    assert got.count(b"HTTP/1.1 ") == 1, got
+    still_serving(server)
+
+
+def test_a_body_on_an_unrouted_method_or_path_is_not_buffered(server):
+    # A chunked body that never ends, sent to what no route takes: the answer
+    # comes at once, without waiting for (or keeping) the body.
+    for head in (b"PATCH /v1/chat/completions HTTP/1.1\r\n", b"POST /x%0A HTTP/1.1\r\n",
+                 b"PRI /tokenize HTTP/1.1\r\n"):
+        got = until_close(server, head + b"Host: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"10000\r\n" + b"a" * 65536 + b"\r\n")
+        assert got.startswith(b"HTTP/1.1 4"), (head, got[:200])
+    still_serving(server)
+
+
+def test_header_fields_are_counted_as_the_client_sent_them(server):
+    for n, status in ((98, 200), (101, 431)):  # plus Host and Connection
+        fields = b"".join(b"X-F-%d: v\r\n" % i for i in range(n))
+        got = raw_exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\n" + fields +
+                           b"Connection: close\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 %d " % status), (n, got[:100])
+
+
+def test_an_http10_keep_alive_stream_still_ends_with_the_connection(server):
+    body = json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
+                       "max_tokens": 4, "temperature": 0, "stream": True}).encode()
+    got = until_close(server, b"POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\n"
+                      b"Connection: Keep-Alive\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    assert got.rstrip().endswith(b"data: [DONE]"), got[-200:]

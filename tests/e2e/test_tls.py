@@ -206,6 +206,20 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(work, model_dir, p
                      context=trusting(pki.ca, good))
     try:
         assert fetch(f"{s.base}/health", context=trusting(pki.ca, good)).status == 200
+        # A client that offers to resume its last session (as nginx, Envoy
+        # and Java do) gets a full handshake, not a failed one.
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = trusting(pki.ca, good)
+            ctx.maximum_version = version
+            session = None
+            for _ in range(2):
+                with socket.create_connection(("127.0.0.1", s.port), timeout=30) as raw:
+                    with ctx.wrap_socket(raw, server_hostname="127.0.0.1",
+                                         session=session) as tls:
+                        tls.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                                    b"Connection: close\r\n\r\n")
+                        assert tls.recv(4096).startswith(b"HTTP/1.1 200 "), version
+                        session = tls.session
         for ctx in (trusting(pki.ca), trusting(pki.ca, bad)):
             with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
                 r = fetch(f"{s.base}/health", context=ctx)

@@ -31,7 +31,11 @@ class HttpServerTest : public ::testing::Test {
   httplib::Client client() { return httplib::Client("127.0.0.1", port_); }
 
   std::unique_ptr<HttpServer> server_ =
-      std::make_unique<HttpServer>(HttpServerOptions{"127.0.0.1", 0, 8, 1024, 5});
+      std::make_unique<HttpServer>(HttpServerOptions{.host = "127.0.0.1",
+                                                     .port = 0,
+                                                     .n_threads = 8,
+                                                     .max_body_bytes = 1024,
+                                                     .keep_alive_seconds = 5});
   int port_ = 0;
   std::thread thread_;
 };

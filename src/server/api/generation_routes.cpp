@@ -105,6 +105,8 @@ class ChoiceRun {
   }
 
   int64_t n_tokens() const { return n_tokens_; }
+  // Whether a sampled (not forced) token came: the prompt was processed.
+  bool sampled_any() const { return sampled_any_; }
   int64_t n_reasoning_tokens() const { return counter_.n_reasoning_tokens(); }
   FinishReason finish() const { return finish_; }
   const Status& error() const { return error_; }
@@ -275,7 +277,7 @@ void record(const GenerationRoutesContext& ctx, const Job& job, int status,
       // counts once its first token shows it was processed.
       ModelMetrics& mm = ctx.metrics->model(m.name);
       int64_t n_prefilled = 0;
-      for (const auto& r : runs) n_prefilled += r->n_tokens() > 0 ? 1 : 0;
+      for (const auto& r : runs) n_prefilled += r->sampled_any() ? 1 : 0;
       mm.add_prompt_tokens(static_cast<int64_t>(job.prompt.size()) * n_prefilled);
       mm.add_generation_tokens(out);
       mm.add_reasoning_tokens(reasoning);

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/check.h"
 #include "obs/request_id.h"
 #include "server/http/connection_probe.h"
 #include "server/http/json_depth.h"
@@ -56,15 +57,41 @@ void set_error(httplib::Response& res, int status, const std::string& message) {
                   "application/json");
 }
 
-// True when the request carries a body the adapter has not read (the
-// connection then cannot carry another request).
-bool has_unread_body(const httplib::Request& req) {
+// The same, on a connection that must not carry another request (a body
+// left unread, a request framed two ways). cpp-httplib 0.11 keeps a
+// connection open whatever the response's Connection header says; a body
+// provider that reports failure once it has written the body makes it
+// close the socket.
+void set_error_and_close(httplib::Response& res, int status, const std::string& message) {
+  set_error(res, status, message);
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  res.body.clear();
+  res.set_header("Connection", "close");
+  res.set_content_provider(body->size(), "application/json",
+                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                             sink.write(body->data() + offset, length);
+                             return false;  // written; now close
+                           });
+}
+
+// True when the request carries a body (which the screen does not read).
+bool has_body(const httplib::Request& req) {
   return req.has_header("Transfer-Encoding") ||
          req.get_header_value<uint64_t>("Content-Length") > 0;
 }
 
-// Real clients send a few dozen at most; the library reads any number.
+// Real clients send a few dozen at most; the library reads any number
+// (and adds four of its own: REMOTE_ADDR, REMOTE_PORT, LOCAL_ADDR,
+// LOCAL_PORT, which are not counted).
 constexpr size_t kMaxHeaders = 100;
+
+size_t n_client_headers(const httplib::Request& req) {
+  size_t n = req.headers.size();
+  for (const char* own : {"REMOTE_ADDR", "REMOTE_PORT", "LOCAL_ADDR", "LOCAL_PORT"}) {
+    n -= std::min(n, req.get_header_value_count(own));
+  }
+  return n;
+}
 
 }  // namespace
 
@@ -101,8 +128,12 @@ struct HttpServer::Impl {
   // Runs `handler` on `req` with `body`, filling `res`.
   void respond(const HttpHandler& handler, const httplib::Request& req, std::string body,
                httplib::Response& res) const;
-  // 405 with Allow for a known path, else 404; the body is never read.
-  void refuse(const httplib::Request& req, httplib::Response& res) const;
+  // Runs before the library reads a body: answers (and returns true for)
+  // every request no route will take (unknown path or method, control
+  // characters in the path, a body on GET/HEAD, framing by both
+  // Content-Length and Transfer-Encoding, too many header fields), without
+  // reading its body.
+  bool screen(const httplib::Request& req, httplib::Response& res) const;
 
   explicit Impl(const HttpServerOptions& o)
       : options(o), owned(make_server()), server(*owned) {}
@@ -138,12 +169,6 @@ int HttpServer::Impl::apply_tls(SSL* ssl, void* self) {
 
 void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Request& req,
                                std::string body, httplib::Response& res) const {
-  if (req.headers.size() > kMaxHeaders) {
-    res.set_header("Connection", "close");
-    set_error(res, 431,
-              "too many header fields: more than " + std::to_string(kMaxHeaders));
-    return;
-  }
   if (!body.empty() &&
       json_nesting_depth(body, options.max_json_depth) > options.max_json_depth) {
     set_error(res, 400,
@@ -167,14 +192,17 @@ void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Reques
   for (const auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
   if (out.stream) {
     auto stream = std::make_shared<std::function<void(StreamWriter&)>>(std::move(out.stream));
-    auto provider = [stream, probe](size_t, httplib::DataSink& sink) {
+    const bool http10 = req.version == "HTTP/1.0";
+    auto provider = [stream, probe, http10](size_t, httplib::DataSink& sink) {
       SinkWriter writer(sink, *probe);
       (*stream)(writer);
       sink.done();
-      return true;
+      // HTTP/1.0's body runs to the close, so the connection must end here
+      // even when the client asked to keep it (see set_error_and_close).
+      return !http10;
     };
-    if (req.version == "HTTP/1.0") {
-      // HTTP/1.0 has no chunked transfer: the body runs to the close.
+    if (http10) {
+      // HTTP/1.0 has no chunked transfer.
       res.set_header("Connection", "close");
       res.set_content_provider(out.content_type, std::move(provider));
     } else {
@@ -185,17 +213,43 @@ void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Reques
   }
 }
 
-void HttpServer::Impl::refuse(const httplib::Request& req, httplib::Response& res) const {
-  if (has_unread_body(req)) res.set_header("Connection", "close");
-  const auto it = methods.find(req.path);
-  if (it == methods.end()) {
-    set_error(res, 404, "no such route");
-    return;
+bool HttpServer::Impl::screen(const httplib::Request& req, httplib::Response& res) const {
+  if (req.has_header("Transfer-Encoding") && req.has_header("Content-Length")) {
+    set_error_and_close(res, 400, "a request framed by both Content-Length and Transfer-Encoding");
+    return true;
   }
-  std::string allow;
-  for (const std::string& m : it->second) allow += (allow.empty() ? "" : ", ") + m;
-  res.set_header("Allow", allow);
-  set_error(res, 405, req.method + " is not allowed on " + req.path + "; it takes " + allow);
+  if (n_client_headers(req) > kMaxHeaders) {
+    set_error_and_close(res, 431, "too many header fields: more than " +
+                                      std::to_string(kMaxHeaders));
+    return true;
+  }
+  const bool body = has_body(req);
+  const auto refuse = [&](int status, const std::string& message) {
+    if (body) {
+      set_error_and_close(res, status, message);
+    } else {
+      set_error(res, status, message);
+    }
+    return true;
+  };
+  if (std::any_of(req.path.begin(), req.path.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+      })) {
+    return refuse(400, "control characters in the path");
+  }
+  const auto it = methods.find(req.path);
+  if (it == methods.end()) return refuse(404, "no such route");
+  const std::string method = req.method == "HEAD" ? "GET" : req.method;
+  if (it->second.count(method) == 0) {
+    std::string allow;
+    for (const std::string& m : it->second) {
+      allow += (allow.empty() ? "" : ", ") + m + (m == "GET" ? ", HEAD" : "");
+    }
+    res.set_header("Allow", allow);
+    return refuse(405, req.method + " is not allowed on " + req.path + "; it takes " + allow);
+  }
+  if (method == "GET" && body) return refuse(400, "a GET request with a body");
+  return false;
 }
 
 HttpServer::HttpServer(const HttpServerOptions& options)
@@ -209,12 +263,17 @@ HttpServer::HttpServer(const HttpServerOptions& options)
   // Errors raised by the library itself (unknown route, body over the limit,
   // bad request line) get an OpenAI-shaped body too.
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;
+    if (!res.body.empty() || res.content_provider_) return;
     set_error(res, res.status,
               res.status == 404   ? "no such route"
               : res.status == 413 ? "request body too large"
               : res.status == 405 ? "method not allowed"
                                   : "bad request");
+  });
+  // Before the library reads a body: what no route takes is answered here.
+  s.set_pre_routing_handler([&impl = *impl_](const httplib::Request& req, httplib::Response& res) {
+    return impl.screen(req, res) ? httplib::Server::HandlerResponse::Handled
+                                 : httplib::Server::HandlerResponse::Unhandled;
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     res.status = 500;
@@ -231,6 +290,8 @@ HttpServer::~HttpServer() {
 void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler) {
   Impl& impl = *impl_;
   auto& s = impl.server;
+  R1_CHECK_MSG(method == "GET" || method == "POST" || method == "PUT" || method == "DELETE",
+               "HttpServer::route takes GET, POST, PUT or DELETE");
   impl.methods[path].insert(method);
   const std::string pattern = std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"),
                                                  R"(\$&)");
@@ -247,8 +308,7 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
                                                          httplib::Response& res,
                                                          const httplib::ContentReader& read) {
     if (req.is_multipart_form_data()) {
-      res.set_header("Connection", "close");
-      set_error(res, 415, "multipart bodies are not accepted; send application/json");
+      set_error_and_close(res, 415, "multipart bodies are not accepted; send application/json");
       return;
     }
     std::string body;
@@ -263,12 +323,11 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
       return true;
     });
     if (!read_all) {
-      res.set_header("Connection", "close");
       if (too_large || res.status == 413) {
-        set_error(res, 413,
-                  "request body too large: the limit is " + std::to_string(limit) + " bytes");
+        set_error_and_close(
+            res, 413, "request body too large: the limit is " + std::to_string(limit) + " bytes");
       } else {
-        set_error(res, 400, "the request body could not be read");
+        set_error_and_close(res, 400, "the request body could not be read");
       }
       return;
     }
@@ -289,17 +348,6 @@ Result<int> HttpServer::bind() {
   auto& s = impl.server;
   R1_RETURN_IF_ERROR(impl.tls_status);
   if (!s.is_valid()) return internal_error("the TLS context could not be set up");
-  // Last, so they match only what no route does: 405 or 404 without reading
-  // a body.
-  const auto refuse = [&impl](const httplib::Request& req, httplib::Response& res) {
-    impl.refuse(req, res);
-  };
-  const auto refuse_with_body = [&impl](const httplib::Request& req, httplib::Response& res,
-                                        const httplib::ContentReader&) { impl.refuse(req, res); };
-  s.Get(".*", refuse);
-  s.Post(".*", refuse_with_body);
-  s.Put(".*", refuse_with_body);
-  s.Delete(".*", refuse_with_body);
   // The library's default options (SO_REUSEADDR), and the socket kept so its
   // backlog can be raised once it listens.
   s.set_socket_options([&impl](int fd) {

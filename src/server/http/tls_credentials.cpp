@@ -88,6 +88,15 @@ void TlsCredentials::configure(SSL_CTX* ctx, bool mutual) {
   SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
   if (mutual) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    // No resumption: a resumed session would skip checking the client's
+    // certificate against CAs that SIGHUP may since have changed. A session
+    // id context still has to be set, or OpenSSL fails the handshake of a
+    // client that offers a session instead of starting a new one.
+    static constexpr unsigned char kContext[] = "r1serve-mtls";
+    SSL_CTX_set_session_id_context(ctx, kContext, sizeof(kContext) - 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "obs/log.h"
 #include "server/auth/api_key_store.h"
 
 namespace r1 {
@@ -20,6 +21,35 @@ std::string last_line(const std::string& path) {
     if (!line.empty()) last = line;
   }
   return last;
+}
+
+// Whether the file is empty or ends with a newline.
+bool ends_with_newline(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in || in.tellg() <= 0) return true;
+  in.seekg(-1, std::ios::end);
+  return in.get() == '\n';
+}
+
+// The seq of the last record of a file that has one (0 when none has):
+// records end with `,"seq":N,"prev":"...","hash":"..."}`, so it is read
+// from the end of each line without parsing the line.
+int64_t last_seq_in(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  int64_t seq = 0;
+  for (std::string line; std::getline(in, line);) {
+    const size_t prev = line.rfind(",\"prev\":\"");
+    if (prev == std::string::npos) continue;
+    size_t digits = prev;
+    while (digits > 0 && line[digits - 1] >= '0' && line[digits - 1] <= '9') --digits;
+    static constexpr std::string_view kKey = ",\"seq\":";
+    if (digits == prev || digits < kKey.size() ||
+        line.compare(digits - kKey.size(), kKey.size(), kKey) != 0) {
+      continue;
+    }
+    seq = std::stoll(line.substr(digits, std::min<size_t>(prev - digits, 18)));
+  }
+  return seq;
 }
 
 // A record's seq; 0 for records written before records had one.
@@ -74,10 +104,14 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, int64_
     log->last_seq_ = record_seq(j);
   }
   // A head newer than the last record: records were cut off the end.
-  // Extending the chain from here would hide that, so refuse.
+  // Extending the chain from here would hide that, so refuse. A last
+  // record without seq was written by a build from before seq existed
+  // (after a rollback): numbering goes on from the head.
   Result<AuditHead> head = read_audit_head(path + ".head");
-  if (head.ok() && (head->seq > log->last_seq_ ||
-                    (head->seq == log->last_seq_ && head->hash != log->last_hash_))) {
+  if (head.ok() && !last.empty() && log->last_seq_ == 0) {
+    log->last_seq_ = std::max(head->seq, last_seq_in(path));
+  } else if (head.ok() && (head->seq > log->last_seq_ ||
+                           (head->seq == log->last_seq_ && head->hash != log->last_hash_))) {
     return data_loss("audit log " + path + ": " + path + ".head names record " +
                      std::to_string(head->seq) + " but the log ends at record " +
                      std::to_string(log->last_seq_) +
@@ -88,6 +122,15 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, int64_
   if (log->file_ == nullptr) return unavailable("audit log " + path + ": cannot open for append");
   std::error_code ec;
   log->size_ = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  // A last record without its newline (a copy cut short, an editor) would
+  // get the next record appended to its line, breaking the chain: end the
+  // line first (verify_audit_chain skips empty lines).
+  if (log->size_ > 0 && !ends_with_newline(path)) {
+    if (std::fputc('\n', log->file_) == EOF || std::fflush(log->file_) != 0) {
+      return unavailable("audit log " + path + ": write failed");
+    }
+    ++log->size_;
+  }
   return log;
 }
 
@@ -163,17 +206,22 @@ Status AuditLog::write(const AuditRecord& r) {
   size_ += static_cast<int64_t>(out.size());
   last_hash_ = hash;
   last_seq_ += 1;
+  // The record is written; a head that cannot be replaced only lags (which
+  // audit-verify accepts), so it is reported once, not as a failed write.
   const nlohmann::json head = {{"seq", last_seq_}, {"hash", hash}};
-  if (!replace_file(path_ + ".head", head.dump() + "\n")) {
-    return unavailable("audit log " + path_ + ": cannot write " + path_ + ".head");
+  const bool anchored = replace_file(path_ + ".head", head.dump() + "\n");
+  if (!anchored && !head_failed_) {
+    log_warning("audit log " + path_ + ": cannot write " + path_ +
+                ".head; the end of the chain is not anchored until it can");
   }
+  head_failed_ = !anchored;
   return ok_status();
 }
 
 Status verify_audit_chain(const std::vector<std::string>& paths, const std::string& head_path) {
   std::string expected_prev;  // empty: the first record (may continue a rotated-away chain)
   int64_t record = 0;
-  int64_t last_seq = 0;
+  int64_t last_seq = 0;  // of the last record that has one
   std::string last_hash;
   std::string last_where = "the start";
   for (const std::string& path : paths) {
@@ -207,9 +255,11 @@ Status verify_audit_chain(const std::vector<std::string>& paths, const std::stri
                          " follows seq " + std::to_string(last_seq));
       }
       expected_prev = j["hash"].get<std::string>();
-      last_seq = seq;
-      last_hash = expected_prev;
-      last_where = where;
+      if (seq > 0) {  // records from before seq existed do not move the end
+        last_seq = seq;
+        last_hash = expected_prev;
+        last_where = where;
+      }
     }
   }
   const std::string head_file =
@@ -227,11 +277,10 @@ Status verify_audit_chain(const std::vector<std::string>& paths, const std::stri
                      std::to_string(head->seq - last_seq) +
                      " record(s) are missing from the end");
   }
-  if (head->seq < last_seq) {
-    return data_loss("the chain goes on past " + head_file + " (seq " +
-                     std::to_string(head->seq) + ") to seq " + std::to_string(last_seq) +
-                     ": records were added after the head, or the head is stale");
-  }
+  // A head behind the chain's end only lags (a crash between a record and
+  // its head, or a head that could not be written): the records it does
+  // not cover are checked by the chain alone.
+  if (head->seq < last_seq) return ok_status();
   if (head->hash != last_hash) {
     return data_loss("the last record, " + last_where + ", is not the one " + head_file +
                      " names (same seq, another hash)");

@@ -76,6 +76,7 @@ class AuditLog {
   int64_t size_ = 0;
   std::string last_hash_;  // of the last line written (or found)
   int64_t last_seq_ = 0;   // of the last line written (or found); 0 = none
+  bool head_failed_ = false;  // the last head write failed (reported once)
 };
 
 // The newest record's place in the chain, as FILE.head keeps it.
