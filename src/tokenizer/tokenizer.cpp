@@ -62,9 +62,10 @@ Result<std::vector<detail::AddedToken>> parse_added_tokens(const json& root) {
   for (const json& entry : list) {
     if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_number_integer() ||
         !entry.contains("content") || !entry["content"].is_string() ||
-        entry["id"].get<int64_t>() < 0 || entry["id"].get<int64_t>() >= (1LL << 31) - 1) {
-      return invalid_argument(
-          "tokenizer.json: every added token needs an integer \"id\" and a string \"content\"");
+        entry["id"].get<int64_t>() < 0 || entry["id"].get<int64_t>() >= detail::kMaxTokenIds) {
+      return invalid_argument("tokenizer.json: every added token needs an integer \"id\" (0.." +
+                              std::to_string(detail::kMaxTokenIds - 1) +
+                              ") and a string \"content\"");
     }
     detail::AddedToken token;
     token.id = static_cast<int32_t>(entry["id"].get<int64_t>());

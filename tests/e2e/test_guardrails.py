@@ -16,11 +16,9 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import openai
@@ -29,7 +27,7 @@ import pytest
 sys.path.insert(0, os.path.join(
     os.environ.get("R1SERVE_SOURCE_DIR")
     or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tools", "python"))
-from r1serve_harness import Server, fetch, make_test_model, poll, post, serve_args  # noqa: E402
+from r1serve_harness import Server, fetch, poll, post, serve_args  # noqa: E402
 
 BIN = os.environ.get("R1SERVE_BINARY", "")
 
@@ -63,22 +61,6 @@ def chat_body(content, **extra):
 
 def bearer(token):
     return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture(scope="module")
-def work():
-    assert BIN, "R1SERVE_BINARY is not set"
-    d = tempfile.mkdtemp(prefix="r1serve-guard-")
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def model_dir(work):
-    out = os.path.join(work, "tiny")
-    made = make_test_model(BIN, out)
-    assert made.returncode == 0, made.stderr
-    return out
 
 
 @pytest.fixture

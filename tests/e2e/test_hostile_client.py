@@ -10,40 +10,22 @@
 # unset).
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.join(
     os.environ.get("R1SERVE_SOURCE_DIR")
     or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tools", "python"))
-from r1serve_harness import Server, fetch, make_test_model, post, serve_args  # noqa: E402
+from r1serve_harness import Server, fetch, post, serve_args  # noqa: E402
 
 BIN = os.environ.get("R1SERVE_BINARY", "")
 
 # Deep enough to overflow a recursive copy or dump of the parsed body on an
 # 8 MB stack (30,000 levels once survived, 60,000 did not).
 kDeepLevels = 100_000
-
-
-@pytest.fixture(scope="module")
-def work():
-    assert BIN, "R1SERVE_BINARY is not set"
-    d = tempfile.mkdtemp(prefix="r1serve-hostile-")
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def model_dir(work):
-    out = os.path.join(work, "tiny")
-    made = make_test_model(BIN, out)
-    assert made.returncode == 0, made.stderr
-    return out
 
 
 @pytest.fixture(scope="module")

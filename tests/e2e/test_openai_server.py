@@ -14,11 +14,9 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
@@ -28,7 +26,7 @@ sys.path.insert(0, os.path.join(
     os.environ.get("R1SERVE_SOURCE_DIR")
     or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tools", "python"))
 import r1serve_harness  # noqa: E402
-from r1serve_harness import fetch, make_test_model, serve_args  # noqa: E402
+from r1serve_harness import fetch, serve_args  # noqa: E402
 
 BIN = os.environ.get("R1SERVE_BINARY", "")
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -70,24 +68,6 @@ def run_bin(args, env=None, timeout=120):
                               env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"r1serve {' '.join(args)} still running after {timeout} s: {e.stderr}")
-
-
-@pytest.fixture(scope="module")
-def model_dir():
-    assert BIN, "R1SERVE_BINARY must name the r1serve binary"
-    work = tempfile.mkdtemp(prefix="r1serve-e2e-")
-    try:
-        out = os.path.join(work, "tiny")
-        made = make_test_model(BIN, out)
-        assert made.returncode == 0, made.stderr
-        yield out
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def work(model_dir):
-    return os.path.dirname(model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 
 import openai
 import pytest
@@ -22,7 +21,7 @@ import pytest
 sys.path.insert(0, os.path.join(
     os.environ.get("R1SERVE_SOURCE_DIR")
     or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tools", "python"))
-from r1serve_harness import Server, fetch, make_test_model, poll, serve_args  # noqa: E402
+from r1serve_harness import Server, fetch, poll, serve_args  # noqa: E402
 
 BIN = os.environ.get("R1SERVE_BINARY", "")
 
@@ -66,22 +65,6 @@ def trusting(ca, client=None):
     if client:
         ctx.load_cert_chain(*client)
     return ctx
-
-
-@pytest.fixture(scope="module")
-def work():
-    assert BIN, "R1SERVE_BINARY is not set"
-    d = tempfile.mkdtemp(prefix="r1serve-tls-")
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def model_dir(work):
-    out = os.path.join(work, "tiny")
-    made = make_test_model(BIN, out)
-    assert made.returncode == 0, made.stderr
-    return out
 
 
 @pytest.fixture(scope="module")

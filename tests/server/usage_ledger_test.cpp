@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "server/ops/usage_ledger.h"
@@ -83,6 +84,31 @@ TEST_F(UsageLedgerTest, ATornLastLineIsDroppedOtherDamageIsAnError) {
   auto bad = UsageLedger::open(path_);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("line 1"), std::string::npos);
+}
+
+// A count that is a float, negative, or past int64 is a damaged line; sums
+// stop at the int64 maximum instead of wrapping.
+TEST_F(UsageLedgerTest, CountsAreNonNegativeIntegersAndSumsSaturate) {
+  for (const char* count : {"4.4e47", "1.5", "-3", "99999999999999999999"}) {
+    std::ofstream(path_, std::ios::trunc)
+        << "{\"principal\":\"a\",\"model\":\"m\",\"requests\":1,\"prompt_tokens\":" << count
+        << ",\"completion_tokens\":1,\"reasoning_tokens\":0,\"cache_hits\":0}\n"
+        << "{\"principal\":\"a\",\"model\":\"m\",\"requests\":1,\"prompt_tokens\":1,"
+           "\"completion_tokens\":1,\"reasoning_tokens\":0,\"cache_hits\":0}\n";
+    auto bad = UsageLedger::open(path_);
+    EXPECT_FALSE(bad.ok()) << count;
+  }
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  std::ofstream(path_, std::ios::trunc)
+      << "{\"principal\":\"a\",\"model\":\"m\",\"requests\":1,\"prompt_tokens\":" << max
+      << ",\"completion_tokens\":1,\"reasoning_tokens\":0,\"cache_hits\":0}\n"
+      << "{\"principal\":\"a\",\"model\":\"m\",\"requests\":1,\"prompt_tokens\":" << max
+      << ",\"completion_tokens\":1,\"reasoning_tokens\":0,\"cache_hits\":0}\n";
+  auto ledger = UsageLedger::open(path_);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().message();
+  ASSERT_EQ((*ledger)->rows().size(), 1u);
+  EXPECT_EQ((*ledger)->rows()[0].totals.prompt_tokens, max);
+  EXPECT_EQ((*ledger)->rows()[0].totals.requests, 2);
 }
 
 TEST(UsageLedgerMemoryTest, WithoutAFileUsageStaysInMemory) {

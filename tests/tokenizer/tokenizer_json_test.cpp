@@ -280,6 +280,15 @@ TEST(TokenizerJson, ErrorsNameTheProblem) {
        StatusCode::kInvalidArgument, "vocab entry"},
       {"vocab missing", [](json& t) { t["model"].erase("vocab"); }, StatusCode::kInvalidArgument,
        "vocab"},
+      // An id table of 2^31 entries would take gigabytes: ids stop at 2^24,
+      // the most embedding rows config.json may give.
+      {"vocab id past 2^24", [](json& t) { t["model"]["vocab"]["a"] = 1 << 24; },
+       StatusCode::kInvalidArgument, "vocab entry"},
+      {"added token id near 2^31",
+       [](json& t) {
+         t["added_tokens"] = {{{"id", 2147483600}, {"content", "<w>"}}};
+       },
+       StatusCode::kInvalidArgument, "id"},
       {"added token without content",
        [](json& t) {
          t["added_tokens"] = {{{"id", 300}}};

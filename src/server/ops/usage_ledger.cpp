@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 
@@ -26,6 +27,15 @@ std::string line_for(const std::string& principal, const std::string& model, con
   return j.dump() + "\n";
 }
 
+// A count of a usage line: a non-negative JSON integer. A float or a negative
+// number is damage (and a float past int64 has no conversion at all).
+bool count_at(const json& j, const char* key, int64_t* out) {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() < 0) return false;
+  *out = it->get<int64_t>();
+  return true;
+}
+
 bool parse_line(const std::string& line, std::string* principal, std::string* model,
                 UsageTotals* t) {
   const json j = json::parse(line, nullptr, false);
@@ -33,15 +43,21 @@ bool parse_line(const std::string& line, std::string* principal, std::string* mo
   try {
     *principal = j.at("principal").get<std::string>();
     *model = j.at("model").get<std::string>();
-    t->requests = j.at("requests").get<int64_t>();
-    t->prompt_tokens = j.at("prompt_tokens").get<int64_t>();
-    t->completion_tokens = j.at("completion_tokens").get<int64_t>();
-    t->reasoning_tokens = j.at("reasoning_tokens").get<int64_t>();
-    t->cache_hits = j.at("cache_hits").get<int64_t>();
   } catch (const json::exception&) {
     return false;
   }
-  return true;
+  return count_at(j, "requests", &t->requests) && count_at(j, "prompt_tokens", &t->prompt_tokens) &&
+         count_at(j, "completion_tokens", &t->completion_tokens) &&
+         count_at(j, "reasoning_tokens", &t->reasoning_tokens) &&
+         count_at(j, "cache_hits", &t->cache_hits);
+}
+
+// Counts saturate at the int64 maximum rather than wrap (a ledger file may
+// hold any value up to it).
+void add_count(int64_t* total, int64_t delta) {
+  if (__builtin_add_overflow(*total, delta, total)) {
+    *total = delta < 0 ? INT64_MIN : INT64_MAX;
+  }
 }
 
 Status sync_file(std::FILE* f, const std::string& path) {
@@ -54,11 +70,11 @@ Status sync_file(std::FILE* f, const std::string& path) {
 }  // namespace
 
 UsageTotals& UsageTotals::operator+=(const UsageTotals& o) {
-  requests += o.requests;
-  prompt_tokens += o.prompt_tokens;
-  completion_tokens += o.completion_tokens;
-  reasoning_tokens += o.reasoning_tokens;
-  cache_hits += o.cache_hits;
+  add_count(&requests, o.requests);
+  add_count(&prompt_tokens, o.prompt_tokens);
+  add_count(&completion_tokens, o.completion_tokens);
+  add_count(&reasoning_tokens, o.reasoning_tokens);
+  add_count(&cache_hits, o.cache_hits);
   return *this;
 }
 

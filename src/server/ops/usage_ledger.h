@@ -27,7 +27,7 @@ struct UsageTotals {
   int64_t completion_tokens = 0;
   int64_t reasoning_tokens = 0;
   int64_t cache_hits = 0;
-  UsageTotals& operator+=(const UsageTotals& o);
+  UsageTotals& operator+=(const UsageTotals& o);  // saturates at the int64 maximum
 };
 
 struct UsageRow {

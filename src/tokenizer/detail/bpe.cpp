@@ -66,9 +66,10 @@ Result<BpeModel> BpeModel::from_json(const nlohmann::json& model) {
   const nlohmann::json& vocab = model["vocab"];
   bpe.vocab_.reserve(vocab.size());
   for (const auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (1LL << 31) - 1) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= kMaxTokenIds) {
       return invalid_argument("tokenizer.json: vocab entry \"" + token +
-                              "\" has no valid id (a non-negative integer)");
+                              "\" has no valid id (a non-negative integer below " +
+                              std::to_string(kMaxTokenIds) + ")");
     }
     const auto value = static_cast<int32_t>(id.get<int64_t>());
     bpe.vocab_.emplace(token, value);

@@ -17,6 +17,11 @@
 
 namespace r1::detail {
 
+// Token ids (vocab and added tokens) must be below this: the embedding rows
+// config.json may give (vocab_size <= 2^24). The tokenizer keeps a table
+// indexed by id, so a larger id would only make a file allocate gigabytes.
+inline constexpr int64_t kMaxTokenIds = int64_t{1} << 24;
+
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
