@@ -255,55 +255,10 @@ void OpenAiServer::add_routes() {
     res.body = metrics_.serialize();
     return res;
   });
-  route("POST", "/tokenize", dev, false, [this](const HttpRequest& req) {
-    auto body = nlohmann::json::parse(req.body, nullptr, false);
-    if (!body.is_discarded() && body.is_object() && body.contains("messages")) {
-      // As vLLM: the chat prompt the messages make, as /v1/chat/completions
-      // would tokenise it.
-      auto parsed = parse_chat_completion_request(
-          nlohmann::json{{"model", model_.name}, {"messages", body["messages"]}}.dump(),
-          model_.generation, RequestLimits{});
-      if (!parsed.ok()) return error_response(parsed.error());
-      if (!model_.chat_template) return error_response(api_error(model_.chat_template_status));
-      auto ids = encode_chat_prompt(model_, parsed->messages);
-      if (!ids.ok()) return error_response(api_error(ids.status(), "messages"));
-      return json_response(
-          {{"tokens", *ids}, {"count", ids->size()}, {"max_model_len", model_.context_len}});
-    }
-    if (body.is_discarded() || !body.is_object() || !body.contains("prompt") ||
-        !body["prompt"].is_string()) {
-      return error_response(
-          bad_request("expected {\"prompt\": string} or {\"messages\": [...]}", "prompt"));
-    }
-    bool special = false;
-    if (const auto it = body.find("add_special_tokens"); it != body.end()) {
-      if (!it->is_boolean()) {
-        return error_response(
-            bad_request("add_special_tokens must be a boolean", "add_special_tokens"));
-      }
-      special = it->get<bool>();
-    }
-    auto ids = model_.tokenizer->encode(body["prompt"].get<std::string>(), special);
-    if (!ids.ok()) return error_response(api_error(ids.status(), "prompt"));
-    return json_response(
-        {{"tokens", *ids}, {"count", ids->size()}, {"max_model_len", model_.context_len}});
-  });
-  route("POST", "/detokenize", dev, false, [this](const HttpRequest& req) {
-    auto body = nlohmann::json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object() || !body.contains("tokens") ||
-        !body["tokens"].is_array()) {
-      return error_response(bad_request("expected {\"tokens\": [ids]}", "tokens"));
-    }
-    std::vector<int32_t> ids;
-    for (const auto& t : body["tokens"]) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
-          t.get<int64_t>() >= model_.tokenizer->n_tokens()) {
-        return error_response(bad_request("tokens must be ids in the vocabulary", "tokens"));
-      }
-      ids.push_back(t.get<int32_t>());
-    }
-    return json_response({{"prompt", model_.tokenizer->decode(ids)}});
-  });
+  route("POST", "/tokenize", dev, false,
+        [this](const HttpRequest& r) { return handle_tokenize(model_, r); });
+  route("POST", "/detokenize", dev, false,
+        [this](const HttpRequest& r) { return handle_detokenize(model_, r); });
 }
 
 void OpenAiServer::add_admin_routes() {

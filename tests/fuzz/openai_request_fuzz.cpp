@@ -164,56 +164,19 @@ void check_response(const HttpResponse& res) {
   if (msg == it->end() || !msg->is_string() || msg->get<std::string>().empty()) std::abort();
 }
 
-HttpResponse json_answer(const nlohmann::json& j) {
-  HttpResponse res;
-  res.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+// POST /tokenize through its real handler, plus a property: plain text
+// round-trips through the byte-level vocabulary.
+HttpResponse tokenize(const ServedModel& m, const HttpRequest& req) {
+  HttpResponse res = handle_tokenize(m, req);
+  if (res.status != 200) return res;
+  const auto body = nlohmann::json::parse(req.body, nullptr, false);
+  const auto out = nlohmann::json::parse(res.body, nullptr, false);
+  if (body.contains("prompt") && body["prompt"].is_string() &&
+      !body.value("add_special_tokens", false)) {
+    const auto ids = out.at("tokens").get<std::vector<int32_t>>();
+    if (m.tokenizer->decode(ids) != body["prompt"].get<std::string>()) std::abort();
+  }
   return res;
-}
-
-// The body handling of POST /tokenize in OpenAiServer::add_routes.
-HttpResponse tokenize(const ServedModel& m, const std::string& text) {
-  auto body = nlohmann::json::parse(text, nullptr, false);
-  if (!body.is_discarded() && body.is_object() && body.contains("messages")) {
-    auto parsed = parse_chat_completion_request(
-        nlohmann::json{{"model", m.name}, {"messages", body["messages"]}}.dump(), m.generation,
-        RequestLimits{});
-    if (!parsed.ok()) return error_response(parsed.error());
-    auto ids = encode_chat_prompt(m, parsed->messages);
-    if (!ids.ok()) return error_response(api_error(ids.status(), "messages"));
-    return json_answer({{"tokens", *ids}, {"count", ids->size()}});
-  }
-  if (body.is_discarded() || !body.is_object() || !body.contains("prompt") ||
-      !body["prompt"].is_string()) {
-    return error_response(bad_request("expected {\"prompt\": string}", "prompt"));
-  }
-  bool special = false;
-  if (const auto it = body.find("add_special_tokens"); it != body.end()) {
-    if (!it->is_boolean()) return error_response(bad_request("add_special_tokens", "x"));
-    special = it->get<bool>();
-  }
-  auto ids = m.tokenizer->encode(body["prompt"].get<std::string>(), special);
-  if (!ids.ok()) return error_response(api_error(ids.status(), "prompt"));
-  // Plain text round-trips through the byte-level vocabulary.
-  if (!special && m.tokenizer->decode(*ids) != body["prompt"].get<std::string>()) std::abort();
-  return json_answer({{"tokens", *ids}, {"count", ids->size()}});
-}
-
-// The body handling of POST /detokenize in OpenAiServer::add_routes.
-HttpResponse detokenize(const ServedModel& m, const std::string& text) {
-  auto body = nlohmann::json::parse(text, nullptr, false);
-  if (body.is_discarded() || !body.is_object() || !body.contains("tokens") ||
-      !body["tokens"].is_array()) {
-    return error_response(bad_request("expected {\"tokens\": [ids]}", "tokens"));
-  }
-  std::vector<int32_t> ids;
-  for (const auto& t : body["tokens"]) {
-    if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
-        t.get<int64_t>() >= m.tokenizer->n_tokens()) {
-      return error_response(bad_request("tokens must be ids in the vocabulary", "tokens"));
-    }
-    ids.push_back(t.get<int32_t>());
-  }
-  return json_answer({{"prompt", m.tokenizer->decode(ids)}});
 }
 
 }  // namespace
@@ -258,10 +221,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       res = r1::handle_predict(server->ctx, req);
       break;
     case 3:
-      res = r1::tokenize(m, req.body);
+      res = r1::tokenize(m, req);
       break;
     default:
-      res = r1::detokenize(m, req.body);
+      res = r1::handle_detokenize(m, req);
       break;
   }
   r1::check_response(res);

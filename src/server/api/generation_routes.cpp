@@ -712,4 +712,61 @@ HttpResponse handle_predict(const GenerationRoutesContext& ctx, const HttpReques
   return res;
 }
 
+HttpResponse handle_tokenize(const ServedModel& m, const HttpRequest& req) {
+  const auto answer = [&](const std::vector<int32_t>& ids) {
+    HttpResponse res;
+    res.body = to_json_text(
+        nlohmann::json{{"tokens", ids}, {"count", ids.size()}, {"max_model_len", m.context_len}});
+    return res;
+  };
+  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (!body.is_discarded() && body.is_object() && body.contains("messages")) {
+    // As vLLM: the chat prompt the messages make, as /v1/chat/completions
+    // would tokenise it.
+    auto parsed = parse_chat_completion_request(
+        nlohmann::json{{"model", m.name}, {"messages", body["messages"]}}.dump(), m.generation,
+        RequestLimits{});
+    if (!parsed.ok()) return error_response(parsed.error());
+    if (!m.chat_template) return error_response(api_error(m.chat_template_status));
+    auto ids = encode_chat_prompt(m, parsed->messages);
+    if (!ids.ok()) return error_response(api_error(ids.status(), "messages"));
+    return answer(*ids);
+  }
+  if (body.is_discarded() || !body.is_object() || !body.contains("prompt") ||
+      !body["prompt"].is_string()) {
+    return error_response(
+        bad_request("expected {\"prompt\": string} or {\"messages\": [...]}", "prompt"));
+  }
+  bool special = false;
+  if (const auto it = body.find("add_special_tokens"); it != body.end()) {
+    if (!it->is_boolean()) {
+      return error_response(
+          bad_request("add_special_tokens must be a boolean", "add_special_tokens"));
+    }
+    special = it->get<bool>();
+  }
+  auto ids = m.tokenizer->encode(body["prompt"].get<std::string>(), special);
+  if (!ids.ok()) return error_response(api_error(ids.status(), "prompt"));
+  return answer(*ids);
+}
+
+HttpResponse handle_detokenize(const ServedModel& m, const HttpRequest& req) {
+  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("tokens") ||
+      !body["tokens"].is_array()) {
+    return error_response(bad_request("expected {\"tokens\": [ids]}", "tokens"));
+  }
+  std::vector<int32_t> ids;
+  for (const auto& t : body["tokens"]) {
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
+        t.get<int64_t>() >= m.tokenizer->n_tokens()) {
+      return error_response(bad_request("tokens must be ids in the vocabulary", "tokens"));
+    }
+    ids.push_back(t.get<int32_t>());
+  }
+  HttpResponse res;
+  res.body = to_json_text(nlohmann::json{{"prompt", m.tokenizer->decode(ids)}});
+  return res;
+}
+
 }  // namespace r1

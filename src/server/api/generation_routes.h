@@ -33,6 +33,12 @@ HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRe
 // {"text": ...} -> {"response": answer, "reasoning": thinking}; the text is
 // one user message, sampled with the model's defaults.
 HttpResponse handle_predict(const GenerationRoutesContext& ctx, const HttpRequest& req);
+// POST /tokenize: {"prompt": text, "add_special_tokens"?: bool} or
+// {"messages": [...]} (the chat prompt they make, as vLLM) ->
+// {"tokens", "count", "max_model_len"}.
+HttpResponse handle_tokenize(const ServedModel& m, const HttpRequest& req);
+// POST /detokenize: {"tokens": [ids]} -> {"prompt": text}.
+HttpResponse handle_detokenize(const ServedModel& m, const HttpRequest& req);
 
 // An OpenAI-shaped error response (Retry-After when the error carries one).
 HttpResponse error_response(const ApiError& error);
