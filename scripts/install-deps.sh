@@ -30,10 +30,11 @@ fi
 # Test oracles and tooling: the PyTorch reference forward (Debian's torch,
 # run by /usr/bin/python3), Python's venv for .venv, the fuzzing toolchain of
 # the asan preset, Redis for the response-cache tests, Prometheus and kubectl
-# for the deployment tests, debootstrap for the fresh-machine test.
+# for the deployment tests, debootstrap for the fresh-machine test, iproute2's
+# ss for the listen-backlog check.
 if [[ "$mode" == full ]]; then
   packages+=(python3 python3-venv python3-torch python3-numpy python3-yaml clang
-             libclang-rt-14-dev clang-format redis-server prometheus debootstrap)
+             libclang-rt-14-dev clang-format redis-server prometheus debootstrap iproute2)
   command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 fi
 
