@@ -39,7 +39,7 @@ struct ServeArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
   int threads = 0;
-  int http_threads = 0;  // 0 = http_threads_for(max_seqs, max_queue)
+  int http_threads = 0;        // 0 = http_threads_for(max_seqs, max_queue)
   int64_t kv_cache_bytes = 0;  // 0 = a fraction of available memory
   double kv_cache_fraction = 0.25;
   int32_t max_batched_tokens = 2048;

@@ -187,10 +187,9 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
                     return res;
                   }
                 }
-                auto call = std::make_shared<Call>(limiter, g_.audit,
-                                                   inference ? g_.usage : nullptr,
-                                                   inference ? &metrics_ : nullptr,
-                                                   std::move(audit));
+                auto call =
+                    std::make_shared<Call>(limiter, g_.audit, inference ? g_.usage : nullptr,
+                                           inference ? &metrics_ : nullptr, std::move(audit));
                 authed.on_usage = [call](const CallUsage& u) { call->report(u); };
                 HttpResponse res = handler(authed);
                 call->record.status = res.status;

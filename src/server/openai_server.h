@@ -82,7 +82,7 @@ class OpenAiServer {
   ServerGuardrails g_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
-  std::atomic<bool> started_{false};  // ready once; /startup stays 200 after
+  std::atomic<bool> started_{false};        // ready once; /startup stays 200 after
   std::atomic<bool> draining_{false};       // shutting down (drain())
   std::atomic<bool> admin_drained_{false};  // taken out of rotation by POST /admin/drain
   std::atomic<int> in_flight_{0};

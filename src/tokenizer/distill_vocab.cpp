@@ -121,8 +121,8 @@ bool base64_decode(std::string_view text, std::string* out) {
       v[k] = value(c);
       if (v[k] < 0) return false;
     }
-    const uint32_t bits = (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) |
-                          (uint32_t(v[2]) << 6) | uint32_t(v[3]);
+    const uint32_t bits =
+        (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) | (uint32_t(v[2]) << 6) | uint32_t(v[3]);
     out->push_back(static_cast<char>(bits >> 16));
     if (n_pad < 2) out->push_back(static_cast<char>((bits >> 8) & 0xFF));
     if (n_pad < 1) out->push_back(static_cast<char>(bits & 0xFF));
@@ -145,7 +145,8 @@ Result<std::vector<std::string>> parse_tiktoken(const std::string& text) {
     if (line.empty()) continue;
     const auto where = [&] { return "the Qwen tiktoken file, line " + std::to_string(line_no); };
     const size_t space = line.find(' ');
-    if (space == std::string_view::npos) return invalid_argument(where() + ": expected \"token rank\"");
+    if (space == std::string_view::npos)
+      return invalid_argument(where() + ": expected \"token rank\"");
     std::string bytes;
     if (!base64_decode(line.substr(0, space), &bytes)) {
       return invalid_argument(where() + ": the token is not base64");
@@ -163,7 +164,8 @@ Result<std::vector<std::string>> parse_tiktoken(const std::string& text) {
     }
     tokens[static_cast<size_t>(rank)] = std::move(bytes);
   }
-  if (tokens.size() < 256) return invalid_argument("the Qwen tiktoken file has fewer than 256 tokens");
+  if (tokens.size() < 256)
+    return invalid_argument("the Qwen tiktoken file has fewer than 256 tokens");
   for (size_t r = 0; r < tokens.size(); ++r) {
     if (tokens[r].empty()) {
       return invalid_argument("the Qwen tiktoken file has no token of rank " + std::to_string(r));
@@ -234,8 +236,7 @@ Result<std::string> make_r1_qwen_tokenizer_json(const std::string& qwen_tiktoken
   for (size_t r = 0; r < tokens.size(); ++r) {
     if (!ranks.emplace(tokens[r], r).second) {
       return invalid_argument("the Qwen tiktoken file lists one token at two ranks (" +
-                              std::to_string(ranks[tokens[r]]) + " and " + std::to_string(r) +
-                              ")");
+                              std::to_string(ranks[tokens[r]]) + " and " + std::to_string(r) + ")");
     }
   }
   const detail::ByteLevelAlphabet& alphabet = detail::ByteLevelAlphabet::get();
@@ -323,7 +324,10 @@ Result<std::string> make_r1_llama_tokenizer_json(const std::string& llama3_token
         {"single", json::array({bos_piece(0), sequence("A", 0)})},
         {"pair", json::array({bos_piece(0), sequence("A", 0), bos_piece(1), sequence("B", 1)})},
         {"special_tokens",
-         {{bos, {{"id", bos}, {"ids", json::array({kLlamaRenamed[0].id})}, {"tokens", json::array({bos})}}}}},
+         {{bos,
+           {{"id", bos},
+            {"ids", json::array({kLlamaRenamed[0].id})},
+            {"tokens", json::array({bos})}}}}},
     };
     root["post_processor"] = {
         {"type", "Sequence"},

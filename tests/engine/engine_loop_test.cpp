@@ -248,8 +248,7 @@ TEST_F(ReasoningBudgetTest, ZeroBudgetClosesBeforeAnyReasoningToken) {
   Collected got = run(r);
   EXPECT_EQ(got.finish, EndReason::kLength);
   ASSERT_EQ(got.tokens.size(), 12u);
-  EXPECT_EQ(std::vector<int32_t>(got.tokens.begin(), got.tokens.begin() + 3),
-            r.budget_close_ids);
+  EXPECT_EQ(std::vector<int32_t>(got.tokens.begin(), got.tokens.begin() + 3), r.budget_close_ids);
   for (size_t i = 0; i < got.forced.size(); ++i) EXPECT_EQ(got.forced[i], i < 3) << i;
 }
 

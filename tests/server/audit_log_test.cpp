@@ -170,7 +170,8 @@ TEST_F(AuditLogTest, RecordsCutOffTheEndAreFoundByTheHead) {
   rewrite(original);
   {
     std::ofstream out(kept, std::ios::trunc);
-    out << R"({"seq": 6, "hash": "00ff"})" << "\n";
+    out << R"({"seq": 6, "hash": "00ff"})"
+        << "\n";
   }
   s = verify_audit_chain({path_}, kept);
   ASSERT_FALSE(s.ok());

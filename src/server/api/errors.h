@@ -53,7 +53,7 @@ ApiError queue_full(int retry_after_seconds);                         // 429, co
 // 503 with Retry-After: loading, shutting down, or drained by an operator.
 // A client (or the balancer in front) should try again elsewhere or later.
 ApiError not_ready(std::string message, int retry_after_seconds = 5);
-ApiError internal(std::string message);                               // 500
+ApiError internal(std::string message);  // 500
 
 // {"error": {"message", "type", "param", "code"}}; param and code are null when
 // empty.

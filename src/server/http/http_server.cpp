@@ -48,13 +48,12 @@ class SinkWriter final : public StreamWriter {
 void set_error(httplib::Response& res, int status, const std::string& message) {
   const char* type = status == 404 ? "not_found_error" : "invalid_request_error";
   res.status = status;
-  res.set_content(nlohmann::json({{"error",
-                                   {{"message", message},
-                                    {"type", type},
-                                    {"param", nullptr},
-                                    {"code", nullptr}}}})
-                      .dump(),
-                  "application/json");
+  res.set_content(
+      nlohmann::json(
+          {{"error",
+            {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}}}})
+          .dump(),
+      "application/json");
 }
 
 // The same, on a connection that must not carry another request (a body
@@ -119,7 +118,7 @@ struct HttpServer::Impl {
   // the server, whose construction loads it.
   std::mutex tls_mu;
   std::shared_ptr<const TlsCredentials> tls;
-  Status tls_status;  // why the identity could not be loaded at start
+  Status tls_status;                       // why the identity could not be loaded at start
   std::unique_ptr<httplib::Server> owned;  // an SSLServer with TLS
   httplib::Server& server;
   std::map<std::string, std::set<std::string>> methods;  // path -> methods routed
@@ -135,8 +134,7 @@ struct HttpServer::Impl {
   // reading its body.
   bool screen(const httplib::Request& req, httplib::Response& res) const;
 
-  explicit Impl(const HttpServerOptions& o)
-      : options(o), owned(make_server()), server(*owned) {}
+  explicit Impl(const HttpServerOptions& o) : options(o), owned(make_server()), server(*owned) {}
   std::unique_ptr<httplib::Server> make_server();
   static int apply_tls(SSL* ssl, void* self);
 };
@@ -169,8 +167,7 @@ int HttpServer::Impl::apply_tls(SSL* ssl, void* self) {
 
 void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Request& req,
                                std::string body, httplib::Response& res) const {
-  if (!body.empty() &&
-      json_nesting_depth(body, options.max_json_depth) > options.max_json_depth) {
+  if (!body.empty() && json_nesting_depth(body, options.max_json_depth) > options.max_json_depth) {
     set_error(res, 400,
               "the request body nests JSON too deep: more than " +
                   std::to_string(options.max_json_depth) + " levels of arrays and objects");
@@ -219,8 +216,8 @@ bool HttpServer::Impl::screen(const httplib::Request& req, httplib::Response& re
     return true;
   }
   if (n_client_headers(req) > kMaxHeaders) {
-    set_error_and_close(res, 431, "too many header fields: more than " +
-                                      std::to_string(kMaxHeaders));
+    set_error_and_close(res, 431,
+                        "too many header fields: more than " + std::to_string(kMaxHeaders));
     return true;
   }
   const bool body = has_body(req);
@@ -232,9 +229,8 @@ bool HttpServer::Impl::screen(const httplib::Request& req, httplib::Response& re
     }
     return true;
   };
-  if (std::any_of(req.path.begin(), req.path.end(), [](char c) {
-        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-      })) {
+  if (std::any_of(req.path.begin(), req.path.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
     return refuse(400, "control characters in the path");
   }
   const auto it = methods.find(req.path);
@@ -252,8 +248,7 @@ bool HttpServer::Impl::screen(const httplib::Request& req, httplib::Response& re
   return false;
 }
 
-HttpServer::HttpServer(const HttpServerOptions& options)
-    : impl_(std::make_unique<Impl>(options)) {
+HttpServer::HttpServer(const HttpServerOptions& options) : impl_(std::make_unique<Impl>(options)) {
   auto& s = impl_->server;
   const int n = std::max(1, options.n_threads);
   s.new_task_queue = [n] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
@@ -293,11 +288,11 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
   R1_CHECK_MSG(method == "GET" || method == "POST" || method == "PUT" || method == "DELETE",
                "HttpServer::route takes GET, POST, PUT or DELETE");
   impl.methods[path].insert(method);
-  const std::string pattern = std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"),
-                                                 R"(\$&)");
+  const std::string pattern =
+      std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)");
   if (method == "GET") {
     s.Get(pattern, [&impl, handler = std::move(handler)](const httplib::Request& req,
-                                                          httplib::Response& res) {
+                                                         httplib::Response& res) {
       impl.respond(handler, req, std::string(), res);
     });
     return;

@@ -81,8 +81,8 @@ bool TlsCredentials::apply(SSL* ssl) const {
 
 void TlsCredentials::configure(SSL_CTX* ctx, bool mutual) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // TLS 1.2: ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 only (TLS
   // 1.3's suites are all of that kind).
   SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");

@@ -45,7 +45,7 @@ class TlsCredentials {
  private:
   TlsCredentials() = default;
   X509* leaf_ = nullptr;
-  STACK_OF(X509)* chain_ = nullptr;
+  STACK_OF(X509) * chain_ = nullptr;
   EVP_PKEY* key_ = nullptr;
   X509_STORE* client_cas_ = nullptr;
 };

@@ -77,8 +77,8 @@ Result<AuditHead> read_audit_head(const std::string& path) {
   if (!in) return not_found(path + ": no head file");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("seq") ||
-      !j["seq"].is_number_integer() || !j.contains("hash") || !j["hash"].is_string()) {
+  if (j.is_discarded() || !j.is_object() || !j.contains("seq") || !j["seq"].is_number_integer() ||
+      !j.contains("hash") || !j["hash"].is_string()) {
     return data_loss(path + ": not an audit head ({\"seq\": N, \"hash\": \"...\"})");
   }
   return AuditHead{j["seq"].get<int64_t>(), j["hash"].get<std::string>()};
@@ -274,8 +274,7 @@ Status verify_audit_chain(const std::vector<std::string>& paths, const std::stri
   if (head->seq > last_seq) {
     return data_loss("the chain ends at " + last_where + " (seq " + std::to_string(last_seq) +
                      ") but " + head_file + " names seq " + std::to_string(head->seq) + ": " +
-                     std::to_string(head->seq - last_seq) +
-                     " record(s) are missing from the end");
+                     std::to_string(head->seq - last_seq) + " record(s) are missing from the end");
   }
   // A head behind the chain's end only lags (a crash between a record and
   // its head, or a head that could not be written): the records it does

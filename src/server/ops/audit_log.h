@@ -74,8 +74,8 @@ class AuditLog {
   int keep_files_ = 5;
   std::FILE* file_ = nullptr;
   int64_t size_ = 0;
-  std::string last_hash_;  // of the last line written (or found)
-  int64_t last_seq_ = 0;   // of the last line written (or found); 0 = none
+  std::string last_hash_;     // of the last line written (or found)
+  int64_t last_seq_ = 0;      // of the last line written (or found); 0 = none
   bool head_failed_ = false;  // the last head write failed (reported once)
 };
 
@@ -98,7 +98,6 @@ inline constexpr const char* kAuditGenesis =
 // Then the end against a head: `head_path`, or else the last file's
 // FILE.head when it exists. OK when intact; DATA_LOSS naming the file, line
 // and record otherwise, or how many records the head says are missing.
-Status verify_audit_chain(const std::vector<std::string>& paths,
-                          const std::string& head_path = "");
+Status verify_audit_chain(const std::vector<std::string>& paths, const std::string& head_path = "");
 
 }  // namespace r1
