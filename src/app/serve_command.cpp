@@ -52,6 +52,8 @@ struct ServeArgs {
   uint64_t seed = 0;
   size_t max_body_bytes = 8u << 20;
   int max_json_depth = 64;
+  ConnectionLimits connections;         // n_workers and max_per_client set below
+  int max_connections_per_client = -1;  // -1 = http_threads_for(max_seqs, max_queue)
   TlsOptions tls;
   int64_t max_model_len = 0;  // 0 = the model's max_position_embeddings
   std::string scheduling_policy = "fcfs";
@@ -60,10 +62,11 @@ struct ServeArgs {
   GuardrailArgs guard;
 };
 
-// One HTTP worker per open connection: every request the engine may hold
-// (running or queued) keeps its connection's worker for its whole life, so
-// the workers cover them all, with room for probes, metrics and requests
-// that are refused at once. Idle workers cost a stack reservation each.
+// HTTP workers: every request the engine may hold (running or queued) keeps
+// its connection's worker for its whole life, so the workers cover them all,
+// with room for probes, metrics and requests that are refused at once. Idle
+// workers cost a stack reservation each. The same number bounds one client
+// address's open connections by default: no client can use more at once.
 int http_threads_for(int32_t max_seqs, int32_t max_queue) {
   const int64_t want = int64_t{max_seqs} + max_queue + 64;
   return static_cast<int>(std::min<int64_t>(want, 8192));
@@ -168,7 +171,14 @@ Status run_serve(const ServeArgs& a) {
   HttpServerOptions ho;
   ho.host = a.host;
   ho.port = a.port;
-  ho.n_threads = a.http_threads > 0 ? a.http_threads : http_threads_for(a.max_seqs, a.max_queue);
+  ho.connections = a.connections;
+  ho.connections.n_workers =
+      a.http_threads > 0 ? a.http_threads : http_threads_for(a.max_seqs, a.max_queue);
+  if (a.max_connections_per_client < 0) {
+    ho.connections.max_per_client = http_threads_for(a.max_seqs, a.max_queue);
+  } else {
+    ho.connections.max_per_client = a.max_connections_per_client;
+  }
   ho.max_body_bytes = a.max_body_bytes;
   ho.max_json_depth = a.max_json_depth;
   ho.tls = a.tls;
@@ -266,9 +276,31 @@ void add_serve_command(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0, 1024));
   add_precision_options(cmd, &a->precision);
   cmd->add_option("--http-threads", a->http_threads,
-                  "HTTP worker threads, one per open connection; 0 = enough for every running "
-                  "and queued request (--max-seqs + --max-queue) plus 64, at most 8192")
+                  "HTTP worker threads, one per request being served (an SSE stream holds one "
+                  "for its life; idle and slow connections hold none); 0 = enough for every "
+                  "running and queued request (--max-seqs + --max-queue) plus 64, at most 8192")
       ->check(CLI::Range(0, 8192));
+  cmd->add_option("--header-timeout", a->connections.header_timeout_s,
+                  "seconds for a request head to arrive whole, from its first byte (from the "
+                  "connect for a connection's first request, TLS handshake included); 408 past it")
+      ->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--request-timeout", a->connections.request_timeout_s,
+                  "seconds for a whole request, head and body, to arrive; 408 past it")
+      ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--keep-alive-timeout", a->connections.keep_alive_timeout_s,
+                  "seconds an idle connection is kept open between requests")
+      ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--write-timeout", a->connections.write_timeout_s,
+                  "seconds one response write may wait for a client that does not read")
+      ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--max-header-bytes", a->connections.max_head_bytes,
+                  "largest request head (request line and header fields); 431 past it")
+      ->check(CLI::Range(1024, 16 << 20));
+  cmd->add_option("--max-connections-per-client", a->max_connections_per_client,
+                  "open connections from one client address (429 past it); -1 = as many as "
+                  "--http-threads' default, 0 = no limit (behind a proxy every client shares "
+                  "its address)")
+      ->check(CLI::Range(-1, 1 << 20));
   cmd->add_option("--kv-cache-bytes", a->kv_cache_bytes,
                   "KV cache size; 0 = a fraction of free memory");
   cmd->add_option("--kv-cache-fraction", a->kv_cache_fraction,

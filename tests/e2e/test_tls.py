@@ -1,7 +1,8 @@
 # r1serve over TLS, on the real binary, with certificates made here by the
 # openssl command-line tool: the official openai client over HTTPS (whole
 # and streamed), TLS 1.2 as the floor and forward-secret AEAD suites only, a
-# plain-HTTP client on the TLS port refused without harm, the certificate
+# plain-HTTP client on the TLS port refused without harm, handshakes left
+# unfinished ended by the header deadline without holding a worker, the certificate
 # reread on SIGHUP, mutual TLS, and files that do not fit refused at start.
 #
 # Environment (set by ctest): R1SERVE_BINARY, R1SERVE_SOURCE_DIR, whose
@@ -151,6 +152,31 @@ def test_plain_http_on_the_tls_port_fails_cleanly(tls_server, pki):
     # Nobody else noticed.
     assert s.alive(), s.log()
     assert fetch(f"{s.base}/health", context=trusting(pki.ca)).status == 200
+
+
+def test_clients_that_never_finish_the_handshake_hold_no_worker(work, model_dir, pki):
+    cert, key = pki.issue("slow-handshakes", server=True)
+    s = Server.start(BIN, serve_args(model_dir, [
+        "--tls-cert", cert, "--tls-key", key, "--http-threads", "2", "--header-timeout", "2"]),
+        context=trusting(pki.ca))
+    try:
+        # Ten times as many connections as workers: silent ones, and ones
+        # that stop inside their ClientHello record.
+        stuck = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(20)]
+        for c in stuck[10:]:
+            c.sendall(b"\x16\x03\x01\x02\x00\x01")
+        for _ in range(3):
+            assert fetch(f"{s.base}/health", context=trusting(pki.ca), timeout=5).status == 200
+        # The header deadline ends them all.
+        for c in stuck:
+            try:
+                assert c.recv(4096) == b""
+            except ConnectionResetError:
+                pass
+            c.close()
+        assert fetch(f"{s.base}/health", context=trusting(pki.ca), timeout=5).status == 200
+    finally:
+        s.stop()
 
 
 def served_certificate(port, ca):

@@ -30,12 +30,12 @@ class HttpServerTest : public ::testing::Test {
   }
   httplib::Client client() { return httplib::Client("127.0.0.1", port_); }
 
-  std::unique_ptr<HttpServer> server_ =
-      std::make_unique<HttpServer>(HttpServerOptions{.host = "127.0.0.1",
-                                                     .port = 0,
-                                                     .n_threads = 8,
-                                                     .max_body_bytes = 1024,
-                                                     .keep_alive_seconds = 5});
+  std::unique_ptr<HttpServer> server_ = std::make_unique<HttpServer>(
+      HttpServerOptions{.host = "127.0.0.1",
+                        .port = 0,
+                        .connections = {.keep_alive_timeout_s = 5, .n_workers = 8},
+                        .max_body_bytes = 1024,
+                        .tls = {}});
   int port_ = 0;
   std::thread thread_;
 };

@@ -3,9 +3,11 @@
 #include <httplib.h>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -16,6 +18,7 @@
 #include "core/check.h"
 #include "obs/request_id.h"
 #include "server/http/connection_probe.h"
+#include "server/http/connection_reactor.h"
 #include "server/http/json_depth.h"
 #include "server/http/tls_credentials.h"
 
@@ -66,6 +69,7 @@ void set_error_and_close(httplib::Response& res, int status, const std::string& 
   auto body = std::make_shared<std::string>(std::move(res.body));
   res.body.clear();
   res.set_header("Connection", "close");
+  res.headers.erase("Content-Type");  // set again with the provider
   res.set_content_provider(body->size(), "application/json",
                            [body](size_t offset, size_t length, httplib::DataSink& sink) {
                              sink.write(body->data() + offset, length);
@@ -91,6 +95,30 @@ size_t n_client_headers(const httplib::Request& req) {
   }
   return n;
 }
+
+// cpp-httplib parses, routes and answers each request; the connections,
+// their deadlines and the workers are the ConnectionReactor's. The library's
+// own accept loop (one worker per connection from accept to close, a read
+// timeout that restarts with every byte) is not used.
+template <class Base>
+class RoutedServer final : public Base {
+ public:
+  using Base::Base;
+  bool serve_request(httplib::Stream& stream, bool close_connection, bool& connection_closed,
+                     SSL* ssl) {
+    if (ssl == nullptr) {
+      return this->process_request(stream, close_connection, connection_closed, nullptr);
+    }
+    return this->process_request(stream, close_connection, connection_closed,
+                                 [ssl](httplib::Request& req) { req.ssl = ssl; });
+  }
+  // Streamed bodies stop once the listening socket is marked closed (the
+  // library's shutdown signal).
+  void end_streams() { this->svr_sock_ = INVALID_SOCKET; }
+};
+
+using PlainServer = RoutedServer<httplib::Server>;
+using TlsServer = RoutedServer<httplib::SSLServer>;
 
 }  // namespace
 
@@ -119,10 +147,11 @@ struct HttpServer::Impl {
   std::mutex tls_mu;
   std::shared_ptr<const TlsCredentials> tls;
   Status tls_status;                       // why the identity could not be loaded at start
-  std::unique_ptr<httplib::Server> owned;  // an SSLServer with TLS
+  std::unique_ptr<httplib::Server> owned;  // a PlainServer, or a TlsServer with TLS
   httplib::Server& server;
   std::map<std::string, std::set<std::string>> methods;  // path -> methods routed
   int listen_fd = -1;  // the listening socket, once bind() made it
+  ConnectionReactor reactor;
 
   // Runs `handler` on `req` with `body`, filling `res`.
   void respond(const HttpHandler& handler, const httplib::Request& req, std::string body,
@@ -134,13 +163,42 @@ struct HttpServer::Impl {
   // reading its body.
   bool screen(const httplib::Request& req, httplib::Response& res) const;
 
-  explicit Impl(const HttpServerOptions& o) : options(o), owned(make_server()), server(*owned) {}
+  explicit Impl(const HttpServerOptions& o)
+      : options(o),
+        owned(make_server()),
+        server(*owned),
+        reactor(o.connections, tls_context(), serve_function()) {}
+  ~Impl() {
+    if (listen_fd >= 0) ::close(listen_fd);
+  }
   std::unique_ptr<httplib::Server> make_server();
+  SSL_CTX* tls_context() const {
+    return options.tls.enabled() ? static_cast<TlsServer&>(*owned).ssl_context() : nullptr;
+  }
+  ConnectionReactor::ServeRequest serve_function() {
+    if (options.tls.enabled()) {
+      return [s = static_cast<TlsServer*>(owned.get())](httplib::Stream& strm, bool close,
+                                                        bool& closed, SSL* ssl) {
+        return s->serve_request(strm, close, closed, ssl);
+      };
+    }
+    return [s = static_cast<PlainServer*>(owned.get())](httplib::Stream& strm, bool close,
+                                                        bool& closed, SSL* ssl) {
+      return s->serve_request(strm, close, closed, ssl);
+    };
+  }
+  void end_streams() {
+    if (options.tls.enabled()) {
+      static_cast<TlsServer&>(*owned).end_streams();
+    } else {
+      static_cast<PlainServer&>(*owned).end_streams();
+    }
+  }
   static int apply_tls(SSL* ssl, void* self);
 };
 
 std::unique_ptr<httplib::Server> HttpServer::Impl::make_server() {
-  if (!options.tls.enabled()) return std::make_unique<httplib::Server>();
+  if (!options.tls.enabled()) return std::make_unique<PlainServer>();
   Result<std::shared_ptr<const TlsCredentials>> loaded = TlsCredentials::load(options.tls);
   if (loaded.ok()) {
     tls = std::move(loaded).value();
@@ -148,7 +206,7 @@ std::unique_ptr<httplib::Server> HttpServer::Impl::make_server() {
     tls_status = loaded.status();
   }
   const bool mutual = !options.tls.client_ca_file.empty();
-  return std::make_unique<httplib::SSLServer>([this, mutual](SSL_CTX& ctx) {
+  return std::make_unique<TlsServer>([this, mutual](SSL_CTX& ctx) {
     TlsCredentials::configure(&ctx, mutual);
     SSL_CTX_set_cert_cb(&ctx, &Impl::apply_tls, this);
     return true;
@@ -250,11 +308,11 @@ bool HttpServer::Impl::screen(const httplib::Request& req, httplib::Response& re
 
 HttpServer::HttpServer(const HttpServerOptions& options) : impl_(std::make_unique<Impl>(options)) {
   auto& s = impl_->server;
-  const int n = std::max(1, options.n_threads);
-  s.new_task_queue = [n] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   s.set_payload_max_length(options.max_body_bytes);
-  s.set_keep_alive_timeout(options.keep_alive_seconds);
-  s.set_tcp_nodelay(true);
+  // What the Keep-Alive response header advertises; the reactor enforces it.
+  s.set_keep_alive_timeout(
+      static_cast<time_t>(std::ceil(options.connections.keep_alive_timeout_s)));
+  s.set_keep_alive_max_count(static_cast<size_t>(ConnectionReactor::max_requests_per_connection()));
   // Errors raised by the library itself (unknown route, body over the limit,
   // bad request line) get an OpenAI-shaped body too.
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
@@ -318,7 +376,12 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
       return true;
     });
     if (!read_all) {
-      if (too_large || res.status == 413) {
+      if (ConnectionReactor::request_read_timed_out()) {
+        set_error_and_close(res, 408,
+                            "the request body did not arrive within " +
+                                std::to_string(impl.options.connections.request_timeout_s) +
+                                " s of the request's start");
+      } else if (too_large || res.status == 413) {
         set_error_and_close(
             res, 413, "request body too large: the limit is " + std::to_string(limit) + " bytes");
       } else {
@@ -379,11 +442,16 @@ Status HttpServer::reload_tls() {
 }
 
 void HttpServer::serve() {
-  impl_->server.listen_after_bind();
+  if (impl_->listen_fd >= 0) impl_->reactor.run(impl_->listen_fd);
 }
 
 void HttpServer::stop() {
-  if (impl_->server.is_running()) impl_->server.stop();
+  impl_->end_streams();
+  impl_->reactor.stop();
+}
+
+ConnectionReactor::Counts HttpServer::connection_counts() const {
+  return impl_->reactor.counts();
 }
 
 }  // namespace r1

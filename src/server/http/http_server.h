@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "server/http/connection_reactor.h"
 #include "server/http/tls_credentials.h"
 
 namespace r1 {
@@ -72,16 +73,16 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 8000;  // 0 picks a free port
-  // Worker threads: each open SSE stream holds one for its whole life, so
-  // size this for the number of concurrent streams, not for CPU cores.
-  int n_threads = 128;
+  // Deadlines, head size, per-address connection cap and workers
+  // (connection_reactor.h). Workers: each running request, and each open SSE
+  // stream for its whole life, holds one; idle and slow connections do not.
+  ConnectionLimits connections;
   // Bodies past this many bytes are refused with 413 whatever their
   // transfer encoding; a chunked one is read no further than the limit.
   size_t max_body_bytes = 8u << 20;
   // Bodies whose JSON nests arrays and objects deeper than this are refused
   // with 400 before any handler parses them (json_depth.h).
   int max_json_depth = 64;
-  int keep_alive_seconds = 30;
   // HTTPS when tls.cert_file is set (mutual TLS with tls.client_ca_file).
   TlsOptions tls;
 };
@@ -112,6 +113,9 @@ class HttpServer {
   // ones keep theirs. On error the previous identity stays. Safe from any
   // thread.
   Status reload_tls();
+
+  // What the connection layer refused or timed out so far.
+  ConnectionReactor::Counts connection_counts() const;
 
  private:
   struct Impl;

@@ -1,0 +1,95 @@
+// Owns the server's connections: accepts them, reads each request head on
+// one event-loop thread (epoll), and hands a connection to a worker only once
+// a complete head is buffered. A client that trickles its headers (slowloris),
+// never sends a request, or idles between requests holds a socket and a small
+// buffer, never a worker; deadlines end it. Workers run the request (body,
+// handler, response, SSE stream) and give the connection back for the next
+// one. cpp-httplib parses and routes the request from the buffered stream
+// (HttpServer); this class knows sockets and TLS records, not HTTP semantics
+// beyond finding the end of a head.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+struct ssl_st;
+struct ssl_ctx_st;
+namespace httplib {
+class Stream;
+}
+
+namespace r1 {
+
+struct ConnectionLimits {
+  // A request head (request line and header fields) must arrive whole within
+  // this many seconds of its first byte; the first request of a connection
+  // counts from the connect, TLS handshake included. Past it: 408 and close.
+  double header_timeout_s = 10;
+  // The whole request, head and body, within this many seconds of its first
+  // byte. Past it the body read fails (the handler answers 408).
+  double request_timeout_s = 60;
+  // An idle connection between requests is closed after this many seconds.
+  double keep_alive_timeout_s = 30;
+  // One write (a response chunk) may wait this long for the client to read.
+  double write_timeout_s = 30;
+  // A head larger than this gets 431 and the connection is closed.
+  size_t max_head_bytes = 64 << 10;
+  // Open connections from one client address; past it a new connection gets
+  // 429 (plain HTTP; closed at once with TLS). 0 = no limit.
+  int max_per_client = 0;
+  // Workers: each runs one request at a time (an SSE stream holds its worker
+  // for the stream's life). Requests with a complete head wait for one.
+  int n_workers = 128;
+};
+
+class ConnectionReactor {
+ public:
+  // Requests one connection may carry; the last is answered with
+  // Connection: close.
+  static int max_requests_per_connection();
+
+  // Serves one request whose head is buffered in `stream`, as
+  // httplib::Server::process_request does; returns false when the
+  // connection must close. `ssl` is the connection's TLS session, or null.
+  // Called on a worker thread.
+  using ServeRequest = std::function<bool(httplib::Stream& stream, bool close_connection,
+                                          bool& connection_closed, ssl_st* ssl)>;
+
+  // `tls` (owned by the caller, outliving the reactor) makes every
+  // connection TLS; null serves plain HTTP.
+  ConnectionReactor(const ConnectionLimits& limits, ssl_ctx_st* tls, ServeRequest serve);
+  ~ConnectionReactor();
+  ConnectionReactor(const ConnectionReactor&) = delete;
+  ConnectionReactor& operator=(const ConnectionReactor&) = delete;
+
+  // Accepts on `listen_fd` (a listening socket the caller owns) and serves
+  // until stop(); returns once every worker has finished its request. Call
+  // once, from one thread.
+  void run(int listen_fd);
+  // Stops accepting, closes idle connections and makes run() return; a
+  // worker finishes the request it has, then closes. Safe from any thread,
+  // before or during run().
+  void stop();
+
+  // On a worker thread, inside ServeRequest: whether a read of the current
+  // request failed because its deadline (request_timeout_s) passed.
+  static bool request_read_timed_out();
+
+  // Counts since start, for logs and tests.
+  struct Counts {
+    uint64_t accepted = 0;
+    uint64_t refused_per_client = 0;  // over max_per_client
+    uint64_t head_timeouts = 0;       // 408 before the head was whole (or no TLS handshake)
+    uint64_t heads_too_large = 0;     // 431
+    uint64_t idle_closed = 0;         // keep-alive timeout
+  };
+  Counts counts() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace r1
