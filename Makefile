@@ -5,7 +5,7 @@ BUILD := build/$(PRESET)
 JOBS ?= $(shell nproc)
 DEMO_MODEL := build/demo-model
 
-.PHONY: all deps build binary test demo demo-model serve asan format clean
+.PHONY: all deps build binary test demo demo-model serve sanitize asan tsan format clean
 
 all: build
 
@@ -34,9 +34,27 @@ serve: binary demo-model
 demo-model: binary
 	@test -f $(DEMO_MODEL)/config.json || $(BUILD)/r1serve make-test-model --arch qwen2 --size tiny --dtype bf16 --seed 1 --out $(DEMO_MODEL)
 
+# What CI runs after `make test` (.ci/run): ASan + UBSan over the unit and
+# e2e tests with every fuzz target for a minute on its seed corpus, then
+# ThreadSanitizer over the tests labelled threads (engine, server, e2e). A
+# sanitizer report stops the process that made it, so a server's race fails
+# its suite.
+sanitize: asan tsan
+
 asan:
 	@$(MAKE) --no-print-directory build PRESET=asan
-	ctest --test-dir build/asan -LE 'gpu|numerics|fresh|deploy' --output-on-failure -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	ctest --test-dir build/asan -L 'unit|e2e|fuzz' -LE 'gpu|numerics|fresh|deploy|emulated' \
+	  --output-on-failure -j $(JOBS)
+
+TSAN_TARGETS := r1serve engine_test batch_runner_test engine_loop_test http_server_test \
+  connection_probe_test auth_test rate_limiter_test audit_log_test response_cache_test \
+  usage_ledger_test
+tsan: deps
+	@test -f build/tsan/build.ninja || cmake --preset tsan >/dev/null
+	@cmake --build build/tsan -j $(JOBS) --target $(TSAN_TARGETS)
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	ctest --test-dir build/tsan -L threads --output-on-failure -j $(JOBS)
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i

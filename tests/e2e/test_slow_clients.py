@@ -9,6 +9,7 @@
 # tools/python/r1serve_harness.py this imports (this checkout's when it is
 # unset).
 import os
+import resource
 import socket
 import sys
 import threading
@@ -171,14 +172,19 @@ def test_a_connection_that_sends_nothing_is_closed_at_the_header_deadline(server
 
 def test_a_stalled_body_gets_408_at_the_request_deadline(server):
     stalled = []
-    for _ in range(kWorkers * 2):
+    for i in range(kWorkers * 10):
         s = connect(server)
-        s.sendall(b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 1000\r\n\r\n{\"prompt\": \"")
+        if i % 2:
+            s.sendall(b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n{\"prompt\": \"")
+        else:
+            s.sendall(b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n10\r\n{\"prompt\": \"abcd\r\n")
         stalled.append(s)
-    # Their heads are whole, so each holds a worker while its body is read;
-    # the deadline frees them.
+    # Their bodies are read by the event loop, not by workers: everyone else
+    # is served meanwhile, and the request deadline ends them.
     started = time.monotonic()
+    served_at_once(server)
     for s in stalled:
         got = read_until_close(s)
         assert got.startswith(b"HTTP/1.1 408 "), got[:200]
@@ -291,5 +297,50 @@ def test_one_address_gets_no_more_connections_than_its_limit(model_dir):
             time.sleep(0.1)
         for h in held:
             h.close()
+    finally:
+        s.stop()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time the process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_running_out_of_descriptors_neither_spins_nor_sticks(model_dir):
+    # The server inherits a small open-files limit; more clients connect than
+    # it has descriptors for.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))
+    try:
+        s = Server.start(BIN, serve_args(model_dir, ["--max-connections-per-client", "0"]))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        held = []
+        for _ in range(200):
+            c = socket.socket()
+            c.settimeout(10)
+            c.connect(("127.0.0.1", s.port))  # completes in the backlog even when not accepted
+            held.append(c)
+        s.wait_stderr(r"out of file descriptors", what="the server to run out of descriptors")
+        before = cpu_seconds(s.proc.pid)
+        time.sleep(2)
+        used = cpu_seconds(s.proc.pid) - before
+        assert used < 0.5, f"{used:.2f} s of CPU in 2 s while out of descriptors"
+        assert s.alive(), s.log()
+        for c in held:
+            c.close()
+        # The descriptors come back and the server accepts again.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if fetch(s.base + "/health", timeout=5).status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the server never accepted again"
+            time.sleep(0.2)
     finally:
         s.stop()

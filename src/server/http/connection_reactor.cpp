@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "obs/log.h"
+#include "server/http/request_framing.h"
 
 namespace r1 {
 
@@ -48,6 +49,10 @@ constexpr auto kLingerTime = std::chrono::seconds(2);
 // keepalive_requests default): bounds what one connection's state can
 // accumulate.
 constexpr int kMaxRequestsPerConnection = 1000;
+// Request bytes the reactor holds in all, across connections waiting for
+// the rest of a body; past it a request with a whole head goes to a worker
+// as it is and its body is read there (bounded by the workers).
+constexpr size_t kReactorBufferBudget = size_t{256} << 20;
 // How often deadlines are checked: their resolution.
 constexpr int kSweepMs = 100;
 
@@ -142,6 +147,9 @@ struct Conn {
   int n_requests = 0;            // served on this connection so far
   bool started = false;          // the current request's first byte has arrived
   bool idle_wait = false;        // between requests: the deadline is the keep-alive one
+  size_t head_end = 0;           // one past the current head's blank line; 0 = not yet
+  size_t head_scanned = 0;       // find_head_end's resume point
+  size_t chunk_pos = 0;          // body_framing's resume point
   Clock::time_point deadline;    // head, idle or linger deadline (reactor)
   Clock::time_point request_at;  // the current request's first byte (or the connect)
   uint32_t events = 0;           // what epoll waits for now
@@ -157,7 +165,12 @@ struct Conn {
     in.erase(0, consumed);
     consumed = 0;
   }
-  bool head_complete() const { return in.find("\r\n\r\n", consumed) != std::string::npos; }
+  // Forgets the framing of the request just served (after compact()).
+  void next_request() {
+    head_end = 0;
+    head_scanned = 0;
+    chunk_pos = 0;
+  }
 };
 
 // Result of one non-blocking read into a connection's buffer.
@@ -168,6 +181,7 @@ ReadResult read_some(Conn& c) {
   for (;;) {
     ssize_t n = 0;
     if (c.ssl != nullptr) {
+      ERR_clear_error();  // SSL_get_error reads the thread's queue
       const int r = SSL_read(c.ssl, buf, sizeof(buf));
       if (r > 0) {
         n = r;
@@ -193,6 +207,7 @@ ReadResult read_some(Conn& c) {
 // answers are small and best effort.
 void write_now(Conn& c, const std::string& bytes) {
   if (c.ssl != nullptr) {
+    ERR_clear_error();
     if (SSL_write(c.ssl, bytes.data(), static_cast<int>(bytes.size())) <= 0) ERR_clear_error();
     return;
   }
@@ -229,11 +244,6 @@ class ConnStream final : public httplib::Stream {
 
   ssize_t read(char* ptr, size_t size) override {
     while (c_.buffered() == 0) {
-      // A body trickled in never waits long; the deadline still ends it.
-      if (Clock::now() >= read_deadline_) {
-        t_read_timed_out = true;
-        return -1;
-      }
       c_.compact();
       switch (read_some(c_)) {
         case ReadResult::kData:
@@ -242,6 +252,12 @@ class ConnStream final : public httplib::Stream {
           return 0;
         case ReadResult::kWouldBlock:
         case ReadResult::kWantWrite: {
+          // Bytes already here are read whatever the time; a body trickled
+          // in, which never waits long, still ends at the deadline.
+          if (Clock::now() >= read_deadline_) {
+            t_read_timed_out = true;
+            return -1;
+          }
           const short want =
               c_.ssl != nullptr && SSL_want_write(c_.ssl) ? short{POLLOUT} : short{POLLIN};
           if (!wait_for(c_.fd, want, read_deadline_)) {
@@ -264,6 +280,7 @@ class ConnStream final : public httplib::Stream {
     for (;;) {
       short want = POLLOUT;
       if (c_.ssl != nullptr) {
+        ERR_clear_error();
         const int r = SSL_write(c_.ssl, ptr, static_cast<int>(size));
         if (r > 0) return r;
         const int err = SSL_get_error(c_.ssl, r);
@@ -305,23 +322,46 @@ struct ConnectionReactor::Impl {
   ConnectionLimits limits;
   SSL_CTX* tls = nullptr;
   ServeRequest serve;
+  ReadsBody reads_body;
   ClientCounts per_client;
 
   std::atomic<bool> stopping{false};
   int epoll_fd = -1;
   int wake_fd = -1;  // eventfd: connections given back, or stop
 
-  // Reactor thread only: the connections it owns, by their epoll tag.
+  // Reactor thread only: the connections it owns, by their epoll tag, and
+  // the bytes their buffers hold.
   std::unordered_map<Conn*, std::unique_ptr<Conn>> idle;
+  size_t idle_bytes = 0;
+  int listen_fd = -1;
+  bool accept_paused = false;  // out of descriptors: the listener is off epoll
+  Clock::time_point accept_resume;
+  Clock::time_point fd_warned;
 
   std::mutex mu;  // guards the members below
   std::condition_variable work_cv;
-  std::deque<std::unique_ptr<Conn>> ready;      // a whole head buffered; for a worker
+  std::deque<std::unique_ptr<Conn>> ready;      // a whole request buffered; for a worker
   std::vector<std::unique_ptr<Conn>> returned;  // from workers, for the reactor
   Counts counts;
 
-  Impl(const ConnectionLimits& l, SSL_CTX* t, ServeRequest s)
-      : limits(l), tls(t), serve(std::move(s)), per_client(l.max_per_client) {}
+  Impl(const ConnectionLimits& l, SSL_CTX* t, ServeRequest s, ReadsBody r)
+      : limits(l),
+        tls(t),
+        serve(std::move(s)),
+        reads_body(std::move(r)),
+        per_client(l.max_per_client) {}
+
+  // Whether the request whose head starts at c.consumed will read a body.
+  bool wants_body(const Conn& c) const {
+    if (!reads_body) return true;
+    const std::string_view head(c.in.data() + c.consumed, c.head_end - c.consumed);
+    const std::string_view line = head.substr(0, head.find("\r\n"));
+    const size_t sp1 = line.find(' ');
+    if (sp1 == std::string_view::npos) return false;  // malformed: refused unread
+    const size_t sp2 = line.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos) return false;
+    return reads_body(line.substr(0, sp1), line.substr(sp1 + 1, sp2 - sp1 - 1));
+  }
 
   void count(uint64_t Counts::*field) {
     std::lock_guard<std::mutex> lock(mu);
@@ -340,30 +380,50 @@ struct ConnectionReactor::Impl {
     }
     c->events = events;
   }
-  void close_idle(Conn* c) {
-    if (c->events != 0) ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c->fd, nullptr);
-    idle.erase(c);
+  void adopt(std::unique_ptr<Conn> c) {
+    idle_bytes += c->in.size();
+    Conn* raw = c.get();
+    idle.emplace(raw, std::move(c));
   }
-  // Answers with `response`, stops reading requests and closes after the
-  // client closes or kLingerTime.
-  void answer_and_close(Conn* c, const std::string& response) {
-    write_now(*c, response);
+  std::unique_ptr<Conn> release(Conn* c) {
+    if (c->events != 0) ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c->fd, nullptr);
+    c->events = 0;
+    auto it = idle.find(c);
+    std::unique_ptr<Conn> owned = std::move(it->second);
+    idle.erase(it);
+    idle_bytes -= owned->in.size();
+    return owned;
+  }
+  void close_idle(Conn* c) { release(c); }
+  // Stops reading requests: half-closes, then reads and discards until the
+  // client closes or kLingerTime passes, so a client still sending reads
+  // the answer it was given instead of a reset.
+  void linger(Conn* c) {
     if (c->ssl != nullptr) {
+      ERR_clear_error();
       SSL_shutdown(c->ssl);
       ERR_clear_error();
     }
     ::shutdown(c->fd, SHUT_WR);
+    idle_bytes -= c->in.size();
+    c->in.clear();
+    c->consumed = 0;
     c->state = ConnState::kLinger;
     c->deadline = Clock::now() + kLingerTime;
     watch(c, EPOLLIN | EPOLLRDHUP);
   }
+  void answer_and_close(Conn* c, const std::string& response) {
+    write_now(*c, response);
+    linger(c);
+  }
 
-  void accept_all(int listen_fd);
+  void accept_all();
   void on_event(Conn* c, uint32_t events);
-  void read_head(Conn* c);
+  void read_request(Conn* c);
   void dispatch(Conn* c);
   void adopt_returned();
   void sweep();
+  void pause_accepting();
 
   // ---- workers ----
   void work();
@@ -378,7 +438,21 @@ struct ConnectionReactor::Impl {
   }
 };
 
-void ConnectionReactor::Impl::accept_all(int listen_fd) {
+void ConnectionReactor::Impl::pause_accepting() {
+  // The listener is level-triggered: left on epoll it would wake the loop
+  // at once, again and again. Connections wait in the backlog meanwhile.
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, nullptr);
+  accept_paused = true;
+  const Clock::time_point now = Clock::now();
+  accept_resume = now + std::chrono::milliseconds(kSweepMs);
+  if (now - fd_warned > std::chrono::seconds(10)) {
+    fd_warned = now;
+    log_warning("accept: out of file descriptors (raise the open-files limit); " +
+                std::to_string(idle.size()) + " connections wait for a request");
+  }
+}
+
+void ConnectionReactor::Impl::accept_all() {
   for (;;) {
     sockaddr_storage sa{};
     socklen_t len = sizeof(sa);
@@ -386,11 +460,8 @@ void ConnectionReactor::Impl::accept_all(int listen_fd) {
         ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE) {
-        // Out of descriptors: the connection waits in the backlog until one
-        // closes (the sweep's timeouts free some).
-        log_warning("accept: out of file descriptors; " + std::to_string(idle.size()) +
-                    " connections wait for a request head");
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        pause_accepting();
       }
       return;
     }
@@ -399,6 +470,23 @@ void ConnectionReactor::Impl::accept_all(int listen_fd) {
     auto c = std::make_unique<Conn>();
     c->fd = fd;
     c->peer = address_of(sa, &c->peer_port);
+    count(&Counts::accepted);
+    if (!per_client.acquire(c->peer)) {
+      count(&Counts::refused_per_client);
+      if (tls == nullptr) {
+        // What the client sent with the connect is read first, so the
+        // close after the answer is a FIN, not a reset that could discard
+        // the answer. No lingering: a client reconnecting in a loop must
+        // not pile up descriptors.
+        char buf[4096];
+        while (::recv(fd, buf, sizeof(buf), 0) > 0) {
+        }
+        write_now(*c, plain_response(429, "Too Many Requests",
+                                     "too many open connections from this address", true));
+      }
+      continue;  // closed here; with TLS no HTTP answer is possible before a handshake
+    }
+    c->counted = &per_client;
     sockaddr_storage local{};
     socklen_t local_len = sizeof(local);
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0) {
@@ -407,30 +495,17 @@ void ConnectionReactor::Impl::accept_all(int listen_fd) {
     const Clock::time_point now = Clock::now();
     c->request_at = now;
     c->deadline = now + seconds(limits.header_timeout_s);
-    Conn* raw = c.get();
-    idle.emplace(raw, std::move(c));
-    count(&Counts::accepted);
-    if (!per_client.acquire(raw->peer)) {
-      count(&Counts::refused_per_client);
-      if (tls != nullptr) {
-        close_idle(raw);  // no HTTP answer is possible before a handshake
-      } else {
-        answer_and_close(raw, plain_response(429, "Too Many Requests",
-                                             "too many open connections from this address", true));
-      }
-      continue;
-    }
-    raw->counted = &per_client;
     if (tls != nullptr) {
-      raw->ssl = SSL_new(tls);
-      if (raw->ssl == nullptr || SSL_set_fd(raw->ssl, fd) != 1) {
+      c->ssl = SSL_new(tls);
+      if (c->ssl == nullptr || SSL_set_fd(c->ssl, fd) != 1) {
         ERR_clear_error();
-        close_idle(raw);
         continue;
       }
-      SSL_set_accept_state(raw->ssl);
-      raw->state = ConnState::kHandshake;
+      SSL_set_accept_state(c->ssl);
+      c->state = ConnState::kHandshake;
     }
+    Conn* raw = c.get();
+    adopt(std::move(c));
     watch(raw, EPOLLIN | EPOLLRDHUP);
     // A client may have sent its request with the connect.
     on_event(raw, EPOLLIN);
@@ -448,6 +523,7 @@ void ConnectionReactor::Impl::on_event(Conn* c, uint32_t events) {
       return;
     }
     case ConnState::kHandshake: {
+      ERR_clear_error();
       const int r = SSL_accept(c->ssl);
       if (r != 1) {
         const int err = SSL_get_error(c->ssl, r);
@@ -463,31 +539,60 @@ void ConnectionReactor::Impl::on_event(Conn* c, uint32_t events) {
       }
       c->state = ConnState::kHead;
       watch(c, EPOLLIN | EPOLLRDHUP);
-      read_head(c);  // the first request may have come with the handshake's last flight
+      read_request(c);  // the first request may have come with the handshake's last flight
       return;
     }
     case ConnState::kHead:
-      if ((events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) read_head(c);
+      if ((events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+        read_request(c);
+      }
       return;
   }
 }
 
-void ConnectionReactor::Impl::read_head(Conn* c) {
+void ConnectionReactor::Impl::read_request(Conn* c) {
   for (;;) {
-    if (c->head_complete()) {
-      dispatch(c);
-      return;
+    // Empty lines before a request line are ignored (RFC 9112 §2.2), so a
+    // CRLF a client adds after a body does not start a request.
+    while (c->buffered() > 0 && c->head_end == 0 &&
+           (c->in[c->consumed] == '\r' || c->in[c->consumed] == '\n')) {
+      ++c->consumed;
     }
-    if (c->buffered() > limits.max_head_bytes) {
-      count(&Counts::heads_too_large);
-      answer_and_close(c, plain_response(431, "Request Header Fields Too Large",
-                                         "the request head is larger than " +
-                                             std::to_string(limits.max_head_bytes) + " bytes",
-                                         false));
+    if (!c->started && c->buffered() > 0) {
+      c->started = true;
+      if (c->idle_wait) {
+        // Between requests the keep-alive deadline ran; from the first
+        // byte on, the head has header_timeout_s. (A new connection's head
+        // counts from the connect.)
+        c->idle_wait = false;
+        c->request_at = Clock::now();
+        c->deadline = c->request_at + seconds(limits.header_timeout_s);
+      }
+    }
+    if (c->head_end == 0 && c->started) {
+      c->head_end = find_head_end(c->in, c->consumed, &c->head_scanned);
+      if (c->head_end != 0) {
+        // The head is whole; the body has what is left of the request's
+        // own deadline.
+        c->deadline = c->request_at + seconds(limits.request_timeout_s);
+      } else if (c->buffered() > limits.max_head_bytes) {
+        count(&Counts::heads_too_large);
+        answer_and_close(c, plain_response(431, "Request Header Fields Too Large",
+                                           "the request head is larger than " +
+                                               std::to_string(limits.max_head_bytes) + " bytes",
+                                           false));
+        return;
+      }
+    }
+    if (c->head_end != 0 && (idle_bytes > kReactorBufferBudget || !wants_body(*c) ||
+                             body_framing(c->in, c->consumed, c->head_end, limits.max_body_bytes,
+                                          &c->chunk_pos) == BodyFraming::kReady)) {
+      dispatch(c);
       return;
     }
     const size_t before = c->in.size();
     const ReadResult r = read_some(*c);
+    idle_bytes += c->in.size() - before;
     if (r == ReadResult::kClosed) {
       close_idle(c);
       return;
@@ -500,26 +605,11 @@ void ConnectionReactor::Impl::read_head(Conn* c) {
       watch(c, EPOLLIN | EPOLLRDHUP);
       return;
     }
-    if (!c->started && c->in.size() > before) {
-      c->started = true;
-      if (c->idle_wait) {
-        // Between requests the keep-alive deadline ran; from the first
-        // byte on, the head has header_timeout_s. (A new connection's head
-        // counts from the connect.)
-        c->idle_wait = false;
-        c->request_at = Clock::now();
-        c->deadline = c->request_at + seconds(limits.header_timeout_s);
-      }
-    }
   }
 }
 
 void ConnectionReactor::Impl::dispatch(Conn* c) {
-  if (c->events != 0) ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c->fd, nullptr);
-  c->events = 0;
-  auto it = idle.find(c);
-  std::unique_ptr<Conn> owned = std::move(it->second);
-  idle.erase(it);
+  std::unique_ptr<Conn> owned = release(c);
   {
     std::lock_guard<std::mutex> lock(mu);
     ready.push_back(std::move(owned));
@@ -537,22 +627,40 @@ void ConnectionReactor::Impl::adopt_returned() {
   }
   for (auto& c : back) {
     Conn* raw = c.get();
-    idle.emplace(raw, std::move(c));
+    adopt(std::move(c));
+    if (raw->state == ConnState::kLinger) {
+      linger(raw);
+      continue;
+    }
     watch(raw, EPOLLIN | EPOLLRDHUP);
     // TLS may hold decrypted bytes no socket event will announce; a plain
-    // socket may have the next request waiting already.
-    read_head(raw);
+    // socket may have the next request buffered already.
+    read_request(raw);
   }
 }
 
 void ConnectionReactor::Impl::sweep() {
   const Clock::time_point now = Clock::now();
+  if (accept_paused && now >= accept_resume) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev);
+    accept_paused = false;
+  }
   std::vector<Conn*> expired;
   for (const auto& [raw, c] : idle) {
     if (now >= c->deadline) expired.push_back(raw);
   }
   for (Conn* c : expired) {
-    if (c->state == ConnState::kHead && c->started) {
+    if (c->state == ConnState::kHead && c->head_end != 0) {
+      count(&Counts::head_timeouts);
+      answer_and_close(c, plain_response(408, "Request Timeout",
+                                         "the request body did not arrive within " +
+                                             std::to_string(limits.request_timeout_s) +
+                                             " s of the request's start",
+                                         false));
+    } else if (c->state == ConnState::kHead && c->started) {
       count(&Counts::head_timeouts);
       answer_and_close(c, plain_response(408, "Request Timeout",
                                          "the request head did not arrive within " +
@@ -584,41 +692,34 @@ void ConnectionReactor::Impl::work() {
 }
 
 void ConnectionReactor::Impl::serve_connection(std::unique_ptr<Conn> c) {
-  for (;;) {
-    ConnStream stream(*c, c->request_at + seconds(limits.request_timeout_s),
-                      seconds(limits.write_timeout_s));
-    t_read_timed_out = false;
-    bool closed = false;
-    ++c->n_requests;
-    const bool last = stopping.load() || c->n_requests >= kMaxRequestsPerConnection;
-    const bool ok = serve(stream, last, closed, c->ssl);
-    t_read_timed_out = false;
-    if (!ok || closed || last) {
-      if (ok && c->ssl != nullptr) {
-        SSL_shutdown(c->ssl);
-        ERR_clear_error();
-      }
-      return;  // closes the connection
-    }
-    c->compact();
+  ConnStream stream(*c, c->request_at + seconds(limits.request_timeout_s),
+                    seconds(limits.write_timeout_s));
+  t_read_timed_out = false;
+  bool closed = false;
+  ++c->n_requests;
+  const bool last = stopping.load() || c->n_requests >= kMaxRequestsPerConnection;
+  const bool ok = serve(stream, last, closed, c->ssl);
+  t_read_timed_out = false;
+  if (stopping.load()) return;  // closes the connection
+  c->compact();
+  c->next_request();
+  if (!ok || closed || last) {
+    // The answer may have left part of a body unread: linger (reactor) so
+    // the client reads the answer rather than a reset.
+    c->state = ConnState::kLinger;
+  } else {
     const Clock::time_point now = Clock::now();
-    c->started = c->buffered() > 0;
-    c->idle_wait = !c->started;
+    c->started = false;
+    c->idle_wait = true;
     c->request_at = now;
-    if (c->started) {
-      c->deadline = now + seconds(limits.header_timeout_s);
-      if (c->head_complete()) continue;  // a pipelined request
-    } else {
-      c->deadline = now + seconds(limits.keep_alive_timeout_s);
-    }
-    give_back(std::move(c));
-    return;
+    c->deadline = now + seconds(limits.keep_alive_timeout_s);
   }
+  give_back(std::move(c));
 }
 
 ConnectionReactor::ConnectionReactor(const ConnectionLimits& limits, ssl_ctx_st* tls,
-                                     ServeRequest serve)
-    : impl_(std::make_unique<Impl>(limits, tls, std::move(serve))) {
+                                     ServeRequest serve, ReadsBody reads_body)
+    : impl_(std::make_unique<Impl>(limits, tls, std::move(serve), std::move(reads_body))) {
   impl_->epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
   impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
@@ -635,6 +736,7 @@ void ConnectionReactor::run(int listen_fd) {
     log_error("the connection reactor could not start: epoll or eventfd failed");
     return;
   }
+  m.listen_fd = listen_fd;
   ::fcntl(listen_fd, F_SETFL, ::fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
   // epoll tags: nullptr is the listening socket, &m the wake-up eventfd,
   // anything else a Conn.
@@ -658,7 +760,7 @@ void ConnectionReactor::run(int listen_fd) {
     for (int i = 0; i < n && !m.stopping.load(); ++i) {
       void* tag = events[static_cast<size_t>(i)].data.ptr;
       if (tag == nullptr) {
-        m.accept_all(listen_fd);
+        m.accept_all();
       } else if (tag == &m) {
         m.adopt_returned();
       } else {
@@ -672,13 +774,14 @@ void ConnectionReactor::run(int listen_fd) {
       last_sweep = Clock::now();
     }
   }
-  ::epoll_ctl(m.epoll_fd, EPOLL_CTL_DEL, listen_fd, nullptr);
+  if (!m.accept_paused) ::epoll_ctl(m.epoll_fd, EPOLL_CTL_DEL, listen_fd, nullptr);
   m.work_cv.notify_all();
   for (std::thread& t : workers) t.join();
   for (auto& [raw, c] : m.idle) {
     if (c->events != 0) ::epoll_ctl(m.epoll_fd, EPOLL_CTL_DEL, c->fd, nullptr);
   }
   m.idle.clear();
+  m.idle_bytes = 0;
   std::lock_guard<std::mutex> lock(m.mu);
   m.ready.clear();
   m.returned.clear();

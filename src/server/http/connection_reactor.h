@@ -1,8 +1,9 @@
-// Owns the server's connections: accepts them, reads each request head on
-// one event-loop thread (epoll), and hands a connection to a worker only once
-// a complete head is buffered. A client that trickles its headers (slowloris),
-// never sends a request, or idles between requests holds a socket and a small
-// buffer, never a worker; deadlines end it. Workers run the request (body,
+// Owns the server's connections: accepts them, reads each request on one
+// event-loop thread (epoll), and hands a connection to a worker only once the
+// request's head and body are buffered. A client that trickles its headers
+// (slowloris) or its body, never sends a request, never finishes a TLS
+// handshake, or idles between requests holds a socket and a bounded buffer,
+// never a worker; deadlines end it. Workers run the request (body,
 // handler, response, SSE stream) and give the connection back for the next
 // one. cpp-httplib parses and routes the request from the buffered stream
 // (HttpServer); this class knows sockets and TLS records, not HTTP semantics
@@ -13,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 struct ssl_st;
 struct ssl_ctx_st;
@@ -36,6 +38,11 @@ struct ConnectionLimits {
   double write_timeout_s = 30;
   // A head larger than this gets 431 and the connection is closed.
   size_t max_head_bytes = 64 << 10;
+  // A body up to this size (HttpServer's max_body_bytes) is read whole by
+  // the event loop before a worker takes the request, so a stalled body
+  // holds no worker either. Larger ones, and bodies the client sends only
+  // after "100 Continue", are read by the worker, under the same deadline.
+  size_t max_body_bytes = 8 << 20;
   // Open connections from one client address; past it a new connection gets
   // 429 (plain HTTP; closed at once with TLS). 0 = no limit.
   int max_per_client = 0;
@@ -57,9 +64,17 @@ class ConnectionReactor {
   using ServeRequest = std::function<bool(httplib::Stream& stream, bool close_connection,
                                           bool& connection_closed, ssl_st* ssl)>;
 
+  // Whether a request with this method and request target would have its
+  // body read; a request that will be refused unread (no such route or
+  // method) goes to a worker as soon as its head is whole. Called on the
+  // event-loop thread.
+  using ReadsBody = std::function<bool(std::string_view method, std::string_view target)>;
+
   // `tls` (owned by the caller, outliving the reactor) makes every
-  // connection TLS; null serves plain HTTP.
-  ConnectionReactor(const ConnectionLimits& limits, ssl_ctx_st* tls, ServeRequest serve);
+  // connection TLS; null serves plain HTTP. A null `reads_body` reads every
+  // body first.
+  ConnectionReactor(const ConnectionLimits& limits, ssl_ctx_st* tls, ServeRequest serve,
+                    ReadsBody reads_body = nullptr);
   ~ConnectionReactor();
   ConnectionReactor(const ConnectionReactor&) = delete;
   ConnectionReactor& operator=(const ConnectionReactor&) = delete;

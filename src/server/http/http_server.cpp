@@ -167,11 +167,28 @@ struct HttpServer::Impl {
       : options(o),
         owned(make_server()),
         server(*owned),
-        reactor(o.connections, tls_context(), serve_function()) {}
+        reactor(connection_limits(o), tls_context(), serve_function(),
+                [this](std::string_view method, std::string_view target) {
+                  return reads_body(method, target);
+                }) {}
+  static ConnectionLimits connection_limits(const HttpServerOptions& o) {
+    ConnectionLimits limits = o.connections;
+    limits.max_body_bytes = o.max_body_bytes;
+    return limits;
+  }
   ~Impl() {
     if (listen_fd >= 0) ::close(listen_fd);
   }
   std::unique_ptr<httplib::Server> make_server();
+  // Whether a route takes a body for this method and target (the screen
+  // refuses everything else unread); `methods` is fixed once serving.
+  bool reads_body(std::string_view method, std::string_view target) const {
+    const std::string path =
+        httplib::detail::decode_url(std::string(target.substr(0, target.find('?'))), false);
+    const auto it = methods.find(path);
+    return method != "GET" && method != "HEAD" && it != methods.end() &&
+           it->second.count(std::string(method)) != 0;
+  }
   SSL_CTX* tls_context() const {
     return options.tls.enabled() ? static_cast<TlsServer&>(*owned).ssl_context() : nullptr;
   }
