@@ -131,7 +131,8 @@ TEST_P(CpuOpsTest, PagedAttentionMatchesReferenceOnMixedBatch) {
     std::vector<float> want(q.size()), got(q.size());
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     reference::paged_attention(q.data(), kv, batch, n_heads, scale, want.data());
-    testing::for_each_isa([&](const std::string& isa) {
+    // Copies: clang before 16 cannot capture structured bindings.
+    testing::for_each_isa([&, n_heads = n_heads, d = d](const std::string& isa) {
       std::fill(got.begin(), got.end(), NAN);
       cpu::paged_attention(q.data(), kv, batch, n_heads, scale, got.data(), pool_);
       expect_close(got, want, 2e-6f, 1e-5f, "paged_attention " + isa + " d " + std::to_string(d));

@@ -73,17 +73,20 @@ Framing read_framing(std::string_view head) {
 // Bytes of chunk-size lines and CRLFs a chunked body may add to its payload
 // before it is handed over as too long.
 constexpr size_t kFramingSlack = 64 << 10;
+// The longest chunk-size line (size and extensions) waited for.
+constexpr size_t kMaxSizeLine = 4096;
 
 // Scans chunks from *pos; kReady once the last chunk and the trailer
 // section have arrived (or the framing is broken or too long).
 BodyFraming scan_chunks(std::string_view buf, size_t head_end, size_t max_body, size_t* pos) {
   for (;;) {
+    // A size line longer than any sane one (extensions included) is the
+    // reader's to refuse, ended or not.
     const size_t line_end = buf.find("\r\n", *pos);
     if (line_end == std::string_view::npos) {
-      // A size line longer than any sane one (extensions included) is the
-      // reader's to refuse.
-      return buf.size() - *pos > 4096 ? BodyFraming::kReady : BodyFraming::kNeedMore;
+      return buf.size() - *pos > kMaxSizeLine ? BodyFraming::kReady : BodyFraming::kNeedMore;
     }
+    if (line_end - *pos > kMaxSizeLine) return BodyFraming::kReady;
     uint64_t size = 0;
     size_t i = *pos;
     int digits = 0;

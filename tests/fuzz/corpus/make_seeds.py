@@ -323,7 +323,22 @@ LEDGERS = {
         b'"requests":1', b'"requests":9223372036854775807') * 2,
 }
 
+# HTTP requests as a connection receives them: the first byte picks the body
+# limit (1 + 16 * byte), the second the size of the pieces.
+FRAMINGS = {
+    "get": b"\x40\x01GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    "content_length": b"\x40\x03POST /tokenize HTTP/1.1\r\nContent-Length: 17\r\n\r\n"
+                      b'{"prompt": "abc"}GET / HTTP/1.1\r\n\r\n',
+    "chunked": b"\x40\x02POST /tokenize HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b'5;x=1\r\n{"pro\r\nC\r\nmpt": "abc"}\r\n0\r\nX-T: 1\r\n\r\n',
+    "expect": b"\x01\x05POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n",
+    "both": b"\x10\x07POST / HTTP/1.1\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "too_long": b"\x00\x01POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFF\r\n",
+}
+
 CORPORA = {
+    "request_framing": FRAMINGS,
     "openai_request": REQUESTS,
     "jwt": JWTS,
     "tokenizer_json": TOKENIZERS,
