@@ -1,6 +1,6 @@
-// ConnectionProbe over real loopback TCP: it finds the accepted socket by the
-// peer's address and reports the peer's close; an unknown peer is "connected"
-// (nothing is cancelled on a guess).
+// ConnectionProbe over real loopback TCP: it reports the peer's close and
+// reset, not unread bytes; no socket is "connected" (nothing is cancelled on
+// a guess).
 #include "server/http/connection_probe.h"
 
 #include <gtest/gtest.h>
@@ -44,7 +44,7 @@ struct Loopback {
 
 TEST(ConnectionProbeTest, SeesThePeerClose) {
   Loopback l;
-  ConnectionProbe probe("127.0.0.1", l.client_port);
+  ConnectionProbe probe(l.accepted);
   EXPECT_TRUE(probe.connected());
   EXPECT_TRUE(probe.connected());
   close(l.client);
@@ -54,19 +54,25 @@ TEST(ConnectionProbeTest, SeesThePeerClose) {
 
 TEST(ConnectionProbeTest, UnreadRequestBytesAreNotAClose) {
   Loopback l;
-  ConnectionProbe probe("127.0.0.1", l.client_port);
+  ConnectionProbe probe(l.accepted);
   ASSERT_EQ(write(l.client, "GET / HTTP/1.1\r\n", 16), 16);
   EXPECT_TRUE(probe.connected());
   char buf[16];
   EXPECT_EQ(read(l.accepted, buf, sizeof buf), 16);  // the peek left them in place
 }
 
-TEST(ConnectionProbeTest, UnknownPeerCountsAsConnected) {
+TEST(ConnectionProbeTest, SeesAReset) {
   Loopback l;
-  ConnectionProbe probe("127.0.0.1", 1);  // no socket of ours has this peer
-  EXPECT_TRUE(probe.connected());
-  ConnectionProbe wrong_addr("10.255.255.1", l.client_port);
-  EXPECT_TRUE(wrong_addr.connected());
+  ConnectionProbe probe(l.accepted);
+  linger hard{1, 0};  // close with RST
+  ASSERT_EQ(setsockopt(l.client, SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
+  close(l.client);
+  l.client = -1;
+  EXPECT_FALSE(probe.connected());
+}
+
+TEST(ConnectionProbeTest, NoSocketCountsAsConnected) {
+  EXPECT_TRUE(ConnectionProbe(-1).connected());
 }
 
 }  // namespace

@@ -1,31 +1,25 @@
 // Tells a handler that answers with one whole body (not a stream) whether its
 // client is still connected, so a long generation is cancelled when the
-// client gives up. cpp-httplib hands handlers no socket, so the probe finds
-// the accepted socket by its peer address (unique among this process's
-// sockets: the client's own address and ephemeral port) and peeks at it: a
-// read of 0 bytes means the peer closed its side.
+// client gives up. It peeks at the connection's socket: a read of 0 bytes
+// (or a reset) means the peer closed its side; bytes waiting (a pipelined
+// request) or none at all mean it is still there.
 #pragma once
-
-#include <string>
 
 namespace r1 {
 
 class ConnectionProbe {
  public:
-  ConnectionProbe(std::string peer_addr, int peer_port)
-      : peer_addr_(std::move(peer_addr)), peer_port_(peer_port) {}
+  // `fd`: the connection's socket, owned by the connection and open for as
+  // long as the probe is used (the request's handler, on its worker); -1
+  // when there is none, which counts as connected (nothing is cancelled on
+  // a guess).
+  explicit ConnectionProbe(int fd) : fd_(fd) {}
 
-  // False once the peer has closed or reset the connection. True when the
-  // socket cannot be found (nothing is cancelled on a guess). Call from the
-  // connection's worker thread; costs one recv() after the first call, which
-  // scans /proc/self/fd once.
-  bool connected();
+  // False once the peer has closed or reset the connection. One recv().
+  bool connected() const;
 
  private:
-  std::string peer_addr_;
-  int peer_port_ = 0;
   int fd_ = -1;
-  bool searched_ = false;
 };
 
 }  // namespace r1

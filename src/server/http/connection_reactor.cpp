@@ -215,6 +215,7 @@ void write_now(Conn& c, const std::string& bytes) {
 }
 
 thread_local bool t_read_timed_out = false;
+thread_local int t_socket = -1;
 
 // The stream cpp-httplib reads a request from and writes its response to:
 // first the connection's buffered bytes, then the socket, every read bounded
@@ -695,11 +696,13 @@ void ConnectionReactor::Impl::serve_connection(std::unique_ptr<Conn> c) {
   ConnStream stream(*c, c->request_at + seconds(limits.request_timeout_s),
                     seconds(limits.write_timeout_s));
   t_read_timed_out = false;
+  t_socket = c->fd;
   bool closed = false;
   ++c->n_requests;
   const bool last = stopping.load() || c->n_requests >= kMaxRequestsPerConnection;
   const bool ok = serve(stream, last, closed, c->ssl);
   t_read_timed_out = false;
+  t_socket = -1;
   if (stopping.load()) return;  // closes the connection
   c->compact();
   c->next_request();
@@ -800,6 +803,10 @@ void ConnectionReactor::stop() {
 
 int ConnectionReactor::max_requests_per_connection() {
   return kMaxRequestsPerConnection;
+}
+
+int ConnectionReactor::current_socket() {
+  return t_socket;
 }
 
 bool ConnectionReactor::request_read_timed_out() {

@@ -91,6 +91,9 @@ class ConnectionReactor {
   // On a worker thread, inside ServeRequest: whether a read of the current
   // request failed because its deadline (request_timeout_s) passed.
   static bool request_read_timed_out();
+  // On a worker thread, inside ServeRequest: the socket of the connection
+  // being served (valid until ServeRequest returns); -1 elsewhere.
+  static int current_socket();
 
   // Counts since start, for logs and tests.
   struct Counts {

@@ -256,7 +256,7 @@ void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Reques
   for (const auto& [k, v] : req.headers) r.headers.emplace(k, v);
   for (const auto& [k, v] : req.params) r.query.emplace(k, v);
   r.request_id = request_id_or_new(req.get_header_value("X-Request-Id"));
-  auto probe = std::make_shared<ConnectionProbe>(req.remote_addr, req.remote_port);
+  auto probe = std::make_shared<ConnectionProbe>(ConnectionReactor::current_socket());
   r.client_connected = [probe] { return probe->connected(); };
   HttpResponse out = handler(r);
   res.status = out.status;
