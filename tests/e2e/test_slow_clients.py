@@ -344,3 +344,21 @@ def test_running_out_of_descriptors_neither_spins_nor_sticks(model_dir):
             time.sleep(0.2)
     finally:
         s.stop()
+
+
+def test_a_slow_client_with_a_real_request_is_served(server):
+    # A head and a body trickled in pieces, whole well within both deadlines:
+    # served like any other.
+    body = b'{"prompt": "a slow but honest client"}'
+    request = (b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    s = connect(server)
+    started = time.monotonic()
+    for i in range(0, len(request), 8):
+        s.sendall(request[i:i + 8])
+        time.sleep(0.05)
+    assert time.monotonic() - started < kHeaderTimeout - 1  # the test itself stayed in time
+    got = read_until_close(s)
+    s.close()
+    assert got.startswith(b"HTTP/1.1 200 "), got[:200]
+    assert b'"count"' in got, got
