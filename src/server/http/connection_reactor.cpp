@@ -1,6 +1,5 @@
 #include "server/http/connection_reactor.h"
 
-#include <httplib.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -19,28 +18,28 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "obs/log.h"
+#include "server/http/connection_stream.h"
 #include "server/http/request_framing.h"
 
 namespace r1 {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = ReactorClock;
 
 Clock::duration seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
-// Bytes asked of the socket per read while a head or body is buffered.
-constexpr size_t kReadChunk = 16 << 10;
 // How long a connection answered and closed by the reactor (408, 429, 431)
 // keeps being read and discarded, so the client sees the answer instead of
 // a reset from unread bytes.
@@ -70,25 +69,15 @@ std::string address_of(const sockaddr_storage& sa, int* port) {
   return text;
 }
 
-// Waits until `fd` is ready for `events` or `deadline` passes; false on the
-// deadline or an error.
-bool wait_for(int fd, short events, Clock::time_point deadline) {
-  for (;;) {
-    // Rounded up: a wait that ends early would read as a passed deadline.
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
-    pollfd p{fd, events, 0};
-    const int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1 << 30)));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-}
-
 // An HTTP answer the reactor writes itself, without a worker.
 std::string plain_response(int status, const char* reason, const std::string& message,
                            bool retry_after) {
-  const std::string body = R"({"error":{"message":")" + message +
-                           R"(","type":"invalid_request_error","param":null,"code":null}})";
+  const std::string body = nlohmann::json({{"error",
+                                            {{"message", message},
+                                             {"type", "invalid_request_error"},
+                                             {"param", nullptr},
+                                             {"code", nullptr}}}})
+                               .dump();
   std::string out =
       "HTTP/1.1 " + std::to_string(status) + " " + reason +
       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
@@ -97,225 +86,7 @@ std::string plain_response(int status, const char* reason, const std::string& me
   return out + "\r\n" + body;
 }
 
-// Open connections per client address.
-class ClientCounts {
- public:
-  explicit ClientCounts(int limit) : limit_(limit) {}
-  bool acquire(const std::string& addr) {
-    std::lock_guard<std::mutex> lock(mu_);
-    int& n = open_[addr];
-    if (limit_ > 0 && n >= limit_) {
-      if (n == 0) open_.erase(addr);
-      return false;
-    }
-    ++n;
-    return true;
-  }
-  void release(const std::string& addr) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = open_.find(addr);
-    if (it != open_.end() && --it->second <= 0) open_.erase(it);
-  }
-
- private:
-  const int limit_;
-  std::mutex mu_;
-  std::unordered_map<std::string, int> open_;
-};
-
-enum class ConnState {
-  kHandshake,  // TLS handshake in progress
-  kHead,       // reading a request head (or idle between requests)
-  kLinger,     // answered by the reactor; reading and discarding until close
-};
-
-// One accepted connection. Owned by exactly one thread at a time: the
-// reactor while it waits for a head, a worker while it serves a request.
-struct Conn {
-  int fd = -1;
-  SSL* ssl = nullptr;
-  std::string peer;
-  int peer_port = 0;
-  std::string local;
-  int local_port = 0;
-  ClientCounts* counted = nullptr;  // released on close when set
-
-  ConnState state = ConnState::kHead;
-  // Bytes received and not yet consumed: in[0, consumed) is done with.
-  std::string in;
-  size_t consumed = 0;
-  int n_requests = 0;            // served on this connection so far
-  bool started = false;          // the current request's first byte has arrived
-  bool idle_wait = false;        // between requests: the deadline is the keep-alive one
-  size_t head_end = 0;           // one past the current head's blank line; 0 = not yet
-  size_t head_scanned = 0;       // find_head_end's resume point
-  size_t chunk_pos = 0;          // body_framing's resume point
-  Clock::time_point deadline;    // head, idle or linger deadline (reactor)
-  Clock::time_point request_at;  // the current request's first byte (or the connect)
-  uint32_t events = 0;           // what epoll waits for now
-
-  ~Conn() {
-    if (ssl != nullptr) SSL_free(ssl);
-    if (fd >= 0) ::close(fd);
-    if (counted != nullptr) counted->release(peer);
-  }
-
-  size_t buffered() const { return in.size() - consumed; }
-  void compact() {
-    in.erase(0, consumed);
-    consumed = 0;
-  }
-  // Forgets the framing of the request just served (after compact()).
-  void next_request() {
-    head_end = 0;
-    head_scanned = 0;
-    chunk_pos = 0;
-  }
-};
-
-// Result of one non-blocking read into a connection's buffer.
-enum class ReadResult { kData, kWouldBlock, kWantWrite, kClosed };
-
-ReadResult read_some(Conn& c) {
-  char buf[kReadChunk];
-  for (;;) {
-    ssize_t n = 0;
-    if (c.ssl != nullptr) {
-      ERR_clear_error();  // SSL_get_error reads the thread's queue
-      const int r = SSL_read(c.ssl, buf, sizeof(buf));
-      if (r > 0) {
-        n = r;
-      } else {
-        const int err = SSL_get_error(c.ssl, r);
-        ERR_clear_error();
-        if (err == SSL_ERROR_WANT_READ) return ReadResult::kWouldBlock;
-        if (err == SSL_ERROR_WANT_WRITE) return ReadResult::kWantWrite;
-        return ReadResult::kClosed;
-      }
-    } else {
-      n = ::recv(c.fd, buf, sizeof(buf), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return ReadResult::kWouldBlock;
-      if (n <= 0) return ReadResult::kClosed;
-    }
-    c.in.append(buf, static_cast<size_t>(n));
-    return ReadResult::kData;
-  }
-}
-
-// Writes what it can of `bytes` now (non-blocking): the reactor's own
-// answers are small and best effort.
-void write_now(Conn& c, const std::string& bytes) {
-  if (c.ssl != nullptr) {
-    ERR_clear_error();
-    if (SSL_write(c.ssl, bytes.data(), static_cast<int>(bytes.size())) <= 0) ERR_clear_error();
-    return;
-  }
-  (void)::send(c.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-thread_local bool t_read_timed_out = false;
 thread_local int t_socket = -1;
-
-// The stream cpp-httplib reads a request from and writes its response to:
-// first the connection's buffered bytes, then the socket, every read bounded
-// by the request's deadline and every write by the write timeout. The socket
-// is non-blocking throughout, so a TLS record trickled in byte by byte
-// cannot block a read past the deadline.
-class ConnStream final : public httplib::Stream {
- public:
-  ConnStream(Conn& c, Clock::time_point read_deadline, Clock::duration write_timeout)
-      : c_(c), read_deadline_(read_deadline), write_timeout_(write_timeout) {}
-
-  bool is_readable() const override {
-    if (c_.buffered() > 0) return true;
-    if (c_.ssl != nullptr && SSL_pending(c_.ssl) > 0) return true;
-    return wait_for(c_.fd, POLLIN, read_deadline_);
-  }
-
-  bool is_writable() const override {
-    if (!wait_for(c_.fd, POLLOUT, Clock::now() + write_timeout_)) return false;
-    // Writable, but has the peer closed? A read of 0 bytes says so; bytes
-    // waiting (a pipelined request) or none at all say it is still there.
-    pollfd p{c_.fd, POLLIN, 0};
-    if (::poll(&p, 1, 0) <= 0) return true;
-    char byte = 0;
-    return ::recv(c_.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) != 0;
-  }
-
-  ssize_t read(char* ptr, size_t size) override {
-    while (c_.buffered() == 0) {
-      c_.compact();
-      switch (read_some(c_)) {
-        case ReadResult::kData:
-          break;
-        case ReadResult::kClosed:
-          return 0;
-        case ReadResult::kWouldBlock:
-        case ReadResult::kWantWrite: {
-          // Bytes already here are read whatever the time; a body trickled
-          // in, which never waits long, still ends at the deadline.
-          if (Clock::now() >= read_deadline_) {
-            t_read_timed_out = true;
-            return -1;
-          }
-          const short want =
-              c_.ssl != nullptr && SSL_want_write(c_.ssl) ? short{POLLOUT} : short{POLLIN};
-          if (!wait_for(c_.fd, want, read_deadline_)) {
-            t_read_timed_out = Clock::now() >= read_deadline_;
-            return -1;
-          }
-          break;
-        }
-      }
-    }
-    const size_t n = std::min(size, c_.buffered());
-    std::memcpy(ptr, c_.in.data() + c_.consumed, n);
-    c_.consumed += n;
-    return static_cast<ssize_t>(n);
-  }
-
-  ssize_t write(const char* ptr, size_t size) override {
-    size = std::min<size_t>(size, 1u << 30);
-    const Clock::time_point deadline = Clock::now() + write_timeout_;
-    for (;;) {
-      short want = POLLOUT;
-      if (c_.ssl != nullptr) {
-        ERR_clear_error();
-        const int r = SSL_write(c_.ssl, ptr, static_cast<int>(size));
-        if (r > 0) return r;
-        const int err = SSL_get_error(c_.ssl, r);
-        ERR_clear_error();
-        if (err == SSL_ERROR_WANT_READ) {
-          want = POLLIN;
-        } else if (err != SSL_ERROR_WANT_WRITE) {
-          return -1;
-        }
-      } else {
-        const ssize_t n = ::send(c_.fd, ptr, size, MSG_NOSIGNAL);
-        if (n >= 0) return n;
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-      }
-      if (!wait_for(c_.fd, want, deadline)) return -1;
-    }
-  }
-
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    ip = c_.peer;
-    port = c_.peer_port;
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    ip = c_.local;
-    port = c_.local_port;
-  }
-  socket_t socket() const override { return c_.fd; }
-
- private:
-  Conn& c_;
-  Clock::time_point read_deadline_;
-  Clock::duration write_timeout_;
-};
 
 }  // namespace
 
@@ -332,7 +103,7 @@ struct ConnectionReactor::Impl {
 
   // Reactor thread only: the connections it owns, by their epoll tag, and
   // the bytes their buffers hold.
-  std::unordered_map<Conn*, std::unique_ptr<Conn>> idle;
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> idle;
   size_t idle_bytes = 0;
   int listen_fd = -1;
   bool accept_paused = false;  // out of descriptors: the listener is off epoll
@@ -341,9 +112,8 @@ struct ConnectionReactor::Impl {
 
   std::mutex mu;  // guards the members below
   std::condition_variable work_cv;
-  std::deque<std::unique_ptr<Conn>> ready;      // a whole request buffered; for a worker
-  std::vector<std::unique_ptr<Conn>> returned;  // from workers, for the reactor
-  Counts counts;
+  std::deque<std::unique_ptr<Connection>> ready;      // a whole request buffered; for a worker
+  std::vector<std::unique_ptr<Connection>> returned;  // from workers, for the reactor
 
   Impl(const ConnectionLimits& l, SSL_CTX* t, ServeRequest s, ReadsBody r)
       : limits(l),
@@ -353,7 +123,7 @@ struct ConnectionReactor::Impl {
         per_client(l.max_per_client) {}
 
   // Whether the request whose head starts at c.consumed will read a body.
-  bool wants_body(const Conn& c) const {
+  bool wants_body(const Connection& c) const {
     if (!reads_body) return true;
     const std::string_view head(c.in.data() + c.consumed, c.head_end - c.consumed);
     const std::string_view line = head.substr(0, head.find("\r\n"));
@@ -364,13 +134,8 @@ struct ConnectionReactor::Impl {
     return reads_body(line.substr(0, sp1), line.substr(sp1 + 1, sp2 - sp1 - 1));
   }
 
-  void count(uint64_t Counts::*field) {
-    std::lock_guard<std::mutex> lock(mu);
-    ++(counts.*field);
-  }
-
   // ---- reactor thread ----
-  void watch(Conn* c, uint32_t events) {
+  void watch(Connection* c, uint32_t events) {
     epoll_event ev{};
     ev.events = events;
     ev.data.ptr = c;
@@ -381,25 +146,25 @@ struct ConnectionReactor::Impl {
     }
     c->events = events;
   }
-  void adopt(std::unique_ptr<Conn> c) {
+  void adopt(std::unique_ptr<Connection> c) {
     idle_bytes += c->in.size();
-    Conn* raw = c.get();
+    Connection* raw = c.get();
     idle.emplace(raw, std::move(c));
   }
-  std::unique_ptr<Conn> release(Conn* c) {
+  std::unique_ptr<Connection> release(Connection* c) {
     if (c->events != 0) ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c->fd, nullptr);
     c->events = 0;
     auto it = idle.find(c);
-    std::unique_ptr<Conn> owned = std::move(it->second);
+    std::unique_ptr<Connection> owned = std::move(it->second);
     idle.erase(it);
     idle_bytes -= owned->in.size();
     return owned;
   }
-  void close_idle(Conn* c) { release(c); }
+  void close_idle(Connection* c) { release(c); }
   // Stops reading requests: half-closes, then reads and discards until the
   // client closes or kLingerTime passes, so a client still sending reads
   // the answer it was given instead of a reset.
-  void linger(Conn* c) {
+  void linger(Connection* c) {
     if (c->ssl != nullptr) {
       ERR_clear_error();
       SSL_shutdown(c->ssl);
@@ -409,27 +174,27 @@ struct ConnectionReactor::Impl {
     idle_bytes -= c->in.size();
     c->in.clear();
     c->consumed = 0;
-    c->state = ConnState::kLinger;
+    c->state = ConnectionState::kLinger;
     c->deadline = Clock::now() + kLingerTime;
     watch(c, EPOLLIN | EPOLLRDHUP);
   }
-  void answer_and_close(Conn* c, const std::string& response) {
+  void answer_and_close(Connection* c, const std::string& response) {
     write_now(*c, response);
     linger(c);
   }
 
   void accept_all();
-  void on_event(Conn* c, uint32_t events);
-  void read_request(Conn* c);
-  void dispatch(Conn* c);
+  void on_event(Connection* c, uint32_t events);
+  void read_request(Connection* c);
+  void dispatch(Connection* c);
   void adopt_returned();
   void sweep();
   void pause_accepting();
 
   // ---- workers ----
   void work();
-  void serve_connection(std::unique_ptr<Conn> c);
-  void give_back(std::unique_ptr<Conn> c) {
+  void serve_connection(std::unique_ptr<Connection> c);
+  void give_back(std::unique_ptr<Connection> c) {
     {
       std::lock_guard<std::mutex> lock(mu);
       returned.push_back(std::move(c));
@@ -468,12 +233,10 @@ void ConnectionReactor::Impl::accept_all() {
     }
     const int yes = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-    auto c = std::make_unique<Conn>();
+    auto c = std::make_unique<Connection>();
     c->fd = fd;
     c->peer = address_of(sa, &c->peer_port);
-    count(&Counts::accepted);
     if (!per_client.acquire(c->peer)) {
-      count(&Counts::refused_per_client);
       if (tls == nullptr) {
         // What the client sent with the connect is read first, so the
         // close after the answer is a FIN, not a reset that could discard
@@ -503,9 +266,9 @@ void ConnectionReactor::Impl::accept_all() {
         continue;
       }
       SSL_set_accept_state(c->ssl);
-      c->state = ConnState::kHandshake;
+      c->state = ConnectionState::kHandshake;
     }
-    Conn* raw = c.get();
+    Connection* raw = c.get();
     adopt(std::move(c));
     watch(raw, EPOLLIN | EPOLLRDHUP);
     // A client may have sent its request with the connect.
@@ -513,9 +276,9 @@ void ConnectionReactor::Impl::accept_all() {
   }
 }
 
-void ConnectionReactor::Impl::on_event(Conn* c, uint32_t events) {
+void ConnectionReactor::Impl::on_event(Connection* c, uint32_t events) {
   switch (c->state) {
-    case ConnState::kLinger: {
+    case ConnectionState::kLinger: {
       char buf[4096];
       ssize_t n = 0;
       while ((n = ::recv(c->fd, buf, sizeof(buf), 0)) > 0) {
@@ -523,7 +286,7 @@ void ConnectionReactor::Impl::on_event(Conn* c, uint32_t events) {
       if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) close_idle(c);
       return;
     }
-    case ConnState::kHandshake: {
+    case ConnectionState::kHandshake: {
       ERR_clear_error();
       const int r = SSL_accept(c->ssl);
       if (r != 1) {
@@ -538,12 +301,12 @@ void ConnectionReactor::Impl::on_event(Conn* c, uint32_t events) {
         }
         return;
       }
-      c->state = ConnState::kHead;
+      c->state = ConnectionState::kHead;
       watch(c, EPOLLIN | EPOLLRDHUP);
       read_request(c);  // the first request may have come with the handshake's last flight
       return;
     }
-    case ConnState::kHead:
+    case ConnectionState::kHead:
       if ((events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
         read_request(c);
       }
@@ -551,7 +314,7 @@ void ConnectionReactor::Impl::on_event(Conn* c, uint32_t events) {
   }
 }
 
-void ConnectionReactor::Impl::read_request(Conn* c) {
+void ConnectionReactor::Impl::read_request(Connection* c) {
   for (;;) {
     // Empty lines before a request line are ignored (RFC 9112 §2.2), so a
     // CRLF a client adds after a body does not start a request.
@@ -577,7 +340,6 @@ void ConnectionReactor::Impl::read_request(Conn* c) {
         // own deadline.
         c->deadline = c->request_at + seconds(limits.request_timeout_s);
       } else if (c->buffered() > limits.max_head_bytes) {
-        count(&Counts::heads_too_large);
         answer_and_close(c, plain_response(431, "Request Header Fields Too Large",
                                            "the request head is larger than " +
                                                std::to_string(limits.max_head_bytes) + " bytes",
@@ -609,8 +371,8 @@ void ConnectionReactor::Impl::read_request(Conn* c) {
   }
 }
 
-void ConnectionReactor::Impl::dispatch(Conn* c) {
-  std::unique_ptr<Conn> owned = release(c);
+void ConnectionReactor::Impl::dispatch(Connection* c) {
+  std::unique_ptr<Connection> owned = release(c);
   {
     std::lock_guard<std::mutex> lock(mu);
     ready.push_back(std::move(owned));
@@ -621,15 +383,15 @@ void ConnectionReactor::Impl::dispatch(Conn* c) {
 void ConnectionReactor::Impl::adopt_returned() {
   uint64_t ignored = 0;
   (void)::read(wake_fd, &ignored, sizeof(ignored));
-  std::vector<std::unique_ptr<Conn>> back;
+  std::vector<std::unique_ptr<Connection>> back;
   {
     std::lock_guard<std::mutex> lock(mu);
     back.swap(returned);
   }
   for (auto& c : back) {
-    Conn* raw = c.get();
+    Connection* raw = c.get();
     adopt(std::move(c));
-    if (raw->state == ConnState::kLinger) {
+    if (raw->state == ConnectionState::kLinger) {
       linger(raw);
       continue;
     }
@@ -649,38 +411,31 @@ void ConnectionReactor::Impl::sweep() {
     ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev);
     accept_paused = false;
   }
-  std::vector<Conn*> expired;
+  std::vector<Connection*> expired;
   for (const auto& [raw, c] : idle) {
     if (now >= c->deadline) expired.push_back(raw);
   }
-  for (Conn* c : expired) {
-    if (c->state == ConnState::kHead && c->head_end != 0) {
-      count(&Counts::head_timeouts);
+  for (Connection* c : expired) {
+    if (c->state == ConnectionState::kHead && c->head_end != 0) {
       answer_and_close(c, plain_response(408, "Request Timeout",
                                          "the request body did not arrive within " +
                                              std::to_string(limits.request_timeout_s) +
                                              " s of the request's start",
                                          false));
-    } else if (c->state == ConnState::kHead && c->started) {
-      count(&Counts::head_timeouts);
+    } else if (c->state == ConnectionState::kHead && c->started) {
       answer_and_close(c, plain_response(408, "Request Timeout",
                                          "the request head did not arrive within " +
                                              std::to_string(limits.header_timeout_s) + " s",
                                          false));
     } else {
-      if (c->state == ConnState::kHead && c->idle_wait) {
-        count(&Counts::idle_closed);
-      } else if (c->state != ConnState::kLinger) {
-        count(&Counts::head_timeouts);  // connected, and no request or no handshake
-      }
-      close_idle(c);
+      close_idle(c);  // idle, silent since the connect, mid-handshake or done lingering
     }
   }
 }
 
 void ConnectionReactor::Impl::work() {
   for (;;) {
-    std::unique_ptr<Conn> c;
+    std::unique_ptr<Connection> c;
     {
       std::unique_lock<std::mutex> lock(mu);
       work_cv.wait(lock, [&] { return stopping.load() || !ready.empty(); });
@@ -692,16 +447,14 @@ void ConnectionReactor::Impl::work() {
   }
 }
 
-void ConnectionReactor::Impl::serve_connection(std::unique_ptr<Conn> c) {
-  ConnStream stream(*c, c->request_at + seconds(limits.request_timeout_s),
-                    seconds(limits.write_timeout_s));
-  t_read_timed_out = false;
+void ConnectionReactor::Impl::serve_connection(std::unique_ptr<Connection> c) {
+  ConnectionStream stream(*c, c->request_at + seconds(limits.request_timeout_s),
+                          seconds(limits.write_timeout_s));
   t_socket = c->fd;
   bool closed = false;
   ++c->n_requests;
   const bool last = stopping.load() || c->n_requests >= kMaxRequestsPerConnection;
   const bool ok = serve(stream, last, closed, c->ssl);
-  t_read_timed_out = false;
   t_socket = -1;
   if (stopping.load()) return;  // closes the connection
   c->compact();
@@ -709,7 +462,7 @@ void ConnectionReactor::Impl::serve_connection(std::unique_ptr<Conn> c) {
   if (!ok || closed || last) {
     // The answer may have left part of a body unread: linger (reactor) so
     // the client reads the answer rather than a reset.
-    c->state = ConnState::kLinger;
+    c->state = ConnectionState::kLinger;
   } else {
     const Clock::time_point now = Clock::now();
     c->started = false;
@@ -742,7 +495,7 @@ void ConnectionReactor::run(int listen_fd) {
   m.listen_fd = listen_fd;
   ::fcntl(listen_fd, F_SETFL, ::fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
   // epoll tags: nullptr is the listening socket, &m the wake-up eventfd,
-  // anything else a Conn.
+  // anything else a Connection.
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;
@@ -767,7 +520,7 @@ void ConnectionReactor::run(int listen_fd) {
       } else if (tag == &m) {
         m.adopt_returned();
       } else {
-        auto* c = static_cast<Conn*>(tag);
+        auto* c = static_cast<Connection*>(tag);
         // A connection closed earlier in this batch is no longer idle.
         if (m.idle.count(c) != 0) m.on_event(c, events[static_cast<size_t>(i)].events);
       }
@@ -810,12 +563,7 @@ int ConnectionReactor::current_socket() {
 }
 
 bool ConnectionReactor::request_read_timed_out() {
-  return t_read_timed_out;
-}
-
-ConnectionReactor::Counts ConnectionReactor::counts() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->counts;
+  return ConnectionStream::read_timed_out();
 }
 
 }  // namespace r1

@@ -95,16 +95,6 @@ class ConnectionReactor {
   // being served (valid until ServeRequest returns); -1 elsewhere.
   static int current_socket();
 
-  // Counts since start, for logs and tests.
-  struct Counts {
-    uint64_t accepted = 0;
-    uint64_t refused_per_client = 0;  // over max_per_client
-    uint64_t head_timeouts = 0;       // 408 before the head was whole (or no TLS handshake)
-    uint64_t heads_too_large = 0;     // 431
-    uint64_t idle_closed = 0;         // keep-alive timeout
-  };
-  Counts counts() const;
-
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

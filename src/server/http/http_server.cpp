@@ -467,8 +467,4 @@ void HttpServer::stop() {
   impl_->reactor.stop();
 }
 
-ConnectionReactor::Counts HttpServer::connection_counts() const {
-  return impl_->reactor.counts();
-}
-
 }  // namespace r1

@@ -114,9 +114,6 @@ class HttpServer {
   // thread.
   Status reload_tls();
 
-  // What the connection layer refused or timed out so far.
-  ConnectionReactor::Counts connection_counts() const;
-
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
