@@ -1,5 +1,6 @@
 // `r1serve generate`: one prompt (raw text, a chat message, or token ids)
 // through the model, the completion streamed to stdout.
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -9,7 +10,7 @@
 #include "app/cli_util.h"
 #include "app/commands.h"
 #include "app/loaded_model.h"
-#include "engine/batch_runner.h"
+#include "engine/offline_run.h"
 #include "obs/log.h"
 #include "tokenizer/incremental_detokenizer.h"
 
@@ -79,40 +80,47 @@ Status run_generate(const GenerateArgs& a) {
   lo.kv_cache_tokens = static_cast<int64_t>(ids.size()) + std::max(a.max_tokens, 1) + 16;
   R1_ASSIGN_OR_RETURN(m.backend, create_backend(m.folder, lo));
 
-  GenerationRequest req;
+  EngineRequest req;
   req.prompt = ids;
   req.sampling = sampling_params(a, m.folder.generation);
   req.max_tokens = a.max_tokens;
   req.stop_ids = m.folder.stop_ids;
-  BatchRunner runner(*m.backend, BatchRunnerOptions{512, a.seed.value_or(0)});
+  Engine engine(*m.backend, offline_engine_options(512, a.seed.value_or(0)));
   IncrementalDetokenizer detok(*m.folder.tokenizer, /*skip_special=*/true);
-  auto results = runner.generate(std::span(&req, 1), [&](size_t, const SampledToken& t) {
+  // Prefill: from the start to the first token; decode: the rest.
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point first_token;
+  auto results = run_offline(engine, {std::move(req)}, [&](size_t, const EngineEvent& e) {
+    if (first_token == std::chrono::steady_clock::time_point{}) first_token = e.time;
     if (a.json) return;
-    const std::string piece = detok.push(t.id);
+    const std::string piece = detok.push(e.token->id);
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   });
+  const auto end = std::chrono::steady_clock::now();
   if (!results.ok()) return results.status();
-  const GenerationResult& r = (*results)[0];
+  const OfflineResult& r = (*results)[0];
   if (a.json) {
     nlohmann::json out;
     out["prompt_ids"] = ids;
     out["ids"] = r.tokens;
     out["text"] = m.folder.tokenizer->decode(r.tokens, /*skip_special=*/true);
-    out["finish_reason"] = r.finish_reason == EndReason::kStop ? "stop" : "length";
+    out["finish_reason"] = r.end_reason == EndReason::kStop ? "stop" : "length";
     std::cout << out.dump() << "\n";
   } else {
     const std::string rest = detok.flush();
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::fputc('\n', stdout);
   }
-  const RunStats& s = runner.stats();
+  const double prefill_s = std::chrono::duration<double>(first_token - start).count();
+  const double decode_s = std::chrono::duration<double>(end - first_token).count();
+  const size_t n_decoded = r.tokens.size() - 1;
   char line[256];
   std::snprintf(line, sizeof line,
-                "prompt %lld tokens (%.1f tokens/s), generated %zu tokens (%.2f tokens/s decode)",
-                static_cast<long long>(s.prefill_tokens),
-                s.prefill_seconds > 0 ? s.prefill_tokens / s.prefill_seconds : 0.0, r.tokens.size(),
-                s.decode_seconds > 0 ? s.decode_tokens / s.decode_seconds : 0.0);
+                "prompt %zu tokens (%.1f tokens/s), generated %zu tokens (%.2f tokens/s decode)",
+                ids.size(), prefill_s > 0 ? static_cast<double>(ids.size()) / prefill_s : 0.0,
+                r.tokens.size(),
+                decode_s > 0 && n_decoded > 0 ? static_cast<double>(n_decoded) / decode_s : 0.0);
   log_info(line);
   return ok_status();
 }
@@ -121,7 +129,7 @@ Status run_generate(const GenerateArgs& a) {
 
 void add_generate_command(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<GenerateArgs>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate a completion on the CPU");
+  CLI::App* cmd = app.add_subcommand("generate", "Generate a completion");
   cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
   cmd->add_option("--prompt", a->prompt, "raw text prompt (BOS added)");
   cmd->add_option("--chat", a->chat, "a user message, formatted with the chat template");

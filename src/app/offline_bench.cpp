@@ -11,7 +11,7 @@
 
 #include "app/loaded_model.h"
 #include "app/memory_bandwidth.h"
-#include "app/single_sequence.h"
+#include "engine/offline_run.h"
 #include "kernels/cpu/isa.h"
 
 namespace r1 {
@@ -19,10 +19,6 @@ namespace r1 {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int32_t argmax(const std::vector<float>& v, int32_t n) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.begin() + n) - v.begin());
-}
 
 // Per op: ms per decoded token, share of the timed ops, and for ops that
 // stream memory the GB/s they reached and that as a fraction of the median
@@ -51,13 +47,13 @@ nlohmann::ordered_json profile_json(const StepProfile& p, int gen_tokens, double
 }  // namespace
 
 Status run_offline_bench(const OfflineBenchArgs& a) {
-  if (a.prompt_tokens < 1 || a.gen_tokens < 1) {
-    return invalid_argument("--prompt-tokens and --gen-tokens must be at least 1");
+  if (a.prompt_tokens < 1 || a.gen_tokens < 1 || a.batch < 1) {
+    return invalid_argument("--prompt-tokens, --gen-tokens and --batch must be at least 1");
   }
   LoadOptions lo;
   lo.n_threads = a.threads;
   R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
-  lo.kv_cache_tokens = a.prompt_tokens + a.gen_tokens + 16;
+  lo.kv_cache_tokens = static_cast<int64_t>(a.batch) * (a.prompt_tokens + a.gen_tokens + 16) + 16;
   const auto load_start = Clock::now();
   R1_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.model, lo));
   const double load_s = std::chrono::duration<double>(Clock::now() - load_start).count();
@@ -71,26 +67,39 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   ThreadPool triad_pool(n_threads);
   BandwidthSample bw = measure_triad(triad_pool, 3);
 
-  std::vector<float> logits(static_cast<size_t>(c.vocab_size));
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> token(0, backend.n_valid_vocab() - 1);
+  int n_requests = 0;
+  auto request = [&](int32_t n_prompt, int32_t max_tokens) {
+    EngineRequest r;
+    r.id = "bench-" + std::to_string(n_requests++);
+    r.prompt.resize(static_cast<size_t>(n_prompt));
+    for (int32_t& t : r.prompt) t = token(rng);
+    r.sampling.temperature = 0.0f;  // greedy, no stop ids: every step runs
+    r.max_tokens = max_tokens;
+    return r;
+  };
+  // Every prompt is one step's chunk, so prefill is the first step.
+  const int32_t step_tokens = std::max(a.prompt_tokens * a.batch, a.batch);
+  Engine engine(backend, offline_engine_options(step_tokens, 0));
   // Warm-up: one token through every weight (page faults of mmap'd files,
   // caches, thread start).
-  {
-    SingleSequenceStep warm({token(rng)}, 0, backend.block_size());
-    R1_RETURN_IF_ERROR(backend.forward(warm.batch(), logits));
+  R1_RETURN_IF_ERROR(run_offline(engine, {request(1, 1)}).status());
+
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  // The first token of each comes with the prefill; then --gen-tokens steps
+  // decode one token of every request each.
+  for (int i = 0; i < a.batch; ++i) {
+    R1_ASSIGN_OR_RETURN(auto s, engine.submit(request(a.prompt_tokens, a.gen_tokens + 1)));
+    streams.push_back(std::move(s));
   }
-  std::vector<int32_t> prompt(static_cast<size_t>(a.prompt_tokens));
-  for (int32_t& t : prompt) t = token(rng);
-  SingleSequenceStep prefill(prompt, 0, backend.block_size());
   const auto prefill_start = Clock::now();
-  R1_RETURN_IF_ERROR(backend.forward(prefill.batch(), logits));
+  engine.run_once();  // every prompt, and the first token of each
   const double prefill_s = std::chrono::duration<double>(Clock::now() - prefill_start).count();
 
   // Each decode step is timed on its own, and the triad runs again halfway
   // and at the end: on a shared machine both move over a run, and the
   // median step against the median triad compares like with like.
-  int32_t next = argmax(logits, backend.n_valid_vocab());
   std::vector<double> step_s;
   step_s.reserve(static_cast<size_t>(a.gen_tokens));
   StepProfile profile;
@@ -100,13 +109,23 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
       BandwidthSample mid = measure_triad(triad_pool, 2);
       bw.gbps.insert(bw.gbps.end(), mid.gbps.begin(), mid.gbps.end());
     }
-    SingleSequenceStep step({next}, a.prompt_tokens + g, backend.block_size());
     const auto step_start = Clock::now();
-    R1_RETURN_IF_ERROR(backend.forward(step.batch(), logits));
-    next = argmax(logits, backend.n_valid_vocab());
+    engine.run_once();
     step_s.push_back(std::chrono::duration<double>(Clock::now() - step_start).count());
   }
   backend.set_profile(nullptr);
+  // Every request ran to its length: anything else (an error) fails the run.
+  for (auto& stream : streams) {
+    int32_t n = 0;
+    while (auto e = stream->next(std::chrono::milliseconds(0))) {
+      n += e->token ? 1 : 0;
+      if (e->finished && e->end_reason == EndReason::kError) return e->error;
+    }
+    if (n != a.gen_tokens + 1) {
+      return internal_error("a request generated " + std::to_string(n) + " tokens, not " +
+                            std::to_string(a.gen_tokens + 1));
+    }
+  }
   BandwidthSample after = measure_triad(triad_pool, 3);
   bw.gbps.insert(bw.gbps.end(), after.gbps.begin(), after.gbps.end());
 
@@ -118,9 +137,11 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
     return sorted[static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5)];
   };
   const int64_t bytes = backend.weight_bytes_per_token();
-  const double decode_tps = a.gen_tokens / decode_s;
-  const double median_step_tps = 1.0 / quantile(0.5);
-  const double bound = bw.median() * 1e9 / static_cast<double>(bytes);
+  const int n_steps = static_cast<int>(step_s.size());
+  const double decode_tps = static_cast<double>(n_steps) * a.batch / decode_s;
+  const double median_step_tps = a.batch / quantile(0.5);
+  // A step reads the weights once for the whole batch.
+  const double bound = bw.median() * 1e9 / static_cast<double>(bytes) * a.batch;
   nlohmann::ordered_json out;
   out["model"] = a.model;
   out["arch"] = c.arch == Arch::kQwen2 ? "qwen2" : "llama";
@@ -134,8 +155,9 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   out["isa"] = std::string(kernels::cpu::isa_name(kernels::cpu::active_isa()));
   out["int8_vnni"] = kernels::cpu::vnni_kernels();
   out["load_seconds"] = load_s;
+  out["batch"] = a.batch;
   out["prompt_tokens"] = a.prompt_tokens;
-  out["prefill_tokens_per_second"] = a.prompt_tokens / prefill_s;
+  out["prefill_tokens_per_second"] = static_cast<double>(a.prompt_tokens) * a.batch / prefill_s;
   out["gen_tokens"] = a.gen_tokens;
   out["decode_tokens_per_second"] = decode_tps;
   out["weight_bytes_per_token"] = bytes;
@@ -148,7 +170,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   out["decode_step_ms_p90"] = quantile(0.9) * 1e3;
   out["decode_tokens_per_second_median_step"] = median_step_tps;
   out["decode_fraction_of_bound_median_step"] = median_step_tps / bound;
-  if (a.profile) out["decode_profile"] = profile_json(profile, a.gen_tokens, bw.median());
+  if (a.profile) out["decode_profile"] = profile_json(profile, n_steps * a.batch, bw.median());
   if (a.json) {
     std::cout << out.dump() << "\n";
   } else {

@@ -16,6 +16,7 @@ struct OfflineBenchArgs {
   int threads = 0;
   int prompt_tokens = 128;
   int gen_tokens = 32;
+  int batch = 1;  // sequences decoded together
   bool json = false;
   bool profile = false;  // per-op breakdown of the decode steps
 };

@@ -20,7 +20,7 @@
 #include "app/cli_util.h"
 #include "app/commands.h"
 #include "app/loaded_model.h"
-#include "app/single_sequence.h"
+#include "engine/offline_run.h"
 
 namespace r1 {
 
@@ -39,34 +39,19 @@ struct PerplexityArgs {
   bool json = false;
 };
 
-// Log-softmax of one row of logits over the first n entries, in double.
-void log_softmax(const float* logits, int32_t n, std::vector<double>& out) {
-  out.resize(static_cast<size_t>(n));
-  double max = -INFINITY;
-  for (int32_t i = 0; i < n; ++i) max = std::max(max, static_cast<double>(logits[i]));
-  double sum = 0.0;
-  for (int32_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
-  const double lse = max + std::log(sum);
-  for (int32_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = logits[i] - lse;
-}
-
-// The logits of every position of `chunk`, forwarded `batch` tokens at a
-// time over the backend's KV cache: [chunk.size(), vocab].
-Status chunk_logits(Backend& backend, const std::vector<int32_t>& chunk, int batch,
-                    std::vector<float>& logits) {
-  const int64_t vocab = backend.config().vocab_size;
-  logits.resize(chunk.size() * static_cast<size_t>(vocab));
-  for (size_t first = 0; first < chunk.size(); first += static_cast<size_t>(batch)) {
-    const size_t n = std::min(chunk.size() - first, static_cast<size_t>(batch));
-    std::vector<int32_t> ids(chunk.begin() + static_cast<std::ptrdiff_t>(first),
-                             chunk.begin() + static_cast<std::ptrdiff_t>(first + n));
-    SingleSequenceStep step(std::move(ids), static_cast<int32_t>(first), backend.block_size(),
-                            /*all_logits=*/true);
-    R1_RETURN_IF_ERROR(
-        backend.forward(step.batch(), std::span(logits.data() + first * static_cast<size_t>(vocab),
-                                                n * static_cast<size_t>(vocab))));
-  }
-  return ok_status();
+// Every position of `chunk` scored through the engine (prompt_logprobs),
+// `batch` tokens per step: entry p holds the logprob of chunk[p + 1] and the
+// `top` most likely tokens.
+Result<std::vector<SampledToken>> score_chunk(Backend& backend, const std::vector<int32_t>& chunk,
+                                              int batch, int32_t top) {
+  EngineRequest req;
+  req.prompt = chunk;
+  req.sampling.temperature = 0.0f;
+  req.max_tokens = 1;
+  req.prompt_logprobs = top;
+  Engine engine(backend, offline_engine_options(batch, 0));
+  R1_ASSIGN_OR_RETURN(std::vector<OfflineResult> results, run_offline(engine, {std::move(req)}));
+  return std::move(results[0].prompt_logprobs);
 }
 
 Status run_perplexity(const PerplexityArgs& a) {
@@ -105,38 +90,39 @@ Status run_perplexity(const PerplexityArgs& a) {
                             " tokens: fewer than one chunk of --ctx " + std::to_string(a.ctx));
   }
 
+  // A KL divergence needs both whole distributions: every token, sorted.
   const int32_t n_vocab = m.backend->n_valid_vocab();
+  const int32_t top = base ? n_vocab : 1;
   double nll = 0.0, base_nll = 0.0, kl = 0.0;
   int64_t scored = 0, agree = 0;
-  std::vector<float> logits, base_logits;
-  std::vector<double> lp, base_lp;
+  std::vector<double> model_lp(static_cast<size_t>(base ? n_vocab : 0));
   for (size_t c = 0; c < n_chunks; ++c) {
     std::vector<int32_t> chunk;
     if (bos) chunk.push_back(*bos);
     chunk.insert(chunk.end(), tokens.begin() + static_cast<std::ptrdiff_t>(c * per_chunk),
                  tokens.begin() + static_cast<std::ptrdiff_t>((c + 1) * per_chunk));
-    R1_RETURN_IF_ERROR(chunk_logits(*m.backend, chunk, a.batch, logits));
-    if (base) R1_RETURN_IF_ERROR(chunk_logits(*base->backend, chunk, a.batch, base_logits));
-    const size_t vocab = static_cast<size_t>(m.backend->config().vocab_size);
+    R1_ASSIGN_OR_RETURN(std::vector<SampledToken> lp, score_chunk(*m.backend, chunk, a.batch, top));
+    std::vector<SampledToken> blp;
+    if (base) {
+      R1_ASSIGN_OR_RETURN(blp, score_chunk(*base->backend, chunk, a.batch, top));
+    }
     // Position p predicts token p + 1; the first real token after BOS is
     // predicted too.
     for (size_t p = 0; p + 1 < chunk.size(); ++p) {
-      log_softmax(logits.data() + p * vocab, n_vocab, lp);
-      const int32_t next = chunk[p + 1];
-      nll -= lp[static_cast<size_t>(next)];
+      nll -= lp[p].logprob;
       ++scored;
       if (!base) continue;
-      log_softmax(base_logits.data() + p * vocab, n_vocab, base_lp);
-      base_nll -= base_lp[static_cast<size_t>(next)];
+      base_nll -= blp[p].logprob;
+      // KL(base || model) = sum over the base's tokens of p_b (log p_b - log p_m).
+      std::fill(model_lp.begin(), model_lp.end(), -INFINITY);
+      for (const TokenLogprob& t : lp[p].top) model_lp[static_cast<size_t>(t.id)] = t.logprob;
       double d = 0.0;
-      for (int32_t i = 0; i < n_vocab; ++i) {
-        const double pb = std::exp(base_lp[static_cast<size_t>(i)]);
-        if (pb > 0.0) d += pb * (base_lp[static_cast<size_t>(i)] - lp[static_cast<size_t>(i)]);
+      for (const TokenLogprob& t : blp[p].top) {
+        const double pb = std::exp(static_cast<double>(t.logprob));
+        if (pb > 0.0) d += pb * (t.logprob - model_lp[static_cast<size_t>(t.id)]);
       }
       kl += d;
-      const auto top = std::max_element(lp.begin(), lp.end()) - lp.begin();
-      const auto base_top = std::max_element(base_lp.begin(), base_lp.end()) - base_lp.begin();
-      agree += top == base_top ? 1 : 0;
+      agree += lp[p].top.front().id == blp[p].top.front().id ? 1 : 0;
     }
   }
   nlohmann::ordered_json out;

@@ -5,7 +5,7 @@
 #include "app/cli_util.h"
 #include "app/commands.h"
 #include "app/loaded_model.h"
-#include "engine/batch_runner.h"
+#include "engine/offline_run.h"
 
 namespace r1 {
 
@@ -34,8 +34,22 @@ Status run_score(const ScoreArgs& a) {
   R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
   lo.kv_cache_tokens = static_cast<int64_t>(ids.size()) + 16;
   R1_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(folder, lo));
-  BatchRunner runner(*backend, BatchRunnerOptions{a.chunk, 0});
-  R1_ASSIGN_OR_RETURN(auto top, runner.score(ids, a.top));
+  if (a.top < 1 || a.top > backend->n_valid_vocab()) {
+    return invalid_argument("top must be between 1 and the vocabulary size " +
+                            std::to_string(backend->n_valid_vocab()) + ", got " +
+                            std::to_string(a.top));
+  }
+  // The prompt scored through the engine (prompt_logprobs), one greedy
+  // token generated and dropped.
+  EngineRequest req;
+  req.prompt = ids;
+  req.sampling.temperature = 0.0f;
+  req.max_tokens = 1;
+  req.prompt_logprobs = a.top;
+  Engine engine(*backend, offline_engine_options(a.chunk, 0));
+  R1_ASSIGN_OR_RETURN(std::vector<OfflineResult> results, run_offline(engine, {std::move(req)}));
+  std::vector<std::vector<TokenLogprob>> top;
+  for (SampledToken& p : results[0].prompt_logprobs) top.push_back(std::move(p.top));
   // Printed by hand: %.9g keeps every digit of an f32 logprob.
   std::string out = "{\"top\": [";
   char buf[64];

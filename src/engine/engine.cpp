@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/check.h"
 #include "engine/kv_cache/block_table.h"
 #include "obs/log.h"
 
@@ -41,7 +42,7 @@ Engine::Engine(Backend& backend, const EngineOptions& options)
       options_(options),
       max_model_len_(scheduler_config(backend, options).max_model_len),
       scheduler_(scheduler_config(backend, options)) {
-  thread_ = std::thread([this] { loop(); });
+  if (options_.threaded) thread_ = std::thread([this] { loop(); });
 }
 
 Engine::~Engine() {
@@ -68,6 +69,12 @@ Result<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request) {
     return out_of_range(std::to_string(request.prompt.size()) + " prompt tokens + " +
                         std::to_string(request.max_tokens) + " max_tokens exceed the context of " +
                         std::to_string(max_model_len_));
+  }
+  if (request.prompt_logprobs < -1 || request.prompt_logprobs > backend_.n_valid_vocab()) {
+    return invalid_argument(
+        "prompt_logprobs must be -1 (off) or between 0 and the vocabulary "
+        "size " +
+        std::to_string(backend_.n_valid_vocab()));
   }
   if (blocks_needed(static_cast<int32_t>(total), backend_.block_size()) > backend_.n_kv_blocks()) {
     return out_of_range("the request needs more KV cache than the server has (" +
@@ -121,6 +128,15 @@ void Engine::loop() {
   }
 }
 
+bool Engine::run_once() {
+  R1_CHECK_MSG(!options_.threaded, "run_once() drives an engine without a thread");
+  drain_inbox();
+  if (scheduler_.has_unfinished()) step();
+  publish_stats();
+  std::lock_guard<std::mutex> lock(mu_);
+  return scheduler_.has_unfinished() || !inbox_.empty() || !cancels_.empty();
+}
+
 void Engine::publish_stats() {
   SchedulerStats s = scheduler_.stats();
   std::lock_guard<std::mutex> lock(mu_);
@@ -136,7 +152,8 @@ void Engine::drain_inbox() {
     cancels.swap(cancels_);
   }
   for (auto& [req, stream] : incoming) {
-    RequestSpec spec{req.id, req.prompt, req.sampling, req.max_tokens, req.stop_ids, req.priority};
+    RequestSpec spec{req.id,       req.prompt,   req.sampling,       req.max_tokens,
+                     req.stop_ids, req.priority, req.prompt_logprobs};
     Status st = scheduler_.add_request(std::move(spec));
     if (!st.ok()) {
       EngineEvent e;
@@ -204,30 +221,59 @@ void Engine::step() {
     }
   }
 
-  const size_t vocab = static_cast<size_t>(backend_.config().vocab_size);
-  logits_.resize(input.logit_rows.size() * vocab);
-  Status st = backend_.forward(input.forward_batch(), logits_);
+  // What each logit row asks of the backend: the sample rows draw from
+  // their request's generator; prompt positions of a scoring request score.
+  const size_t n_rows = input.logit_rows.size();
+  std::vector<RowRequest> rows(n_rows);
+  std::vector<Live*> owners(n_rows);
+  std::vector<bool> scores(n_rows, false);
+  for (size_t r = 0; r < n_rows; ++r) {
+    const ScheduledRequest& s = input.requests[static_cast<size_t>(input.logit_row_owner[r])];
+    const Request* req = scheduler_.find(s.request_id);
+    Live& live = live_.at(s.request_id);
+    owners[r] = &live;
+    RowRequest& row = rows[r];
+    if (s.sample_row == static_cast<int32_t>(r)) {
+      row.sampling = &live.sampler.params();
+      row.draw = live.sampler.next_draw();
+      row.prompt = req->prompt();
+      row.generated = req->output();
+    }
+    const int32_t pos = input.positions[static_cast<size_t>(input.logit_rows[r])];
+    if (live.request.prompt_logprobs >= 0 && pos < req->n_prompt_tokens) {
+      scores[r] = true;
+      row.score_target = pos + 1 < req->n_prompt_tokens ? req->prompt()[pos + 1] : -1;
+      row.score_top = live.request.prompt_logprobs;
+    }
+  }
+  std::vector<RowResult> results(n_rows);
+  Status st = backend_.step(input.forward_batch(), rows, results);
   if (options_.on_step) {
     options_.on_step(static_cast<int32_t>(input.requests.size()), input.n_tokens());
   }
   std::unordered_map<std::string, SampledToken> sampled;  // by request: one row each
   StepOutput output;
-  output.sampled.resize(input.logit_rows.size());
-  std::vector<std::string> failed;
-  for (size_t r = 0; r < input.logit_rows.size() && st.ok(); ++r) {
+  output.sampled.assign(n_rows, 0);  // any valid id keeps a failed row's step consistent
+  std::vector<std::pair<std::string, Status>> failed;  // one entry per request
+  for (size_t r = 0; r < n_rows && st.ok(); ++r) {
     const std::string& id = input.requests[input.logit_row_owner[r]].request_id;
-    const Request* req = scheduler_.find(id);
-    Live& live = live_.at(id);
-    auto token = live.sampler.sample(std::span<const float>(logits_.data() + r * vocab, vocab),
-                                     req->prompt(), req->output());
-    if (!token.ok()) {
-      failed.push_back(id);
-      // Any valid id keeps the step consistent; the request is aborted below.
-      output.sampled[r] = 0;
+    if (!results[r].status.ok()) {
+      if (std::none_of(failed.begin(), failed.end(),
+                       [&](const auto& f) { return f.first == id; })) {
+        failed.emplace_back(id, results[r].status);
+      }
       continue;
     }
-    output.sampled[r] = token->id;
-    sampled.emplace(id, std::move(token).value());
+    if (scores[r]) {
+      const bool has_target = rows[r].score_target >= 0;
+      owners[r]->prompt_scores.push_back(SampledToken{rows[r].score_target,
+                                                      has_target ? results[r].target_logprob : 0.0f,
+                                                      std::move(results[r].top)});
+    }
+    if (rows[r].sampling != nullptr) {
+      output.sampled[r] = results[r].sampled.id;
+      sampled.emplace(id, std::move(results[r].sampled));
+    }
   }
   if (!st.ok()) {
     // A batch the backend refused is a bug in the scheduler: fail the
@@ -243,11 +289,11 @@ void Engine::step() {
     return;
   }
   // Failed requests are aborted first, so update() ignores their rows.
-  for (const std::string& id : failed) {
+  for (const auto& [id, why] : failed) {
     (void)scheduler_.abort(id);
     EngineEvent e;
     e.end_reason = EndReason::kError;
-    e.error = internal_error("sampling failed for request " + id);
+    e.error = internal_error("sampling failed for request " + id + ": " + why.message());
     finish_live(id, e);
   }
   std::vector<RequestUpdate> updates = scheduler_.update(input, output);
@@ -265,6 +311,7 @@ void Engine::step() {
     e.n_cached_prompt_tokens = u.n_cached_prompt_tokens;
     if (live.first_event) {
       e.queue_seconds = live.queue_seconds;
+      e.prompt_logprobs = std::move(live.prompt_scores);
       live.first_event = false;
     }
     track_reasoning(live, u.token);

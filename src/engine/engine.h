@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "engine/request_stream.h"
+#include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "model/backend.h"
 
@@ -34,6 +35,9 @@ struct EngineOptions {
   // Called on the engine thread after every forward step with the number of
   // sequences and tokens it carried (the batch_size metric). Must be cheap.
   std::function<void(int32_t n_seqs, int32_t n_tokens)> on_step;
+  // false: no thread; the caller drives the steps with run_once() (the CLI
+  // commands' synchronous loop).
+  bool threaded = true;
 };
 
 // A request as the engine takes it: tokens, not text.
@@ -44,6 +48,10 @@ struct EngineRequest {
   int32_t max_tokens = 16;
   std::vector<int32_t> stop_ids;
   int32_t priority = 0;
+  // Teacher-forced scoring of the prompt: -1 off; k >= 0: the first event
+  // carries every prompt position's logprobs with k alternatives
+  // (EngineEvent::prompt_logprobs). Up to the vocabulary size.
+  int32_t prompt_logprobs = -1;
   // Reasoning budget: when the request has produced this many tokens while
   // inside <think> (the prompt ends inside it when `starts_in_reasoning`),
   // the engine appends `budget_close_ids` (the tokens of "\n</think>\n\n")
@@ -74,6 +82,11 @@ class Engine {
   // Ends a request at the next step; its stream gets a kAborted finish.
   void cancel(const std::string& id);
 
+  // Without a thread (EngineOptions::threaded false): takes what was
+  // submitted and runs one step. Returns whether work remains. Call it from
+  // one thread.
+  bool run_once();
+
   // A snapshot for metrics; thread-safe.
   SchedulerStats stats() const;
   int32_t max_model_len() const { return max_model_len_; }
@@ -87,7 +100,8 @@ class Engine {
     int32_t n_reasoning = 0;
     bool first_event = true;
     bool scheduled = false;
-    double queue_seconds = 0;  // until first scheduled
+    std::vector<SampledToken> prompt_scores = {};  // prompt_logprobs, so far
+    double queue_seconds = 0;                      // until first scheduled
     // How the request ends when the scheduler applies its abort: kAborted
     // for a cancel, kLength when a reasoning close did not fit.
     EndReason abort_reason = EndReason::kAborted;
@@ -110,7 +124,6 @@ class Engine {
   int32_t max_model_len_;
   Scheduler scheduler_;                         // engine thread only
   std::unordered_map<std::string, Live> live_;  // engine thread only
-  std::vector<float> logits_;                   // engine thread only
 
   mutable std::mutex mu_;  // guards the inbox, the counts and stats_
   std::condition_variable cv_;

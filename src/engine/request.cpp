@@ -35,6 +35,7 @@ Request::Request(RequestSpec spec, int64_t arrival_order)
       max_tokens(spec.max_tokens),
       stop_ids(std::move(spec.stop_ids)),
       priority(spec.priority),
+      prompt_logprobs(spec.prompt_logprobs),
       arrival(arrival_order),
       tokens(std::move(spec.prompt)),
       n_prompt_tokens(static_cast<int32_t>(tokens.size())) {

@@ -11,7 +11,7 @@
 
 #include "engine/kv_cache/block_hash.h"
 #include "engine/kv_cache/block_table.h"
-#include "engine/sampler.h"
+#include "kernels/sampling.h"
 
 namespace r1 {
 
@@ -36,6 +36,11 @@ struct RequestSpec {
   int32_t max_tokens = 16;        // >= 1 output tokens at most
   std::vector<int32_t> stop_ids;  // generation ends after one of these (it is kept)
   int32_t priority = 0;           // lower runs earlier (priority policy only)
+  // Teacher-forced scoring of the prompt (vLLM's prompt_logprobs): -1 off;
+  // k >= 0: every prompt position gets the logprob of the prompt token after
+  // it and the k most likely tokens. Such a request skips the prefix cache
+  // until its prompt has been scored.
+  int32_t prompt_logprobs = -1;
 };
 
 struct Request {
@@ -57,6 +62,7 @@ struct Request {
   int32_t max_tokens;
   std::vector<int32_t> stop_ids;
   int32_t priority;
+  int32_t prompt_logprobs;
   int64_t arrival;  // admission order, from the scheduler's counter
 
   std::vector<int32_t> tokens;  // prompt then output
@@ -64,6 +70,9 @@ struct Request {
   // Tokens whose KV is in the cache (or written by the step in flight); the
   // scheduler catches it up to n_tokens(), a chunk per step.
   int32_t n_computed_tokens = 0;
+  // Prompt positions below this have had their score row computed (never
+  // twice, even when a preemption recomputes them).
+  int32_t n_prompt_scored = 0;
   BlockTable table;
   std::vector<BlockHash> block_hashes;  // one key per full block of `tokens`
 

@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "core/status.h"
-#include "engine/sampler.h"
+#include "kernels/sampling.h"
 
 namespace r1 {
 
@@ -28,6 +28,11 @@ struct EngineEvent {
   // On the first token event: seconds from submit() to the first step that
   // scheduled the request (the queue-time metric); 0 on later events.
   double queue_seconds = 0;
+  // On the first token event of a request that scored its prompt
+  // (EngineRequest::prompt_logprobs >= 0): one entry per prompt position p,
+  // for the token after it: id = prompt[p + 1] and its raw logprob (id -1
+  // and logprob 0 at the last position), top = the most likely tokens.
+  std::vector<SampledToken> prompt_logprobs;
   std::chrono::steady_clock::time_point time = std::chrono::steady_clock::now();
 };
 

@@ -69,6 +69,13 @@ Status Scheduler::check_admissible(const RequestSpec& spec) const {
   R1_RETURN_IF_ERROR(check_ids(spec.prompt, config_.vocab_size, "prompt"));
   R1_RETURN_IF_ERROR(check_ids(spec.stop_ids, config_.vocab_size, "stop"));
   R1_RETURN_IF_ERROR(validate(spec.sampling));
+  if (spec.prompt_logprobs < -1 ||
+      (config_.vocab_size > 0 && spec.prompt_logprobs > config_.vocab_size)) {
+    return invalid_argument(
+        "prompt_logprobs must be -1 (off) or between 0 and the vocabulary "
+        "size, got " +
+        num(spec.prompt_logprobs));
+  }
   const int64_t total = static_cast<int64_t>(spec.prompt.size()) + spec.max_tokens;
   if (total > config_.max_model_len) {
     return out_of_range("this model's maximum context length is " + num(config_.max_model_len) +
@@ -267,7 +274,10 @@ StepInput Scheduler::schedule() {
       if (make_room_for(*r, planned, budget, step)) continue;
       break;
     }
-    const std::vector<int32_t> prefix = kv_.find_cached_prefix(r->block_hashes, r->n_tokens());
+    // A prompt still to be scored is computed whole: cached blocks have no logits.
+    const bool scoring = r->prompt_logprobs >= 0 && r->n_prompt_scored < r->n_prompt_tokens;
+    const std::vector<int32_t> prefix =
+        scoring ? std::vector<int32_t>{} : kv_.find_cached_prefix(r->block_hashes, r->n_tokens());
     const int32_t n_cached = static_cast<int32_t>(prefix.size()) * config_.block_size;
     const int32_t n_new = std::min(r->n_tokens() - n_cached, budget);
     if (!kv_.allocate(r->table, prefix, n_cached + n_new).ok()) {
@@ -314,20 +324,29 @@ StepInput Scheduler::lay_out(const std::vector<Planned>& planned, StepInput step
     const int32_t first = r->n_computed_tokens;
     const int32_t end = first + planned[s].n_new_tokens;
     R1_CHECK(end <= r->n_tokens());
+    const bool sample = end == r->n_tokens();
+    const int32_t score_end = r->prompt_logprobs >= 0 ? std::min(end, r->n_prompt_tokens) : 0;
     for (int32_t p = first; p < end; ++p) {
+      // A score row; the last token's row is pushed below when it samples.
+      if (p >= r->n_prompt_scored && p < score_end && !(sample && p == end - 1)) {
+        step.logit_rows.push_back(static_cast<int32_t>(step.token_ids.size()));
+        step.logit_row_owner.push_back(static_cast<int32_t>(s));
+      }
       step.token_ids.push_back(r->tokens[static_cast<size_t>(p)]);
       step.positions.push_back(p);
       step.slot_mapping.push_back(slot_for(r->table, p, bs));
     }
+    r->n_prompt_scored = std::max(r->n_prompt_scored, score_end);
     step.query_start.push_back(static_cast<int32_t>(step.token_ids.size()));
     std::copy(r->table.blocks.begin(), r->table.blocks.end(),
               step.block_tables.begin() + static_cast<std::ptrdiff_t>(s * max_blocks));
-    const bool sample = end == r->n_tokens();
+    int32_t sample_row = -1;
     if (sample) {
+      sample_row = static_cast<int32_t>(step.logit_rows.size());
       step.logit_rows.push_back(static_cast<int32_t>(step.token_ids.size()) - 1);
       step.logit_row_owner.push_back(static_cast<int32_t>(s));
     }
-    step.requests.push_back({r->id, first, planned[s].n_new_tokens, sample});
+    step.requests.push_back({r->id, first, planned[s].n_new_tokens, sample, sample_row});
     // The step's KV counts as computed from here on (vLLM v1): a chunk is
     // never planned twice, and the next step continues after it.
     r->n_computed_tokens = end;
@@ -341,9 +360,8 @@ std::vector<RequestUpdate> Scheduler::update(const StepInput& input, const StepO
   std::vector<RequestUpdate> updates;
   updates.reserve(output.sampled.size());
   bool any_finished = false;
-  size_t row = 0;
   for (const ScheduledRequest& s : input.requests) {
-    const int32_t token = s.sample ? output.sampled[row++] : -1;
+    const int32_t token = s.sample ? output.sampled[static_cast<size_t>(s.sample_row)] : -1;
     auto it = requests_.find(s.request_id);
     if (it == requests_.end()) continue;
     Request* r = it->second.get();

@@ -21,6 +21,7 @@ struct ScheduledRequest {
   // The step computes its last token, so that row's logits give its next
   // token; false for a prompt chunk that is not the last.
   bool sample = false;
+  int32_t sample_row = -1;  // its index in StepInput::logit_rows when `sample`
 };
 
 struct StepInput {
@@ -35,8 +36,12 @@ struct StepInput {
   std::vector<int32_t> query_start;   // [n_seqs + 1] first token of each request
   std::vector<int32_t> block_tables;  // [n_seqs, max_blocks_per_seq] int32, -1 past the end
   int32_t max_blocks_per_seq = 0;
-  std::vector<int32_t> logit_rows;       // [n_samples] ascending token indices to sample at
-  std::vector<int32_t> logit_row_owner;  // [n_samples] index into `requests`
+  // [n_rows] ascending token indices whose logits the step uses: each
+  // sampling request's last token (ScheduledRequest::sample_row), and every
+  // prompt position of a request scoring its prompt (RequestSpec::
+  // prompt_logprobs) not scored before; a row can be both.
+  std::vector<int32_t> logit_rows;
+  std::vector<int32_t> logit_row_owner;  // [n_rows] index into `requests`
 
   // Requests that lost their blocks while this step was planned (preempted,
   // to recompute) and requests whose abort took effect (blocks freed).
@@ -54,7 +59,9 @@ struct StepInput {
 };
 
 struct StepOutput {
-  std::vector<int32_t> sampled;  // [n_samples] the token drawn at each logit row, in order
+  // [n_rows] the token drawn at each logit row, in order (read at the
+  // sample rows only).
+  std::vector<int32_t> sampled;
 };
 
 // One sampled token appended to a request, and where that left it.

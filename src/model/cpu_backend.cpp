@@ -171,25 +171,35 @@ int64_t CpuBackend::kv_bytes_read(const ForwardBatch& batch) const {
   return positions * kv_bytes_per_token(config_);
 }
 
-Status CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
+Status CpuBackend::step(const ForwardBatch& batch, std::span<const RowRequest> rows,
+                        std::span<RowResult> results) {
   BatchLimits limits{static_cast<int32_t>(config_.vocab_size),
                      static_cast<int32_t>(config_.max_position_embeddings), options_.n_kv_blocks,
                      options_.block_size};
   R1_RETURN_IF_ERROR(validate_batch(batch, limits));
-  const int64_t n_rows = static_cast<int64_t>(batch.logit_rows.size());
-  if (logits.size() != static_cast<size_t>(n_rows * config_.vocab_size)) {
-    return invalid_argument("logits buffer is not [n_logit_rows, vocab_size]");
+  R1_RETURN_IF_ERROR(validate_rows(batch, rows, results, n_valid_vocab_));
+  forward(batch);
+  const size_t vocab = static_cast<size_t>(config_.vocab_size);
+  ProfileScope t(profile_, StepOp::kSample);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    reference_row(rows[r], std::span<const float>(logits_.data() + r * vocab, vocab), results[r]);
   }
+  return ok_status();
+}
+
+void CpuBackend::forward(const ForwardBatch& batch) {
+  const int64_t n_rows = static_cast<int64_t>(batch.logit_rows.size());
   const int64_t n = batch.n_tokens();
   ensure_scratch(n, n_rows);
   const int64_t hidden = config_.hidden_size;
+  logits_.resize(static_cast<size_t>(n_rows * config_.vocab_size));
 
   {
     ProfileScope t(profile_, StepOp::kEmbedding);
     kc::embedding(weights_.embed, batch.token_ids.data(), n, x_.data(), pool_);
   }
   for (int64_t layer = 0; layer < config_.n_layers; ++layer) run_layer(layer, batch);
-  if (n_rows == 0) return ok_status();
+  if (n_rows == 0) return;
 
   // Only the requested rows go through the final norm and the lm_head.
   for (int64_t r = 0; r < n_rows; ++r) {
@@ -203,14 +213,13 @@ Status CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
   }
   {
     ProfileScope t(profile_, StepOp::kLmHead, kernels::matrix_bytes(weights_.lm_head));
-    kc::matmul(rows_.data(), weights_.lm_head, nullptr, n_rows, logits.data(), pool_);
+    kc::matmul(rows_.data(), weights_.lm_head, nullptr, n_rows, logits_.data(), pool_);
   }
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t r = 0; r < n_rows; ++r) {
-    float* row = logits.data() + r * config_.vocab_size;
+    float* row = logits_.data() + r * config_.vocab_size;
     for (int64_t id = n_valid_vocab_; id < config_.vocab_size; ++id) row[id] = neg_inf;
   }
-  return ok_status();
 }
 
 }  // namespace r1

@@ -33,7 +33,8 @@ class CpuBackend final : public Backend {
   int32_t n_valid_vocab() const override { return n_valid_vocab_; }
   int32_t n_kv_blocks() const override { return options_.n_kv_blocks; }
   int32_t block_size() const override { return options_.block_size; }
-  Status forward(const ForwardBatch& batch, std::span<float> logits) override;
+  Status step(const ForwardBatch& batch, std::span<const RowRequest> rows,
+              std::span<RowResult> results) override;
   int64_t weight_bytes_per_token() const override { return r1::weight_bytes_per_token(weights_); }
   void set_profile(StepProfile* profile) override { profile_ = profile; }
 
@@ -44,6 +45,9 @@ class CpuBackend final : public Backend {
   CpuBackend(const ModelConfig& config, std::shared_ptr<const WeightFiles> files,
              ModelWeights weights, ArchSpec spec, int32_t n_valid_vocab,
              const CpuBackendOptions& options);
+  // The model over a validated batch: logits_ gets [n_logit_rows, vocab]
+  // (padding ids at -inf).
+  void forward(const ForwardBatch& batch);
   void ensure_scratch(int64_t n_tokens, int64_t n_logit_rows);
   void run_layer(int64_t layer, const ForwardBatch& batch);
   // K/V bytes the batch's attention reads, all layers (profile only).
@@ -69,6 +73,7 @@ class CpuBackend final : public Backend {
   AlignedBuffer<float> attn_;  // [n, n_heads * head_dim]
   AlignedBuffer<float> gate_;  // [n, intermediate] silu(gate) * up
   AlignedBuffer<float> rows_;  // [n_logit_rows, hidden]
+  std::vector<float> logits_;  // [n_logit_rows, vocab]
 };
 
 }  // namespace r1

@@ -26,6 +26,8 @@ std::string_view step_op_name(StepOp op) {
       return "down";
     case StepOp::kLmHead:
       return "lm_head";
+    case StepOp::kSample:
+      return "sample";
     case StepOp::kCount:
       break;
   }

@@ -23,6 +23,7 @@ enum class StepOp : uint8_t {
   kGateUp,    // gate and up as one product, SiLU(gate) * up fused
   kDown,
   kLmHead,
+  kSample,  // sampling and scoring the logit rows
   kCount,
 };
 

@@ -187,9 +187,9 @@ TEST_F(CliTest, OfflineBenchProfileCoversTheStepAndItsWeightBytes) {
       product_bytes += op.at("bytes_per_token").get<int64_t>();
     }
   }
-  EXPECT_EQ(names,
-            (std::set<std::string>{"embedding", "rmsnorm", "qkv", "rope", "kv_store", "attention",
-                                   "o_proj", "residual", "gate_up_silu", "down", "lm_head"}));
+  EXPECT_EQ(names, (std::set<std::string>{"embedding", "rmsnorm", "qkv", "rope", "kv_store",
+                                          "attention", "o_proj", "residual", "gate_up_silu", "down",
+                                          "lm_head", "sample"}));
   EXPECT_NEAR(share, 1.0, 1e-9);
   EXPECT_EQ(product_bytes, j.at("weight_bytes_per_token").get<int64_t>());
   // Attention reads K and V of every layer up to each decoded position:

@@ -10,8 +10,8 @@
 #include <random>
 #include <thread>
 
-#include "engine/batch_runner.h"
 #include "engine/engine.h"
+#include "engine/offline_run.h"
 #include "model/cpu_backend.h"
 #include "small_model.h"
 
@@ -71,14 +71,14 @@ class EngineLoopTest : public ::testing::Test {
     return r;
   }
 
-  // Greedy tokens of a request run alone (the BatchRunner, a separate driver).
+  // Greedy tokens of a request run alone, stepped without the engine's
+  // thread on a fresh backend.
   std::vector<int32_t> alone(const EngineRequest& r, int n_threads = 2) {
     auto b = backend(64, n_threads);
-    BatchRunner runner(*b, BatchRunnerOptions{512, 0});
-    GenerationRequest g{r.prompt, r.sampling, r.max_tokens, r.stop_ids};
-    auto res = runner.generate(std::span(&g, 1));
-    EXPECT_TRUE(res.ok());
-    return (*res)[0].tokens;
+    Engine engine(*b, offline_engine_options(512, 0));
+    auto res = run_offline(engine, {r});
+    EXPECT_TRUE(res.ok()) << res.status().message();
+    return res.ok() ? (*res)[0].tokens : std::vector<int32_t>{};
   }
 
   ModelConfig config_ = testing_model::small_config();
