@@ -15,7 +15,7 @@ void reference_row(const RowRequest& row, std::span<const float> logits, RowResu
     out.sampled = std::move(s).value();
   }
   if (row.score_target >= 0) out.target_logprob = raw_logprob(logits, row.score_target);
-  out.top = top_logprobs(logits, row.score_top);
+  if (row.score_top > 0) out.top = top_logprobs(logits, row.score_top);
 }
 
 Status validate_rows(const ForwardBatch& batch, std::span<const RowRequest> rows,

@@ -87,78 +87,114 @@ void CpuBackend::ensure_scratch(int64_t n, int64_t n_rows) {
   }
 }
 
-// One pre-norm decoder block (model-facts.md §3.1):
-//   h = x + o_proj(attention(rope(q), rope(k), v))   on rmsnorm(x)
-//   x = h + down(silu(gate(n)) * up(n))              on n = rmsnorm(h)
-void CpuBackend::run_layer(int64_t layer, const ForwardBatch& batch) {
-  const auto& c = config_;
+// The ops of the decoder recipe (model/decoder.h) on the CPU kernels.
+
+void CpuBackend::embed(const ForwardBatch& batch) {
+  kc::embedding(weights_.embed, batch.token_ids.data(), batch.n_tokens(), x_.data(), pool_);
+}
+
+void CpuBackend::norm(int64_t layer, NormSlot slot) {
   const LayerWeights& w = weights_.layers[layer];
-  const int64_t n = batch.n_tokens();
-  const int64_t hidden = c.hidden_size;
+  const std::vector<float>& weight = slot == NormSlot::kAttention ? w.attn_norm : w.mlp_norm;
+  kc::rmsnorm(x_.data(), weight.data(), static_cast<float>(config_.rms_norm_eps), n_tokens_,
+              config_.hidden_size, h_.data(), pool_);
+}
+
+void CpuBackend::add_norm(int64_t layer, NormSlot slot) {
+  add();
+  norm(layer, slot);
+}
+
+void CpuBackend::add() {
+  const int64_t n = n_tokens_ * config_.hidden_size;
+  for (int64_t i = 0; i < n; ++i) x_[i] += h_[i];
+}
+
+void CpuBackend::qkv(int64_t layer) {
+  const LayerWeights& w = weights_.layers[layer];
   auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
-  StepProfile* const p = profile_;
+  const kc::MatmulOutput qkv[] = {{w.q, bias(w.q_bias), q_.data()},
+                                  {w.k, bias(w.k_bias), k_.data()},
+                                  {w.v, bias(w.v_bias), v_.data()}};
+  kc::matmul_multi(h_.data(), n_tokens_, qkv, pool_);
+}
+
+kernels::KvLayerView CpuBackend::kv_layer(int64_t layer) {
+  return kernels::KvLayerView{k_cache_[layer].data(),
+                              v_cache_[layer].data(),
+                              options_.n_kv_blocks,
+                              options_.block_size,
+                              static_cast<int32_t>(config_.n_kv_heads),
+                              static_cast<int32_t>(config_.head_dim)};
+}
+
+void CpuBackend::rope_store(int64_t layer, const ForwardBatch& batch) {
+  const auto& c = config_;
+  kc::rope(q_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n_tokens_, c.n_heads,
+           c.head_dim, pool_);
+  kc::rope(k_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n_tokens_, c.n_kv_heads,
+           c.head_dim, pool_);
+  kc::kv_store(kv_layer(layer), k_.data(), v_.data(), batch.slot_mapping.data(), n_tokens_);
+}
+
+void CpuBackend::attention(int64_t layer, const ForwardBatch& batch) {
+  kernels::AttentionBatch ab{batch.n_seqs(), batch.query_start.data(), batch.positions.data(),
+                             batch.block_tables.data(), batch.max_blocks_per_seq};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
+  kc::paged_attention(q_.data(), kv_layer(layer), ab, config_.n_heads, scale, attn_.data(), pool_);
+}
+
+void CpuBackend::o_proj(int64_t layer) {
+  kc::matmul(attn_.data(), weights_.layers[layer].o, nullptr, n_tokens_, h_.data(), pool_);
+}
+
+void CpuBackend::gate_up(int64_t layer) {
+  const LayerWeights& w = weights_.layers[layer];
+  kc::matmul_silu_mul(h_.data(), w.gate, w.up, n_tokens_, gate_.data(), pool_);
+}
+
+void CpuBackend::down(int64_t layer) {
+  kc::matmul(gate_.data(), weights_.layers[layer].down, nullptr, n_tokens_, h_.data(), pool_);
+}
+
+// Only the requested rows go through the final norm and the lm_head.
+void CpuBackend::logits(const ForwardBatch& batch) {
+  const int64_t n_rows = static_cast<int64_t>(batch.logit_rows.size());
+  const int64_t hidden = config_.hidden_size;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* src = x_.data() + static_cast<int64_t>(batch.logit_rows[r]) * hidden;
+    std::copy(src, src + hidden, rows_.data() + r * hidden);
+  }
+  kc::rmsnorm(rows_.data(), weights_.final_norm.data(), static_cast<float>(config_.rms_norm_eps),
+              n_rows, hidden, rows_.data(), pool_);
+  kc::matmul(rows_.data(), weights_.lm_head, nullptr, n_rows, logits_.data(), pool_);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* row = logits_.data() + r * config_.vocab_size;
+    for (int64_t id = n_valid_vocab_; id < config_.vocab_size; ++id) row[id] = neg_inf;
+  }
+}
+
+int64_t CpuBackend::bytes(StepOp op, int64_t layer, const ForwardBatch& batch) const {
   using kernels::matrix_bytes;
-
-  {
-    ProfileScope t(p, StepOp::kNorm);
-    kc::rmsnorm(x_.data(), w.attn_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
-                h_.data(), pool_);
+  switch (op) {
+    case StepOp::kQkv: {
+      const LayerWeights& w = weights_.layers[layer];
+      return matrix_bytes(w.q) + matrix_bytes(w.k) + matrix_bytes(w.v);
+    }
+    case StepOp::kOProj:
+      return matrix_bytes(weights_.layers[layer].o);
+    case StepOp::kGateUp:
+      return matrix_bytes(weights_.layers[layer].gate) + matrix_bytes(weights_.layers[layer].up);
+    case StepOp::kDown:
+      return matrix_bytes(weights_.layers[layer].down);
+    case StepOp::kLmHead:
+      return matrix_bytes(weights_.lm_head);
+    case StepOp::kAttention:
+      return kv_bytes_read(batch) / config_.n_layers;
+    default:
+      return 0;
   }
-  {
-    ProfileScope t(p, StepOp::kQkv, matrix_bytes(w.q) + matrix_bytes(w.k) + matrix_bytes(w.v));
-    const kc::MatmulOutput qkv[] = {{w.q, bias(w.q_bias), q_.data()},
-                                    {w.k, bias(w.k_bias), k_.data()},
-                                    {w.v, bias(w.v_bias), v_.data()}};
-    kc::matmul_multi(h_.data(), n, qkv, pool_);
-  }
-  {
-    ProfileScope t(p, StepOp::kRope);
-    kc::rope(q_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_heads,
-             c.head_dim, pool_);
-    kc::rope(k_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n, c.n_kv_heads,
-             c.head_dim, pool_);
-  }
-
-  kernels::KvLayerView kv{k_cache_[layer].data(),
-                          v_cache_[layer].data(),
-                          options_.n_kv_blocks,
-                          options_.block_size,
-                          static_cast<int32_t>(c.n_kv_heads),
-                          static_cast<int32_t>(c.head_dim)};
-  {
-    ProfileScope t(p, StepOp::kKvStore);
-    kc::kv_store(kv, k_.data(), v_.data(), batch.slot_mapping.data(), n);
-  }
-  {
-    ProfileScope t(p, StepOp::kAttention, p ? kv_bytes_read(batch) / c.n_layers : 0);
-    kernels::AttentionBatch ab{batch.n_seqs(), batch.query_start.data(), batch.positions.data(),
-                               batch.block_tables.data(), batch.max_blocks_per_seq};
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    kc::paged_attention(q_.data(), kv, ab, c.n_heads, scale, attn_.data(), pool_);
-  }
-  {
-    ProfileScope t(p, StepOp::kOProj, matrix_bytes(w.o));
-    kc::matmul(attn_.data(), w.o, nullptr, n, h_.data(), pool_);
-  }
-  {
-    ProfileScope t(p, StepOp::kResidual);
-    for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
-  }
-  {
-    ProfileScope t(p, StepOp::kNorm);
-    kc::rmsnorm(x_.data(), w.mlp_norm.data(), static_cast<float>(c.rms_norm_eps), n, hidden,
-                h_.data(), pool_);
-  }
-  {
-    ProfileScope t(p, StepOp::kGateUp, matrix_bytes(w.gate) + matrix_bytes(w.up));
-    kc::matmul_silu_mul(h_.data(), w.gate, w.up, n, gate_.data(), pool_);
-  }
-  {
-    ProfileScope t(p, StepOp::kDown, matrix_bytes(w.down));
-    kc::matmul(gate_.data(), w.down, nullptr, n, h_.data(), pool_);
-  }
-  ProfileScope t(p, StepOp::kResidual);
-  for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
 }
 
 // Each sequence reads its K/V up to its last position once per layer (all
@@ -188,38 +224,10 @@ Status CpuBackend::step(const ForwardBatch& batch, std::span<const RowRequest> r
 }
 
 void CpuBackend::forward(const ForwardBatch& batch) {
-  const int64_t n_rows = static_cast<int64_t>(batch.logit_rows.size());
-  const int64_t n = batch.n_tokens();
-  ensure_scratch(n, n_rows);
-  const int64_t hidden = config_.hidden_size;
-  logits_.resize(static_cast<size_t>(n_rows * config_.vocab_size));
-
-  {
-    ProfileScope t(profile_, StepOp::kEmbedding);
-    kc::embedding(weights_.embed, batch.token_ids.data(), n, x_.data(), pool_);
-  }
-  for (int64_t layer = 0; layer < config_.n_layers; ++layer) run_layer(layer, batch);
-  if (n_rows == 0) return;
-
-  // Only the requested rows go through the final norm and the lm_head.
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const float* src = x_.data() + static_cast<int64_t>(batch.logit_rows[r]) * hidden;
-    std::copy(src, src + hidden, rows_.data() + r * hidden);
-  }
-  {
-    ProfileScope t(profile_, StepOp::kNorm);
-    kc::rmsnorm(rows_.data(), weights_.final_norm.data(), static_cast<float>(config_.rms_norm_eps),
-                n_rows, hidden, rows_.data(), pool_);
-  }
-  {
-    ProfileScope t(profile_, StepOp::kLmHead, kernels::matrix_bytes(weights_.lm_head));
-    kc::matmul(rows_.data(), weights_.lm_head, nullptr, n_rows, logits_.data(), pool_);
-  }
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  for (int64_t r = 0; r < n_rows; ++r) {
-    float* row = logits_.data() + r * config_.vocab_size;
-    for (int64_t id = n_valid_vocab_; id < config_.vocab_size; ++id) row[id] = neg_inf;
-  }
+  n_tokens_ = batch.n_tokens();
+  ensure_scratch(n_tokens_, static_cast<int64_t>(batch.logit_rows.size()));
+  logits_.resize(batch.logit_rows.size() * static_cast<size_t>(config_.vocab_size));
+  run_decoder(*this, config_, batch, profile_);
 }
 
 }  // namespace r1

@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "model/arch.h"
 #include "model/backend.h"
+#include "model/decoder.h"
 #include "model/weights.h"
 
 namespace r1 {
@@ -20,7 +21,7 @@ struct CpuBackendOptions {
   WeightPrecision precision;  // conversions at load; default: the file's dtypes
 };
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public Backend, private DecoderOps {
  public:
   // `files` keeps the mapped tensors alive; `n_valid_vocab` is the tokenizer's
   // size (ids above it are padding rows, masked to -inf).
@@ -49,7 +50,21 @@ class CpuBackend final : public Backend {
   // (padding ids at -inf).
   void forward(const ForwardBatch& batch);
   void ensure_scratch(int64_t n_tokens, int64_t n_logit_rows);
-  void run_layer(int64_t layer, const ForwardBatch& batch);
+  kernels::KvLayerView kv_layer(int64_t layer);
+
+  // DecoderOps, over the activations below.
+  void embed(const ForwardBatch& batch) override;
+  void norm(int64_t layer, NormSlot slot) override;
+  void add_norm(int64_t layer, NormSlot slot) override;
+  void qkv(int64_t layer) override;
+  void rope_store(int64_t layer, const ForwardBatch& batch) override;
+  void attention(int64_t layer, const ForwardBatch& batch) override;
+  void o_proj(int64_t layer) override;
+  void gate_up(int64_t layer) override;
+  void down(int64_t layer) override;
+  void add() override;
+  void logits(const ForwardBatch& batch) override;
+  int64_t bytes(StepOp op, int64_t layer, const ForwardBatch& batch) const override;
   // K/V bytes the batch's attention reads, all layers (profile only).
   int64_t kv_bytes_read(const ForwardBatch& batch) const;
 
@@ -65,6 +80,7 @@ class CpuBackend final : public Backend {
   std::vector<AlignedBuffer<float>> k_cache_, v_cache_;
   // Activations for up to scratch_tokens_ tokens (grown on demand, reused).
   int64_t scratch_tokens_ = 0;
+  int64_t n_tokens_ = 0;       // of the step being run
   AlignedBuffer<float> x_;     // [n, hidden] residual stream
   AlignedBuffer<float> h_;     // [n, hidden] normed input / projection output
   AlignedBuffer<float> q_;     // [n, n_heads * head_dim]

@@ -7,13 +7,11 @@ std::string_view step_op_name(StepOp op) {
     case StepOp::kEmbedding:
       return "embedding";
     case StepOp::kNorm:
-      return "rmsnorm";
+      return "rmsnorm";  // the residual add before it included
     case StepOp::kQkv:
       return "qkv";
-    case StepOp::kRope:
-      return "rope";
-    case StepOp::kKvStore:
-      return "kv_store";
+    case StepOp::kRopeKvStore:
+      return "rope_kv_store";
     case StepOp::kAttention:
       return "attention";
     case StepOp::kOProj:

@@ -13,16 +13,15 @@ namespace r1 {
 
 enum class StepOp : uint8_t {
   kEmbedding,
-  kNorm,  // every RMSNorm
-  kQkv,   // q, k and v as one product
-  kRope,
-  kKvStore,
+  kNorm,         // every RMSNorm, with the residual add before it
+  kQkv,          // q, k and v as one product
+  kRopeKvStore,  // RoPE on q and k, then k and v into the cache
   kAttention,
   kOProj,
-  kResidual,  // the residual adds
+  kResidual,  // the last residual add
   kGateUp,    // gate and up as one product, SiLU(gate) * up fused
   kDown,
-  kLmHead,
+  kLmHead,  // the final norm of the logit rows included
   kSample,  // sampling and scoring the logit rows
   kCount,
 };

@@ -187,7 +187,7 @@ TEST_F(CliTest, OfflineBenchProfileCoversTheStepAndItsWeightBytes) {
       product_bytes += op.at("bytes_per_token").get<int64_t>();
     }
   }
-  EXPECT_EQ(names, (std::set<std::string>{"embedding", "rmsnorm", "qkv", "rope", "kv_store",
+  EXPECT_EQ(names, (std::set<std::string>{"embedding", "rmsnorm", "qkv", "rope_kv_store",
                                           "attention", "o_proj", "residual", "gate_up_silu", "down",
                                           "lm_head", "sample"}));
   EXPECT_NEAR(share, 1.0, 1e-9);

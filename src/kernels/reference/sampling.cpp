@@ -411,7 +411,24 @@ Result<SampledToken> sample_row(const SamplingParams& params, std::span<const fl
                                 uint64_t draw) {
   int32_t greedy_id = -1;
   double total = 0.0;
-  R1_RETURN_IF_ERROR(prepare(params, logits, prompt, generated, &greedy_id, &total));
+  if (is_greedy(params) && !has_penalties(params)) {
+    // The common greedy step: the lowest id of the largest finite logit, in
+    // one branch-light pass (NaN fails both comparisons, +inf the second).
+    float l_max = -kInf;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      const float x = logits[i];
+      if (x > l_max && x < kInf) {
+        l_max = x;
+        greedy_id = static_cast<int32_t>(i);
+      }
+    }
+    if (greedy_id < 0) {
+      return internal_error("logits row of " + std::to_string(logits.size()) +
+                            " entries has no finite value");
+    }
+  } else {
+    R1_RETURN_IF_ERROR(prepare(params, logits, prompt, generated, &greedy_id, &total));
+  }
 
   SampledToken out;
   if (greedy_id >= 0) {
@@ -452,6 +469,7 @@ Result<std::vector<double>> sampling_distribution(const SamplingParams& params,
 }
 
 std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t k) {
+  if (k <= 0) return {};
   return top_entries(logits, k, log_sum_exp(logits));
 }
 
