@@ -197,6 +197,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--profile", off->profile,
                 "--offline: where decode's time goes, op by op, with each product's GB/s");
   add_precision_options(cmd, &off->precision);
+  add_device_options(cmd, &off->device);
   cmd->add_option("--concurrency", a->concurrency, "requests in flight");
   cmd->add_option("--requests", a->requests, "requests in total");
   cmd->add_option("--prompt-tokens", a->prompt_tokens, "prompt length (about)");

@@ -42,7 +42,7 @@ int report_error(const Status& status) {
 void add_precision_options(CLI::App* cmd, PrecisionArgs* a) {
   cmd->add_option("--dtype", a->dtype,
                   "weights of the decoder layers: bf16, f16, f32, int8 or int4 (converted at "
-                  "load); empty = the file's dtype");
+                  "load), fp8 on a GPU; empty = the file's dtype");
   cmd->add_option("--lm-head-dtype", a->lm_head_dtype,
                   "the output layer's dtype; empty = --dtype, or int8 when --dtype is int4");
   cmd->add_option("--embed-dtype", a->embed_dtype,
@@ -50,6 +50,23 @@ void add_precision_options(CLI::App* cmd, PrecisionArgs* a) {
   cmd->add_option("--int8-group-size", a->int8_group_size,
                   "columns per int8 scale (a multiple of 32); 0 = one scale per output channel")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+}
+
+void add_device_options(CLI::App* cmd, DeviceArgs* a) {
+  cmd->add_option("--device", a->device, "where the model runs: cpu, cuda or cuda:N");
+  cmd->add_option("--gpu-memory-utilization", a->gpu_memory_utilization,
+                  "--device cuda: the share of the GPU's memory r1serve may use (weights, "
+                  "activations, then KV cache)")
+      ->check(CLI::Range(0.05, 1.0));
+}
+
+Result<LoadOptions> load_options(const PrecisionArgs& precision, const DeviceArgs& device) {
+  LoadOptions lo;
+  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(precision));
+  R1_ASSIGN_OR_RETURN(lo.device, parse_device(device.device));
+  lo.fp8 = precision.dtype == "fp8";
+  lo.gpu_memory_utilization = device.gpu_memory_utilization;
+  return lo;
 }
 
 Result<WeightPrecision> parse_precision(const PrecisionArgs& a) {
@@ -65,7 +82,7 @@ Result<WeightPrecision> parse_precision(const PrecisionArgs& a) {
     *out = t;
     return ok_status();
   };
-  R1_RETURN_IF_ERROR(one("--dtype", a.dtype, &p.layers));
+  if (a.dtype != "fp8") R1_RETURN_IF_ERROR(one("--dtype", a.dtype, &p.layers));
   R1_RETURN_IF_ERROR(one("--lm-head-dtype", a.lm_head_dtype, &p.lm_head));
   R1_RETURN_IF_ERROR(one("--embed-dtype", a.embed_dtype, &p.embed));
   return p;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "app/loaded_model.h"
 #include "core/status.h"
 #include "model/weights.h"
 
@@ -25,8 +26,20 @@ struct PrecisionArgs {
   int64_t int8_group_size = 0;
 };
 void add_precision_options(CLI::App* cmd, PrecisionArgs* args);
-// INVALID_ARGUMENT naming the flag for a dtype it does not know.
+// INVALID_ARGUMENT naming the flag for a dtype it does not know. "fp8" is
+// not a WeightPrecision (it is the GPU's): see load_options().
 Result<WeightPrecision> parse_precision(const PrecisionArgs& args);
+
+// --device and --gpu-memory-utilization, as given.
+struct DeviceArgs {
+  std::string device = "cpu";
+  double gpu_memory_utilization = 0.90;
+};
+void add_device_options(CLI::App* cmd, DeviceArgs* args);
+
+// LoadOptions from the precision and device flags (threads and KV size are
+// the command's to set).
+Result<LoadOptions> load_options(const PrecisionArgs& precision, const DeviceArgs& device);
 
 // Prints "r1serve: error: <message>" on stderr and returns 1.
 int report_error(const Status& status);

@@ -21,6 +21,7 @@ namespace {
 struct GenerateArgs {
   std::string model;
   PrecisionArgs precision;
+  DeviceArgs device;
   std::optional<std::string> prompt, chat, ids;
   int32_t max_tokens = 256;
   std::optional<float> temperature, top_p, min_p, repetition_penalty, presence_penalty,
@@ -63,9 +64,9 @@ SamplingParams sampling_params(const GenerateArgs& a, const GenerationConfig& g)
 }
 
 Status run_generate(const GenerateArgs& a) {
-  LoadOptions lo;
+  R1_ASSIGN_OR_RETURN(LoadOptions lo, load_options(a.precision, a.device));
   lo.n_threads = a.threads;
-  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
+  lo.max_batched_tokens = 512;
   LoadedModel m;
   R1_ASSIGN_OR_RETURN(m.folder, open_model_folder(a.model));
   R1_ASSIGN_OR_RETURN(std::vector<int32_t> ids, prompt_ids(a, m.folder));
@@ -145,6 +146,7 @@ void add_generate_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--seed", a->seed);
   cmd->add_option("--threads", a->threads, "0 = all cores")->check(CLI::Range(0, 1024));
   add_precision_options(cmd, &a->precision);
+  add_device_options(cmd, &a->device);
   cmd->add_flag("--json", a->json, "print one JSON object with the ids and the text");
   cmd->callback([a, exit_code] {
     Status s = run_generate(*a);

@@ -4,11 +4,56 @@
 #include <string>
 
 #include "model/cpu_backend.h"
+#include "model/cuda_backend.h"
 
 namespace r1 {
 
+Result<DeviceChoice> parse_device(const std::string& text) {
+  DeviceChoice d;
+  if (text == "cpu") return d;
+  if (text == "cuda") {
+    d.cuda = true;
+    return d;
+  }
+  if (text.rfind("cuda:", 0) == 0 && text.size() > 5 && text.size() <= 8 &&
+      text.find_first_not_of("0123456789", 5) == std::string::npos) {
+    d.cuda = true;
+    d.index = std::stoi(text.substr(5));
+    return d;
+  }
+  return invalid_argument("--device " + text + ": expected cpu, cuda or cuda:N");
+}
+
+namespace {
+
+Result<std::unique_ptr<Backend>> create_gpu_backend(const ModelFolder& folder,
+                                                    const LoadOptions& options) {
+  CudaBackendOptions o;
+  o.device = options.device.index;
+  o.kv_cache_tokens = options.kv_cache_tokens;
+  o.gpu_memory_utilization = options.gpu_memory_utilization;
+  o.max_batched_tokens = options.max_batched_tokens;
+  const WeightPrecision& p = options.precision;
+  if (options.fp8) {
+    o.weights = GpuWeights::kFp8;
+  } else if (p.layers == DType::kQ8) {
+    o.weights = GpuWeights::kInt8;
+  } else if (p.layers == DType::kQ4) {
+    return invalid_argument("--dtype int4 runs on the CPU only; on a GPU use bf16, int8 or fp8");
+  }
+  if (p.lm_head || p.embed || p.int8_group_size != 0) {
+    return invalid_argument(
+        "--lm-head-dtype, --embed-dtype and --int8-group-size apply to the CPU backend only");
+  }
+  return create_cuda_backend(folder.config, folder.weights, folder.tokenizer->n_tokens(), o);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Backend>> create_backend(const ModelFolder& folder,
                                                 const LoadOptions& options) {
+  if (options.device.cuda) return create_gpu_backend(folder, options);
+  if (options.fp8) return invalid_argument("--dtype fp8 needs --device cuda");
   CpuBackendOptions cpu;
   cpu.n_threads = options.n_threads;
   cpu.block_size = 16;

@@ -17,13 +17,28 @@ struct LoadedModel {
   std::unique_ptr<Backend> backend;
 };
 
+// Where the model runs: "cpu", "cuda" or "cuda:N" (--device).
+struct DeviceChoice {
+  bool cuda = false;
+  int index = 0;
+};
+// INVALID_ARGUMENT for anything else.
+Result<DeviceChoice> parse_device(const std::string& text);
+
 struct LoadOptions {
   int n_threads = 0;
-  int64_t kv_cache_tokens = 4096;  // KV capacity in tokens (rounded up to blocks)
-  WeightPrecision precision;       // conversions at load
+  // KV capacity in tokens (rounded up to blocks); on a GPU, 0 = what
+  // gpu_memory_utilization leaves.
+  int64_t kv_cache_tokens = 4096;
+  WeightPrecision precision;  // conversions at load
+  DeviceChoice device;
+  bool fp8 = false;                      // --dtype fp8 (GPU only)
+  double gpu_memory_utilization = 0.90;  // GPU only
+  int32_t max_batched_tokens = 2048;     // GPU: sizes the activation workspace
 };
 
-// The CPU backend over an open folder (which must outlive it).
+// The backend over an open folder (which must outlive it), on the device
+// `options` names.
 Result<std::unique_ptr<Backend>> create_backend(const ModelFolder& folder,
                                                 const LoadOptions& options);
 

@@ -13,6 +13,7 @@
 #include "app/memory_bandwidth.h"
 #include "engine/offline_run.h"
 #include "kernels/cpu/isa.h"
+#include "model/cuda_backend.h"
 
 namespace r1 {
 
@@ -50,9 +51,10 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   if (a.prompt_tokens < 1 || a.gen_tokens < 1 || a.batch < 1) {
     return invalid_argument("--prompt-tokens, --gen-tokens and --batch must be at least 1");
   }
-  LoadOptions lo;
+  R1_ASSIGN_OR_RETURN(LoadOptions lo, load_options(a.precision, a.device));
   lo.n_threads = a.threads;
-  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
+  // Prompts go in steps of at most 8192 tokens (one step for small runs).
+  lo.max_batched_tokens = std::max(std::min(a.prompt_tokens * a.batch, 8192), a.batch);
   lo.kv_cache_tokens = static_cast<int64_t>(a.batch) * (a.prompt_tokens + a.gen_tokens + 16) + 16;
   const auto load_start = Clock::now();
   R1_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.model, lo));
@@ -64,8 +66,16 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   }
   const int n_threads =
       a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
-  ThreadPool triad_pool(n_threads);
-  BandwidthSample bw = measure_triad(triad_pool, 3);
+  ThreadPool triad_pool(lo.device.cuda ? 1 : n_threads);
+  // The bound's bandwidth, measured in the same run: the CPU triad, or a
+  // device-to-device copy on a GPU.
+  auto measure_bw = [&](int repetitions) -> Result<BandwidthSample> {
+    if (!lo.device.cuda) return measure_triad(triad_pool, repetitions);
+    BandwidthSample s;
+    R1_ASSIGN_OR_RETURN(s.gbps, measure_device_copy(lo.device.index, repetitions));
+    return s;
+  };
+  R1_ASSIGN_OR_RETURN(BandwidthSample bw, measure_bw(3));
 
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> token(0, backend.n_valid_vocab() - 1);
@@ -79,54 +89,79 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
     r.max_tokens = max_tokens;
     return r;
   };
-  // Every prompt is one step's chunk, so prefill is the first step.
-  const int32_t step_tokens = std::max(a.prompt_tokens * a.batch, a.batch);
-  Engine engine(backend, offline_engine_options(step_tokens, 0));
+  int32_t last_seqs = 0, last_tokens = 0;
+  EngineOptions eo = offline_engine_options(lo.max_batched_tokens, 0);
+  eo.max_seqs = std::max(a.batch, 1);
+  eo.on_step = [&](int32_t n_seqs, int32_t n_tokens) {
+    last_seqs = n_seqs;
+    last_tokens = n_tokens;
+  };
+  Engine engine(backend, eo);
   // Warm-up: one token through every weight (page faults of mmap'd files,
   // caches, thread start).
   R1_RETURN_IF_ERROR(run_offline(engine, {request(1, 1)}).status());
 
+  // Each request's first token comes with its prefill; then --gen-tokens
+  // steps decode one token of every request each.
   std::vector<std::shared_ptr<RequestStream>> streams;
-  // The first token of each comes with the prefill; then --gen-tokens steps
-  // decode one token of every request each.
   for (int i = 0; i < a.batch; ++i) {
     R1_ASSIGN_OR_RETURN(auto s, engine.submit(request(a.prompt_tokens, a.gen_tokens + 1)));
     streams.push_back(std::move(s));
   }
+  std::vector<int32_t> n_out(streams.size(), 0);
+  auto collect = [&]() -> Status {
+    for (size_t i = 0; i < streams.size(); ++i) {
+      while (auto e = streams[i]->next(std::chrono::milliseconds(0))) {
+        n_out[i] += e->token ? 1 : 0;
+        if (e->finished && e->end_reason == EndReason::kError) return e->error;
+      }
+    }
+    return ok_status();
+  };
+  // Prefill: the steps until every request has its first token (one step
+  // when all prompts fit --max-batched-tokens).
   const auto prefill_start = Clock::now();
-  engine.run_once();  // every prompt, and the first token of each
+  int prefill_steps = 0;
+  for (bool all_started = false; !all_started;) {
+    if (!engine.run_once()) break;
+    ++prefill_steps;
+    R1_RETURN_IF_ERROR(collect());
+    all_started = std::all_of(n_out.begin(), n_out.end(), [](int32_t n) { return n > 0; });
+  }
   const double prefill_s = std::chrono::duration<double>(Clock::now() - prefill_start).count();
 
-  // Each decode step is timed on its own, and the triad runs again halfway
-  // and at the end: on a shared machine both move over a run, and the
-  // median step against the median triad compares like with like.
+  // Each decode step is timed on its own, and the bandwidth is measured
+  // again halfway and at the end: on a shared machine both move over a run,
+  // and the median step against the median bandwidth compares like with
+  // like. Only steps that carry the whole batch count.
   std::vector<double> step_s;
-  step_s.reserve(static_cast<size_t>(a.gen_tokens));
+  int64_t decoded = 0;
   StepProfile profile;
   if (a.profile) backend.set_profile(&profile);
-  for (int g = 0; g < a.gen_tokens; ++g) {
+  for (int g = 0;; ++g) {
     if (g == a.gen_tokens / 2 && g > 0) {
-      BandwidthSample mid = measure_triad(triad_pool, 2);
+      R1_ASSIGN_OR_RETURN(BandwidthSample mid, measure_bw(2));
       bw.gbps.insert(bw.gbps.end(), mid.gbps.begin(), mid.gbps.end());
     }
     const auto step_start = Clock::now();
-    engine.run_once();
-    step_s.push_back(std::chrono::duration<double>(Clock::now() - step_start).count());
+    const bool more = engine.run_once();
+    if (last_seqs == a.batch && last_tokens == a.batch) {
+      step_s.push_back(std::chrono::duration<double>(Clock::now() - step_start).count());
+      decoded += last_tokens;
+    }
+    if (!more) break;
   }
   backend.set_profile(nullptr);
-  // Every request ran to its length: anything else (an error) fails the run.
-  for (auto& stream : streams) {
-    int32_t n = 0;
-    while (auto e = stream->next(std::chrono::milliseconds(0))) {
-      n += e->token ? 1 : 0;
-      if (e->finished && e->end_reason == EndReason::kError) return e->error;
-    }
+  R1_RETURN_IF_ERROR(collect());
+  // Every request ran to its length: anything else fails the run.
+  for (int32_t n : n_out) {
     if (n != a.gen_tokens + 1) {
       return internal_error("a request generated " + std::to_string(n) + " tokens, not " +
                             std::to_string(a.gen_tokens + 1));
     }
   }
-  BandwidthSample after = measure_triad(triad_pool, 3);
+  if (step_s.empty()) return internal_error("no decode step carried the whole batch");
+  R1_ASSIGN_OR_RETURN(BandwidthSample after, measure_bw(3));
   bw.gbps.insert(bw.gbps.end(), after.gbps.begin(), after.gbps.end());
 
   double decode_s = 0.0;
@@ -138,7 +173,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   };
   const int64_t bytes = backend.weight_bytes_per_token();
   const int n_steps = static_cast<int>(step_s.size());
-  const double decode_tps = static_cast<double>(n_steps) * a.batch / decode_s;
+  const double decode_tps = static_cast<double>(decoded) / decode_s;
   const double median_step_tps = a.batch / quantile(0.5);
   // A step reads the weights once for the whole batch.
   const double bound = bw.median() * 1e9 / static_cast<double>(bytes) * a.batch;
@@ -151,18 +186,25 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   out["lm_head_dtype"] = lo.precision.lm_head_dtype()
                              ? std::string(dtype_name(*lo.precision.lm_head_dtype()))
                              : "file";
+  out["device"] = a.device.device;
+  if (lo.device.cuda) {
+    Result<std::string> gpu = describe_cuda_device(lo.device.index);
+    out["gpu"] = gpu.ok() ? *gpu : gpu.status().message();
+  }
   out["threads"] = n_threads;
   out["isa"] = std::string(kernels::cpu::isa_name(kernels::cpu::active_isa()));
   out["int8_vnni"] = kernels::cpu::vnni_kernels();
   out["load_seconds"] = load_s;
   out["batch"] = a.batch;
   out["prompt_tokens"] = a.prompt_tokens;
+  out["prefill_steps"] = prefill_steps;
   out["prefill_tokens_per_second"] = static_cast<double>(a.prompt_tokens) * a.batch / prefill_s;
   out["gen_tokens"] = a.gen_tokens;
   out["decode_tokens_per_second"] = decode_tps;
   out["weight_bytes_per_token"] = bytes;
-  out["triad_gbps_median"] = bw.median();
-  out["triad_gbps_best"] = bw.best();
+  // The bandwidth the bound uses: the CPU triad, or the GPU's copy.
+  out[lo.device.cuda ? "copy_gbps_median" : "triad_gbps_median"] = bw.median();
+  out[lo.device.cuda ? "copy_gbps_best" : "triad_gbps_best"] = bw.best();
   out["decode_bound_tokens_per_second"] = bound;
   out["decode_fraction_of_bound"] = decode_tps / bound;
   out["decode_step_ms_p10"] = quantile(0.1) * 1e3;
@@ -170,7 +212,8 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   out["decode_step_ms_p90"] = quantile(0.9) * 1e3;
   out["decode_tokens_per_second_median_step"] = median_step_tps;
   out["decode_fraction_of_bound_median_step"] = median_step_tps / bound;
-  if (a.profile) out["decode_profile"] = profile_json(profile, n_steps * a.batch, bw.median());
+  if (a.profile)
+    out["decode_profile"] = profile_json(profile, static_cast<int>(decoded), bw.median());
   if (a.json) {
     std::cout << out.dump() << "\n";
   } else {

@@ -13,6 +13,7 @@ namespace r1 {
 struct OfflineBenchArgs {
   std::string model;
   PrecisionArgs precision;
+  DeviceArgs device;
   int threads = 0;
   int prompt_tokens = 128;
   int gen_tokens = 32;

@@ -30,6 +30,7 @@ struct PerplexityArgs {
   std::string model;
   std::string file;
   PrecisionArgs precision;
+  DeviceArgs device;
   std::string kl_base;
   PrecisionArgs base_precision;
   int threads = 0;
@@ -62,15 +63,17 @@ Status run_perplexity(const PerplexityArgs& a) {
   std::ostringstream text;
   text << in.rdbuf();
 
-  LoadOptions lo;
+  R1_ASSIGN_OR_RETURN(LoadOptions lo, load_options(a.precision, a.device));
   lo.n_threads = a.threads;
+  lo.max_batched_tokens = a.batch;
   lo.kv_cache_tokens = a.ctx + 16;
-  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
   R1_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.model, lo));
   std::optional<LoadedModel> base;
   if (!a.kl_base.empty()) {
     LoadOptions blo = lo;
-    R1_ASSIGN_OR_RETURN(blo.precision, parse_precision(a.base_precision));
+    R1_ASSIGN_OR_RETURN(LoadOptions base_lo, load_options(a.base_precision, a.device));
+    blo.precision = base_lo.precision;
+    blo.fp8 = base_lo.fp8;
     R1_ASSIGN_OR_RETURN(base, load_model(a.kl_base, blo));
     if (base->backend->n_valid_vocab() != m.backend->n_valid_vocab()) {
       return invalid_argument("--kl-base has another vocabulary than --model");
@@ -156,6 +159,7 @@ void add_perplexity_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
   cmd->add_option("--file", a->file, "UTF-8 text to score")->required();
   add_precision_options(cmd, &a->precision);
+  add_device_options(cmd, &a->device);
   cmd->add_option("--kl-base", a->kl_base,
                   "a base model folder (often the same one) to compare the distributions with");
   cmd->add_option("--kl-base-dtype", a->base_precision.dtype,

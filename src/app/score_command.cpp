@@ -14,6 +14,7 @@ namespace {
 struct ScoreArgs {
   std::string model;
   PrecisionArgs precision;
+  DeviceArgs device;
   std::string ids;
   int32_t top = 5;
   int threads = 0;
@@ -29,9 +30,9 @@ Status run_score(const ScoreArgs& a) {
     return out_of_range(std::to_string(ids.size()) + " tokens exceed the model's context of " +
                         std::to_string(context));
   }
-  LoadOptions lo;
+  R1_ASSIGN_OR_RETURN(LoadOptions lo, load_options(a.precision, a.device));
   lo.n_threads = a.threads;
-  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
+  lo.max_batched_tokens = a.chunk;
   lo.kv_cache_tokens = static_cast<int64_t>(ids.size()) + 16;
   R1_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(folder, lo));
   if (a.top < 1 || a.top > backend->n_valid_vocab()) {
@@ -77,6 +78,7 @@ void add_score_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--top", a->top, "alternatives per position");
   cmd->add_option("--threads", a->threads, "0 = all cores")->check(CLI::Range(0, 1024));
   add_precision_options(cmd, &a->precision);
+  add_device_options(cmd, &a->device);
   cmd->add_option("--chunk", a->chunk, "prompt tokens per forward step (chunked prefill)");
   cmd->callback([a, exit_code] {
     Status s = run_score(*a);

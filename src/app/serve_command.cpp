@@ -58,6 +58,7 @@ struct ServeArgs {
   int64_t max_model_len = 0;  // 0 = the model's max_position_embeddings
   std::string scheduling_policy = "fcfs";
   PrecisionArgs precision;
+  DeviceArgs device;
   bool special_tokens_in_messages = false;
   GuardrailArgs guard;
 };
@@ -136,10 +137,14 @@ Status run_serve(const ServeArgs& a) {
   const int64_t budget = a.kv_cache_bytes > 0
                              ? a.kv_cache_bytes
                              : static_cast<int64_t>(available_memory_bytes() * a.kv_cache_fraction);
-  LoadOptions lo;
+  R1_ASSIGN_OR_RETURN(LoadOptions lo, load_options(a.precision, a.device));
   lo.n_threads = a.threads;
-  R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(a.precision));
+  lo.max_batched_tokens = a.max_batched_tokens;
   lo.kv_cache_tokens = std::max<int64_t>(16, budget / per_token);
+  // On a GPU the KV cache takes what --gpu-memory-utilization leaves, unless
+  // --kv-cache-bytes sizes it (bf16 K/V: half the CPU's f32 bytes per token).
+  if (lo.device.cuda)
+    lo.kv_cache_tokens = a.kv_cache_bytes > 0 ? a.kv_cache_bytes * 2 / per_token : 0;
   R1_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(folder, lo));
   const int64_t tokens = static_cast<int64_t>(backend->n_kv_blocks()) * backend->block_size();
   const int64_t context = a.max_model_len > 0
@@ -275,6 +280,7 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads", a->threads, "compute threads, 0 = all cores")
       ->check(CLI::Range(0, 1024));
   add_precision_options(cmd, &a->precision);
+  add_device_options(cmd, &a->device);
   cmd->add_option("--http-threads", a->http_threads,
                   "HTTP worker threads, one per request being served (an SSE stream holds one "
                   "for its life; idle and slow connections hold none); 0 = enough for every "

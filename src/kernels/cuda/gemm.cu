@@ -1,0 +1,109 @@
+#include "kernels/cuda/gemm.h"
+
+#include <string>
+
+namespace r1::kernels::cuda {
+
+namespace {
+
+Status lt_error(const char* what, cublasStatus_t s) {
+  return internal_error(std::string("cuBLASLt ") + what + ": " + cublasLtGetStatusString(s));
+}
+
+}  // namespace
+
+// cuBLASLt is column-major. Row-major y[n, m] = x[n, k] w[m, k]^T is, read
+// column-major, Y[m, n] = W^T... so: A = w (k x m col-major, transposed to
+// m x k), B = x (k x n col-major), C = y (m x n col-major).
+struct Gemm::Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  ~Plan() {
+    if (desc) cublasLtMatmulDescDestroy(desc);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+  }
+};
+
+Result<std::unique_ptr<Gemm>> Gemm::create(size_t workspace_bytes) {
+  std::unique_ptr<Gemm> g(new Gemm());
+  const cublasStatus_t s = cublasLtCreate(&g->handle_);
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("create", s);
+  if (workspace_bytes > 0) {
+    const cudaError_t e = cudaMalloc(&g->workspace_, workspace_bytes);
+    if (e != cudaSuccess) {
+      return resource_exhausted(std::string("cuBLASLt workspace: ") + cudaGetErrorString(e));
+    }
+  }
+  g->workspace_bytes_ = workspace_bytes;
+  return Result<std::unique_ptr<Gemm>>(std::move(g));
+}
+
+Gemm::~Gemm() {
+  plans_.clear();
+  if (workspace_) cudaFree(workspace_);
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_out) {
+  const auto key = std::make_tuple(n, m, k, f32_out);
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second.get();
+  auto p = std::make_unique<Plan>();
+  cublasStatus_t s = cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("matmul descriptor", s);
+  const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
+  cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
+                                 sizeof transpose);
+  cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none);
+  const cudaDataType_t out_type = f32_out ? CUDA_R_32F : CUDA_R_16BF;
+  s = cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, static_cast<uint64_t>(k),
+                                 static_cast<uint64_t>(m), k);
+  if (s == CUBLAS_STATUS_SUCCESS) {
+    s = cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, static_cast<uint64_t>(k),
+                                   static_cast<uint64_t>(n), k);
+  }
+  if (s == CUBLAS_STATUS_SUCCESS) {
+    s = cublasLtMatrixLayoutCreate(&p->c, out_type, static_cast<uint64_t>(m),
+                                   static_cast<uint64_t>(n), m);
+  }
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("matrix layout", s);
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  s = cublasLtMatmulPreferenceCreate(&pref);
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("preference", s);
+  const uint64_t ws = workspace_bytes_;
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                       sizeof ws);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  s = cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, 1, &result,
+                                     &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("heuristic", s);
+  if (found == 0) {
+    return internal_error("cuBLASLt has no algorithm for a bf16 product of " + std::to_string(n) +
+                          " x " + std::to_string(k) + " by " + std::to_string(m) + " x " +
+                          std::to_string(k));
+  }
+  p->algo = result.algo;
+  const Plan* raw = p.get();
+  plans_.emplace(key, std::move(p));
+  return raw;
+}
+
+Status Gemm::matmul(const bf16_t* x, const bf16_t* w, int64_t n, int64_t m, int64_t k, void* y,
+                    bool f32_out, cudaStream_t stream) {
+  if (n == 0) return ok_status();
+  R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, f32_out));
+  const float alpha = 1.0f, beta = 0.0f;
+  const cublasStatus_t s = cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y,
+                                          p->c, y, p->c, &p->algo, workspace_, workspace_bytes_,
+                                          stream);
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("matmul", s);
+  return ok_status();
+}
+
+}  // namespace r1::kernels::cuda

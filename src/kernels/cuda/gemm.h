@@ -1,0 +1,46 @@
+// Matrix products of the CUDA backend through cuBLASLt: y = x w^T with x:
+// [n, k] bf16 activations, w: [m, k] bf16 weights as stored (row-major), y:
+// [n, m] bf16 or f32, bf16 tensor cores accumulating in f32. The algorithm
+// for each shape is chosen once (cuBLASLt's heuristic) and cached; a
+// preallocated workspace keeps CUDA-graph capture free of allocations.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include "core/status.h"
+#include "kernels/cuda/host_quant.h"
+
+namespace r1::kernels::cuda {
+
+class Gemm {
+ public:
+  // INTERNAL naming the cuBLASLt or CUDA error when the handle or the
+  // workspace cannot be had.
+  static Result<std::unique_ptr<Gemm>> create(size_t workspace_bytes);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // y: [n, m] = x: [n, k] * w: [m, k]^T on `stream`; y is f32 when
+  // `f32_out`, bf16 otherwise. INTERNAL when cuBLASLt refuses the shape.
+  Status matmul(const bf16_t* x, const bf16_t* w, int64_t n, int64_t m, int64_t k, void* y,
+                bool f32_out, cudaStream_t stream);
+
+ private:
+  Gemm() = default;
+  struct Plan;
+  Result<const Plan*> plan(int64_t n, int64_t m, int64_t k, bool f32_out);
+
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace r1::kernels::cuda

@@ -1,0 +1,846 @@
+#include "model/cuda_backend.h"
+
+#if !R1SERVE_WITH_CUDA
+
+namespace r1 {
+
+bool cuda_backend_built() {
+  return false;
+}
+
+Result<std::unique_ptr<Backend>> create_cuda_backend(const ModelConfig&,
+                                                     std::shared_ptr<const WeightFiles>, int32_t,
+                                                     const CudaBackendOptions&) {
+  return unavailable(
+      "this r1serve was built without the CUDA backend (configure with -DR1SERVE_CUDA=ON)");
+}
+
+Result<std::string> describe_cuda_device(int) {
+  return unavailable("this r1serve was built without the CUDA backend");
+}
+
+Result<std::vector<double>> measure_device_copy(int, int, size_t) {
+  return unavailable("this r1serve was built without the CUDA backend");
+}
+
+}  // namespace r1
+
+#else  // R1SERVE_WITH_CUDA
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "core/dtype.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/gemm.h"
+#include "model/arch.h"
+#include "model/decoder.h"
+#include "model/weights.h"
+#include "obs/log.h"
+
+namespace r1 {
+
+namespace kcu = kernels::cuda;
+using kcu::bf16_t;
+
+namespace {
+
+Status cuda_status(cudaError_t e, const std::string& what) {
+  if (e == cudaSuccess) return ok_status();
+  if (e == cudaErrorMemoryAllocation) {
+    return resource_exhausted(what + ": out of GPU memory");
+  }
+  return internal_error(what + ": " + cudaGetErrorString(e));
+}
+
+#define R1_CUDA(call, what) R1_RETURN_IF_ERROR(cuda_status((call), (what)))
+
+// One device allocation, freed with its owner.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr(o.ptr), bytes(o.bytes) { o.ptr = nullptr; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(ptr, o.ptr);
+    std::swap(bytes, o.bytes);
+    return *this;
+  }
+  ~DeviceBuffer() {
+    if (ptr) cudaFree(ptr);
+  }
+  Status allocate(size_t n, const std::string& what) {
+    bytes = n;
+    if (n == 0) return ok_status();
+    return cuda_status(cudaMalloc(&ptr, n),
+                       "allocating " + what + " (" + std::to_string(n) + " bytes)");
+  }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr);
+  }
+};
+
+// A weight matrix on the device: bf16, or quantised bytes with row scales.
+struct DeviceMatrix {
+  DeviceBuffer data, scales;
+  GpuWeights kind = GpuWeights::kBf16;
+  int64_t rows = 0, cols = 0;
+};
+
+// Row r of a host matrix as f32.
+void row_f32(const kernels::MatrixView& m, int64_t r, float* out) {
+  const int64_t c = m.cols;
+  switch (m.dtype) {
+    case DType::kF32:
+      std::memcpy(out, static_cast<const float*>(m.data) + r * c, static_cast<size_t>(c) * 4);
+      return;
+    case DType::kBF16: {
+      const auto* p = static_cast<const uint16_t*>(m.data) + r * c;
+      for (int64_t i = 0; i < c; ++i) out[i] = bf16_to_f32(p[i]);
+      return;
+    }
+    case DType::kF16: {
+      const auto* p = static_cast<const uint16_t*>(m.data) + r * c;
+      for (int64_t i = 0; i < c; ++i) out[i] = f16_to_f32(p[i]);
+      return;
+    }
+    default:
+      for (int64_t i = 0; i < c; ++i) out[i] = kernels::matrix_at(m, r, i);
+  }
+}
+
+// Uploads the row-wise concatenation of `parts` (same cols) as one matrix.
+Status upload_matrix(std::initializer_list<const kernels::MatrixView*> parts, GpuWeights kind,
+                     const std::string& name, DeviceMatrix& out) {
+  out.kind = kind;
+  out.cols = (*parts.begin())->cols;
+  out.rows = 0;
+  for (const auto* p : parts) out.rows += p->rows;
+  const size_t elem = kind == GpuWeights::kBf16 ? 2 : 1;
+  R1_RETURN_IF_ERROR(out.data.allocate(static_cast<size_t>(out.rows * out.cols) * elem, name));
+  if (kind != GpuWeights::kBf16) {
+    R1_RETURN_IF_ERROR(out.scales.allocate(static_cast<size_t>(out.rows) * 4, name + " scales"));
+  }
+  // Through a host staging buffer of up to 64 rows.
+  constexpr int64_t kRows = 64;
+  std::vector<float> f32(static_cast<size_t>(kRows * out.cols));
+  std::vector<uint16_t> bf(static_cast<size_t>(kRows * out.cols));
+  std::vector<uint8_t> q(static_cast<size_t>(kRows * out.cols));
+  std::vector<float> scales(kRows);
+  int64_t dst_row = 0;
+  for (const auto* p : parts) {
+    for (int64_t r0 = 0; r0 < p->rows; r0 += kRows) {
+      const int64_t n = std::min(kRows, p->rows - r0);
+      const void* src = nullptr;
+      size_t bytes = 0;
+      if (kind == GpuWeights::kBf16 && p->dtype == DType::kBF16) {
+        src = static_cast<const uint16_t*>(p->data) + r0 * p->cols;  // as stored
+        bytes = static_cast<size_t>(n * p->cols) * 2;
+      } else {
+        for (int64_t r = 0; r < n; ++r) row_f32(*p, r0 + r, f32.data() + r * p->cols);
+        if (kind == GpuWeights::kBf16) {
+          for (int64_t i = 0; i < n * p->cols; ++i) bf[i] = f32_to_bf16(f32[i]);
+          src = bf.data();
+          bytes = static_cast<size_t>(n * p->cols) * 2;
+        } else {
+          kcu::quantize_rows(
+              kind == GpuWeights::kInt8 ? kcu::QuantKind::kInt8 : kcu::QuantKind::kFp8E4M3,
+              f32.data(), n, p->cols, q.data(), scales.data());
+          src = q.data();
+          bytes = static_cast<size_t>(n * p->cols);
+          R1_CUDA(cudaMemcpy(out.scales.as<float>() + dst_row, scales.data(),
+                             static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice),
+                  "uploading " + name);
+        }
+      }
+      R1_CUDA(cudaMemcpy(out.data.as<uint8_t>() + dst_row * out.cols * static_cast<int64_t>(elem),
+                         src, bytes, cudaMemcpyHostToDevice),
+              "uploading " + name);
+      dst_row += n;
+    }
+  }
+  return ok_status();
+}
+
+Status upload_floats(const std::vector<float>& v, const std::string& name, DeviceBuffer& out) {
+  R1_RETURN_IF_ERROR(out.allocate(v.size() * 4, name));
+  if (v.empty()) return ok_status();
+  return cuda_status(cudaMemcpy(out.ptr, v.data(), v.size() * 4, cudaMemcpyHostToDevice),
+                     "uploading " + name);
+}
+
+int64_t matrix_device_bytes(int64_t rows, int64_t cols, GpuWeights kind) {
+  return kind == GpuWeights::kBf16 ? rows * cols * 2 : rows * cols + rows * 4;
+}
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1 << 30));
+  return buf;
+}
+
+struct DeviceLayer {
+  DeviceMatrix qkv, o, gate_up, down;
+  DeviceBuffer qkv_bias, attn_norm, mlp_norm;  // f32
+};
+
+// Logit rows are normed, projected and sampled this many at a time.
+constexpr int64_t kRowChunk = 256;
+
+class CudaBackend final : public Backend, private DecoderOps {
+ public:
+  static Result<std::unique_ptr<Backend>> create(const ModelConfig& config,
+                                                 std::shared_ptr<const WeightFiles> files,
+                                                 int32_t n_valid_vocab,
+                                                 const CudaBackendOptions& options);
+  ~CudaBackend() override {
+    if (stream_) cudaStreamDestroy(stream_);
+    if (pinned_) cudaFreeHost(pinned_);
+  }
+
+  const ModelConfig& config() const override { return config_; }
+  int32_t n_valid_vocab() const override { return n_valid_vocab_; }
+  int32_t n_kv_blocks() const override { return n_blocks_; }
+  int32_t block_size() const override { return options_.block_size; }
+  int64_t weight_bytes_per_token() const override { return weight_bytes_; }
+  void set_profile(StepProfile* profile) override { profile_ = profile; }
+  Status step(const ForwardBatch& batch, std::span<const RowRequest> rows,
+              std::span<RowResult> results) override;
+
+ private:
+  CudaBackend(const ModelConfig& config, ArchSpec spec, int32_t n_valid_vocab,
+              const CudaBackendOptions& options)
+      : config_(config), spec_(std::move(spec)), n_valid_vocab_(n_valid_vocab), options_(options) {}
+
+  Status load(const WeightFiles& files);
+  Status plan_memory();
+  Status upload_step(const ForwardBatch& batch, std::span<const RowRequest> rows);
+  // y = x w^T for the step's n tokens: quantised matrices on few tokens run
+  // the GEMV, otherwise cuBLASLt (on a dequantised copy when quantised).
+  void product(const bf16_t* x, const DeviceMatrix& w, int64_t n, void* y, bool f32_out);
+  void check(cudaError_t e, const char* what);
+  void sample_chunk(int64_t first, int64_t count);
+
+  // DecoderOps.
+  void embed(const ForwardBatch& batch) override;
+  void norm(int64_t layer, NormSlot slot) override;
+  void add_norm(int64_t layer, NormSlot slot) override;
+  void qkv(int64_t layer) override;
+  void rope_store(int64_t layer, const ForwardBatch& batch) override;
+  void attention(int64_t layer, const ForwardBatch& batch) override;
+  void o_proj(int64_t layer) override;
+  void gate_up(int64_t layer) override;
+  void down(int64_t layer) override;
+  void add() override;
+  void logits(const ForwardBatch& batch) override;
+  int64_t bytes(StepOp op, int64_t layer, const ForwardBatch& batch) const override;
+
+  const float* norm_weight(int64_t layer, NormSlot slot) const {
+    const DeviceLayer& l = layers_[static_cast<size_t>(layer)];
+    return (slot == NormSlot::kAttention ? l.attn_norm : l.mlp_norm).as<float>();
+  }
+  int64_t qkv_width() const {
+    return (config_.n_heads + 2 * config_.n_kv_heads) * config_.head_dim;
+  }
+
+  ModelConfig config_;
+  ArchSpec spec_;
+  int32_t n_valid_vocab_;
+  CudaBackendOptions options_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<kcu::Gemm> gemm_;
+  StepProfile* profile_ = nullptr;
+  int64_t weight_bytes_ = 0;
+
+  // Weights.
+  DeviceBuffer embed_;  // bf16 [vocab, hidden]
+  DeviceMatrix lm_head_;
+  DeviceBuffer final_norm_, inv_freq_;
+  std::vector<DeviceLayer> layers_;
+  int64_t largest_matrix_ = 0;  // elements, for the dequantisation scratch
+
+  // KV cache: [n_layers][2][n_blocks, block_size, n_kv_heads, head_dim] bf16.
+  DeviceBuffer kv_;
+  int32_t n_blocks_ = 0;
+  bf16_t* k_cache(int64_t layer) const { return kv_.as<bf16_t>() + (2 * layer) * kv_layer_elems_; }
+  bf16_t* v_cache(int64_t layer) const {
+    return kv_.as<bf16_t>() + (2 * layer + 1) * kv_layer_elems_;
+  }
+  int64_t kv_layer_elems_ = 0;
+
+  // Activations for max_batched_tokens tokens.
+  DeviceBuffer x_, h_, qkv_, attn_, gate_up_, g_, dequant_, attn_ws_;
+  DeviceBuffer rows_, rows_bf_, logits_, sample_w_, sample_flags_;
+  // Step metadata (device) and its pinned staging on the host.
+  DeviceBuffer meta_;
+  void* pinned_ = nullptr;
+  size_t pinned_bytes_ = 0;
+  int32_t* d_ids_ = nullptr;
+  int32_t* d_positions_ = nullptr;
+  int32_t* d_slots_ = nullptr;
+  int32_t* d_token_seq_ = nullptr;
+  int32_t* d_tables_ = nullptr;
+  int32_t* d_logit_rows_ = nullptr;
+  kcu::DeviceRow* d_rows_ = nullptr;
+  int32_t* d_row_ids_ = nullptr;
+  kcu::DeviceRowResult* d_results_ = nullptr;
+  DeviceBuffer row_ids_buf_;  // grows with the prompts + outputs the penalties read
+
+  // The step in flight.
+  int64_t n_tokens_ = 0;
+  int max_position_ = 0;
+  std::span<const RowRequest> rows_in_;
+  std::span<RowResult> results_out_;
+  std::vector<kcu::DeviceRow> host_rows_;
+  Status step_error_;
+};
+
+void CudaBackend::check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess && step_error_.ok()) {
+    step_error_ = internal_error(std::string(what) + ": " + cudaGetErrorString(e));
+  }
+  if (profile_ != nullptr) cudaStreamSynchronize(stream_);  // per-op times
+}
+
+Result<std::unique_ptr<Backend>> CudaBackend::create(const ModelConfig& config,
+                                                     std::shared_ptr<const WeightFiles> files,
+                                                     int32_t n_valid_vocab,
+                                                     const CudaBackendOptions& options) {
+  int n_devices = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n_devices);
+  if (e != cudaSuccess || n_devices == 0) {
+    return unavailable(std::string("no CUDA device: ") +
+                       (e != cudaSuccess ? cudaGetErrorString(e) : "none found"));
+  }
+  if (options.device < 0 || options.device >= n_devices) {
+    return unavailable("--device cuda:" + std::to_string(options.device) + ": this machine has " +
+                       std::to_string(n_devices) + " CUDA device(s)");
+  }
+  if (options.block_size <= 0 || options.max_batched_tokens <= 0) {
+    return invalid_argument("block size and max_batched_tokens must be positive");
+  }
+  if (!(options.gpu_memory_utilization > 0.0 && options.gpu_memory_utilization <= 1.0)) {
+    return invalid_argument("--gpu-memory-utilization must be in (0, 1]");
+  }
+  if (config.head_dim % 32 != 0 || config.head_dim > 256) {
+    return invalid_argument("the CUDA backend needs head_dim a multiple of 32, at most 256; got " +
+                            std::to_string(config.head_dim));
+  }
+  if (n_valid_vocab <= 0 || n_valid_vocab > config.vocab_size) {
+    return invalid_argument("tokenizer has " + std::to_string(n_valid_vocab) +
+                            " tokens but the model's embedding has " +
+                            std::to_string(config.vocab_size) + " rows");
+  }
+  R1_CUDA(cudaSetDevice(options.device), "selecting the device");
+  std::unique_ptr<CudaBackend> b(
+      new CudaBackend(config, arch_spec(config), n_valid_vocab, options));
+  R1_CUDA(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking), "creating a stream");
+  R1_ASSIGN_OR_RETURN(b->gemm_, kcu::Gemm::create(size_t{32} << 20));
+  R1_RETURN_IF_ERROR(b->load(*files));
+  R1_RETURN_IF_ERROR(b->plan_memory());
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+Status CudaBackend::load(const WeightFiles& files) {
+  R1_ASSIGN_OR_RETURN(ModelWeights w, bind_weights(config_, spec_.qkv_bias, files));
+  const GpuWeights kind = options_.weights;
+  layers_.resize(static_cast<size_t>(config_.n_layers));
+  for (int64_t l = 0; l < config_.n_layers; ++l) {
+    const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
+    DeviceLayer& d = layers_[static_cast<size_t>(l)];
+    const std::string name = "layer " + std::to_string(l);
+    R1_RETURN_IF_ERROR(upload_matrix({&lw.q, &lw.k, &lw.v}, kind, name + " qkv", d.qkv));
+    R1_RETURN_IF_ERROR(upload_matrix({&lw.o}, kind, name + " o_proj", d.o));
+    R1_RETURN_IF_ERROR(upload_matrix({&lw.gate, &lw.up}, kind, name + " gate_up", d.gate_up));
+    R1_RETURN_IF_ERROR(upload_matrix({&lw.down}, kind, name + " down", d.down));
+    if (!lw.q_bias.empty()) {
+      std::vector<float> bias = lw.q_bias;
+      bias.insert(bias.end(), lw.k_bias.begin(), lw.k_bias.end());
+      bias.insert(bias.end(), lw.v_bias.begin(), lw.v_bias.end());
+      R1_RETURN_IF_ERROR(upload_floats(bias, name + " qkv bias", d.qkv_bias));
+    }
+    R1_RETURN_IF_ERROR(upload_floats(lw.attn_norm, name + " norm", d.attn_norm));
+    R1_RETURN_IF_ERROR(upload_floats(lw.mlp_norm, name + " norm", d.mlp_norm));
+    for (const DeviceMatrix* m : {&d.qkv, &d.o, &d.gate_up, &d.down}) {
+      weight_bytes_ += matrix_device_bytes(m->rows, m->cols, kind);
+      largest_matrix_ = std::max(largest_matrix_, m->rows * m->cols);
+    }
+  }
+  // The embedding is only gathered: bf16 whatever the layers' dtype.
+  DeviceMatrix embed;
+  R1_RETURN_IF_ERROR(upload_matrix({&w.embed}, GpuWeights::kBf16, "embedding", embed));
+  embed_ = std::move(embed.data);
+  // The lm_head keeps bf16 under fp8 (its precision matters most), follows
+  // int8 otherwise.
+  const GpuWeights head_kind = kind == GpuWeights::kInt8 ? kind : GpuWeights::kBf16;
+  R1_RETURN_IF_ERROR(upload_matrix({&w.lm_head}, head_kind, "lm_head", lm_head_));
+  weight_bytes_ += matrix_device_bytes(lm_head_.rows, lm_head_.cols, head_kind);
+  if (head_kind != GpuWeights::kBf16) {
+    largest_matrix_ = std::max(largest_matrix_, lm_head_.rows * lm_head_.cols);
+  }
+  R1_RETURN_IF_ERROR(upload_floats(w.final_norm, "final norm", final_norm_));
+  R1_RETURN_IF_ERROR(upload_floats(spec_.rope_inv_freq, "rope frequencies", inv_freq_));
+  return ok_status();
+}
+
+Status CudaBackend::plan_memory() {
+  const auto& c = config_;
+  const int64_t t = options_.max_batched_tokens;
+  const int64_t rows = std::min<int64_t>(t, kRowChunk);
+  const int64_t vocab = c.vocab_size;
+  const bool quantised = options_.weights != GpuWeights::kBf16;
+  // Attention splits for the longest context.
+  const int max_pos = static_cast<int>(std::min<int64_t>(c.max_position_embeddings, INT32_MAX));
+  const int64_t attn_ws = kcu::attention_workspace_floats(
+      t, static_cast<int>(c.n_heads), static_cast<int>(c.head_dim), max_pos, 512);
+  // Step metadata: ids, positions, slots, token_seq, logit rows per token;
+  // block tables for up to `t` sequences of the longest context; row
+  // requests and results.
+  const int64_t max_blocks = (max_pos + options_.block_size - 1) / options_.block_size;
+  const int64_t meta_ints = 5 * t + std::min<int64_t>(t, 4096) * max_blocks;
+  const size_t meta_bytes = static_cast<size_t>(meta_ints) * 4 +
+                            static_cast<size_t>(rows) * sizeof(kcu::DeviceRow) +
+                            static_cast<size_t>(rows) * sizeof(kcu::DeviceRowResult) + 1024;
+  struct Want {
+    DeviceBuffer* buf;
+    int64_t bytes;
+    const char* what;
+  };
+  const Want wants[] = {
+      {&x_, t * c.hidden_size * 4, "residual stream"},
+      {&h_, t * c.hidden_size * 2, "activations"},
+      {&qkv_, t * qkv_width() * 2, "qkv activations"},
+      {&attn_, t * c.n_heads * c.head_dim * 2, "attention output"},
+      {&gate_up_, t * 2 * c.intermediate_size * 2, "gate/up activations"},
+      {&g_, t * c.intermediate_size * 2, "mlp activations"},
+      {&dequant_, quantised ? largest_matrix_ * 2 : 0, "dequantisation scratch"},
+      {&attn_ws_, attn_ws * 4, "attention workspace"},
+      {&rows_, rows * c.hidden_size * 4, "logit rows"},
+      {&rows_bf_, rows * c.hidden_size * 2, "logit rows"},
+      {&logits_, rows * vocab * 4, "logits"},
+      {&sample_w_, rows * vocab * 4, "sampler scratch"},
+      {&sample_flags_, rows * vocab * 4, "sampler scratch"},
+      {&meta_, static_cast<int64_t>(meta_bytes), "step metadata"},
+  };
+  int64_t workspace = 0;
+  for (const Want& w : wants) {
+    R1_RETURN_IF_ERROR(w.buf->allocate(static_cast<size_t>(w.bytes), w.what));
+    workspace += w.bytes;
+  }
+  R1_CUDA(cudaMemset(sample_flags_.ptr, 0, sample_flags_.bytes), "clearing the sampler scratch");
+  pinned_bytes_ = meta_bytes;
+  R1_CUDA(cudaMallocHost(&pinned_, pinned_bytes_), "allocating pinned staging memory");
+  {
+    auto* p = meta_.as<int32_t>();
+    d_ids_ = p;
+    d_positions_ = p + t;
+    d_slots_ = p + 2 * t;
+    d_token_seq_ = p + 3 * t;
+    d_logit_rows_ = p + 4 * t;
+    d_tables_ = p + 5 * t;
+    auto* bytes = reinterpret_cast<uint8_t*>(p + meta_ints);
+    bytes += (256 - reinterpret_cast<uintptr_t>(bytes) % 256) % 256;
+    d_rows_ = reinterpret_cast<kcu::DeviceRow*>(bytes);
+    d_results_ = reinterpret_cast<kcu::DeviceRowResult*>(bytes + rows * sizeof(kcu::DeviceRow));
+  }
+
+  // KV blocks from what is left under the utilisation cap.
+  size_t free_b = 0, total_b = 0;
+  R1_CUDA(cudaMemGetInfo(&free_b, &total_b), "reading the device's memory");
+  const int64_t kv_per_token = 2 * c.n_layers * c.n_kv_heads * c.head_dim * 2;
+  const int64_t block_bytes = kv_per_token * options_.block_size;
+  const int64_t used = static_cast<int64_t>(total_b - free_b);
+  const int64_t cap =
+      static_cast<int64_t>(static_cast<double>(total_b) * options_.gpu_memory_utilization);
+  int64_t n_blocks = 0;
+  if (options_.kv_cache_tokens > 0) {
+    n_blocks = (options_.kv_cache_tokens + options_.block_size - 1) / options_.block_size;
+    if (n_blocks * block_bytes > static_cast<int64_t>(free_b)) {
+      return resource_exhausted("a KV cache of " + std::to_string(options_.kv_cache_tokens) +
+                                " tokens needs " + gib(n_blocks * block_bytes) + "; the GPU has " +
+                                gib(static_cast<int64_t>(free_b)) + " free");
+    }
+  } else {
+    n_blocks = std::max<int64_t>(0, cap - used) / block_bytes;
+  }
+  n_blocks = std::min<int64_t>(n_blocks, INT32_MAX / options_.block_size);
+  const int64_t capacity = n_blocks * options_.block_size;
+  if (capacity < options_.max_batched_tokens) {
+    return resource_exhausted("the GPU has room for a KV cache of " + std::to_string(capacity) +
+                              " tokens after " + gib(weight_bytes_) + " of weights and " +
+                              gib(workspace) + " of activations, fewer than one step's " +
+                              std::to_string(options_.max_batched_tokens) +
+                              " tokens (device memory " + gib(static_cast<int64_t>(total_b)) +
+                              "): raise --gpu-memory-utilization, lower --max-batched-tokens, or "
+                              "quantise (--dtype int8)");
+  }
+  n_blocks_ = static_cast<int32_t>(n_blocks);
+  kv_layer_elems_ = n_blocks * options_.block_size * c.n_kv_heads * c.head_dim;
+  R1_RETURN_IF_ERROR(
+      kv_.allocate(static_cast<size_t>(2 * c.n_layers * kv_layer_elems_) * 2, "the KV cache"));
+  log_info("GPU memory: weights " + gib(weight_bytes_) + ", activations " + gib(workspace) +
+           ", KV cache " + gib(static_cast<int64_t>(kv_.bytes)) + " = " + std::to_string(capacity) +
+           " tokens; at full context (" + std::to_string(c.max_position_embeddings) + " tokens) " +
+           std::to_string(capacity / std::max<int64_t>(1, c.max_position_embeddings)) +
+           " sequences at once");
+  return ok_status();
+}
+
+Status CudaBackend::upload_step(const ForwardBatch& batch, std::span<const RowRequest> rows) {
+  const int64_t n_seqs = batch.n_seqs();
+  const int64_t table_ints = n_seqs * batch.max_blocks_per_seq;
+  const int64_t max_pos_blocks =
+      (config_.max_position_embeddings + options_.block_size - 1) / options_.block_size;
+  if (table_ints > std::min<int64_t>(options_.max_batched_tokens, 4096) * max_pos_blocks) {
+    return invalid_argument("the step's block tables exceed the planned metadata");
+  }
+  auto* host = static_cast<int32_t*>(pinned_);
+  const int64_t t = options_.max_batched_tokens;
+  std::copy(batch.token_ids.begin(), batch.token_ids.end(), host);
+  std::copy(batch.positions.begin(), batch.positions.end(), host + t);
+  std::copy(batch.slot_mapping.begin(), batch.slot_mapping.end(), host + 2 * t);
+  max_position_ = 0;
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    for (int32_t i = batch.query_start[s]; i < batch.query_start[s + 1]; ++i) {
+      host[3 * t + i] = static_cast<int32_t>(s);
+    }
+  }
+  for (int32_t p : batch.positions) max_position_ = std::max(max_position_, p);
+  std::copy(batch.logit_rows.begin(), batch.logit_rows.end(), host + 4 * t);
+  std::copy(batch.block_tables.begin(), batch.block_tables.end(), host + 5 * t);
+  // The sampling parameters; prompt and output ids for the rows that
+  // penalise, into their own growing buffer.
+  host_rows_.assign(rows.size(), kcu::DeviceRow{});
+  std::vector<int32_t> ids;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const RowRequest& in = rows[r];
+    kcu::DeviceRow& d = host_rows_[r];
+    d.score_target = in.score_target;
+    d.n_top = std::min(in.score_top, kcu::kDeviceMaxTop);
+    if (in.sampling != nullptr) {
+      const SamplingParams& p = *in.sampling;
+      d.sample = 1;
+      d.greedy = is_greedy(p) ? 1 : 0;
+      d.logprob = p.logprobs ? 1 : 0;
+      d.n_top = std::max(d.n_top, std::min(p.n_top_logprobs, kcu::kDeviceMaxTop));
+      d.top_k = p.top_k;
+      d.temperature = p.temperature;
+      d.top_p = p.top_p;
+      d.min_p = p.min_p;
+      d.repetition_penalty = p.repetition_penalty;
+      d.presence_penalty = p.presence_penalty;
+      d.frequency_penalty = p.frequency_penalty;
+      d.draw = in.draw;
+      const bool penalised =
+          p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+      if (penalised) {
+        for (int32_t id : in.prompt) {
+          if (id < 0 || id >= n_valid_vocab_)
+            return invalid_argument("prompt id outside the vocabulary");
+        }
+        for (int32_t id : in.generated) {
+          if (id < 0 || id >= n_valid_vocab_)
+            return invalid_argument("output id outside the vocabulary");
+        }
+        d.ids_offset = static_cast<int64_t>(ids.size());
+        d.n_prompt = static_cast<int32_t>(in.prompt.size());
+        d.n_generated = static_cast<int32_t>(in.generated.size());
+        ids.insert(ids.end(), in.prompt.begin(), in.prompt.end());
+        ids.insert(ids.end(), in.generated.begin(), in.generated.end());
+      }
+    }
+  }
+  const int64_t meta_ints = 5 * t + table_ints;
+  R1_CUDA(cudaMemcpyAsync(d_ids_, host, static_cast<size_t>(meta_ints) * 4, cudaMemcpyHostToDevice,
+                          stream_),
+          "copying the step's batch");
+  if (!ids.empty()) {
+    if (row_ids_buf_.bytes < ids.size() * 4) {
+      R1_CUDA(cudaStreamSynchronize(stream_), "waiting for the stream");
+      row_ids_buf_ = DeviceBuffer();
+      R1_RETURN_IF_ERROR(row_ids_buf_.allocate(ids.size() * 8, "penalty token ids"));
+    }
+    R1_CUDA(cudaMemcpyAsync(row_ids_buf_.ptr, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice,
+                            stream_),
+            "copying penalty ids");
+    // `ids` is pageable: the copy is staged before cudaMemcpyAsync returns.
+  }
+  d_row_ids_ = row_ids_buf_.as<int32_t>();
+  return ok_status();
+}
+
+void CudaBackend::product(const bf16_t* x, const DeviceMatrix& w, int64_t n, void* y,
+                          bool f32_out) {
+  if (n == 0) return;
+  if (w.kind == GpuWeights::kBf16) {
+    const Status s = gemm_->matmul(x, w.data.as<bf16_t>(), n, w.rows, w.cols, y, f32_out, stream_);
+    if (!s.ok() && step_error_.ok()) step_error_ = s;
+    return;
+  }
+  const kcu::QuantKind qk =
+      w.kind == GpuWeights::kInt8 ? kcu::QuantKind::kInt8 : kcu::QuantKind::kFp8E4M3;
+  if (!f32_out && n <= kcu::kQuantGemvMaxTokens) {
+    check(kcu::quant_gemv(qk, w.data.ptr, w.scales.as<float>(), w.rows, w.cols, x, n,
+                          static_cast<bf16_t*>(y), stream_),
+          "quantised GEMV");
+    return;
+  }
+  check(kcu::dequantize(qk, w.data.ptr, w.scales.as<float>(), w.rows, w.cols, dequant_.as<bf16_t>(),
+                        stream_),
+        "dequantising a weight matrix");
+  const Status s = gemm_->matmul(x, dequant_.as<bf16_t>(), n, w.rows, w.cols, y, f32_out, stream_);
+  if (!s.ok() && step_error_.ok()) step_error_ = s;
+}
+
+void CudaBackend::embed(const ForwardBatch&) {
+  check(kcu::embedding(embed_.as<bf16_t>(), config_.hidden_size, d_ids_, n_tokens_, x_.as<float>(),
+                       stream_),
+        "embedding");
+}
+
+void CudaBackend::norm(int64_t layer, NormSlot slot) {
+  check(kcu::rmsnorm(x_.as<float>(), norm_weight(layer, slot),
+                     static_cast<float>(config_.rms_norm_eps), n_tokens_, config_.hidden_size,
+                     h_.as<bf16_t>(), stream_),
+        "rmsnorm");
+}
+
+void CudaBackend::add_norm(int64_t layer, NormSlot slot) {
+  check(kcu::add_rmsnorm(x_.as<float>(), h_.as<bf16_t>(), norm_weight(layer, slot),
+                         static_cast<float>(config_.rms_norm_eps), n_tokens_, config_.hidden_size,
+                         h_.as<bf16_t>(), stream_),
+        "add + rmsnorm");
+}
+
+void CudaBackend::add() {
+  check(kcu::add_residual(x_.as<float>(), h_.as<bf16_t>(), n_tokens_, config_.hidden_size, stream_),
+        "residual add");
+}
+
+void CudaBackend::qkv(int64_t layer) {
+  product(h_.as<bf16_t>(), layers_[static_cast<size_t>(layer)].qkv, n_tokens_, qkv_.ptr, false);
+}
+
+void CudaBackend::rope_store(int64_t layer, const ForwardBatch&) {
+  const DeviceLayer& l = layers_[static_cast<size_t>(layer)];
+  check(
+      kcu::qkv_bias_rope_store(
+          qkv_.as<bf16_t>(), l.qkv_bias.as<float>(), inv_freq_.as<float>(), d_positions_, d_slots_,
+          n_tokens_, static_cast<int>(config_.n_heads), static_cast<int>(config_.n_kv_heads),
+          static_cast<int>(config_.head_dim), k_cache(layer), v_cache(layer), stream_),
+      "qkv bias + rope + KV store");
+}
+
+void CudaBackend::attention(int64_t layer, const ForwardBatch& batch) {
+  kcu::AttentionArgs a;
+  a.q = qkv_.as<bf16_t>();
+  a.q_stride = qkv_width();
+  a.k_cache = k_cache(layer);
+  a.v_cache = v_cache(layer);
+  a.block_size = options_.block_size;
+  a.n_heads = static_cast<int>(config_.n_heads);
+  a.n_kv_heads = static_cast<int>(config_.n_kv_heads);
+  a.head_dim = static_cast<int>(config_.head_dim);
+  a.scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
+  a.n_tokens = n_tokens_;
+  a.token_seq = d_token_seq_;
+  a.positions = d_positions_;
+  a.block_tables = d_tables_;
+  a.max_blocks_per_seq = batch.max_blocks_per_seq;
+  a.max_position = max_position_;
+  a.out = attn_.as<bf16_t>();
+  a.workspace = attn_ws_.as<float>();
+  check(kcu::paged_attention(a, stream_), "paged attention");
+}
+
+void CudaBackend::o_proj(int64_t layer) {
+  product(attn_.as<bf16_t>(), layers_[static_cast<size_t>(layer)].o, n_tokens_, h_.ptr, false);
+}
+
+void CudaBackend::gate_up(int64_t layer) {
+  product(h_.as<bf16_t>(), layers_[static_cast<size_t>(layer)].gate_up, n_tokens_, gate_up_.ptr,
+          false);
+  check(kcu::silu_mul(gate_up_.as<bf16_t>(), n_tokens_, config_.intermediate_size, g_.as<bf16_t>(),
+                      stream_),
+        "silu * up");
+}
+
+void CudaBackend::down(int64_t layer) {
+  product(g_.as<bf16_t>(), layers_[static_cast<size_t>(layer)].down, n_tokens_, h_.ptr, false);
+}
+
+// The logit rows in chunks: final norm, lm_head (f32 logits), the device
+// sampler; rows that want more top entries than it reports go through the
+// reference on the host.
+void CudaBackend::logits(const ForwardBatch& batch) {
+  const int64_t n_rows = static_cast<int64_t>(batch.logit_rows.size());
+  for (int64_t first = 0; first < n_rows && step_error_.ok(); first += kRowChunk) {
+    const int64_t count = std::min(kRowChunk, n_rows - first);
+    check(kcu::gather_rows(x_.as<float>(), d_logit_rows_ + first, count, config_.hidden_size,
+                           rows_.as<float>(), stream_),
+          "gathering the logit rows");
+    check(kcu::rmsnorm(rows_.as<float>(), final_norm_.as<float>(),
+                       static_cast<float>(config_.rms_norm_eps), count, config_.hidden_size,
+                       rows_bf_.as<bf16_t>(), stream_),
+          "final rmsnorm");
+    product(rows_bf_.as<bf16_t>(), lm_head_, count, logits_.ptr, true);
+    sample_chunk(first, count);
+  }
+}
+
+void CudaBackend::sample_chunk(int64_t first, int64_t count) {
+  if (!step_error_.ok()) return;
+  const size_t row_bytes = static_cast<size_t>(count) * sizeof(kcu::DeviceRow);
+  check(cudaMemcpyAsync(d_rows_, host_rows_.data() + first, row_bytes, cudaMemcpyHostToDevice,
+                        stream_),
+        "copying row parameters");
+  check(kcu::sample_rows(logits_.as<float>(), count, config_.vocab_size, n_valid_vocab_, d_rows_,
+                         d_row_ids_, sample_w_.as<float>(), sample_flags_.as<uint32_t>(),
+                         d_results_, stream_),
+        "device sampler");
+  std::vector<kcu::DeviceRowResult> out(static_cast<size_t>(count));
+  check(cudaMemcpyAsync(out.data(), d_results_, out.size() * sizeof(kcu::DeviceRowResult),
+                        cudaMemcpyDeviceToHost, stream_),
+        "copying sampled ids");
+  check(cudaStreamSynchronize(stream_), "device step");
+  if (!step_error_.ok()) return;
+  const size_t vocab = static_cast<size_t>(config_.vocab_size);
+  std::vector<float> host_logits;
+  for (int64_t i = 0; i < count; ++i) {
+    const size_t r = static_cast<size_t>(first + i);
+    const RowRequest& in = rows_in_[r];
+    RowResult& res = results_out_[r];
+    if (in.score_top > kcu::kDeviceMaxTop) {
+      // A whole distribution (a KL divergence): the row on the host, masked.
+      host_logits.resize(vocab);
+      check(cudaMemcpy(host_logits.data(), logits_.as<float>() + i * static_cast<int64_t>(vocab),
+                       vocab * 4, cudaMemcpyDeviceToHost),
+            "copying a scored row");
+      std::fill(host_logits.begin() + n_valid_vocab_, host_logits.end(),
+                -std::numeric_limits<float>::infinity());
+      reference_row(in, host_logits, res);
+      continue;
+    }
+    const kcu::DeviceRowResult& d = out[static_cast<size_t>(i)];
+    res.status = ok_status();
+    if (d.error != 0) {
+      res.status = internal_error("logits row has no finite value");
+      continue;
+    }
+    std::vector<TokenLogprob> top;
+    for (int j = 0; j < d.n_top; ++j) top.push_back({d.top_ids[j], d.top_logprobs[j]});
+    if (in.sampling != nullptr) {
+      res.sampled.id = d.id;
+      res.sampled.logprob = in.sampling->logprobs ? d.logprob : 0.0f;
+      const size_t n = std::min<size_t>(
+          top.size(), static_cast<size_t>(in.sampling->logprobs ? in.sampling->n_top_logprobs : 0));
+      res.sampled.top.assign(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    if (in.score_target >= 0) res.target_logprob = d.target_logprob;
+    const size_t n_score = std::min<size_t>(top.size(), static_cast<size_t>(in.score_top));
+    res.top.assign(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(n_score));
+  }
+}
+
+int64_t CudaBackend::bytes(StepOp op, int64_t layer, const ForwardBatch&) const {
+  const auto mb = [&](const DeviceMatrix& m) {
+    return matrix_device_bytes(m.rows, m.cols, m.kind);
+  };
+  switch (op) {
+    case StepOp::kQkv:
+      return mb(layers_[static_cast<size_t>(layer)].qkv);
+    case StepOp::kOProj:
+      return mb(layers_[static_cast<size_t>(layer)].o);
+    case StepOp::kGateUp:
+      return mb(layers_[static_cast<size_t>(layer)].gate_up);
+    case StepOp::kDown:
+      return mb(layers_[static_cast<size_t>(layer)].down);
+    case StepOp::kLmHead:
+      return mb(lm_head_);
+    default:
+      return 0;
+  }
+}
+
+Status CudaBackend::step(const ForwardBatch& batch, std::span<const RowRequest> rows,
+                         std::span<RowResult> results) {
+  BatchLimits limits{static_cast<int32_t>(config_.vocab_size),
+                     static_cast<int32_t>(config_.max_position_embeddings), n_blocks_,
+                     options_.block_size};
+  R1_RETURN_IF_ERROR(validate_batch(batch, limits));
+  R1_RETURN_IF_ERROR(validate_rows(batch, rows, results, n_valid_vocab_));
+  if (batch.n_tokens() > options_.max_batched_tokens) {
+    return invalid_argument("a step of " + std::to_string(batch.n_tokens()) +
+                            " tokens exceeds max_batched_tokens " +
+                            std::to_string(options_.max_batched_tokens));
+  }
+  R1_RETURN_IF_ERROR(upload_step(batch, rows));
+  n_tokens_ = batch.n_tokens();
+  rows_in_ = rows;
+  results_out_ = results;
+  step_error_ = ok_status();
+  run_decoder(*this, config_, batch, profile_);
+  if (rows.empty()) check(cudaStreamSynchronize(stream_), "device step");
+  return step_error_;
+}
+
+}  // namespace
+
+bool cuda_backend_built() {
+  return true;
+}
+
+Result<std::unique_ptr<Backend>> create_cuda_backend(const ModelConfig& config,
+                                                     std::shared_ptr<const WeightFiles> files,
+                                                     int32_t n_valid_vocab,
+                                                     const CudaBackendOptions& options) {
+  return CudaBackend::create(config, std::move(files), n_valid_vocab, options);
+}
+
+Result<std::vector<double>> measure_device_copy(int device, int repetitions, size_t bytes) {
+  R1_CUDA(cudaSetDevice(device), "selecting the device");
+  DeviceBuffer a, b;
+  R1_RETURN_IF_ERROR(a.allocate(bytes, "copy source"));
+  R1_RETURN_IF_ERROR(b.allocate(bytes, "copy destination"));
+  R1_CUDA(cudaMemset(a.ptr, 1, bytes), "filling the copy source");
+  cudaEvent_t start = nullptr, stop = nullptr;
+  R1_CUDA(cudaEventCreate(&start), "creating events");
+  R1_CUDA(cudaEventCreate(&stop), "creating events");
+  std::vector<double> out;
+  Status st;
+  for (int i = 0; i <= repetitions && st.ok(); ++i) {  // the first is a warm-up
+    st = cuda_status(cudaEventRecord(start), "timing a copy");
+    if (st.ok())
+      st = cuda_status(cudaMemcpy(b.ptr, a.ptr, bytes, cudaMemcpyDeviceToDevice), "copy");
+    if (st.ok()) st = cuda_status(cudaEventRecord(stop), "timing a copy");
+    if (st.ok()) st = cuda_status(cudaEventSynchronize(stop), "timing a copy");
+    float ms = 0.0f;
+    if (st.ok()) st = cuda_status(cudaEventElapsedTime(&ms, start, stop), "timing a copy");
+    if (st.ok() && i > 0) out.push_back(2.0 * static_cast<double>(bytes) / (ms * 1e6));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::string> describe_cuda_device(int device) {
+  cudaDeviceProp p{};
+  const cudaError_t e = cudaGetDeviceProperties(&p, device);
+  if (e != cudaSuccess) return unavailable(std::string("no CUDA device: ") + cudaGetErrorString(e));
+  return std::string(p.name) + ", " + gib(static_cast<int64_t>(p.totalGlobalMem)) + ", sm_" +
+         std::to_string(p.major) + std::to_string(p.minor);
+}
+
+}  // namespace r1
+
+#endif  // R1SERVE_WITH_CUDA
