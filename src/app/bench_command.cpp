@@ -193,7 +193,9 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads", off->threads, "--offline: compute threads, 0 = all cores")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--gen-tokens", off->gen_tokens, "--offline: tokens to decode");
-  cmd->add_option("--batch", off->batch, "--offline: sequences prefilled and decoded together");
+  cmd->add_option("--batch", off->batches,
+                  "--offline: sequences prefilled and decoded together; a list (1,8,64) runs each")
+      ->delimiter(',');
   cmd->add_flag("--profile", off->profile,
                 "--offline: where decode's time goes, op by op, with each product's GB/s");
   add_precision_options(cmd, &off->precision);

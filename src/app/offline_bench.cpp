@@ -48,14 +48,16 @@ nlohmann::ordered_json profile_json(const StepProfile& p, int gen_tokens, double
 }  // namespace
 
 Status run_offline_bench(const OfflineBenchArgs& a) {
-  if (a.prompt_tokens < 1 || a.gen_tokens < 1 || a.batch < 1) {
+  if (a.prompt_tokens < 1 || a.gen_tokens < 1 || a.batches.empty() ||
+      *std::min_element(a.batches.begin(), a.batches.end()) < 1) {
     return invalid_argument("--prompt-tokens, --gen-tokens and --batch must be at least 1");
   }
+  const int max_batch = *std::max_element(a.batches.begin(), a.batches.end());
   R1_ASSIGN_OR_RETURN(LoadOptions lo, load_options(a.precision, a.device));
   lo.n_threads = a.threads;
   // Prompts go in steps of at most 8192 tokens (one step for small runs).
-  lo.max_batched_tokens = std::max(std::min(a.prompt_tokens * a.batch, 8192), a.batch);
-  lo.kv_cache_tokens = static_cast<int64_t>(a.batch) * (a.prompt_tokens + a.gen_tokens + 16) + 16;
+  lo.max_batched_tokens = std::max(std::min(a.prompt_tokens * max_batch, 8192), max_batch);
+  lo.kv_cache_tokens = static_cast<int64_t>(max_batch) * (a.prompt_tokens + a.gen_tokens + 16) + 16;
   const auto load_start = Clock::now();
   R1_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.model, lo));
   const double load_s = std::chrono::duration<double>(Clock::now() - load_start).count();
@@ -77,148 +79,153 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   };
   R1_ASSIGN_OR_RETURN(BandwidthSample bw, measure_bw(3));
 
-  std::mt19937 rng(1234);
-  std::uniform_int_distribution<int32_t> token(0, backend.n_valid_vocab() - 1);
-  int n_requests = 0;
-  auto request = [&](int32_t n_prompt, int32_t max_tokens) {
-    EngineRequest r;
-    r.id = "bench-" + std::to_string(n_requests++);
-    r.prompt.resize(static_cast<size_t>(n_prompt));
-    for (int32_t& t : r.prompt) t = token(rng);
-    r.sampling.temperature = 0.0f;  // greedy, no stop ids: every step runs
-    r.max_tokens = max_tokens;
-    return r;
-  };
-  int32_t last_seqs = 0, last_tokens = 0;
-  EngineOptions eo = offline_engine_options(lo.max_batched_tokens, 0);
-  eo.max_seqs = std::max(a.batch, 1);
-  eo.on_step = [&](int32_t n_seqs, int32_t n_tokens) {
-    last_seqs = n_seqs;
-    last_tokens = n_tokens;
-  };
-  Engine engine(backend, eo);
-  // Warm-up: one token through every weight (page faults of mmap'd files,
-  // caches, thread start).
-  R1_RETURN_IF_ERROR(run_offline(engine, {request(1, 1)}).status());
+  // One measurement per batch size, on the model loaded once.
+  auto run_batch = [&](const int batch) -> Status {
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int32_t> token(0, backend.n_valid_vocab() - 1);
+    int n_requests = 0;
+    auto request = [&](int32_t n_prompt, int32_t max_tokens) {
+      EngineRequest r;
+      r.id = "bench-" + std::to_string(n_requests++);
+      r.prompt.resize(static_cast<size_t>(n_prompt));
+      for (int32_t& t : r.prompt) t = token(rng);
+      r.sampling.temperature = 0.0f;  // greedy, no stop ids: every step runs
+      r.max_tokens = max_tokens;
+      return r;
+    };
+    int32_t last_seqs = 0, last_tokens = 0;
+    EngineOptions eo = offline_engine_options(lo.max_batched_tokens, 0);
+    eo.max_seqs = std::max(batch, 1);
+    eo.on_step = [&](int32_t n_seqs, int32_t n_tokens) {
+      last_seqs = n_seqs;
+      last_tokens = n_tokens;
+    };
+    Engine engine(backend, eo);
+    // Warm-up: one token through every weight (page faults of mmap'd files,
+    // caches, thread start).
+    R1_RETURN_IF_ERROR(run_offline(engine, {request(1, 1)}).status());
 
-  // Each request's first token comes with its prefill; then --gen-tokens
-  // steps decode one token of every request each.
-  std::vector<std::shared_ptr<RequestStream>> streams;
-  for (int i = 0; i < a.batch; ++i) {
-    R1_ASSIGN_OR_RETURN(auto s, engine.submit(request(a.prompt_tokens, a.gen_tokens + 1)));
-    streams.push_back(std::move(s));
-  }
-  std::vector<int32_t> n_out(streams.size(), 0);
-  auto collect = [&]() -> Status {
-    for (size_t i = 0; i < streams.size(); ++i) {
-      while (auto e = streams[i]->next(std::chrono::milliseconds(0))) {
-        n_out[i] += e->token ? 1 : 0;
-        if (e->finished && e->end_reason == EndReason::kError) return e->error;
+    // Each request's first token comes with its prefill; then --gen-tokens
+    // steps decode one token of every request each.
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (int i = 0; i < batch; ++i) {
+      R1_ASSIGN_OR_RETURN(auto s, engine.submit(request(a.prompt_tokens, a.gen_tokens + 1)));
+      streams.push_back(std::move(s));
+    }
+    std::vector<int32_t> n_out(streams.size(), 0);
+    auto collect = [&]() -> Status {
+      for (size_t i = 0; i < streams.size(); ++i) {
+        while (auto e = streams[i]->next(std::chrono::milliseconds(0))) {
+          n_out[i] += e->token ? 1 : 0;
+          if (e->finished && e->end_reason == EndReason::kError) return e->error;
+        }
       }
+      return ok_status();
+    };
+    // Prefill: the steps until every request has its first token (one step
+    // when all prompts fit --max-batched-tokens).
+    const auto prefill_start = Clock::now();
+    int prefill_steps = 0;
+    for (bool all_started = false; !all_started;) {
+      if (!engine.run_once()) break;
+      ++prefill_steps;
+      R1_RETURN_IF_ERROR(collect());
+      all_started = std::all_of(n_out.begin(), n_out.end(), [](int32_t n) { return n > 0; });
+    }
+    const double prefill_s = std::chrono::duration<double>(Clock::now() - prefill_start).count();
+
+    // Each decode step is timed on its own, and the bandwidth is measured
+    // again halfway and at the end: on a shared machine both move over a run,
+    // and the median step against the median bandwidth compares like with
+    // like. Only steps that carry the whole batch count.
+    std::vector<double> step_s;
+    int64_t decoded = 0;
+    StepProfile profile;
+    if (a.profile) backend.set_profile(&profile);
+    for (int g = 0;; ++g) {
+      if (g == a.gen_tokens / 2 && g > 0) {
+        R1_ASSIGN_OR_RETURN(BandwidthSample mid, measure_bw(2));
+        bw.gbps.insert(bw.gbps.end(), mid.gbps.begin(), mid.gbps.end());
+      }
+      const auto step_start = Clock::now();
+      const bool more = engine.run_once();
+      if (last_seqs == batch && last_tokens == batch) {
+        step_s.push_back(std::chrono::duration<double>(Clock::now() - step_start).count());
+        decoded += last_tokens;
+      }
+      if (!more) break;
+    }
+    backend.set_profile(nullptr);
+    R1_RETURN_IF_ERROR(collect());
+    // Every request ran to its length: anything else fails the run.
+    for (int32_t n : n_out) {
+      if (n != a.gen_tokens + 1) {
+        return internal_error("a request generated " + std::to_string(n) + " tokens, not " +
+                              std::to_string(a.gen_tokens + 1));
+      }
+    }
+    if (step_s.empty()) return internal_error("no decode step carried the whole batch");
+    R1_ASSIGN_OR_RETURN(BandwidthSample after, measure_bw(3));
+    bw.gbps.insert(bw.gbps.end(), after.gbps.begin(), after.gbps.end());
+
+    double decode_s = 0.0;
+    for (double t : step_s) decode_s += t;
+    std::vector<double> sorted = step_s;
+    std::sort(sorted.begin(), sorted.end());
+    auto quantile = [&](double q) {
+      return sorted[static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5)];
+    };
+    const int64_t bytes = backend.weight_bytes_per_token();
+    const int n_steps = static_cast<int>(step_s.size());
+    const double decode_tps = static_cast<double>(decoded) / decode_s;
+    const double median_step_tps = batch / quantile(0.5);
+    // A step reads the weights once for the whole batch.
+    const double bound = bw.median() * 1e9 / static_cast<double>(bytes) * batch;
+    nlohmann::ordered_json out;
+    out["model"] = a.model;
+    out["arch"] = c.arch == Arch::kQwen2 ? "qwen2" : "llama";
+    out["hidden_size"] = c.hidden_size;
+    out["n_layers"] = c.n_layers;
+    out["dtype"] = a.precision.dtype.empty() ? "file" : a.precision.dtype;
+    out["lm_head_dtype"] = lo.precision.lm_head_dtype()
+                               ? std::string(dtype_name(*lo.precision.lm_head_dtype()))
+                               : "file";
+    out["device"] = a.device.device;
+    if (lo.device.cuda) {
+      Result<std::string> gpu = describe_cuda_device(lo.device.index);
+      out["gpu"] = gpu.ok() ? *gpu : gpu.status().message();
+    }
+    out["threads"] = n_threads;
+    out["isa"] = std::string(kernels::cpu::isa_name(kernels::cpu::active_isa()));
+    out["int8_vnni"] = kernels::cpu::vnni_kernels();
+    out["load_seconds"] = load_s;
+    out["batch"] = batch;
+    out["prompt_tokens"] = a.prompt_tokens;
+    out["prefill_steps"] = prefill_steps;
+    out["prefill_tokens_per_second"] = static_cast<double>(a.prompt_tokens) * batch / prefill_s;
+    out["gen_tokens"] = a.gen_tokens;
+    out["decode_tokens_per_second"] = decode_tps;
+    out["weight_bytes_per_token"] = bytes;
+    // The bandwidth the bound uses: the CPU triad, or the GPU's copy.
+    out[lo.device.cuda ? "copy_gbps_median" : "triad_gbps_median"] = bw.median();
+    out[lo.device.cuda ? "copy_gbps_best" : "triad_gbps_best"] = bw.best();
+    out["decode_bound_tokens_per_second"] = bound;
+    out["decode_fraction_of_bound"] = decode_tps / bound;
+    out["decode_step_ms_p10"] = quantile(0.1) * 1e3;
+    out["decode_step_ms_median"] = quantile(0.5) * 1e3;
+    out["decode_step_ms_p90"] = quantile(0.9) * 1e3;
+    out["decode_tokens_per_second_median_step"] = median_step_tps;
+    out["decode_fraction_of_bound_median_step"] = median_step_tps / bound;
+    if (a.profile)
+      out["decode_profile"] = profile_json(profile, static_cast<int>(decoded), bw.median());
+    if (a.json) {
+      std::cout << out.dump() << "\n";
+    } else {
+      for (const auto& [k, v] : out.items()) std::cout << k << ": " << v.dump() << "\n";
     }
     return ok_status();
   };
-  // Prefill: the steps until every request has its first token (one step
-  // when all prompts fit --max-batched-tokens).
-  const auto prefill_start = Clock::now();
-  int prefill_steps = 0;
-  for (bool all_started = false; !all_started;) {
-    if (!engine.run_once()) break;
-    ++prefill_steps;
-    R1_RETURN_IF_ERROR(collect());
-    all_started = std::all_of(n_out.begin(), n_out.end(), [](int32_t n) { return n > 0; });
-  }
-  const double prefill_s = std::chrono::duration<double>(Clock::now() - prefill_start).count();
-
-  // Each decode step is timed on its own, and the bandwidth is measured
-  // again halfway and at the end: on a shared machine both move over a run,
-  // and the median step against the median bandwidth compares like with
-  // like. Only steps that carry the whole batch count.
-  std::vector<double> step_s;
-  int64_t decoded = 0;
-  StepProfile profile;
-  if (a.profile) backend.set_profile(&profile);
-  for (int g = 0;; ++g) {
-    if (g == a.gen_tokens / 2 && g > 0) {
-      R1_ASSIGN_OR_RETURN(BandwidthSample mid, measure_bw(2));
-      bw.gbps.insert(bw.gbps.end(), mid.gbps.begin(), mid.gbps.end());
-    }
-    const auto step_start = Clock::now();
-    const bool more = engine.run_once();
-    if (last_seqs == a.batch && last_tokens == a.batch) {
-      step_s.push_back(std::chrono::duration<double>(Clock::now() - step_start).count());
-      decoded += last_tokens;
-    }
-    if (!more) break;
-  }
-  backend.set_profile(nullptr);
-  R1_RETURN_IF_ERROR(collect());
-  // Every request ran to its length: anything else fails the run.
-  for (int32_t n : n_out) {
-    if (n != a.gen_tokens + 1) {
-      return internal_error("a request generated " + std::to_string(n) + " tokens, not " +
-                            std::to_string(a.gen_tokens + 1));
-    }
-  }
-  if (step_s.empty()) return internal_error("no decode step carried the whole batch");
-  R1_ASSIGN_OR_RETURN(BandwidthSample after, measure_bw(3));
-  bw.gbps.insert(bw.gbps.end(), after.gbps.begin(), after.gbps.end());
-
-  double decode_s = 0.0;
-  for (double t : step_s) decode_s += t;
-  std::vector<double> sorted = step_s;
-  std::sort(sorted.begin(), sorted.end());
-  auto quantile = [&](double q) {
-    return sorted[static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5)];
-  };
-  const int64_t bytes = backend.weight_bytes_per_token();
-  const int n_steps = static_cast<int>(step_s.size());
-  const double decode_tps = static_cast<double>(decoded) / decode_s;
-  const double median_step_tps = a.batch / quantile(0.5);
-  // A step reads the weights once for the whole batch.
-  const double bound = bw.median() * 1e9 / static_cast<double>(bytes) * a.batch;
-  nlohmann::ordered_json out;
-  out["model"] = a.model;
-  out["arch"] = c.arch == Arch::kQwen2 ? "qwen2" : "llama";
-  out["hidden_size"] = c.hidden_size;
-  out["n_layers"] = c.n_layers;
-  out["dtype"] = a.precision.dtype.empty() ? "file" : a.precision.dtype;
-  out["lm_head_dtype"] = lo.precision.lm_head_dtype()
-                             ? std::string(dtype_name(*lo.precision.lm_head_dtype()))
-                             : "file";
-  out["device"] = a.device.device;
-  if (lo.device.cuda) {
-    Result<std::string> gpu = describe_cuda_device(lo.device.index);
-    out["gpu"] = gpu.ok() ? *gpu : gpu.status().message();
-  }
-  out["threads"] = n_threads;
-  out["isa"] = std::string(kernels::cpu::isa_name(kernels::cpu::active_isa()));
-  out["int8_vnni"] = kernels::cpu::vnni_kernels();
-  out["load_seconds"] = load_s;
-  out["batch"] = a.batch;
-  out["prompt_tokens"] = a.prompt_tokens;
-  out["prefill_steps"] = prefill_steps;
-  out["prefill_tokens_per_second"] = static_cast<double>(a.prompt_tokens) * a.batch / prefill_s;
-  out["gen_tokens"] = a.gen_tokens;
-  out["decode_tokens_per_second"] = decode_tps;
-  out["weight_bytes_per_token"] = bytes;
-  // The bandwidth the bound uses: the CPU triad, or the GPU's copy.
-  out[lo.device.cuda ? "copy_gbps_median" : "triad_gbps_median"] = bw.median();
-  out[lo.device.cuda ? "copy_gbps_best" : "triad_gbps_best"] = bw.best();
-  out["decode_bound_tokens_per_second"] = bound;
-  out["decode_fraction_of_bound"] = decode_tps / bound;
-  out["decode_step_ms_p10"] = quantile(0.1) * 1e3;
-  out["decode_step_ms_median"] = quantile(0.5) * 1e3;
-  out["decode_step_ms_p90"] = quantile(0.9) * 1e3;
-  out["decode_tokens_per_second_median_step"] = median_step_tps;
-  out["decode_fraction_of_bound_median_step"] = median_step_tps / bound;
-  if (a.profile)
-    out["decode_profile"] = profile_json(profile, static_cast<int>(decoded), bw.median());
-  if (a.json) {
-    std::cout << out.dump() << "\n";
-  } else {
-    for (const auto& [k, v] : out.items()) std::cout << k << ": " << v.dump() << "\n";
-  }
+  for (int batch : a.batches) R1_RETURN_IF_ERROR(run_batch(batch));
   return ok_status();
 }
 

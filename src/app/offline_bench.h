@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "app/cli_util.h"
 #include "core/status.h"
@@ -17,7 +18,7 @@ struct OfflineBenchArgs {
   int threads = 0;
   int prompt_tokens = 128;
   int gen_tokens = 32;
-  int batch = 1;  // sequences decoded together
+  std::vector<int> batches{1};  // sequences decoded together; one run per entry
   bool json = false;
   bool profile = false;  // per-op breakdown of the decode steps
 };

@@ -44,7 +44,10 @@ class GpuModelTest : public ::testing::TestWithParam<Case> {
     const fs::path dir = fs::path(::testing::TempDir()) /
                          ("gpu-model-" + c.arch + "-" + c.size + "-" + std::to_string(getpid()));
     if (!fs::exists(dir / "config.json")) {
-      const std::string cmd = std::string(R1SERVE_BINARY) + " make-test-model --arch " + c.arch +
+      // The binary this test was built with, or (in the GPU bundle) $R1SERVE_BINARY.
+      const char* env = std::getenv("R1SERVE_BINARY");
+      const std::string binary = env != nullptr ? env : R1SERVE_BINARY;
+      const std::string cmd = binary + " make-test-model --arch " + c.arch +
                               " --size " + c.size + " --dtype bf16 --seed 7 --out " +
                               dir.string() + " > /dev/null";
       EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
