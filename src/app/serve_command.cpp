@@ -168,6 +168,17 @@ Status run_serve(const ServeArgs& a) {
   };
   Engine engine(*backend, eo);
   R1_ASSIGN_OR_RETURN(ServedModel model, served_model(a, folder, &engine));
+  // GPU gauges and the access log's gpu_memory_used, from NVML.
+  std::unique_ptr<GpuMonitor> gpu;
+  if (lo.device.cuda) {
+    Result<std::unique_ptr<GpuMonitor>> monitor = GpuMonitor::open(lo.device.index);
+    if (monitor.ok()) {
+      gpu = std::move(monitor).value();
+      model.gpu = gpu.get();
+    } else {
+      log_warning("no GPU metrics: " + monitor.status().message());
+    }
+  }
 
   std::unique_ptr<AccessLog> access_log = std::make_unique<AccessLog>();
   if (!a.access_log.empty()) {

@@ -149,6 +149,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
       counter(r, "principal_tokens_total", "Prompt and completion tokens per principal and model.");
   gpu_utilization_ = gauge(r, "gpu_utilization_ratio", "GPU utilisation, 0 to 1.");
   gpu_memory_used_ = gauge(r, "gpu_memory_used_bytes", "GPU memory in use, bytes.");
+  gpu_memory_total_ = gauge(r, "gpu_memory_total_bytes", "GPU memory, bytes.");
+  gpu_power_ = gauge(r, "gpu_power_watts", "GPU power draw, watts.");
   e2e_latency_ =
       histogram(r, "e2e_request_latency_seconds", "End-to-end request latency in seconds.");
   ttft_ = histogram(r, "time_to_first_token_seconds", "Time to first token in seconds.");
@@ -235,24 +237,31 @@ void Metrics::inc_rate_limited(std::string_view route) {
   c->Increment();
 }
 
-void Metrics::set_gpu_utilization(double ratio) {
+void Metrics::set_unlabelled(prometheus::Family<prometheus::Gauge>* family,
+                             prometheus::Gauge** gauge, double value) {
   prometheus::Gauge* g = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (gpu_utilization_gauge_ == nullptr) gpu_utilization_gauge_ = &gpu_utilization_->Add({});
-    g = gpu_utilization_gauge_;
+    if (*gauge == nullptr) *gauge = &family->Add({});
+    g = *gauge;
   }
-  g->Set(ratio);
+  g->Set(value);
+}
+
+void Metrics::set_gpu_utilization(double ratio) {
+  set_unlabelled(gpu_utilization_, &gpu_utilization_gauge_, ratio);
 }
 
 void Metrics::set_gpu_memory_used(int64_t bytes) {
-  prometheus::Gauge* g = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (gpu_memory_used_gauge_ == nullptr) gpu_memory_used_gauge_ = &gpu_memory_used_->Add({});
-    g = gpu_memory_used_gauge_;
-  }
-  g->Set(double(bytes));
+  set_unlabelled(gpu_memory_used_, &gpu_memory_used_gauge_, static_cast<double>(bytes));
+}
+
+void Metrics::set_gpu_memory_total(int64_t bytes) {
+  set_unlabelled(gpu_memory_total_, &gpu_memory_total_gauge_, static_cast<double>(bytes));
+}
+
+void Metrics::set_gpu_power(double watts) {
+  set_unlabelled(gpu_power_, &gpu_power_gauge_, watts);
 }
 
 void Metrics::set_ready(bool ready) {

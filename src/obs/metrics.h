@@ -145,6 +145,8 @@ class Metrics {
   // CPU-only server does not report a GPU at 0%.
   void set_gpu_utilization(double ratio);  // 0..1
   void set_gpu_memory_used(int64_t bytes);
+  void set_gpu_memory_total(int64_t bytes);
+  void set_gpu_power(double watts);
 
   // Everything in the Prometheus text exposition format (version 0.0.4).
   std::string serialize() const;
@@ -153,6 +155,10 @@ class Metrics {
   static constexpr std::string_view kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
  private:
+  // Sets a gauge without labels, creating it on first use.
+  void set_unlabelled(prometheus::Family<prometheus::Gauge>* family, prometheus::Gauge** gauge,
+                      double value);
+
   // The label for `model`: itself while fewer than kMaxModels names were
   // seen, else kOverflowModel. Requires mu_.
   std::string model_label(std::string_view model);
@@ -179,6 +185,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* principal_tokens_;
   prometheus::Family<prometheus::Gauge>* gpu_utilization_;
   prometheus::Family<prometheus::Gauge>* gpu_memory_used_;
+  prometheus::Family<prometheus::Gauge>* gpu_memory_total_;
+  prometheus::Family<prometheus::Gauge>* gpu_power_;
   prometheus::Family<prometheus::Histogram>* e2e_latency_;
   prometheus::Family<prometheus::Histogram>* ttft_;
   prometheus::Family<prometheus::Histogram>* tpot_;
@@ -195,6 +203,8 @@ class Metrics {
   std::set<std::string, std::less<>> principal_labels_;
   prometheus::Gauge* gpu_utilization_gauge_ = nullptr;
   prometheus::Gauge* gpu_memory_used_gauge_ = nullptr;
+  prometheus::Gauge* gpu_memory_total_gauge_ = nullptr;
+  prometheus::Gauge* gpu_power_gauge_ = nullptr;
 };
 
 // The process-wide instance that the server, the engine and /metrics share.

@@ -242,6 +242,14 @@ void OpenAiServer::add_routes() {
     mm.set_waiting(s.n_waiting);
     mm.set_kv_cache_usage(s.kv_usage);
     mm.set_kv_cache_free_blocks(s.n_free_blocks);
+    if (model_.gpu != nullptr) {
+      if (std::optional<GpuSample> g = model_.gpu->latest()) {
+        metrics_.set_gpu_utilization(g->utilization);
+        metrics_.set_gpu_memory_used(g->memory_used);
+        metrics_.set_gpu_memory_total(g->memory_total);
+        metrics_.set_gpu_power(g->power_watts);
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(counters_mu_);
       mm.add_prefix_cache_queries(s.prefix_cache_queries - counted_.prefix_cache_queries);

@@ -11,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "format/model_config.h"
+#include "obs/gpu_monitor.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -35,6 +36,7 @@ struct ServedModel {
   // behaviour). Off by default: a user could otherwise forge role markers.
   bool special_tokens_in_messages = false;
   Engine* engine = nullptr;
+  GpuMonitor* gpu = nullptr;  // the model's GPU, when it runs on one
 
   bool answers_to(const std::string& model) const;
 };

@@ -47,9 +47,8 @@ class GpuModelTest : public ::testing::TestWithParam<Case> {
       // The binary this test was built with, or (in the GPU bundle) $R1SERVE_BINARY.
       const char* env = std::getenv("R1SERVE_BINARY");
       const std::string binary = env != nullptr ? env : R1SERVE_BINARY;
-      const std::string cmd = binary + " make-test-model --arch " + c.arch +
-                              " --size " + c.size + " --dtype bf16 --seed 7 --out " +
-                              dir.string() + " > /dev/null";
+      const std::string cmd = binary + " make-test-model --arch " + c.arch + " --size " + c.size +
+                              " --dtype bf16 --seed 7 --out " + dir.string() + " > /dev/null";
       EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     }
     return dir;
@@ -80,7 +79,8 @@ TEST_P(GpuModelTest, LogprobsMatchTheCpuBackend) {
   go.kv_cache_tokens = 4096;
   go.max_batched_tokens = 64;
   go.weights = c.weights;
-  auto gpu = create_cuda_backend(folder->config, folder->weights, folder->tokenizer->n_tokens(), go);
+  auto gpu =
+      create_cuda_backend(folder->config, folder->weights, folder->tokenizer->n_tokens(), go);
   if (!gpu.ok()) {
     const char* require = std::getenv("R1SERVE_REQUIRE_GPU");
     if (require != nullptr && std::string(require) == "1") FAIL() << gpu.status().message();
@@ -118,12 +118,13 @@ TEST_P(GpuModelTest, LogprobsMatchTheCpuBackend) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, GpuModelTest,
-    ::testing::Values(Case{"qwen2", "tiny", GpuWeights::kBf16}, Case{"llama", "tiny", GpuWeights::kBf16},
-                      Case{"qwen2", "tiny", GpuWeights::kInt8}, Case{"llama", "tiny", GpuWeights::kFp8},
-                      Case{"qwen2", "1.5b", GpuWeights::kBf16}),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(Models, GpuModelTest,
+                         ::testing::Values(Case{"qwen2", "tiny", GpuWeights::kBf16},
+                                           Case{"llama", "tiny", GpuWeights::kBf16},
+                                           Case{"qwen2", "tiny", GpuWeights::kInt8},
+                                           Case{"llama", "tiny", GpuWeights::kFp8},
+                                           Case{"qwen2", "1.5b", GpuWeights::kBf16}),
+                         case_name);
 
 }  // namespace
 }  // namespace r1

@@ -1,4 +1,5 @@
 #include "obs/metrics.h"
+#include "obs/gpu_monitor.h"
 
 #include <gtest/gtest.h>
 
@@ -150,14 +151,37 @@ TEST(MetricsTest, GpuGaugesAppearOnlyOnceSet) {
   Exposition e = parse(m.serialize());
   EXPECT_FALSE(e.has("r1serve_gpu_utilization_ratio"));
   EXPECT_FALSE(e.has("r1serve_gpu_memory_used_bytes"));
+  EXPECT_FALSE(e.has("r1serve_gpu_memory_total_bytes"));
+  EXPECT_FALSE(e.has("r1serve_gpu_power_watts"));
 
   m.set_gpu_utilization(0.75);
   m.set_gpu_memory_used(int64_t(12) << 30);
+  m.set_gpu_memory_total(int64_t(80) << 30);
+  m.set_gpu_power(412.5);
   e = parse(m.serialize());
+  EXPECT_DOUBLE_EQ(e.value("r1serve_gpu_memory_total_bytes", {}), double(int64_t(80) << 30));
+  EXPECT_DOUBLE_EQ(e.value("r1serve_gpu_power_watts", {}), 412.5);
   EXPECT_EQ(e.types["r1serve_gpu_utilization_ratio"], "gauge");
   EXPECT_EQ(e.types["r1serve_gpu_memory_used_bytes"], "gauge");
   EXPECT_DOUBLE_EQ(e.value("r1serve_gpu_utilization_ratio", {}), 0.75);
   EXPECT_DOUBLE_EQ(e.value("r1serve_gpu_memory_used_bytes", {}), double(int64_t(12) << 30));
+}
+
+// Without NVML (a machine with no NVIDIA driver, as CI's) the monitor says
+// so instead of failing later; with it, a sample is in range.
+TEST(GpuMonitorTest, OpensOnlyWhereNvmlIs) {
+  auto m = GpuMonitor::open(0);
+  if (!m.ok()) {
+    EXPECT_EQ(m.status().code(), StatusCode::kUnavailable);
+    EXPECT_NE(m.status().message().find("NVML"), std::string::npos) << m.status().message();
+    return;
+  }
+  std::optional<GpuSample> s = (*m)->latest();
+  ASSERT_TRUE(s.has_value());
+  EXPECT_GE(s->utilization, 0.0);
+  EXPECT_LE(s->utilization, 1.0);
+  EXPECT_GT(s->memory_total, 0);
+  EXPECT_LE(s->memory_used, s->memory_total);
 }
 
 TEST(MetricsTest, CountersAndGaugesCarryTheirLabels) {

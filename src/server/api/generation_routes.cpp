@@ -248,6 +248,9 @@ AccessLogRecord access_record(const GenerationRoutesContext& ctx, const Job& job
   rec.version = ctx.model->version;
   rec.status = status;
   rec.cache = job.cache_state;
+  if (ctx.model->gpu != nullptr) {
+    if (std::optional<GpuSample> g = ctx.model->gpu->latest()) rec.gpu_memory_used = g->memory_used;
+  }
   return rec;
 }
 
