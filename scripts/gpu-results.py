@@ -20,9 +20,9 @@ def main() -> None:
             j = json.loads(f.read_text())
             results["tests"][name] = {"tests": j.get("tests"), "failures": j.get("failures"),
                                       "disabled": j.get("disabled")}
-    for f in sorted(out.glob("bench_*.jsonl")):
+    for f in sorted(out.glob("bench_*.out")):
         for line in f.read_text().splitlines():
-            if line.strip():
+            if line.startswith("{"):
                 d = json.loads(line)
                 d["run"] = f.stem
                 results["bench"].append(d)

@@ -29,6 +29,10 @@ struct Case {
   GpuWeights weights;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.arch << " " << c.size << " weights " << static_cast<int>(c.weights);
+}
+
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const char* w = info.param.weights == GpuWeights::kBf16   ? "bf16"
                   : info.param.weights == GpuWeights::kInt8 ? "int8"
