@@ -5,7 +5,7 @@ BUILD := build/$(PRESET)
 JOBS ?= $(shell nproc)
 DEMO_MODEL := build/demo-model
 
-.PHONY: all deps build binary test demo demo-model serve sanitize asan tsan format clean
+.PHONY: all deps build binary test demo demo-model serve sanitize asan tsan cuda gpu-bundle format clean
 
 all: build
 
@@ -47,7 +47,7 @@ asan:
 	ctest --test-dir build/asan -L 'unit|e2e|fuzz' -LE 'gpu|numerics|fresh|deploy|emulated' \
 	  --output-on-failure -j $(JOBS)
 
-TSAN_TARGETS := r1serve engine_test batch_runner_test engine_loop_test http_server_test \
+TSAN_TARGETS := r1serve engine_test offline_run_test engine_loop_test http_server_test \
   connection_probe_test auth_test rate_limiter_test audit_log_test response_cache_test \
   usage_ledger_test
 tsan: deps
@@ -55,6 +55,21 @@ tsan: deps
 	@cmake --build build/tsan -j $(JOBS) --target $(TSAN_TARGETS)
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	ctest --test-dir build/tsan -L threads --output-on-failure -j $(JOBS)
+
+# The CUDA backend compiled for sm_75 and sm_90a with every warning an error
+# (CI runs it; no GPU needed), then the kernel test over backends: the CPU
+# runs, CUDA skips with its reason on a machine without a GPU.
+CUDA_TARGETS := r1serve backend_ops_test gpu_model_test
+cuda: demo-model
+	@test -f build/cuda/build.ninja || cmake --preset cuda >/dev/null
+	@cmake --build build/cuda -j $(JOBS) --target $(CUDA_TARGETS)
+	build/cuda/tests/kernels/backend_ops_test
+	build/cuda/r1serve generate --model $(DEMO_MODEL) --ids 1,2 --max-tokens 1 --device cuda 2>&1 \
+	  | grep -q 'error: no CUDA device' || test -e /dev/nvidia0
+
+# The self-contained folder scripts/gpu-check.sh runs on a GPU machine.
+gpu-bundle: deps
+	scripts/gpu-bundle.sh
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i

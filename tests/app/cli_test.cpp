@@ -237,10 +237,35 @@ TEST_F(CliTest, BadInputIsAClearErrorWithNonZeroStatus) {
            {"tokenize --model " + m, "\"ok\"\nnot json\n", "line 2"},
            {"tokenize --model " + m, "42\n", "expected a JSON string"},
            {"make-test-model --arch qwen2 --size 70b --out /tmp/x-never", "", "70b"},
+           {"generate --model " + m + " --ids 1,2 --device tpu", "",
+            "expected cpu, cuda or cuda:N"},
+           {"generate --model " + m + " --ids 1,2 --dtype fp8", "", "fp8 needs --device cuda"},
+           {"score --model " + m + " --ids 1,2 --device cuda:x", "", "--device cuda:x"},
        }) {
     CliRun r = r1serve(c.args, c.stdin_text);
     EXPECT_NE(r.status, 0) << c.args;
     EXPECT_NE(r.err.find(c.phrase), std::string::npos) << c.args << "\nstderr: " << r.err;
+  }
+}
+
+// Asking for a GPU where there is none (or in a build without CUDA) is one
+// line on stderr and exit status 1, never a crash; every command takes
+// --device.
+TEST_F(CliTest, DeviceCudaWithoutAGpuIsAOneLineError) {
+  const std::string m = model().string();
+  for (const std::string& args :
+       {"serve --model " + m + " --port 0 --device cuda",
+        "generate --model " + m + " --ids 1,2 --device cuda",
+        "score --model " + m + " --ids 1,2 --device cuda:1",
+        "bench --offline --model " + m + " --device cuda",
+        "perplexity --model " + m + " --file /etc/hostname --device cuda"}) {
+    CliRun r = r1serve(args);
+    EXPECT_EQ(r.status, 1) << args << "\nstderr: " << r.err;
+    const size_t at = r.err.find("r1serve: error: ");
+    ASSERT_NE(at, std::string::npos) << args << "\nstderr: " << r.err;
+    EXPECT_NE(r.err.find("CUDA", at), std::string::npos) << r.err;
+    // Only the error line (serve may log its start-up before it).
+    EXPECT_EQ(r.err.find('\n', at), r.err.size() - 1) << r.err;
   }
 }
 
