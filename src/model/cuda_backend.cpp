@@ -474,7 +474,9 @@ Status CudaBackend::plan_memory() {
   }
   n_blocks = std::min<int64_t>(n_blocks, INT32_MAX / options_.block_size);
   const int64_t capacity = n_blocks * options_.block_size;
-  if (capacity < options_.max_batched_tokens) {
+  // A planned cache must hold at least one full step; an explicit size is
+  // the caller's (a CLI command sizes it to its own requests).
+  if (options_.kv_cache_tokens <= 0 && capacity < options_.max_batched_tokens) {
     return resource_exhausted("the GPU has room for a KV cache of " + std::to_string(capacity) +
                               " tokens after " + gib(weight_bytes_) + " of weights and " +
                               gib(workspace) + " of activations, fewer than one step's " +

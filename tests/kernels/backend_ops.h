@@ -53,6 +53,16 @@ class BackendOps {
   // y: [n, m] = x: [n, k] * w: [m, k]^T.
   virtual void matmul(const std::vector<float>& x, const std::vector<float>& w, int64_t n,
                       int64_t m, int64_t k, std::vector<float>& y) = 0;
+  // y: [n, m] = x * dequant(q)^T for weight-only quantised rows (q: [m, k]
+  // int8 or FP8 E4M3 bytes, scales: [m], kernels/cuda/host_quant.h). False
+  // when the backend has no such op (the CPU's int8 quantises activations
+  // too; cpu_ops_test covers it against reference::matmul_quantized).
+  virtual bool weight_only_matmul(bool fp8, const std::vector<uint8_t>& q,
+                                  const std::vector<float>& scales, const std::vector<float>& x,
+                                  int64_t n, int64_t m, int64_t k, std::vector<float>& y) {
+    (void)fp8, (void)q, (void)scales, (void)x, (void)n, (void)m, (void)k, (void)y;
+    return false;
+  }
   virtual void silu_mul(const std::vector<float>& gate_up, int64_t n, int64_t inter,
                         std::vector<float>& out) = 0;
   // out: [n, n_heads * head_dim].

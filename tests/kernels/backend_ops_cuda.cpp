@@ -108,6 +108,25 @@ class CudaOps final : public BackendOps {
     ok(cudaDeviceSynchronize(), "matmul");
     y = dy.get();
   }
+  bool weight_only_matmul(bool fp8, const std::vector<uint8_t>& q, const std::vector<float>& scales,
+                          const std::vector<float>& x, int64_t n, int64_t m, int64_t k,
+                          std::vector<float>& y) override {
+    const kcu::QuantKind kind = fp8 ? kcu::QuantKind::kFp8E4M3 : kcu::QuantKind::kInt8;
+    Dev<uint8_t> dq(q);
+    Dev<float> ds(scales);
+    Dev<uint16_t> dx(to_bf16(x)), dy(static_cast<size_t>(n * m));
+    if (n <= kcu::kQuantGemvMaxTokens) {
+      ok(kcu::quant_gemv(kind, dq.p, ds.p, m, k, dx.p, n, dy.p, nullptr), "quant_gemv");
+    } else {
+      Dev<uint16_t> w(static_cast<size_t>(m * k));
+      ok(kcu::dequantize(kind, dq.p, ds.p, m, k, w.p, nullptr), "dequantize");
+      const Status s = gemm_->matmul(dx.p, w.p, n, m, k, dy.p, /*f32_out=*/false, nullptr);
+      if (!s.ok()) throw std::runtime_error(s.message());
+    }
+    ok(cudaDeviceSynchronize(), "weight-only matmul");
+    y = from_bf16(dy.get());
+    return true;
+  }
   void silu_mul(const std::vector<float>& gu, int64_t n, int64_t inter,
                 std::vector<float>& out) override {
     Dev<uint16_t> d(to_bf16(gu)), o(static_cast<size_t>(n * inter));

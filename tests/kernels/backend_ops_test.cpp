@@ -11,6 +11,7 @@
 
 #include "backend_ops.h"
 #include "kernel_test_util.h"
+#include "kernels/cuda/host_quant.h"
 #include "kernels/reference_ops.h"
 
 namespace r1::kernels::testing {
@@ -90,6 +91,37 @@ TEST_P(BackendOpsTest, MatmulAtDecodeAndPrefillSizes) {
     ops_->matmul(x, w, n, m, k, got);
     reference::matmul(x.data(), f32_view(w, m, k), nullptr, n, want.data());
     expect(got, want, "matmul n=" + std::to_string(n));
+  }
+}
+
+// Weight-only int8 / FP8 rows (quantised on the host as the GPU backend does
+// at load): the decode GEMV (n <= 8, with a row length that is not a
+// multiple of 16) and the dequantise-then-GEMM path (n = 17).
+TEST_P(BackendOpsTest, WeightOnlyQuantisedMatmul) {
+  for (bool fp8 : {false, true}) {
+    for (int64_t k : {72, 100}) {
+      const int64_t m = 67;
+      const auto w = random_floats(static_cast<size_t>(m * k), 30 + k);
+      std::vector<uint8_t> q(w.size());
+      std::vector<float> scales(static_cast<size_t>(m));
+      const auto kind = fp8 ? cuda::QuantKind::kFp8E4M3 : cuda::QuantKind::kInt8;
+      cuda::quantize_rows(kind, w.data(), m, k, q.data(), scales.data());
+      std::vector<float> deq(w.size());
+      for (size_t i = 0; i < deq.size(); ++i) {
+        deq[i] = cuda::dequantize_value(kind, q[i]) * scales[i / static_cast<size_t>(k)];
+      }
+      for (int64_t n : {1, 5, 17}) {
+        const auto x = random(static_cast<size_t>(n * k), 40 + n);
+        std::vector<float> got, want(static_cast<size_t>(n * m));
+        if (!ops_->weight_only_matmul(fp8, q, scales, x, n, m, k, got)) {
+          GTEST_SKIP() << GetParam() << " has no weight-only quantised product";
+        }
+        reference::matmul(x.data(), f32_view(deq, m, k), nullptr, n, want.data());
+        expect(got, want,
+               std::string(fp8 ? "fp8" : "int8") + " n=" + std::to_string(n) +
+                   " k=" + std::to_string(k));
+      }
+    }
   }
 }
 
