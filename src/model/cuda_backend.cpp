@@ -195,6 +195,9 @@ struct DeviceLayer {
 
 // Logit rows are normed, projected and sampled this many at a time.
 constexpr int64_t kRowChunk = 256;
+// The flash-decoding partials: a decode batch of 256 tokens with 28 heads
+// and head_dim 128 gets 9 splits of its contexts; long prefills get one.
+constexpr int64_t kAttentionWorkspaceBytes = int64_t{64} << 20;
 
 class CudaBackend final : public Backend, private DecoderOps {
  public:
@@ -203,6 +206,7 @@ class CudaBackend final : public Backend, private DecoderOps {
                                                  int32_t n_valid_vocab,
                                                  const CudaBackendOptions& options);
   ~CudaBackend() override {
+    cudaSetDevice(options_.device);  // the destroying thread may be another
     if (stream_) cudaStreamDestroy(stream_);
     if (pinned_) cudaFreeHost(pinned_);
   }
@@ -223,7 +227,10 @@ class CudaBackend final : public Backend, private DecoderOps {
 
   Status load(const WeightFiles& files);
   Status plan_memory();
-  Status upload_step(const ForwardBatch& batch, std::span<const RowRequest> rows);
+  // Copies the batch and the rows' parameters; a row whose penalty ids are
+  // outside the vocabulary gets its error in `results` and samples nothing.
+  Status upload_step(const ForwardBatch& batch, std::span<const RowRequest> rows,
+                     std::span<RowResult> results);
   // y = x w^T for the step's n tokens: quantised matrices on few tokens run
   // the GEMV, otherwise cuBLASLt (on a dequantised copy when quantised).
   void product(const bf16_t* x, const DeviceMatrix& w, int64_t n, void* y, bool f32_out);
@@ -278,7 +285,7 @@ class CudaBackend final : public Backend, private DecoderOps {
   int64_t kv_layer_elems_ = 0;
 
   // Activations for max_batched_tokens tokens.
-  DeviceBuffer x_, h_, qkv_, attn_, gate_up_, g_, dequant_, attn_ws_;
+  DeviceBuffer x_, h_, qkv_, q_, attn_, gate_up_, g_, dequant_, attn_ws_;
   DeviceBuffer rows_, rows_bf_, logits_, sample_w_, sample_flags_;
   // Step metadata (device) and its pinned staging on the host.
   DeviceBuffer meta_;
@@ -398,10 +405,7 @@ Status CudaBackend::plan_memory() {
   const int64_t rows = std::min<int64_t>(t, kRowChunk);
   const int64_t vocab = c.vocab_size;
   const bool quantised = options_.weights != GpuWeights::kBf16;
-  // Attention splits for the longest context.
   const int max_pos = static_cast<int>(std::min<int64_t>(c.max_position_embeddings, INT32_MAX));
-  const int64_t attn_ws = kcu::attention_workspace_floats(
-      t, static_cast<int>(c.n_heads), static_cast<int>(c.head_dim), max_pos, 512);
   // Step metadata: ids, positions, slots, token_seq, logit rows per token;
   // block tables for up to `t` sequences of the longest context; row
   // requests and results.
@@ -418,12 +422,13 @@ Status CudaBackend::plan_memory() {
   const Want wants[] = {
       {&x_, t * c.hidden_size * 4, "residual stream"},
       {&h_, t * c.hidden_size * 2, "activations"},
-      {&qkv_, t * qkv_width() * 2, "qkv activations"},
+      {&qkv_, t * qkv_width() * 4, "qkv activations"},
+      {&q_, t * c.n_heads * c.head_dim * 2, "rotated queries"},
       {&attn_, t * c.n_heads * c.head_dim * 2, "attention output"},
       {&gate_up_, t * 2 * c.intermediate_size * 2, "gate/up activations"},
       {&g_, t * c.intermediate_size * 2, "mlp activations"},
       {&dequant_, quantised ? largest_matrix_ * 2 : 0, "dequantisation scratch"},
-      {&attn_ws_, attn_ws * 4, "attention workspace"},
+      {&attn_ws_, kAttentionWorkspaceBytes, "attention workspace"},
       {&rows_, rows * c.hidden_size * 4, "logit rows"},
       {&rows_bf_, rows * c.hidden_size * 2, "logit rows"},
       {&logits_, rows * vocab * 4, "logits"},
@@ -497,7 +502,8 @@ Status CudaBackend::plan_memory() {
   return ok_status();
 }
 
-Status CudaBackend::upload_step(const ForwardBatch& batch, std::span<const RowRequest> rows) {
+Status CudaBackend::upload_step(const ForwardBatch& batch, std::span<const RowRequest> rows,
+                                std::span<RowResult> results) {
   const int64_t n_seqs = batch.n_seqs();
   const int64_t table_ints = n_seqs * batch.max_blocks_per_seq;
   const int64_t max_pos_blocks =
@@ -542,16 +548,23 @@ Status CudaBackend::upload_step(const ForwardBatch& batch, std::span<const RowRe
       d.presence_penalty = p.presence_penalty;
       d.frequency_penalty = p.frequency_penalty;
       d.draw = in.draw;
+      const bool repetition = p.repetition_penalty != 1.0f;
       const bool penalised =
-          p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+          repetition || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
       if (penalised) {
-        for (int32_t id : in.prompt) {
-          if (id < 0 || id >= n_valid_vocab_)
-            return invalid_argument("prompt id outside the vocabulary");
-        }
-        for (int32_t id : in.generated) {
-          if (id < 0 || id >= n_valid_vocab_)
-            return invalid_argument("output id outside the vocabulary");
+        // The reference's checks (apply_penalties): prompt ids only for the
+        // repetition penalty, against the whole logits row. A bad id fails
+        // that row's request; the rest of the step stands.
+        const int64_t vocab = config_.vocab_size;
+        auto outside = [&](std::span<const int32_t> v) {
+          return std::any_of(v.begin(), v.end(), [&](int32_t id) { return id < 0 || id >= vocab; });
+        };
+        if ((repetition && outside(in.prompt)) || outside(in.generated)) {
+          results[r].status =
+              invalid_argument("a prompt or generated token id is outside the vocabulary of " +
+                               std::to_string(vocab));
+          d = kcu::DeviceRow{};
+          continue;
         }
         d.ids_offset = static_cast<int64_t>(ids.size());
         d.n_prompt = static_cast<int32_t>(in.prompt.size());
@@ -586,13 +599,14 @@ void CudaBackend::product(const bf16_t* x, const DeviceMatrix& w, int64_t n, voi
   if (w.kind == GpuWeights::kBf16) {
     const Status s = gemm_->matmul(x, w.data.as<bf16_t>(), n, w.rows, w.cols, y, f32_out, stream_);
     if (!s.ok() && step_error_.ok()) step_error_ = s;
+    check(cudaSuccess, "matmul");  // waits for it when profiling
     return;
   }
   const kcu::QuantKind qk =
       w.kind == GpuWeights::kInt8 ? kcu::QuantKind::kInt8 : kcu::QuantKind::kFp8E4M3;
-  if (!f32_out && n <= kcu::kQuantGemvMaxTokens) {
-    check(kcu::quant_gemv(qk, w.data.ptr, w.scales.as<float>(), w.rows, w.cols, x, n,
-                          static_cast<bf16_t*>(y), stream_),
+  if (n <= kcu::kQuantGemvMaxTokens) {
+    check(kcu::quant_gemv(qk, w.data.ptr, w.scales.as<float>(), w.rows, w.cols, x, n, y, f32_out,
+                          stream_),
           "quantised GEMV");
     return;
   }
@@ -601,6 +615,7 @@ void CudaBackend::product(const bf16_t* x, const DeviceMatrix& w, int64_t n, voi
         "dequantising a weight matrix");
   const Status s = gemm_->matmul(x, dequant_.as<bf16_t>(), n, w.rows, w.cols, y, f32_out, stream_);
   if (!s.ok() && step_error_.ok()) step_error_ = s;
+  check(cudaSuccess, "matmul");
 }
 
 void CudaBackend::embed(const ForwardBatch&) {
@@ -628,24 +643,26 @@ void CudaBackend::add() {
         "residual add");
 }
 
+// f32 out: the biases are added before anything is rounded (Qwen2's large
+// q/k biases nearly cancel the product in some channels).
 void CudaBackend::qkv(int64_t layer) {
-  product(h_.as<bf16_t>(), layers_[static_cast<size_t>(layer)].qkv, n_tokens_, qkv_.ptr, false);
+  product(h_.as<bf16_t>(), layers_[static_cast<size_t>(layer)].qkv, n_tokens_, qkv_.ptr, true);
 }
 
 void CudaBackend::rope_store(int64_t layer, const ForwardBatch&) {
   const DeviceLayer& l = layers_[static_cast<size_t>(layer)];
-  check(
-      kcu::qkv_bias_rope_store(
-          qkv_.as<bf16_t>(), l.qkv_bias.as<float>(), inv_freq_.as<float>(), d_positions_, d_slots_,
-          n_tokens_, static_cast<int>(config_.n_heads), static_cast<int>(config_.n_kv_heads),
-          static_cast<int>(config_.head_dim), k_cache(layer), v_cache(layer), stream_),
-      "qkv bias + rope + KV store");
+  check(kcu::qkv_bias_rope_store(
+            qkv_.as<float>(), l.qkv_bias.as<float>(), inv_freq_.as<float>(), d_positions_, d_slots_,
+            n_tokens_, static_cast<int>(config_.n_heads), static_cast<int>(config_.n_kv_heads),
+            static_cast<int>(config_.head_dim), q_.as<bf16_t>(), k_cache(layer), v_cache(layer),
+            stream_),
+        "qkv bias + rope + KV store");
 }
 
 void CudaBackend::attention(int64_t layer, const ForwardBatch& batch) {
   kcu::AttentionArgs a;
-  a.q = qkv_.as<bf16_t>();
-  a.q_stride = qkv_width();
+  a.q = q_.as<bf16_t>();
+  a.q_stride = config_.n_heads * config_.head_dim;
   a.k_cache = k_cache(layer);
   a.v_cache = v_cache(layer);
   a.block_size = options_.block_size;
@@ -661,6 +678,7 @@ void CudaBackend::attention(int64_t layer, const ForwardBatch& batch) {
   a.max_position = max_position_;
   a.out = attn_.as<bf16_t>();
   a.workspace = attn_ws_.as<float>();
+  a.workspace_floats = static_cast<int64_t>(attn_ws_.bytes / 4);
   check(kcu::paged_attention(a, stream_), "paged attention");
 }
 
@@ -721,7 +739,7 @@ void CudaBackend::sample_chunk(int64_t first, int64_t count) {
     const size_t r = static_cast<size_t>(first + i);
     const RowRequest& in = rows_in_[r];
     RowResult& res = results_out_[r];
-    if (in.score_top > kcu::kDeviceMaxTop) {
+    if (in.score_top > kcu::kDeviceMaxTop && res.status.ok()) {
       // A whole distribution (a KL divergence): the row on the host, masked.
       host_logits.resize(vocab);
       check(cudaMemcpy(host_logits.data(), logits_.as<float>() + i * static_cast<int64_t>(vocab),
@@ -732,8 +750,8 @@ void CudaBackend::sample_chunk(int64_t first, int64_t count) {
       reference_row(in, host_logits, res);
       continue;
     }
+    if (!res.status.ok()) continue;  // refused by upload_step
     const kcu::DeviceRowResult& d = out[static_cast<size_t>(i)];
-    res.status = ok_status();
     if (d.error != 0) {
       res.status = internal_error("logits row has no finite value");
       continue;
@@ -753,7 +771,7 @@ void CudaBackend::sample_chunk(int64_t first, int64_t count) {
   }
 }
 
-int64_t CudaBackend::bytes(StepOp op, int64_t layer, const ForwardBatch&) const {
+int64_t CudaBackend::bytes(StepOp op, int64_t layer, const ForwardBatch& batch) const {
   const auto mb = [&](const DeviceMatrix& m) {
     return matrix_device_bytes(m.rows, m.cols, m.kind);
   };
@@ -768,6 +786,14 @@ int64_t CudaBackend::bytes(StepOp op, int64_t layer, const ForwardBatch&) const 
       return mb(layers_[static_cast<size_t>(layer)].down);
     case StepOp::kLmHead:
       return mb(lm_head_);
+    case StepOp::kAttention: {
+      // Each sequence reads one layer's bf16 K and V up to its last position.
+      int64_t positions = 0;
+      for (int32_t s = 0; s < batch.n_seqs(); ++s) {
+        positions += batch.positions[static_cast<size_t>(batch.query_start[s + 1] - 1)] + 1;
+      }
+      return positions * 2 * config_.n_kv_heads * config_.head_dim * 2;
+    }
     default:
       return 0;
   }
@@ -785,13 +811,20 @@ Status CudaBackend::step(const ForwardBatch& batch, std::span<const RowRequest> 
                             " tokens exceeds max_batched_tokens " +
                             std::to_string(options_.max_batched_tokens));
   }
-  R1_RETURN_IF_ERROR(upload_step(batch, rows));
+  // The device is per host thread: the engine's thread steps, another
+  // created the backend.
+  R1_CUDA(cudaSetDevice(options_.device), "selecting the device");
+  for (RowResult& r : results) r = RowResult{};
+  R1_RETURN_IF_ERROR(upload_step(batch, rows, results));
   n_tokens_ = batch.n_tokens();
   rows_in_ = rows;
   results_out_ = results;
   step_error_ = ok_status();
   run_decoder(*this, config_, batch, profile_);
-  if (rows.empty()) check(cudaStreamSynchronize(stream_), "device step");
+  // Always drained before returning: the next step rewrites the pinned
+  // staging its copies read from.
+  const cudaError_t drained = cudaStreamSynchronize(stream_);
+  if (step_error_.ok()) step_error_ = cuda_status(drained, "device step");
   return step_error_;
 }
 

@@ -116,7 +116,7 @@ class CudaOps final : public BackendOps {
     Dev<float> ds(scales);
     Dev<uint16_t> dx(to_bf16(x)), dy(static_cast<size_t>(n * m));
     if (n <= kcu::kQuantGemvMaxTokens) {
-      ok(kcu::quant_gemv(kind, dq.p, ds.p, m, k, dx.p, n, dy.p, nullptr), "quant_gemv");
+      ok(kcu::quant_gemv(kind, dq.p, ds.p, m, k, dx.p, n, dy.p, false, nullptr), "quant_gemv");
     } else {
       Dev<uint16_t> w(static_cast<size_t>(m * k));
       ok(kcu::dequantize(kind, dq.p, ds.p, m, k, w.p, nullptr), "dequantize");
@@ -136,7 +136,8 @@ class CudaOps final : public BackendOps {
   void attention_block(const AttentionCase& c, std::vector<float>& out) override {
     const int64_t n = c.n_tokens();
     const size_t cache = static_cast<size_t>(c.n_blocks) * c.block_size * c.n_kv_heads * c.head_dim;
-    Dev<uint16_t> qkv(to_bf16(c.qkv)), kc(cache), vc(cache);
+    Dev<float> qkv(c.qkv);
+    Dev<uint16_t> q(static_cast<size_t>(n * c.n_heads * c.head_dim)), kc(cache), vc(cache);
     Dev<float> bias(c.bias), inv(c.inv_freq);
     Dev<int32_t> pos(c.positions), slots(c.slots), tables(c.block_tables);
     std::vector<int32_t> seq(static_cast<size_t>(n));
@@ -149,11 +150,11 @@ class CudaOps final : public BackendOps {
     }
     Dev<int32_t> token_seq(seq);
     ok(kcu::qkv_bias_rope_store(qkv.p, c.bias.empty() ? nullptr : bias.p, inv.p, pos.p, slots.p, n,
-                                c.n_heads, c.n_kv_heads, c.head_dim, kc.p, vc.p, nullptr),
+                                c.n_heads, c.n_kv_heads, c.head_dim, q.p, kc.p, vc.p, nullptr),
        "qkv_bias_rope_store");
     kcu::AttentionArgs a;
-    a.q = qkv.p;
-    a.q_stride = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
+    a.q = q.p;
+    a.q_stride = c.n_heads * c.head_dim;
     a.k_cache = kc.p;
     a.v_cache = vc.p;
     a.block_size = c.block_size;
@@ -167,10 +168,10 @@ class CudaOps final : public BackendOps {
     a.block_tables = tables.p;
     a.max_blocks_per_seq = c.max_blocks;
     a.max_position = max_pos;
-    a.split_tokens = 256;  // several splits for the 601-token sequence
-    Dev<float> ws(static_cast<size_t>(
-        kcu::attention_workspace_floats(n, c.n_heads, c.head_dim, max_pos, a.split_tokens)));
+    // Room for every split the 601-token context gets (3 of kMinSplitKeys).
+    Dev<float> ws(static_cast<size_t>(n * c.n_heads * 4 * (2 + c.head_dim)));
     a.workspace = ws.p;
+    a.workspace_floats = static_cast<int64_t>(ws.n);
     Dev<uint16_t> o(static_cast<size_t>(n * c.n_heads * c.head_dim));
     a.out = o.p;
     ok(kcu::paged_attention(a, nullptr), "paged_attention");

@@ -37,14 +37,16 @@ cudaError_t gather_rows(const float* x, const int32_t* rows, int64_t n_rows, int
                         float* out, cudaStream_t stream);
 
 // The fused QKV projection's output qkv: [n, (n_heads + 2 n_kv_heads) * head_dim]
-// bf16 (q, then k, then v, per token). Adds `bias` (f32, same width; null =
-// none), rotates q and k (rotate-half RoPE, angle positions[t] * inv_freq[i]
-// rounded to f32 as the CPU does), leaves q in place and writes k and v to
-// the cache slots slot_mapping[t] = block * block_size + offset.
-cudaError_t qkv_bias_rope_store(bf16_t* qkv, const float* bias, const float* inv_freq,
+// f32 (q, then k, then v, per token; f32 so that Qwen2's large biases are
+// added before any rounding, as the CPU does). Adds `bias` (f32, same width;
+// null = none), rotates q and k (rotate-half RoPE, angle positions[t] *
+// inv_freq[i] rounded to f32 as the CPU does), writes q: [n, n_heads *
+// head_dim] bf16, and k and v to the cache slots slot_mapping[t] = block *
+// block_size + offset.
+cudaError_t qkv_bias_rope_store(const float* qkv, const float* bias, const float* inv_freq,
                                 const int32_t* positions, const int32_t* slot_mapping, int64_t n,
-                                int n_heads, int n_kv_heads, int head_dim, bf16_t* k_cache,
-                                bf16_t* v_cache, cudaStream_t stream);
+                                int n_heads, int n_kv_heads, int head_dim, bf16_t* q,
+                                bf16_t* k_cache, bf16_t* v_cache, cudaStream_t stream);
 
 struct AttentionArgs {
   const bf16_t* q = nullptr;  // [n, q_stride] bf16, head h at h * head_dim
@@ -63,15 +65,17 @@ struct AttentionArgs {
   int max_blocks_per_seq = 0;
   int max_position = 0;   // the largest position in the batch (sizes the splits)
   bf16_t* out = nullptr;  // [n, n_heads * head_dim]
-  // Flash-decoding: long contexts split into chunks of `split_tokens` keys,
-  // each chunk's partial softmax in the workspace, merged by a second pass.
-  int split_tokens = 512;
-  float* workspace = nullptr;  // attention_workspace_floats(...) floats
+  // Flash-decoding: each token's context split into up to this many
+  // chunks, each chunk's partial softmax in the workspace, merged by a
+  // second pass. paged_attention chooses the split count per step: as many
+  // as the context has chunks of kMinSplitKeys keys, capped by this and by
+  // what the workspace holds for the step's tokens (a long prefill gets
+  // one: its tokens already fill the GPU).
+  int max_splits = 32;
+  float* workspace = nullptr;
+  int64_t workspace_floats = 0;
 };
-
-// Floats of workspace paged_attention needs for these sizes.
-int64_t attention_workspace_floats(int64_t n_tokens, int n_heads, int head_dim, int max_position,
-                                   int split_tokens);
+constexpr int kMinSplitKeys = 256;
 
 // Causal attention of each token over its sequence's cached K/V (GQA: query
 // head h reads kv head h / (n_heads / n_kv_heads)), one pass for decode and
@@ -85,10 +89,12 @@ cudaError_t silu_mul(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* ou
 // Weight-only quantised matrices (kernels/cuda/host_quant.h makes them at
 // load): int8 or FP8 E4M3 values [rows, cols], one f32 scale per row.
 
-// y: [n, rows] bf16 = x: [n, cols] bf16 * dequant(w)^T, for small n (decode):
-// one warp per output row reads the row once for all n tokens. n <= 8.
+// y: [n, rows] = x: [n, cols] bf16 * dequant(w)^T, for small n (decode):
+// one warp per output row reads the row once for all n tokens. n <= 8. y is
+// f32 when `f32_out`, else bf16.
 cudaError_t quant_gemv(QuantKind kind, const void* w, const float* scales, int64_t rows,
-                       int64_t cols, const bf16_t* x, int64_t n, bf16_t* y, cudaStream_t stream);
+                       int64_t cols, const bf16_t* x, int64_t n, void* y, bool f32_out,
+                       cudaStream_t stream);
 constexpr int64_t kQuantGemvMaxTokens = 8;
 
 // out: [rows, cols] bf16 = dequant(w) (for a bf16 GEMM on larger batches).

@@ -99,9 +99,9 @@ Status Gemm::matmul(const bf16_t* x, const bf16_t* w, int64_t n, int64_t m, int6
   if (n == 0) return ok_status();
   R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, f32_out));
   const float alpha = 1.0f, beta = 0.0f;
-  const cublasStatus_t s = cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y,
-                                          p->c, y, p->c, &p->algo, workspace_, workspace_bytes_,
-                                          stream);
+  const cublasStatus_t s =
+      cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
+                     workspace_, workspace_bytes_, stream);
   if (s != CUBLAS_STATUS_SUCCESS) return lt_error("matmul", s);
   return ok_status();
 }

@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -89,13 +90,13 @@ __global__ void gather_kernel(const float* x, const int32_t* rows, int64_t dim, 
 }
 
 // One block per token; thread i of a head handles the pair (i, i + half).
-__global__ void qkv_rope_store_kernel(bf16_t* qkv, const float* bias, const float* inv_freq,
+__global__ void qkv_rope_store_kernel(const float* qkv, const float* bias, const float* inv_freq,
                                       const int32_t* positions, const int32_t* slots, int n_heads,
-                                      int n_kv_heads, int head_dim, bf16_t* k_cache,
+                                      int n_kv_heads, int head_dim, bf16_t* q_out, bf16_t* k_cache,
                                       bf16_t* v_cache) {
   const int64_t t = blockIdx.x;
   const int width = (n_heads + 2 * n_kv_heads) * head_dim;
-  bf16_t* row = qkv + t * width;
+  const float* row = qkv + t * width;
   const int half = head_dim / 2;
   const float pos = static_cast<float>(positions[t]);
   const int64_t slot = slots[t];
@@ -103,7 +104,7 @@ __global__ void qkv_rope_store_kernel(bf16_t* qkv, const float* bias, const floa
   for (int p = threadIdx.x; p < (n_heads + n_kv_heads) * half; p += blockDim.x) {
     const int head = p / half, i = p % half;
     const int a = head * head_dim + i, b = a + half;
-    float x0 = to_f(row[a]), x1 = to_f(row[b]);
+    float x0 = row[a], x1 = row[b];
     if (bias != nullptr) {
       x0 += bias[a];
       x1 += bias[b];
@@ -114,8 +115,8 @@ __global__ void qkv_rope_store_kernel(bf16_t* qkv, const float* bias, const floa
     sincosf(angle, &s, &c);
     const float y0 = x0 * c - x1 * s, y1 = x1 * c + x0 * s;
     if (head < n_heads) {
-      row[a] = to_bf(y0);
-      row[b] = to_bf(y1);
+      q_out[t * n_heads * head_dim + a] = to_bf(y0);
+      q_out[t * n_heads * head_dim + b] = to_bf(y1);
     } else {
       const int64_t base = (slot * n_kv_heads + (head - n_heads)) * head_dim;
       k_cache[base + i] = to_bf(y0);
@@ -125,7 +126,7 @@ __global__ void qkv_rope_store_kernel(bf16_t* qkv, const float* bias, const floa
   // v heads: bias, then into the cache.
   const int v0 = (n_heads + n_kv_heads) * head_dim;
   for (int j = threadIdx.x; j < n_kv_heads * head_dim; j += blockDim.x) {
-    float v = to_f(row[v0 + j]);
+    float v = row[v0 + j];
     if (bias != nullptr) v += bias[v0 + j];
     v_cache[slot * n_kv_heads * head_dim + j] = to_bf(v);
   }
@@ -139,7 +140,7 @@ __global__ void qkv_rope_store_kernel(bf16_t* qkv, const float* bias, const floa
 constexpr int kAttnWarps = 4;
 constexpr int kMaxDimsPerLane = 8;  // head_dim <= 256
 
-__global__ void attention_kernel(AttentionArgs a, int n_splits) {
+__global__ void attention_kernel(AttentionArgs a, int n_splits, int split_keys) {
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
   const int split = blockIdx.z;
@@ -147,20 +148,22 @@ __global__ void attention_kernel(AttentionArgs a, int n_splits) {
   const int per_lane = a.head_dim / 32;
   const int kvh = h / (a.n_heads / a.n_kv_heads);
   const int last = a.positions[t];
-  const int begin = split * a.split_tokens;
-  const int end = min(last + 1, begin + a.split_tokens);
-  const int32_t* table = a.block_tables + static_cast<int64_t>(a.token_seq[t]) * a.max_blocks_per_seq;
+  const int begin = split * split_keys;
+  const int end = min(last + 1, begin + split_keys);
+  const int32_t* table =
+      a.block_tables + static_cast<int64_t>(a.token_seq[t]) * a.max_blocks_per_seq;
 
   float q[kMaxDimsPerLane], acc[kMaxDimsPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxDimsPerLane; ++i) {
-    q[i] = i < per_lane ? to_f(a.q[t * a.q_stride + h * a.head_dim + i * 32 + lane]) * a.scale
-                        : 0.0f;
+    q[i] =
+        i < per_lane ? to_f(a.q[t * a.q_stride + h * a.head_dim + i * 32 + lane]) * a.scale : 0.0f;
     acc[i] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
   for (int j = begin + warp; j < end; j += kAttnWarps) {
-    const int64_t slot = static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
+    const int64_t slot =
+        static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
     const int64_t base = (slot * a.n_kv_heads + kvh) * a.head_dim;
     float s = 0.0f;
 #pragma unroll
@@ -229,12 +232,12 @@ __global__ void attention_kernel(AttentionArgs a, int n_splits) {
 }
 
 // One warp per (token, head): merges the splits of that token's context.
-__global__ void attention_merge_kernel(AttentionArgs a, int n_splits) {
+__global__ void attention_merge_kernel(AttentionArgs a, int n_splits, int split_keys) {
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
   const int lane = threadIdx.x;
   const int per_lane = a.head_dim / 32;
-  const int used = a.positions[t] / a.split_tokens + 1;  // splits with keys
+  const int used = a.positions[t] / split_keys + 1;  // splits with keys
   const int64_t rec = 2 + a.head_dim;
   const float* ws = a.workspace + (t * a.n_heads + h) * n_splits * rec;
   float gm = -INFINITY;
@@ -282,9 +285,16 @@ __device__ __forceinline__ float dequant(uint8_t v) {
 
 // One warp per output row; each lane reads 16 weight bytes at a time and
 // the matching activations of every token.
-template <QuantKind kKind, int kTokens>
-__global__ void quant_gemv_kernel(const uint8_t* w, const float* scales, int64_t rows,
-                                  int64_t cols, const bf16_t* x, bf16_t* y) {
+__device__ __forceinline__ void store(float* p, float v) {
+  *p = v;
+}
+__device__ __forceinline__ void store(bf16_t* p, float v) {
+  *p = to_bf(v);
+}
+
+template <QuantKind kKind, int kTokens, typename OutT>
+__global__ void quant_gemv_kernel(const uint8_t* w, const float* scales, int64_t rows, int64_t cols,
+                                  const bf16_t* x, OutT* y) {
   const int64_t r = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (r >= rows) return;
@@ -316,27 +326,28 @@ __global__ void quant_gemv_kernel(const uint8_t* w, const float* scales, int64_t
 #pragma unroll
   for (int k = 0; k < kTokens; ++k) {
     const float v = warp_sum(sum[k]);
-    if (lane == 0) y[k * rows + r] = to_bf(v * s);
+    if (lane == 0) store(&y[k * rows + r], v * s);
   }
 }
 
 template <QuantKind kKind>
-__global__ void dequantize_kernel(const uint8_t* w, const float* scales, int64_t rows,
-                                  int64_t cols, bf16_t* out) {
+__global__ void dequantize_kernel(const uint8_t* w, const float* scales, int64_t rows, int64_t cols,
+                                  bf16_t* out) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= rows * cols) return;
   out[i] = to_bf(dequant<kKind>(w[i]) * scales[i / cols]);
 }
 
-template <QuantKind kKind>
+template <QuantKind kKind, typename OutT>
 cudaError_t launch_gemv(const uint8_t* w, const float* scales, int64_t rows, int64_t cols,
-                        const bf16_t* x, int64_t n, bf16_t* y, cudaStream_t stream) {
+                        const bf16_t* x, int64_t n, OutT* y, cudaStream_t stream) {
   constexpr int kWarps = 8;
   const dim3 grid(static_cast<unsigned>((rows + kWarps - 1) / kWarps));
   switch (n) {
-#define R1_GEMV_CASE(N)                                                                       \
-  case N:                                                                                     \
-    quant_gemv_kernel<kKind, N><<<grid, kWarps * 32, 0, stream>>>(w, scales, rows, cols, x, y); \
+#define R1_GEMV_CASE(N)                                                  \
+  case N:                                                                \
+    quant_gemv_kernel<kKind, N, OutT>                                    \
+        <<<grid, kWarps * 32, 0, stream>>>(w, scales, rows, cols, x, y); \
     break;
     R1_GEMV_CASE(1)
     R1_GEMV_CASE(2)
@@ -391,38 +402,39 @@ cudaError_t gather_rows(const float* x, const int32_t* rows, int64_t n_rows, int
   return cudaGetLastError();
 }
 
-cudaError_t qkv_bias_rope_store(bf16_t* qkv, const float* bias, const float* inv_freq,
+cudaError_t qkv_bias_rope_store(const float* qkv, const float* bias, const float* inv_freq,
                                 const int32_t* positions, const int32_t* slot_mapping, int64_t n,
-                                int n_heads, int n_kv_heads, int head_dim, bf16_t* k_cache,
-                                bf16_t* v_cache, cudaStream_t stream) {
+                                int n_heads, int n_kv_heads, int head_dim, bf16_t* q,
+                                bf16_t* k_cache, bf16_t* v_cache, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   qkv_rope_store_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      qkv, bias, inv_freq, positions, slot_mapping, n_heads, n_kv_heads, head_dim, k_cache,
+      qkv, bias, inv_freq, positions, slot_mapping, n_heads, n_kv_heads, head_dim, q, k_cache,
       v_cache);
   return cudaGetLastError();
 }
 
-int64_t attention_workspace_floats(int64_t n_tokens, int n_heads, int head_dim, int max_position,
-                                   int split_tokens) {
-  const int64_t n_splits = max_position / split_tokens + 1;
-  if (n_splits == 1) return 0;
-  return n_tokens * n_heads * n_splits * (2 + head_dim);
-}
-
 cudaError_t paged_attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.n_tokens == 0) return cudaSuccess;
-  if (a.head_dim % 32 != 0 || a.head_dim > 32 * kMaxDimsPerLane || a.split_tokens <= 0 ||
-      a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0) {
+  if (a.head_dim % 32 != 0 || a.head_dim > 32 * kMaxDimsPerLane || a.n_kv_heads <= 0 ||
+      a.n_heads % a.n_kv_heads != 0 || a.max_position < 0) {
     return cudaErrorInvalidValue;
   }
-  const int n_splits = a.max_position / a.split_tokens + 1;
-  if (n_splits > 1 && a.workspace == nullptr) return cudaErrorInvalidValue;
+  // Splits: one per kMinSplitKeys keys of the longest context, at most
+  // max_splits, and no more than the workspace holds for these tokens.
+  const int64_t per_split = a.n_tokens * a.n_heads * (2 + a.head_dim);
+  int64_t n_splits = (a.max_position + kMinSplitKeys) / kMinSplitKeys;
+  n_splits = std::min<int64_t>(n_splits, a.max_splits);
+  n_splits =
+      std::min<int64_t>(n_splits, a.workspace != nullptr ? a.workspace_floats / per_split : 1);
+  n_splits = std::max<int64_t>(n_splits, 1);
+  const int split_keys = static_cast<int>((a.max_position + 1 + n_splits - 1) / n_splits);  // ceil
   const dim3 grid(static_cast<unsigned>(a.n_tokens), static_cast<unsigned>(a.n_heads),
                   static_cast<unsigned>(n_splits));
-  attention_kernel<<<grid, kAttnWarps * 32, 0, stream>>>(a, n_splits);
+  attention_kernel<<<grid, kAttnWarps * 32, 0, stream>>>(a, static_cast<int>(n_splits), split_keys);
   if (n_splits > 1) {
     const dim3 merge_grid(static_cast<unsigned>(a.n_tokens), static_cast<unsigned>(a.n_heads));
-    attention_merge_kernel<<<merge_grid, 32, 0, stream>>>(a, n_splits);
+    attention_merge_kernel<<<merge_grid, 32, 0, stream>>>(a, static_cast<int>(n_splits),
+                                                          split_keys);
   }
   return cudaGetLastError();
 }
@@ -437,12 +449,23 @@ cudaError_t silu_mul(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* ou
 }
 
 cudaError_t quant_gemv(QuantKind kind, const void* w, const float* scales, int64_t rows,
-                       int64_t cols, const bf16_t* x, int64_t n, bf16_t* y, cudaStream_t stream) {
+                       int64_t cols, const bf16_t* x, int64_t n, void* y, bool f32_out,
+                       cudaStream_t stream) {
   const auto* bytes = static_cast<const uint8_t*>(w);
   if (kind == QuantKind::kInt8) {
-    return launch_gemv<QuantKind::kInt8>(bytes, scales, rows, cols, x, n, y, stream);
+    if (f32_out) {
+      return launch_gemv<QuantKind::kInt8>(bytes, scales, rows, cols, x, n, static_cast<float*>(y),
+                                           stream);
+    }
+    return launch_gemv<QuantKind::kInt8>(bytes, scales, rows, cols, x, n, static_cast<bf16_t*>(y),
+                                         stream);
   }
-  return launch_gemv<QuantKind::kFp8E4M3>(bytes, scales, rows, cols, x, n, y, stream);
+  if (f32_out) {
+    return launch_gemv<QuantKind::kFp8E4M3>(bytes, scales, rows, cols, x, n, static_cast<float*>(y),
+                                            stream);
+  }
+  return launch_gemv<QuantKind::kFp8E4M3>(bytes, scales, rows, cols, x, n, static_cast<bf16_t*>(y),
+                                          stream);
 }
 
 cudaError_t dequantize(QuantKind kind, const void* w, const float* scales, int64_t rows,
@@ -452,11 +475,11 @@ cudaError_t dequantize(QuantKind kind, const void* w, const float* scales, int64
   const auto* bytes = static_cast<const uint8_t*>(w);
   const unsigned grid = static_cast<unsigned>(blocks_for(count));
   if (kind == QuantKind::kInt8) {
-    dequantize_kernel<QuantKind::kInt8><<<grid, kThreads, 0, stream>>>(bytes, scales, rows, cols,
-                                                                       out);
+    dequantize_kernel<QuantKind::kInt8>
+        <<<grid, kThreads, 0, stream>>>(bytes, scales, rows, cols, out);
   } else {
-    dequantize_kernel<QuantKind::kFp8E4M3><<<grid, kThreads, 0, stream>>>(bytes, scales, rows,
-                                                                          cols, out);
+    dequantize_kernel<QuantKind::kFp8E4M3>
+        <<<grid, kThreads, 0, stream>>>(bytes, scales, rows, cols, out);
   }
   return cudaGetLastError();
 }

@@ -15,7 +15,9 @@ namespace {
 
 constexpr int kBlock = 1024;
 
-__device__ __forceinline__ bool finite(float x) { return isfinite(x); }
+__device__ __forceinline__ bool finite(float x) {
+  return isfinite(x);
+}
 
 // Total order of floats as unsigned keys (larger float, larger key).
 __device__ __forceinline__ uint32_t order_key(float f) {
@@ -28,7 +30,7 @@ __device__ __forceinline__ float from_order_key(uint32_t k) {
 
 template <typename T>
 __device__ T block_reduce(T v, T (*op)(T, T), T identity) {
-  __shared__ unsigned char raw[32 * sizeof(double)];
+  __shared__ __align__(8) unsigned char raw[32 * sizeof(double)];
   T* partial = reinterpret_cast<T*>(raw);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -39,11 +41,21 @@ __device__ T block_reduce(T v, T (*op)(T, T), T identity) {
   for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-__device__ double add_d(double a, double b) { return a + b; }
-__device__ float max_f(float a, float b) { return fmaxf(a, b); }
-__device__ long long add_ll(long long a, long long b) { return a + b; }
-__device__ int min_i(int a, int b) { return min(a, b); }
-__device__ int max_i(int a, int b) { return max(a, b); }
+__device__ double add_d(double a, double b) {
+  return a + b;
+}
+__device__ float max_f(float a, float b) {
+  return fmaxf(a, b);
+}
+__device__ long long add_ll(long long a, long long b) {
+  return a + b;
+}
+__device__ int min_i(int a, int b) {
+  return min(a, b);
+}
+__device__ int max_i(int a, int b) {
+  return max(a, b);
+}
 
 // (value, id) argmax over finite values, lowest id on ties; `skip` excludes
 // ids already chosen (n_skip of them). Returns the id, -1 when none.
@@ -127,8 +139,9 @@ __global__ void __launch_bounds__(kBlock)
           const uint32_t c = atomicExch(&flag[gen[i]], 0u);
           if (c == 0u) continue;
           float x = w[gen[i]];
-          if (frequency) x -= r.frequency_penalty * static_cast<float>(c);
-          if (presence) x -= r.presence_penalty;
+          // Two roundings, as the reference's float arithmetic (no FMA).
+          if (frequency) x = __fsub_rn(x, __fmul_rn(r.frequency_penalty, static_cast<float>(c)));
+          if (presence) x = __fsub_rn(x, r.presence_penalty);
           w[gen[i]] = x;
         }
       }
@@ -182,7 +195,8 @@ __global__ void __launch_bounds__(kBlock)
           const uint32_t cand = t | (1u << bit);
           const float v = __uint_as_float(cand);
           double s = 0.0;
-          for (int i = threadIdx.x; i < n; i += blockDim.x) s += w[i] >= v && w[i] > 0.0f ? w[i] : 0.0f;
+          for (int i = threadIdx.x; i < n; i += blockDim.x)
+            s += w[i] >= v && w[i] > 0.0f ? w[i] : 0.0f;
           s = block_reduce<double>(s, add_d, 0.0);
           if (s >= target) t = cand;
         }
@@ -248,8 +262,8 @@ __global__ void __launch_bounds__(kBlock)
 }  // namespace
 
 cudaError_t sample_rows(const float* logits, int64_t n_rows, int64_t stride, int32_t n_valid,
-                        const DeviceRow* rows, const int32_t* ids, float* weights,
-                        uint32_t* flags, DeviceRowResult* out, cudaStream_t stream) {
+                        const DeviceRow* rows, const int32_t* ids, float* weights, uint32_t* flags,
+                        DeviceRowResult* out, cudaStream_t stream) {
   if (n_rows == 0) return cudaSuccess;
   sample_kernel<<<static_cast<unsigned>(n_rows), kBlock, 0, stream>>>(logits, stride, n_valid, rows,
                                                                       ids, weights, flags, out);
