@@ -94,6 +94,10 @@ struct DeviceMatrix {
   DeviceBuffer data, scales;
   GpuWeights kind = GpuWeights::kBf16;
   int64_t rows = 0, cols = 0;
+  // FP8 with one scale for the whole matrix (every row's scale equal): its
+  // products on more than a few tokens go through cuBLASLt's FP8 GEMM.
+  // Cleared if cuBLASLt refuses the shape (the dequantised path then).
+  mutable bool fp8_gemm = false;
 };
 
 // Row r of a host matrix as f32.
@@ -120,8 +124,9 @@ void row_f32(const kernels::MatrixView& m, int64_t r, float* out) {
 
 // Uploads the row-wise concatenation of `parts` (same cols) as one matrix.
 Status upload_matrix(std::initializer_list<const kernels::MatrixView*> parts, GpuWeights kind,
-                     const std::string& name, DeviceMatrix& out) {
+                     const std::string& name, DeviceMatrix& out, bool per_tensor = false) {
   out.kind = kind;
+  out.fp8_gemm = per_tensor && kind == GpuWeights::kFp8;
   out.cols = (*parts.begin())->cols;
   out.rows = 0;
   for (const auto* p : parts) out.rows += p->rows;
@@ -136,6 +141,17 @@ Status upload_matrix(std::initializer_list<const kernels::MatrixView*> parts, Gp
   std::vector<uint16_t> bf(static_cast<size_t>(kRows * out.cols));
   std::vector<uint8_t> q(static_cast<size_t>(kRows * out.cols));
   std::vector<float> scales(kRows);
+  // One scale for the matrix: the amax of every part, in a first pass.
+  float tensor_amax = 0.0f;
+  if (out.fp8_gemm) {
+    std::vector<float> row(static_cast<size_t>(out.cols));
+    for (const auto* p : parts) {
+      for (int64_t r = 0; r < p->rows; ++r) {
+        row_f32(*p, r, row.data());
+        for (float v : row) tensor_amax = std::max(tensor_amax, std::fabs(v));
+      }
+    }
+  }
   int64_t dst_row = 0;
   for (const auto* p : parts) {
     for (int64_t r0 = 0; r0 < p->rows; r0 += kRows) {
@@ -154,7 +170,7 @@ Status upload_matrix(std::initializer_list<const kernels::MatrixView*> parts, Gp
         } else {
           kcu::quantize_rows(
               kind == GpuWeights::kInt8 ? kcu::QuantKind::kInt8 : kcu::QuantKind::kFp8E4M3,
-              f32.data(), n, p->cols, q.data(), scales.data());
+              f32.data(), n, p->cols, q.data(), scales.data(), tensor_amax);
           src = q.data();
           bytes = static_cast<size_t>(n * p->cols);
           R1_CUDA(cudaMemcpy(out.scales.as<float>() + dst_row, scales.data(),
@@ -273,7 +289,9 @@ class CudaBackend final : public Backend, private DecoderOps {
   DeviceMatrix lm_head_;
   DeviceBuffer final_norm_, inv_freq_;
   std::vector<DeviceLayer> layers_;
-  int64_t largest_matrix_ = 0;  // elements, for the dequantisation scratch
+  int64_t largest_matrix_ = 0;        // elements, for the dequantisation scratch
+  bool fp8_tensor_cores_ = false;     // compute capability 8.9 or later
+  DeviceBuffer x_fp8_, fp8_scalars_;  // activations as FP8; their scale and amax
 
   // KV cache: [n_layers][2][n_blocks, block_size, n_kv_heads, head_dim] bf16.
   DeviceBuffer kv_;
@@ -350,6 +368,9 @@ Result<std::unique_ptr<Backend>> CudaBackend::create(const ModelConfig& config,
   R1_CUDA(cudaSetDevice(options.device), "selecting the device");
   std::unique_ptr<CudaBackend> b(
       new CudaBackend(config, arch_spec(config), n_valid_vocab, options));
+  cudaDeviceProp prop{};
+  R1_CUDA(cudaGetDeviceProperties(&prop, options.device), "reading the device's properties");
+  b->fp8_tensor_cores_ = prop.major * 10 + prop.minor >= 89;
   R1_CUDA(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking), "creating a stream");
   R1_ASSIGN_OR_RETURN(b->gemm_, kcu::Gemm::create(size_t{32} << 20));
   R1_RETURN_IF_ERROR(b->load(*files));
@@ -365,10 +386,14 @@ Status CudaBackend::load(const WeightFiles& files) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
     DeviceLayer& d = layers_[static_cast<size_t>(l)];
     const std::string name = "layer " + std::to_string(l);
-    R1_RETURN_IF_ERROR(upload_matrix({&lw.q, &lw.k, &lw.v}, kind, name + " qkv", d.qkv));
-    R1_RETURN_IF_ERROR(upload_matrix({&lw.o}, kind, name + " o_proj", d.o));
-    R1_RETURN_IF_ERROR(upload_matrix({&lw.gate, &lw.up}, kind, name + " gate_up", d.gate_up));
-    R1_RETURN_IF_ERROR(upload_matrix({&lw.down}, kind, name + " down", d.down));
+    // FP8 on sm_89 and later: one scale per matrix, for cuBLASLt's FP8 GEMM.
+    const bool per_tensor = kind == GpuWeights::kFp8 && fp8_tensor_cores_;
+    R1_RETURN_IF_ERROR(
+        upload_matrix({&lw.q, &lw.k, &lw.v}, kind, name + " qkv", d.qkv, per_tensor));
+    R1_RETURN_IF_ERROR(upload_matrix({&lw.o}, kind, name + " o_proj", d.o, per_tensor));
+    R1_RETURN_IF_ERROR(
+        upload_matrix({&lw.gate, &lw.up}, kind, name + " gate_up", d.gate_up, per_tensor));
+    R1_RETURN_IF_ERROR(upload_matrix({&lw.down}, kind, name + " down", d.down, per_tensor));
     if (!lw.q_bias.empty()) {
       std::vector<float> bias = lw.q_bias;
       bias.insert(bias.end(), lw.k_bias.begin(), lw.k_bias.end());
@@ -428,6 +453,12 @@ Status CudaBackend::plan_memory() {
       {&gate_up_, t * 2 * c.intermediate_size * 2, "gate/up activations"},
       {&g_, t * c.intermediate_size * 2, "mlp activations"},
       {&dequant_, quantised ? largest_matrix_ * 2 : 0, "dequantisation scratch"},
+      {&x_fp8_,
+       options_.weights == GpuWeights::kFp8
+           ? t * std::max({c.hidden_size, c.intermediate_size, c.n_heads * c.head_dim})
+           : 0,
+       "fp8 activations"},
+      {&fp8_scalars_, options_.weights == GpuWeights::kFp8 ? 8 : 0, "fp8 scales"},
       {&attn_ws_, kAttentionWorkspaceBytes, "attention workspace"},
       {&rows_, rows * c.hidden_size * 4, "logit rows"},
       {&rows_bf_, rows * c.hidden_size * 2, "logit rows"},
@@ -604,6 +635,23 @@ void CudaBackend::product(const bf16_t* x, const DeviceMatrix& w, int64_t n, voi
   }
   const kcu::QuantKind qk =
       w.kind == GpuWeights::kInt8 ? kcu::QuantKind::kInt8 : kcu::QuantKind::kFp8E4M3;
+  if (w.fp8_gemm && n > kcu::kQuantGemvMaxTokens) {
+    float* x_scale = fp8_scalars_.as<float>();
+    check(kcu::quantize_fp8_tensor(x, n * w.cols, x_fp8_.as<uint8_t>(), x_scale, x_scale + 1,
+                                   stream_),
+          "quantising activations to fp8");
+    const Status s =
+        gemm_->matmul_fp8(x_fp8_.as<uint8_t>(), x_scale, w.data.as<uint8_t>(), w.scales.as<float>(),
+                          n, w.rows, w.cols, y, f32_out, stream_);
+    if (s.ok()) {
+      check(cudaSuccess, "fp8 matmul");
+      return;
+    }
+    log_warning("cuBLASLt's fp8 product of " + std::to_string(w.rows) + " x " +
+                std::to_string(w.cols) + " failed (" + s.message() +
+                "); that matrix goes through bf16 from now on");
+    w.fp8_gemm = false;
+  }
   if (n <= kcu::kQuantGemvMaxTokens) {
     check(kcu::quant_gemv(qk, w.data.ptr, w.scales.as<float>(), w.rows, w.cols, x, n, y, f32_out,
                           stream_),

@@ -63,6 +63,14 @@ class BackendOps {
     (void)fp8, (void)q, (void)scales, (void)x, (void)n, (void)m, (void)k, (void)y;
     return false;
   }
+  // y: [n, m] = (x as FP8 with one scale) * (w as FP8 with one scale)^T, the
+  // product of FP8 tensor cores (sm_89 and later). Why not, when the backend
+  // or device has none.
+  virtual std::string fp8_matmul(const std::vector<float>& w, const std::vector<float>& x,
+                                 int64_t n, int64_t m, int64_t k, std::vector<float>& y) {
+    (void)w, (void)x, (void)n, (void)m, (void)k, (void)y;
+    return "no fp8 tensor-core product";
+  }
   virtual void silu_mul(const std::vector<float>& gate_up, int64_t n, int64_t inter,
                         std::vector<float>& out) = 0;
   // out: [n, n_heads * head_dim].

@@ -127,6 +127,27 @@ class CudaOps final : public BackendOps {
     y = from_bf16(dy.get());
     return true;
   }
+  std::string fp8_matmul(const std::vector<float>& w, const std::vector<float>& x, int64_t n,
+                         int64_t m, int64_t k, std::vector<float>& y) override {
+    cudaDeviceProp prop{};
+    ok(cudaGetDeviceProperties(&prop, 0), "device properties");
+    if (prop.major * 10 + prop.minor < 89)
+      return "sm_" + std::to_string(prop.major * 10 + prop.minor) + " has no fp8 tensor cores";
+    float amax = 0.0f;
+    for (float v : w) amax = std::max(amax, std::fabs(v));
+    std::vector<uint8_t> q(w.size());
+    std::vector<float> scales(static_cast<size_t>(m));
+    kcu::quantize_rows(kcu::QuantKind::kFp8E4M3, w.data(), m, k, q.data(), scales.data(), amax);
+    Dev<uint8_t> dq(q), xq(x.size());
+    Dev<float> ds(scales), scalars(2);
+    Dev<uint16_t> dx(to_bf16(x)), dy(static_cast<size_t>(n * m));
+    ok(kcu::quantize_fp8_tensor(dx.p, n * k, xq.p, scalars.p, scalars.p + 1, nullptr), "quantize");
+    const Status s = gemm_->matmul_fp8(xq.p, scalars.p, dq.p, ds.p, n, m, k, dy.p, false, nullptr);
+    if (!s.ok()) throw std::runtime_error(s.message());
+    ok(cudaDeviceSynchronize(), "fp8 matmul");
+    y = from_bf16(dy.get());
+    return {};
+  }
   void silu_mul(const std::vector<float>& gu, int64_t n, int64_t inter,
                 std::vector<float>& out) override {
     Dev<uint16_t> d(to_bf16(gu)), o(static_cast<size_t>(n * inter));

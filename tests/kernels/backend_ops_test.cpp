@@ -125,6 +125,32 @@ TEST_P(BackendOpsTest, WeightOnlyQuantisedMatmul) {
   }
 }
 
+// FP8 tensor cores: both operands quantised with one scale each. The
+// reference quantises the same way on the host (scale = amax / 448, round to
+// nearest E4M3), so only the accumulation order differs.
+TEST_P(BackendOpsTest, Fp8TensorCoreMatmul) {
+  const int64_t m = 80, k = 96, n = 24;
+  const auto w = random_floats(static_cast<size_t>(m * k), 50);
+  const auto x = random(static_cast<size_t>(n * k), 51, -3.0f, 3.0f);
+  std::vector<float> got;
+  const std::string why = ops_->fp8_matmul(w, x, n, m, k, got);
+  if (!why.empty()) GTEST_SKIP() << GetParam() << ": " << why;
+  auto fp8_tensor = [](const std::vector<float>& v) {
+    float amax = 0.0f;
+    for (float e : v) amax = std::max(amax, std::fabs(e));
+    const float scale = amax > 0.0f ? amax / 448.0f : 1.0f;
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      out[i] = cuda::fp8_e4m3_to_float(cuda::float_to_fp8_e4m3(v[i] / scale)) * scale;
+    }
+    return out;
+  };
+  const auto wq = fp8_tensor(w), xq = fp8_tensor(x);
+  std::vector<float> want(static_cast<size_t>(n * m));
+  reference::matmul(xq.data(), f32_view(wq, m, k), nullptr, n, want.data());
+  expect(got, want, "fp8 matmul");
+}
+
 TEST_P(BackendOpsTest, SiluMul) {
   const int64_t n = 3, inter = 45;
   const auto gu = random(n * 2 * inter, 7, -4.0f, 4.0f);

@@ -88,5 +88,17 @@ TEST(HostQuantTest, RowQuantisationStaysWithinHalfAStep) {
   }
 }
 
+TEST(HostQuantTest, OneScaleForTheWholeMatrix) {
+  const std::vector<float> w = {0.5f, -2.0f, 1.0f, 0.25f, 4.0f, -1.0f};
+  std::vector<uint8_t> q(w.size());
+  std::vector<float> scales(2);
+  quantize_rows(QuantKind::kFp8E4M3, w.data(), 2, 3, q.data(), scales.data(), 4.0f);
+  EXPECT_EQ(scales[0], 4.0f / 448.0f);
+  EXPECT_EQ(scales[1], 4.0f / 448.0f);
+  // Powers of two stay exact: 4 -> 448 (the largest finite), 0.25 -> 28.
+  EXPECT_EQ(fp8_e4m3_to_float(q[4]), 448.0f);
+  EXPECT_EQ(fp8_e4m3_to_float(q[3]), 28.0f);
+}
+
 }  // namespace
 }  // namespace r1::kernels::cuda

@@ -97,6 +97,12 @@ cudaError_t quant_gemv(QuantKind kind, const void* w, const float* scales, int64
                        cudaStream_t stream);
 constexpr int64_t kQuantGemvMaxTokens = 8;
 
+// x: [count] bf16 -> q: [count] FP8 E4M3 with one scale for all of it:
+// *scale = max|x| / 448 (1 for zeros), computed on the device (amax: one
+// scratch float), q = x / *scale saturated. For cuBLASLt's FP8 products.
+cudaError_t quantize_fp8_tensor(const bf16_t* x, int64_t count, uint8_t* q, float* scale,
+                                float* amax, cudaStream_t stream);
+
 // out: [rows, cols] bf16 = dequant(w) (for a bf16 GEMM on larger batches).
 cudaError_t dequantize(QuantKind kind, const void* w, const float* scales, int64_t rows,
                        int64_t cols, bf16_t* out, cudaStream_t stream);

@@ -47,8 +47,8 @@ Gemm::~Gemm() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
-Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_out) {
-  const auto key = std::make_tuple(n, m, k, f32_out);
+Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_out, bool fp8) {
+  const auto key = std::make_tuple(n, m, k, f32_out, fp8);
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
   auto p = std::make_unique<Plan>();
@@ -59,10 +59,11 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_o
                                  sizeof transpose);
   cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none);
   const cudaDataType_t out_type = f32_out ? CUDA_R_32F : CUDA_R_16BF;
-  s = cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, static_cast<uint64_t>(k),
-                                 static_cast<uint64_t>(m), k);
+  const cudaDataType_t in_type = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+  s = cublasLtMatrixLayoutCreate(&p->a, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(m),
+                                 k);
   if (s == CUBLAS_STATUS_SUCCESS) {
-    s = cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, static_cast<uint64_t>(k),
+    s = cublasLtMatrixLayoutCreate(&p->b, in_type, static_cast<uint64_t>(k),
                                    static_cast<uint64_t>(n), k);
   }
   if (s == CUBLAS_STATUS_SUCCESS) {
@@ -84,9 +85,9 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_o
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS) return lt_error("heuristic", s);
   if (found == 0) {
-    return internal_error("cuBLASLt has no algorithm for a bf16 product of " + std::to_string(n) +
-                          " x " + std::to_string(k) + " by " + std::to_string(m) + " x " +
-                          std::to_string(k));
+    return internal_error(std::string("cuBLASLt has no algorithm for a ") + (fp8 ? "fp8" : "bf16") +
+                          " product of " + std::to_string(n) + " x " + std::to_string(k) + " by " +
+                          std::to_string(m) + " x " + std::to_string(k));
   }
   p->algo = result.algo;
   const Plan* raw = p.get();
@@ -97,12 +98,31 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_o
 Status Gemm::matmul(const bf16_t* x, const bf16_t* w, int64_t n, int64_t m, int64_t k, void* y,
                     bool f32_out, cudaStream_t stream) {
   if (n == 0) return ok_status();
-  R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, f32_out));
+  R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, f32_out, false));
   const float alpha = 1.0f, beta = 0.0f;
   const cublasStatus_t s =
       cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
                      workspace_, workspace_bytes_, stream);
   if (s != CUBLAS_STATUS_SUCCESS) return lt_error("matmul", s);
+  return ok_status();
+}
+
+Status Gemm::matmul_fp8(const uint8_t* x, const float* x_scale, const uint8_t* w,
+                        const float* w_scale, int64_t n, int64_t m, int64_t k, void* y,
+                        bool f32_out, cudaStream_t stream) {
+  if (n == 0) return ok_status();
+  if (k % 16 != 0) return invalid_argument("fp8 products need k a multiple of 16");
+  R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, f32_out, true));
+  // A is the weight, B the activations (see Plan).
+  cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale,
+                                 sizeof w_scale);
+  cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale,
+                                 sizeof x_scale);
+  const float alpha = 1.0f, beta = 0.0f;
+  const cublasStatus_t s =
+      cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
+                     workspace_, workspace_bytes_, stream);
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("fp8 matmul", s);
   return ok_status();
 }
 

@@ -46,12 +46,14 @@ uint8_t float_to_fp8_e4m3(float f) {
 }
 
 void quantize_rows(QuantKind kind, const float* w, int64_t rows, int64_t cols, uint8_t* q,
-                   float* scales) {
+                   float* scales, float tensor_amax) {
   const float q_max = kind == QuantKind::kInt8 ? 127.0f : 448.0f;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w + r * cols;
-    float amax = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) amax = std::fmax(amax, std::fabs(row[c]));
+    float amax = tensor_amax;
+    if (amax <= 0.0f) {
+      for (int64_t c = 0; c < cols; ++c) amax = std::fmax(amax, std::fabs(row[c]));
+    }
     const float scale = amax > 0.0f ? amax / q_max : 1.0f;
     scales[r] = scale;
     for (int64_t c = 0; c < cols; ++c) {

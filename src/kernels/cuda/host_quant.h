@@ -15,9 +15,11 @@ enum class QuantKind : uint8_t { kInt8, kFp8E4M3 };
 // Per row: scale = max|w| / 127 (int8) or / 448 (E4M3, its largest finite
 // value), q = w / scale rounded to nearest (ties to even), so w ~ q * scale.
 // A row of zeros gets scale 1. w: [rows, cols] f32; q: [rows, cols] bytes;
-// scales: [rows].
+// scales: [rows]. With `tensor_amax` > 0 every row uses the scale that
+// amax gives (one scale for the whole matrix, as cuBLASLt's FP8 products
+// take it).
 void quantize_rows(QuantKind kind, const float* w, int64_t rows, int64_t cols, uint8_t* q,
-                   float* scales);
+                   float* scales, float tensor_amax = 0.0f);
 
 // The value of one stored byte (before the row's scale).
 float dequantize_value(QuantKind kind, uint8_t v);

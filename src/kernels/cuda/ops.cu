@@ -43,6 +43,20 @@ __device__ float block_sum(float v) {
   return warp_sum(v);
 }
 
+// Max over a block of up to 1024 threads (non-negative values).
+__device__ float block_max(float v) {
+  __shared__ float partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  __syncthreads();
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  const int n_warps = (blockDim.x + 31) >> 5;
+  v = lane < n_warps ? partial[lane] : 0.0f;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
 constexpr int kThreads = 256;
 
 int64_t blocks_for(int64_t n, int threads = kThreads) {
@@ -338,6 +352,28 @@ __global__ void dequantize_kernel(const uint8_t* w, const float* scales, int64_t
   out[i] = to_bf(dequant<kKind>(w[i]) * scales[i / cols]);
 }
 
+// |x| of non-negative floats orders like their bits: an atomicMax on the
+// bits is a float max.
+__global__ void amax_kernel(const bf16_t* x, int64_t count, float* amax) {
+  float m = 0.0f;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    m = fmaxf(m, fabsf(to_f(x[i])));
+  }
+  m = block_max(m);
+  if (threadIdx.x == 0) atomicMax(reinterpret_cast<unsigned int*>(amax), __float_as_uint(m));
+}
+
+__global__ void quantize_fp8_kernel(const bf16_t* x, int64_t count, uint8_t* q, float* scale,
+                                    const float* amax) {
+  const float s = *amax > 0.0f ? *amax / 448.0f : 1.0f;
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i == 0) *scale = s;
+  if (i >= count) return;
+  const __nv_fp8_e4m3 v(to_f(x[i]) / s);  // rounds to nearest, saturates to finite
+  memcpy(&q[i], &v, 1);
+}
+
 template <QuantKind kKind, typename OutT>
 cudaError_t launch_gemv(const uint8_t* w, const float* scales, int64_t rows, int64_t cols,
                         const bf16_t* x, int64_t n, OutT* y, cudaStream_t stream) {
@@ -466,6 +502,18 @@ cudaError_t quant_gemv(QuantKind kind, const void* w, const float* scales, int64
   }
   return launch_gemv<QuantKind::kFp8E4M3>(bytes, scales, rows, cols, x, n, static_cast<bf16_t*>(y),
                                           stream);
+}
+
+cudaError_t quantize_fp8_tensor(const bf16_t* x, int64_t count, uint8_t* q, float* scale,
+                                float* amax, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  cudaError_t e = cudaMemsetAsync(amax, 0, sizeof(float), stream);
+  if (e != cudaSuccess) return e;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(blocks_for(count), 1024));
+  amax_kernel<<<blocks, kThreads, 0, stream>>>(x, count, amax);
+  quantize_fp8_kernel<<<static_cast<unsigned>(blocks_for(count)), kThreads, 0, stream>>>(
+      x, count, q, scale, amax);
+  return cudaGetLastError();
 }
 
 cudaError_t dequantize(QuantKind kind, const void* w, const float* scales, int64_t rows,
