@@ -176,7 +176,6 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
       return sorted[static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5)];
     };
     const int64_t bytes = backend.weight_bytes_per_token();
-    const int n_steps = static_cast<int>(step_s.size());
     const double decode_tps = static_cast<double>(decoded) / decode_s;
     const double median_step_tps = batch / quantile(0.5);
     // A step reads the weights once for the whole batch.

@@ -32,6 +32,7 @@ Result<std::vector<double>> measure_device_copy(int, int, size_t) {
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -223,6 +224,7 @@ class CudaBackend final : public Backend, private DecoderOps {
                                                  const CudaBackendOptions& options);
   ~CudaBackend() override {
     cudaSetDevice(options_.device);  // the destroying thread may be another
+    for (auto& [bucket, exec] : graphs_) cudaGraphExecDestroy(exec);
     if (stream_) cudaStreamDestroy(stream_);
     if (pinned_) cudaFreeHost(pinned_);
   }
@@ -323,6 +325,21 @@ class CudaBackend final : public Backend, private DecoderOps {
   // The step in flight.
   int64_t n_tokens_ = 0;
   int max_position_ = 0;
+  int64_t table_stride_ = 0;    // block-table row stride on the device this step
+  int64_t table_capacity_ = 0;  // ints the metadata holds for block tables
+
+  // CUDA graphs of decode steps, one per bucket of tokens (1, 2, 4, ...,
+  // 256), captured on first use: every launch of the layers in one replay.
+  // A padded step's extra tokens write to a reserved KV block.
+  int32_t pad_block_ = 0;
+  int64_t graph_bucket_ = 0;  // this step's bucket; 0 = run eagerly
+  bool graphs_enabled_ = true;
+  std::map<int64_t, cudaGraphExec_t> graphs_;
+  int64_t max_pos_blocks() const {
+    return (config_.max_position_embeddings + options_.block_size - 1) / options_.block_size;
+  }
+  int64_t bucket_for(int64_t n) const;
+  Status run_graph(const ForwardBatch& batch);
   std::span<const RowRequest> rows_in_;
   std::span<RowResult> results_out_;
   std::vector<kcu::DeviceRow> host_rows_;
@@ -371,6 +388,7 @@ Result<std::unique_ptr<Backend>> CudaBackend::create(const ModelConfig& config,
   cudaDeviceProp prop{};
   R1_CUDA(cudaGetDeviceProperties(&prop, options.device), "reading the device's properties");
   b->fp8_tensor_cores_ = prop.major * 10 + prop.minor >= 89;
+  b->graphs_enabled_ = options.cuda_graphs;
   R1_CUDA(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking), "creating a stream");
   R1_ASSIGN_OR_RETURN(b->gemm_, kcu::Gemm::create(size_t{32} << 20));
   R1_RETURN_IF_ERROR(b->load(*files));
@@ -435,7 +453,8 @@ Status CudaBackend::plan_memory() {
   // block tables for up to `t` sequences of the longest context; row
   // requests and results.
   const int64_t max_blocks = (max_pos + options_.block_size - 1) / options_.block_size;
-  const int64_t meta_ints = 5 * t + std::min<int64_t>(t, 4096) * max_blocks;
+  table_capacity_ = (std::min<int64_t>(t, 4096) + 1) * max_blocks;  // + the padding row
+  const int64_t meta_ints = 5 * t + table_capacity_;
   const size_t meta_bytes = static_cast<size_t>(meta_ints) * 4 +
                             static_cast<size_t>(rows) * sizeof(kcu::DeviceRow) +
                             static_cast<size_t>(rows) * sizeof(kcu::DeviceRowResult) + 1024;
@@ -508,7 +527,7 @@ Status CudaBackend::plan_memory() {
   } else {
     n_blocks = std::max<int64_t>(0, cap - used) / block_bytes;
   }
-  n_blocks = std::min<int64_t>(n_blocks, INT32_MAX / options_.block_size);
+  n_blocks = std::min<int64_t>(n_blocks, INT32_MAX / options_.block_size - 1);
   const int64_t capacity = n_blocks * options_.block_size;
   // A planned cache must hold at least one full step; an explicit size is
   // the caller's (a CLI command sizes it to its own requests).
@@ -522,7 +541,8 @@ Status CudaBackend::plan_memory() {
                               "quantise (--dtype int8)");
   }
   n_blocks_ = static_cast<int32_t>(n_blocks);
-  kv_layer_elems_ = n_blocks * options_.block_size * c.n_kv_heads * c.head_dim;
+  pad_block_ = n_blocks_;  // one more block, outside the engine's pool
+  kv_layer_elems_ = (n_blocks + 1) * options_.block_size * c.n_kv_heads * c.head_dim;
   R1_RETURN_IF_ERROR(
       kv_.allocate(static_cast<size_t>(2 * c.n_layers * kv_layer_elems_) * 2, "the KV cache"));
   log_info("GPU memory: weights " + gib(weight_bytes_) + ", activations " + gib(workspace) +
@@ -535,11 +555,16 @@ Status CudaBackend::plan_memory() {
 
 Status CudaBackend::upload_step(const ForwardBatch& batch, std::span<const RowRequest> rows,
                                 std::span<RowResult> results) {
+  const int64_t n = batch.n_tokens();
   const int64_t n_seqs = batch.n_seqs();
-  const int64_t table_ints = n_seqs * batch.max_blocks_per_seq;
-  const int64_t max_pos_blocks =
-      (config_.max_position_embeddings + options_.block_size - 1) / options_.block_size;
-  if (table_ints > std::min<int64_t>(options_.max_batched_tokens, 4096) * max_pos_blocks) {
+  // A graph step's tokens are padded to its bucket: the padding is one more
+  // sequence, every token at position 0 in the reserved padding block; its
+  // tables use the fixed stride of the longest context.
+  const int64_t padded = graph_bucket_ > 0 ? graph_bucket_ : n;
+  const int64_t table_rows = padded > n ? n_seqs + 1 : n_seqs;
+  table_stride_ = graph_bucket_ > 0 ? max_pos_blocks() : batch.max_blocks_per_seq;
+  const int64_t table_ints = table_rows * table_stride_;
+  if (table_ints > table_capacity_) {
     return invalid_argument("the step's block tables exceed the planned metadata");
   }
   auto* host = static_cast<int32_t*>(pinned_);
@@ -553,9 +578,24 @@ Status CudaBackend::upload_step(const ForwardBatch& batch, std::span<const RowRe
       host[3 * t + i] = static_cast<int32_t>(s);
     }
   }
+  for (int64_t i = n; i < padded; ++i) {
+    host[i] = 0;
+    host[t + i] = 0;
+    host[2 * t + i] = pad_block_ * options_.block_size;
+    host[3 * t + i] = static_cast<int32_t>(n_seqs);
+  }
   for (int32_t p : batch.positions) max_position_ = std::max(max_position_, p);
   std::copy(batch.logit_rows.begin(), batch.logit_rows.end(), host + 4 * t);
-  std::copy(batch.block_tables.begin(), batch.block_tables.end(), host + 5 * t);
+  if (table_stride_ == batch.max_blocks_per_seq) {
+    std::copy(batch.block_tables.begin(), batch.block_tables.end(), host + 5 * t);
+  } else {
+    std::fill(host + 5 * t, host + 5 * t + table_ints, -1);
+    for (int64_t s = 0; s < n_seqs; ++s) {
+      std::copy_n(batch.block_tables.begin() + s * batch.max_blocks_per_seq,
+                  batch.max_blocks_per_seq, host + 5 * t + s * table_stride_);
+    }
+  }
+  if (table_rows > n_seqs) host[5 * t + n_seqs * table_stride_] = pad_block_;
   // The sampling parameters; prompt and output ids for the rows that
   // penalise, into their own growing buffer.
   host_rows_.assign(rows.size(), kcu::DeviceRow{});
@@ -722,11 +762,14 @@ void CudaBackend::attention(int64_t layer, const ForwardBatch& batch) {
   a.token_seq = d_token_seq_;
   a.positions = d_positions_;
   a.block_tables = d_tables_;
-  a.max_blocks_per_seq = batch.max_blocks_per_seq;
+  a.max_blocks_per_seq = static_cast<int>(table_stride_);
   a.max_position = max_position_;
   a.out = attn_.as<bf16_t>();
   a.workspace = attn_ws_.as<float>();
   a.workspace_floats = static_cast<int64_t>(attn_ws_.bytes / 4);
+  // A graph replays one launch shape: as many splits as the workspace holds
+  // for the bucket, whatever this step's contexts.
+  if (graph_bucket_ > 0) a.fixed_splits = a.max_splits;
   check(kcu::paged_attention(a, stream_), "paged attention");
 }
 
@@ -863,17 +906,76 @@ Status CudaBackend::step(const ForwardBatch& batch, std::span<const RowRequest> 
   // created the backend.
   R1_CUDA(cudaSetDevice(options_.device), "selecting the device");
   for (RowResult& r : results) r = RowResult{};
+  // Decode-only steps replay a CUDA graph (not while profiling: the
+  // profile times each op).
+  const bool decode_only = batch.n_tokens() == batch.n_seqs();
+  graph_bucket_ =
+      graphs_enabled_ && profile_ == nullptr && decode_only ? bucket_for(batch.n_tokens()) : 0;
   R1_RETURN_IF_ERROR(upload_step(batch, rows, results));
-  n_tokens_ = batch.n_tokens();
+  n_tokens_ = graph_bucket_ > 0 ? graph_bucket_ : batch.n_tokens();
   rows_in_ = rows;
   results_out_ = results;
   step_error_ = ok_status();
-  run_decoder(*this, config_, batch, profile_);
+  if (graph_bucket_ > 0) {
+    R1_RETURN_IF_ERROR(run_graph(batch));
+  } else {
+    run_decoder(*this, config_, batch, profile_);
+  }
   // Always drained before returning: the next step rewrites the pinned
   // staging its copies read from.
   const cudaError_t drained = cudaStreamSynchronize(stream_);
   if (step_error_.ok()) step_error_ = cuda_status(drained, "device step");
   return step_error_;
+}
+
+int64_t CudaBackend::bucket_for(int64_t n) const {
+  // The bucket, its padding sequence and every table row must fit the
+  // planned metadata.
+  const int64_t limit = std::min<int64_t>({256, options_.max_batched_tokens - 1, 4096});
+  int64_t b = 1;
+  while (b < n) b *= 2;
+  return b <= limit ? b : 0;
+}
+
+// The layers of a decode step of graph_bucket_ tokens, as one graph replay
+// (captured the first time), then the logit rows outside it (their count
+// varies). A capture that fails turns graphs off for good, with a warning,
+// and the step runs eagerly.
+Status CudaBackend::run_graph(const ForwardBatch& batch) {
+  ForwardBatch layers = batch;
+  layers.logit_rows = {};
+  auto it = graphs_.find(graph_bucket_);
+  if (it == graphs_.end()) {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+    if (e == cudaSuccess) {
+      run_decoder(*this, config_, layers, nullptr);
+      e = cudaStreamEndCapture(stream_, &graph);
+    }
+    if (e == cudaSuccess && step_error_.ok()) e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    if (e != cudaSuccess || !step_error_.ok()) {
+      log_warning("CUDA graphs are off: capturing a decode step of " +
+                  std::to_string(graph_bucket_) + " tokens failed (" +
+                  (e != cudaSuccess ? std::string(cudaGetErrorString(e)) : step_error_.message()) +
+                  ")");
+      cudaGetLastError();  // clear a non-sticky error
+      if (exec != nullptr) cudaGraphExecDestroy(exec);
+      graphs_enabled_ = false;
+      step_error_ = ok_status();
+      // Eagerly, without the padding: the metadata is laid out again.
+      graph_bucket_ = 0;
+      R1_RETURN_IF_ERROR(upload_step(batch, rows_in_, results_out_));
+      n_tokens_ = batch.n_tokens();
+      run_decoder(*this, config_, batch, profile_);
+      return ok_status();
+    }
+    it = graphs_.emplace(graph_bucket_, exec).first;
+  }
+  check(cudaGraphLaunch(it->second, stream_), "replaying a decode graph");
+  if (!batch.logit_rows.empty()) logits(batch);
+  return ok_status();
 }
 
 }  // namespace

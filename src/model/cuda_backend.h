@@ -35,6 +35,7 @@ struct CudaBackendOptions {
   double gpu_memory_utilization = 0.90;  // of the device's memory, for everything
   int32_t max_batched_tokens = 2048;     // tokens per step at most
   GpuWeights weights = GpuWeights::kBf16;
+  bool cuda_graphs = true;  // replay decode steps as CUDA graphs
 };
 
 // Whether this binary has the CUDA backend.

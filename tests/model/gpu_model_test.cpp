@@ -122,6 +122,75 @@ TEST_P(GpuModelTest, LogprobsMatchTheCpuBackend) {
   }
 }
 
+// Decode steps (CUDA graphs on and off, three sequences at once so the
+// graph's bucket of 4 carries a padding token): the GPU's greedy tokens and
+// their logprobs, against the CPU teacher-forcing the same sequences. Each
+// GPU token is the CPU's most likely one or within 0.1 nats of it (bf16 may
+// break a near tie the other way), and its logprob within the tolerances
+// above.
+TEST_P(GpuModelTest, DecodeStepsMatchTheCpuBackend) {
+  const Case& c = GetParam();
+  if (c.size != "tiny" || c.weights != GpuWeights::kBf16) GTEST_SKIP() << "tiny bf16 models only";
+  auto folder = open_model_folder(model_dir(c).string());
+  ASSERT_TRUE(folder.ok()) << folder.status().message();
+  CpuBackendOptions co;
+  co.n_kv_blocks = 256;
+  auto cpu = CpuBackend::create(folder->config, folder->weights, folder->tokenizer->n_tokens(), co);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().message();
+  std::mt19937 rng(33);
+  std::uniform_int_distribution<int32_t> token(0, folder->tokenizer->n_tokens() - 1);
+  std::vector<EngineRequest> reqs(3);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    reqs[i].prompt.resize(5 + 7 * i);
+    for (int32_t& t : reqs[i].prompt) t = token(rng);
+    reqs[i].sampling.temperature = 0.0f;
+    reqs[i].sampling.logprobs = true;
+    reqs[i].max_tokens = 24;
+  }
+  for (bool graphs : {true, false}) {
+    CudaBackendOptions go;
+    go.kv_cache_tokens = 4096;
+    go.max_batched_tokens = 64;
+    go.cuda_graphs = graphs;
+    auto gpu =
+        create_cuda_backend(folder->config, folder->weights, folder->tokenizer->n_tokens(), go);
+    if (!gpu.ok()) {
+      const char* require = std::getenv("R1SERVE_REQUIRE_GPU");
+      if (require != nullptr && std::string(require) == "1") FAIL() << gpu.status().message();
+      GTEST_SKIP() << "no GPU backend here: " << gpu.status().message();
+    }
+    Engine engine(**gpu, offline_engine_options(64, 0));
+    auto res = run_offline(engine, reqs);
+    ASSERT_TRUE(res.ok()) << res.status().message();
+    double worst = 0.0;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      std::vector<int32_t> seq = reqs[i].prompt;
+      const auto& out = (*res)[i];
+      ASSERT_EQ(out.tokens.size(), 24u);
+      seq.insert(seq.end(), out.tokens.begin(), out.tokens.end());
+      // Entry p of the CPU's scores is about token p + 1.
+      EngineRequest r;
+      r.prompt = seq;
+      r.sampling.temperature = 0.0f;
+      r.max_tokens = 1;
+      r.prompt_logprobs = 1;
+      Engine cpu_engine(**cpu, offline_engine_options(64, 0));
+      auto scored = run_offline(cpu_engine, {r});
+      ASSERT_TRUE(scored.ok()) << scored.status().message();
+      const auto& lp = (*scored)[0].prompt_logprobs;
+      for (size_t g = 0; g < out.tokens.size(); ++g) {
+        const SampledToken& want = lp[reqs[i].prompt.size() - 1 + g];
+        ASSERT_EQ(want.id, out.tokens[g]);
+        EXPECT_LE(want.top.at(0).logprob - want.logprob, 0.1)
+            << "graphs " << graphs << " request " << i << " token " << g;
+        const double d = std::fabs(static_cast<double>(out.samples[g].logprob) - want.logprob);
+        worst = std::max(worst, d);
+      }
+    }
+    EXPECT_LE(worst, 0.08) << "graphs " << graphs;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, GpuModelTest,
                          ::testing::Values(Case{"qwen2", "tiny", GpuWeights::kBf16},
                                            Case{"llama", "tiny", GpuWeights::kBf16},

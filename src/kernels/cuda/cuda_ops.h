@@ -65,13 +65,16 @@ struct AttentionArgs {
   int max_blocks_per_seq = 0;
   int max_position = 0;   // the largest position in the batch (sizes the splits)
   bf16_t* out = nullptr;  // [n, n_heads * head_dim]
-  // Flash-decoding: each token's context split into up to this many
+  // Flash-decoding: each token's context split into up to this many equal
   // chunks, each chunk's partial softmax in the workspace, merged by a
   // second pass. paged_attention chooses the split count per step: as many
   // as the context has chunks of kMinSplitKeys keys, capped by this and by
   // what the workspace holds for the step's tokens (a long prefill gets
   // one: its tokens already fill the GPU).
   int max_splits = 32;
+  // > 0: exactly this many splits whatever the contexts (a CUDA graph
+  // replays one launch shape), still capped by max_splits and the workspace.
+  int fixed_splits = 0;
   float* workspace = nullptr;
   int64_t workspace_floats = 0;
 };

@@ -154,7 +154,7 @@ __global__ void qkv_rope_store_kernel(const float* qkv, const float* bias, const
 constexpr int kAttnWarps = 4;
 constexpr int kMaxDimsPerLane = 8;  // head_dim <= 256
 
-__global__ void attention_kernel(AttentionArgs a, int n_splits, int split_keys) {
+__global__ void attention_kernel(AttentionArgs a, int n_splits) {
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
   const int split = blockIdx.z;
@@ -162,6 +162,8 @@ __global__ void attention_kernel(AttentionArgs a, int n_splits, int split_keys) 
   const int per_lane = a.head_dim / 32;
   const int kvh = h / (a.n_heads / a.n_kv_heads);
   const int last = a.positions[t];
+  // The token's own context in n_splits chunks (the last ones may be empty).
+  const int split_keys = (last + n_splits) / n_splits;  // ceil((last + 1) / n_splits)
   const int begin = split * split_keys;
   const int end = min(last + 1, begin + split_keys);
   const int32_t* table =
@@ -246,12 +248,12 @@ __global__ void attention_kernel(AttentionArgs a, int n_splits, int split_keys) 
 }
 
 // One warp per (token, head): merges the splits of that token's context.
-__global__ void attention_merge_kernel(AttentionArgs a, int n_splits, int split_keys) {
+__global__ void attention_merge_kernel(AttentionArgs a, int n_splits) {
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
   const int lane = threadIdx.x;
   const int per_lane = a.head_dim / 32;
-  const int used = a.positions[t] / split_keys + 1;  // splits with keys
+  const int used = n_splits;  // empty splits have max -inf and are skipped
   const int64_t rec = 2 + a.head_dim;
   const float* ws = a.workspace + (t * a.n_heads + h) * n_splits * rec;
   float gm = -INFINITY;
@@ -458,19 +460,18 @@ cudaError_t paged_attention(const AttentionArgs& a, cudaStream_t stream) {
   // Splits: one per kMinSplitKeys keys of the longest context, at most
   // max_splits, and no more than the workspace holds for these tokens.
   const int64_t per_split = a.n_tokens * a.n_heads * (2 + a.head_dim);
-  int64_t n_splits = (a.max_position + kMinSplitKeys) / kMinSplitKeys;
+  int64_t n_splits = a.fixed_splits > 0 ? a.fixed_splits
+                                         : (a.max_position + kMinSplitKeys) / kMinSplitKeys;
   n_splits = std::min<int64_t>(n_splits, a.max_splits);
   n_splits =
       std::min<int64_t>(n_splits, a.workspace != nullptr ? a.workspace_floats / per_split : 1);
   n_splits = std::max<int64_t>(n_splits, 1);
-  const int split_keys = static_cast<int>((a.max_position + 1 + n_splits - 1) / n_splits);  // ceil
   const dim3 grid(static_cast<unsigned>(a.n_tokens), static_cast<unsigned>(a.n_heads),
                   static_cast<unsigned>(n_splits));
-  attention_kernel<<<grid, kAttnWarps * 32, 0, stream>>>(a, static_cast<int>(n_splits), split_keys);
+  attention_kernel<<<grid, kAttnWarps * 32, 0, stream>>>(a, static_cast<int>(n_splits));
   if (n_splits > 1) {
     const dim3 merge_grid(static_cast<unsigned>(a.n_tokens), static_cast<unsigned>(a.n_heads));
-    attention_merge_kernel<<<merge_grid, 32, 0, stream>>>(a, static_cast<int>(n_splits),
-                                                          split_keys);
+    attention_merge_kernel<<<merge_grid, 32, 0, stream>>>(a, static_cast<int>(n_splits));
   }
   return cudaGetLastError();
 }
