@@ -125,7 +125,8 @@ void row_f32(const kernels::MatrixView& m, int64_t r, float* out) {
 
 // Uploads the row-wise concatenation of `parts` (same cols) as one matrix.
 Status upload_matrix(std::initializer_list<const kernels::MatrixView*> parts, GpuWeights kind,
-                     const std::string& name, DeviceMatrix& out, bool per_tensor = false) {
+                     const std::string& name, DeviceMatrix& out, bool per_tensor = false,
+                     bool f16 = false) {
   out.kind = kind;
   out.fp8_gemm = per_tensor && kind == GpuWeights::kFp8;
   out.cols = (*parts.begin())->cols;
@@ -159,13 +160,15 @@ Status upload_matrix(std::initializer_list<const kernels::MatrixView*> parts, Gp
       const int64_t n = std::min(kRows, p->rows - r0);
       const void* src = nullptr;
       size_t bytes = 0;
-      if (kind == GpuWeights::kBf16 && p->dtype == DType::kBF16) {
+      if (kind == GpuWeights::kBf16 && !f16 && p->dtype == DType::kBF16) {
         src = static_cast<const uint16_t*>(p->data) + r0 * p->cols;  // as stored
         bytes = static_cast<size_t>(n * p->cols) * 2;
       } else {
         for (int64_t r = 0; r < n; ++r) row_f32(*p, r0 + r, f32.data() + r * p->cols);
         if (kind == GpuWeights::kBf16) {
-          for (int64_t i = 0; i < n * p->cols; ++i) bf[i] = f32_to_bf16(f32[i]);
+          for (int64_t i = 0; i < n * p->cols; ++i) {
+            bf[i] = f16 ? f32_to_f16(f32[i]) : f32_to_bf16(f32[i]);
+          }
           src = bf.data();
           bytes = static_cast<size_t>(n * p->cols) * 2;
         } else {
@@ -291,8 +294,11 @@ class CudaBackend final : public Backend, private DecoderOps {
   DeviceMatrix lm_head_;
   DeviceBuffer final_norm_, inv_freq_;
   std::vector<DeviceLayer> layers_;
-  int64_t largest_matrix_ = 0;        // elements, for the dequantisation scratch
-  bool fp8_tensor_cores_ = false;     // compute capability 8.9 or later
+  int64_t largest_matrix_ = 0;     // elements, for the dequantisation scratch
+  bool fp8_tensor_cores_ = false;  // compute capability 8.9 or later
+  // Activations, KV cache and 16-bit weights in f16 rather than bf16: on
+  // GPUs without bf16 tensor cores (sm_75), or with R1SERVE_CUDA_F16=1.
+  bool act_f16_ = false;
   DeviceBuffer x_fp8_, fp8_scalars_;  // activations as FP8; their scale and amax
 
   // KV cache: [n_layers][2][n_blocks, block_size, n_kv_heads, head_dim] bf16.
@@ -388,6 +394,12 @@ Result<std::unique_ptr<Backend>> CudaBackend::create(const ModelConfig& config,
   cudaDeviceProp prop{};
   R1_CUDA(cudaGetDeviceProperties(&prop, options.device), "reading the device's properties");
   b->fp8_tensor_cores_ = prop.major * 10 + prop.minor >= 89;
+  const char* force_f16 = std::getenv("R1SERVE_CUDA_F16");
+  b->act_f16_ = prop.major < 8 || (force_f16 != nullptr && std::string(force_f16) == "1");
+  if (b->act_f16_) {
+    log_info("activations in f16 (sm_" + std::to_string(prop.major * 10 + prop.minor) +
+             (prop.major < 8 ? " has no bf16 tensor cores)" : ", R1SERVE_CUDA_F16=1)"));
+  }
   b->graphs_enabled_ = options.cuda_graphs;
   R1_CUDA(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking), "creating a stream");
   R1_ASSIGN_OR_RETURN(b->gemm_, kcu::Gemm::create(size_t{32} << 20));
@@ -407,11 +419,12 @@ Status CudaBackend::load(const WeightFiles& files) {
     // FP8 on sm_89 and later: one scale per matrix, for cuBLASLt's FP8 GEMM.
     const bool per_tensor = kind == GpuWeights::kFp8 && fp8_tensor_cores_;
     R1_RETURN_IF_ERROR(
-        upload_matrix({&lw.q, &lw.k, &lw.v}, kind, name + " qkv", d.qkv, per_tensor));
-    R1_RETURN_IF_ERROR(upload_matrix({&lw.o}, kind, name + " o_proj", d.o, per_tensor));
+        upload_matrix({&lw.q, &lw.k, &lw.v}, kind, name + " qkv", d.qkv, per_tensor, act_f16_));
+    R1_RETURN_IF_ERROR(upload_matrix({&lw.o}, kind, name + " o_proj", d.o, per_tensor, act_f16_));
+    R1_RETURN_IF_ERROR(upload_matrix({&lw.gate, &lw.up}, kind, name + " gate_up", d.gate_up,
+                                     per_tensor, act_f16_));
     R1_RETURN_IF_ERROR(
-        upload_matrix({&lw.gate, &lw.up}, kind, name + " gate_up", d.gate_up, per_tensor));
-    R1_RETURN_IF_ERROR(upload_matrix({&lw.down}, kind, name + " down", d.down, per_tensor));
+        upload_matrix({&lw.down}, kind, name + " down", d.down, per_tensor, act_f16_));
     if (!lw.q_bias.empty()) {
       std::vector<float> bias = lw.q_bias;
       bias.insert(bias.end(), lw.k_bias.begin(), lw.k_bias.end());
@@ -427,12 +440,13 @@ Status CudaBackend::load(const WeightFiles& files) {
   }
   // The embedding is only gathered: bf16 whatever the layers' dtype.
   DeviceMatrix embed;
-  R1_RETURN_IF_ERROR(upload_matrix({&w.embed}, GpuWeights::kBf16, "embedding", embed));
+  R1_RETURN_IF_ERROR(
+      upload_matrix({&w.embed}, GpuWeights::kBf16, "embedding", embed, false, act_f16_));
   embed_ = std::move(embed.data);
   // The lm_head keeps bf16 under fp8 (its precision matters most), follows
   // int8 otherwise.
   const GpuWeights head_kind = kind == GpuWeights::kInt8 ? kind : GpuWeights::kBf16;
-  R1_RETURN_IF_ERROR(upload_matrix({&w.lm_head}, head_kind, "lm_head", lm_head_));
+  R1_RETURN_IF_ERROR(upload_matrix({&w.lm_head}, head_kind, "lm_head", lm_head_, false, act_f16_));
   weight_bytes_ += matrix_device_bytes(lm_head_.rows, lm_head_.cols, head_kind);
   if (head_kind != GpuWeights::kBf16) {
     largest_matrix_ = std::max(largest_matrix_, lm_head_.rows * lm_head_.cols);
@@ -668,7 +682,8 @@ void CudaBackend::product(const bf16_t* x, const DeviceMatrix& w, int64_t n, voi
                           bool f32_out) {
   if (n == 0) return;
   if (w.kind == GpuWeights::kBf16) {
-    const Status s = gemm_->matmul(x, w.data.as<bf16_t>(), n, w.rows, w.cols, y, f32_out, stream_);
+    const Status s =
+        gemm_->matmul(x, w.data.as<bf16_t>(), n, w.rows, w.cols, y, f32_out, stream_, act_f16_);
     if (!s.ok() && step_error_.ok()) step_error_ = s;
     check(cudaSuccess, "matmul");  // waits for it when profiling
     return;
@@ -678,11 +693,11 @@ void CudaBackend::product(const bf16_t* x, const DeviceMatrix& w, int64_t n, voi
   if (w.fp8_gemm && n > kcu::kQuantGemvMaxTokens) {
     float* x_scale = fp8_scalars_.as<float>();
     check(kcu::quantize_fp8_tensor(x, n * w.cols, x_fp8_.as<uint8_t>(), x_scale, x_scale + 1,
-                                   stream_),
+                                   stream_, act_f16_),
           "quantising activations to fp8");
     const Status s =
         gemm_->matmul_fp8(x_fp8_.as<uint8_t>(), x_scale, w.data.as<uint8_t>(), w.scales.as<float>(),
-                          n, w.rows, w.cols, y, f32_out, stream_);
+                          n, w.rows, w.cols, y, f32_out, stream_, act_f16_);
     if (s.ok()) {
       check(cudaSuccess, "fp8 matmul");
       return;
@@ -694,40 +709,42 @@ void CudaBackend::product(const bf16_t* x, const DeviceMatrix& w, int64_t n, voi
   }
   if (n <= kcu::kQuantGemvMaxTokens) {
     check(kcu::quant_gemv(qk, w.data.ptr, w.scales.as<float>(), w.rows, w.cols, x, n, y, f32_out,
-                          stream_),
+                          stream_, act_f16_),
           "quantised GEMV");
     return;
   }
   check(kcu::dequantize(qk, w.data.ptr, w.scales.as<float>(), w.rows, w.cols, dequant_.as<bf16_t>(),
-                        stream_),
+                        stream_, act_f16_),
         "dequantising a weight matrix");
-  const Status s = gemm_->matmul(x, dequant_.as<bf16_t>(), n, w.rows, w.cols, y, f32_out, stream_);
+  const Status s =
+      gemm_->matmul(x, dequant_.as<bf16_t>(), n, w.rows, w.cols, y, f32_out, stream_, act_f16_);
   if (!s.ok() && step_error_.ok()) step_error_ = s;
   check(cudaSuccess, "matmul");
 }
 
 void CudaBackend::embed(const ForwardBatch&) {
   check(kcu::embedding(embed_.as<bf16_t>(), config_.hidden_size, d_ids_, n_tokens_, x_.as<float>(),
-                       stream_),
+                       stream_, act_f16_),
         "embedding");
 }
 
 void CudaBackend::norm(int64_t layer, NormSlot slot) {
   check(kcu::rmsnorm(x_.as<float>(), norm_weight(layer, slot),
                      static_cast<float>(config_.rms_norm_eps), n_tokens_, config_.hidden_size,
-                     h_.as<bf16_t>(), stream_),
+                     h_.as<bf16_t>(), stream_, act_f16_),
         "rmsnorm");
 }
 
 void CudaBackend::add_norm(int64_t layer, NormSlot slot) {
   check(kcu::add_rmsnorm(x_.as<float>(), h_.as<bf16_t>(), norm_weight(layer, slot),
                          static_cast<float>(config_.rms_norm_eps), n_tokens_, config_.hidden_size,
-                         h_.as<bf16_t>(), stream_),
+                         h_.as<bf16_t>(), stream_, act_f16_),
         "add + rmsnorm");
 }
 
 void CudaBackend::add() {
-  check(kcu::add_residual(x_.as<float>(), h_.as<bf16_t>(), n_tokens_, config_.hidden_size, stream_),
+  check(kcu::add_residual(x_.as<float>(), h_.as<bf16_t>(), n_tokens_, config_.hidden_size, stream_,
+                          act_f16_),
         "residual add");
 }
 
@@ -743,7 +760,7 @@ void CudaBackend::rope_store(int64_t layer, const ForwardBatch&) {
             qkv_.as<float>(), l.qkv_bias.as<float>(), inv_freq_.as<float>(), d_positions_, d_slots_,
             n_tokens_, static_cast<int>(config_.n_heads), static_cast<int>(config_.n_kv_heads),
             static_cast<int>(config_.head_dim), q_.as<bf16_t>(), k_cache(layer), v_cache(layer),
-            stream_),
+            stream_, act_f16_),
         "qkv bias + rope + KV store");
 }
 
@@ -766,6 +783,7 @@ void CudaBackend::attention(int64_t layer, const ForwardBatch& batch) {
   a.max_position = max_position_;
   a.out = attn_.as<bf16_t>();
   a.workspace = attn_ws_.as<float>();
+  a.f16 = act_f16_;
   a.workspace_floats = static_cast<int64_t>(attn_ws_.bytes / 4);
   // A graph replays one launch shape: as many splits as the workspace holds
   // for the bucket, whatever this step's contexts.
@@ -781,7 +799,7 @@ void CudaBackend::gate_up(int64_t layer) {
   product(h_.as<bf16_t>(), layers_[static_cast<size_t>(layer)].gate_up, n_tokens_, gate_up_.ptr,
           false);
   check(kcu::silu_mul(gate_up_.as<bf16_t>(), n_tokens_, config_.intermediate_size, g_.as<bf16_t>(),
-                      stream_),
+                      stream_, act_f16_),
         "silu * up");
 }
 
@@ -801,7 +819,7 @@ void CudaBackend::logits(const ForwardBatch& batch) {
           "gathering the logit rows");
     check(kcu::rmsnorm(rows_.as<float>(), final_norm_.as<float>(),
                        static_cast<float>(config_.rms_norm_eps), count, config_.hidden_size,
-                       rows_bf_.as<bf16_t>(), stream_),
+                       rows_bf_.as<bf16_t>(), stream_, act_f16_),
           "final rmsnorm");
     product(rows_bf_.as<bf16_t>(), lm_head_, count, logits_.ptr, true);
     sample_chunk(first, count);

@@ -83,10 +83,11 @@ class BackendOps {
 
 std::unique_ptr<BackendOps> make_cpu_ops();
 #if R1SERVE_WITH_CUDA
-std::unique_ptr<BackendOps> make_cuda_ops();
+// f16: the 16-bit activations in f16 (the sm_75 path) rather than bf16.
+std::unique_ptr<BackendOps> make_cuda_ops(bool f16);
 #endif
 
-// The CPU, and CUDA when this build has it.
+// The CPU, and CUDA (bf16 and f16 activations) when this build has it.
 std::vector<std::string> built_backend_names();
 std::unique_ptr<BackendOps> make_backend_ops(const std::string& name);
 

@@ -103,7 +103,7 @@ std::unique_ptr<BackendOps> make_cpu_ops() {
 
 std::vector<std::string> built_backend_names() {
 #if R1SERVE_WITH_CUDA
-  return {"cpu", "cuda"};
+  return {"cpu", "cuda", "cuda_f16"};
 #else
   return {"cpu"};
 #endif
@@ -111,7 +111,8 @@ std::vector<std::string> built_backend_names() {
 
 std::unique_ptr<BackendOps> make_backend_ops(const std::string& name) {
 #if R1SERVE_WITH_CUDA
-  if (name == "cuda") return make_cuda_ops();
+  if (name == "cuda") return make_cuda_ops(false);
+  if (name == "cuda_f16") return make_cuda_ops(true);
 #endif
   return make_cpu_ops();
 }

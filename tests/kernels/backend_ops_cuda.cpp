@@ -40,20 +40,22 @@ struct Dev {
   }
 };
 
-std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
+// The 16-bit activation format of the backend under test: bf16, or f16
+// (the sm_75 path, which any GPU runs).
+std::vector<uint16_t> to_act(const std::vector<float>& v, bool f16) {
   std::vector<uint16_t> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = f32_to_bf16(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) out[i] = f16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
   return out;
 }
-std::vector<float> from_bf16(const std::vector<uint16_t>& v) {
+std::vector<float> from_act(const std::vector<uint16_t>& v, bool f16) {
   std::vector<float> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = bf16_to_f32(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) out[i] = f16 ? f16_to_f32(v[i]) : bf16_to_f32(v[i]);
   return out;
 }
 
 class CudaOps final : public BackendOps {
  public:
-  CudaOps() {
+  explicit CudaOps(bool f16) : f16_(f16) {
     int n = 0;
     const cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
@@ -68,19 +70,21 @@ class CudaOps final : public BackendOps {
     }
     gemm_ = std::move(g).value();
   }
-  std::string name() const override { return "cuda"; }
+  std::string name() const override { return f16_ ? "cuda_f16" : "cuda"; }
   std::string unavailable_reason() const override { return why_; }
-  float round_input(float x) const override { return bf16_to_f32(f32_to_bf16(x)); }
+  float round_input(float x) const override {
+    return f16_ ? f16_to_f32(f32_to_f16(x)) : bf16_to_f32(f32_to_bf16(x));
+  }
   // bf16 outputs: 2^-8 relative rounding per stored intermediate.
   float atol() const override { return 2e-2f; }
   float rtol() const override { return 2e-2f; }
 
   void embedding(const std::vector<float>& table, int64_t hidden, const std::vector<int32_t>& ids,
                  std::vector<float>& out) override {
-    Dev<uint16_t> t(to_bf16(table));
+    Dev<uint16_t> t(to_act(table, f16_));
     Dev<int32_t> i(ids);
     Dev<float> x(ids.size() * static_cast<size_t>(hidden));
-    ok(kcu::embedding(t.p, hidden, i.p, static_cast<int64_t>(ids.size()), x.p, nullptr),
+    ok(kcu::embedding(t.p, hidden, i.p, static_cast<int64_t>(ids.size()), x.p, nullptr, f16_),
        "embedding");
     out = x.get();
   }
@@ -88,22 +92,22 @@ class CudaOps final : public BackendOps {
                int64_t dim, std::vector<float>& out) override {
     Dev<float> dx(x), dw(w);
     Dev<uint16_t> o(static_cast<size_t>(n * dim));
-    ok(kcu::rmsnorm(dx.p, dw.p, eps, n, dim, o.p, nullptr), "rmsnorm");
-    out = from_bf16(o.get());
+    ok(kcu::rmsnorm(dx.p, dw.p, eps, n, dim, o.p, nullptr, f16_), "rmsnorm");
+    out = from_act(o.get(), f16_);
   }
   void add_rmsnorm(std::vector<float>& x, const std::vector<float>& h, const std::vector<float>& w,
                    float eps, int64_t n, int64_t dim, std::vector<float>& out) override {
     Dev<float> dx(x), dw(w);
-    Dev<uint16_t> dh(to_bf16(h)), o(static_cast<size_t>(n * dim));
-    ok(kcu::add_rmsnorm(dx.p, dh.p, dw.p, eps, n, dim, o.p, nullptr), "add_rmsnorm");
-    out = from_bf16(o.get());
+    Dev<uint16_t> dh(to_act(h, f16_)), o(static_cast<size_t>(n * dim));
+    ok(kcu::add_rmsnorm(dx.p, dh.p, dw.p, eps, n, dim, o.p, nullptr, f16_), "add_rmsnorm");
+    out = from_act(o.get(), f16_);
     x = dx.get();
   }
   void matmul(const std::vector<float>& x, const std::vector<float>& w, int64_t n, int64_t m,
               int64_t k, std::vector<float>& y) override {
-    Dev<uint16_t> dx(to_bf16(x)), dw(to_bf16(w));
+    Dev<uint16_t> dx(to_act(x, f16_)), dw(to_act(w, f16_));
     Dev<float> dy(static_cast<size_t>(n * m));
-    const Status s = gemm_->matmul(dx.p, dw.p, n, m, k, dy.p, /*f32_out=*/true, nullptr);
+    const Status s = gemm_->matmul(dx.p, dw.p, n, m, k, dy.p, /*f32_out=*/true, nullptr, f16_);
     if (!s.ok()) throw std::runtime_error(s.message());
     ok(cudaDeviceSynchronize(), "matmul");
     y = dy.get();
@@ -114,17 +118,18 @@ class CudaOps final : public BackendOps {
     const kcu::QuantKind kind = fp8 ? kcu::QuantKind::kFp8E4M3 : kcu::QuantKind::kInt8;
     Dev<uint8_t> dq(q);
     Dev<float> ds(scales);
-    Dev<uint16_t> dx(to_bf16(x)), dy(static_cast<size_t>(n * m));
+    Dev<uint16_t> dx(to_act(x, f16_)), dy(static_cast<size_t>(n * m));
     if (n <= kcu::kQuantGemvMaxTokens) {
-      ok(kcu::quant_gemv(kind, dq.p, ds.p, m, k, dx.p, n, dy.p, false, nullptr), "quant_gemv");
+      ok(kcu::quant_gemv(kind, dq.p, ds.p, m, k, dx.p, n, dy.p, false, nullptr, f16_),
+         "quant_gemv");
     } else {
       Dev<uint16_t> w(static_cast<size_t>(m * k));
-      ok(kcu::dequantize(kind, dq.p, ds.p, m, k, w.p, nullptr), "dequantize");
-      const Status s = gemm_->matmul(dx.p, w.p, n, m, k, dy.p, /*f32_out=*/false, nullptr);
+      ok(kcu::dequantize(kind, dq.p, ds.p, m, k, w.p, nullptr, f16_), "dequantize");
+      const Status s = gemm_->matmul(dx.p, w.p, n, m, k, dy.p, /*f32_out=*/false, nullptr, f16_);
       if (!s.ok()) throw std::runtime_error(s.message());
     }
     ok(cudaDeviceSynchronize(), "weight-only matmul");
-    y = from_bf16(dy.get());
+    y = from_act(dy.get(), f16_);
     return true;
   }
   std::string fp8_matmul(const std::vector<float>& w, const std::vector<float>& x, int64_t n,
@@ -140,19 +145,21 @@ class CudaOps final : public BackendOps {
     kcu::quantize_rows(kcu::QuantKind::kFp8E4M3, w.data(), m, k, q.data(), scales.data(), amax);
     Dev<uint8_t> dq(q), xq(x.size());
     Dev<float> ds(scales), scalars(2);
-    Dev<uint16_t> dx(to_bf16(x)), dy(static_cast<size_t>(n * m));
-    ok(kcu::quantize_fp8_tensor(dx.p, n * k, xq.p, scalars.p, scalars.p + 1, nullptr), "quantize");
-    const Status s = gemm_->matmul_fp8(xq.p, scalars.p, dq.p, ds.p, n, m, k, dy.p, false, nullptr);
+    Dev<uint16_t> dx(to_act(x, f16_)), dy(static_cast<size_t>(n * m));
+    ok(kcu::quantize_fp8_tensor(dx.p, n * k, xq.p, scalars.p, scalars.p + 1, nullptr, f16_),
+       "quantize");
+    const Status s =
+        gemm_->matmul_fp8(xq.p, scalars.p, dq.p, ds.p, n, m, k, dy.p, false, nullptr, f16_);
     if (!s.ok()) throw std::runtime_error(s.message());
     ok(cudaDeviceSynchronize(), "fp8 matmul");
-    y = from_bf16(dy.get());
+    y = from_act(dy.get(), f16_);
     return {};
   }
   void silu_mul(const std::vector<float>& gu, int64_t n, int64_t inter,
                 std::vector<float>& out) override {
-    Dev<uint16_t> d(to_bf16(gu)), o(static_cast<size_t>(n * inter));
-    ok(kcu::silu_mul(d.p, n, inter, o.p, nullptr), "silu_mul");
-    out = from_bf16(o.get());
+    Dev<uint16_t> d(to_act(gu, f16_)), o(static_cast<size_t>(n * inter));
+    ok(kcu::silu_mul(d.p, n, inter, o.p, nullptr, f16_), "silu_mul");
+    out = from_act(o.get(), f16_);
   }
   void attention_block(const AttentionCase& c, std::vector<float>& out) override {
     const int64_t n = c.n_tokens();
@@ -171,7 +178,8 @@ class CudaOps final : public BackendOps {
     }
     Dev<int32_t> token_seq(seq);
     ok(kcu::qkv_bias_rope_store(qkv.p, c.bias.empty() ? nullptr : bias.p, inv.p, pos.p, slots.p, n,
-                                c.n_heads, c.n_kv_heads, c.head_dim, q.p, kc.p, vc.p, nullptr),
+                                c.n_heads, c.n_kv_heads, c.head_dim, q.p, kc.p, vc.p, nullptr,
+                                f16_),
        "qkv_bias_rope_store");
     kcu::AttentionArgs a;
     a.q = q.p;
@@ -192,11 +200,12 @@ class CudaOps final : public BackendOps {
     // Room for every split the 601-token context gets (3 of kMinSplitKeys).
     Dev<float> ws(static_cast<size_t>(n * c.n_heads * 4 * (2 + c.head_dim)));
     a.workspace = ws.p;
+    a.f16 = f16_;
     a.workspace_floats = static_cast<int64_t>(ws.n);
     Dev<uint16_t> o(static_cast<size_t>(n * c.n_heads * c.head_dim));
     a.out = o.p;
     ok(kcu::paged_attention(a, nullptr), "paged_attention");
-    out = from_bf16(o.get());
+    out = from_act(o.get(), f16_);
   }
   Result<SampledToken> sample(const SamplingParams& p, const std::vector<float>& logits,
                               const std::vector<int32_t>& prompt,
@@ -240,14 +249,15 @@ class CudaOps final : public BackendOps {
   }
 
  private:
+  bool f16_;
   std::string why_;
   std::unique_ptr<kcu::Gemm> gemm_;
 };
 
 }  // namespace
 
-std::unique_ptr<BackendOps> make_cuda_ops() {
-  return std::make_unique<CudaOps>();
+std::unique_ptr<BackendOps> make_cuda_ops(bool f16) {
+  return std::make_unique<CudaOps>(f16);
 }
 
 }  // namespace r1::kernels::testing

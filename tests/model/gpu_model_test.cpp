@@ -27,10 +27,12 @@ namespace fs = std::filesystem;
 struct Case {
   std::string arch, size;
   GpuWeights weights;
+  bool f16 = false;  // activations in f16 (the T4's path, forced on any GPU)
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
-  *os << c.arch << " " << c.size << " weights " << static_cast<int>(c.weights);
+  *os << c.arch << " " << c.size << " weights " << static_cast<int>(c.weights)
+      << (c.f16 ? " f16" : "");
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
@@ -39,7 +41,7 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
                                                             : "fp8";
   std::string size = info.param.size;
   for (char& c : size) c = c == '.' ? '_' : c;
-  return info.param.arch + "_" + size + "_" + w;
+  return info.param.arch + "_" + size + "_" + w + (info.param.f16 ? "_f16" : "");
 }
 
 class GpuModelTest : public ::testing::TestWithParam<Case> {
@@ -83,8 +85,10 @@ TEST_P(GpuModelTest, LogprobsMatchTheCpuBackend) {
   go.kv_cache_tokens = 4096;
   go.max_batched_tokens = 64;
   go.weights = c.weights;
+  if (c.f16) setenv("R1SERVE_CUDA_F16", "1", 1);
   auto gpu =
       create_cuda_backend(folder->config, folder->weights, folder->tokenizer->n_tokens(), go);
+  unsetenv("R1SERVE_CUDA_F16");
   if (!gpu.ok()) {
     const char* require = std::getenv("R1SERVE_REQUIRE_GPU");
     if (require != nullptr && std::string(require) == "1") FAIL() << gpu.status().message();
@@ -152,8 +156,10 @@ TEST_P(GpuModelTest, DecodeStepsMatchTheCpuBackend) {
     go.kv_cache_tokens = 4096;
     go.max_batched_tokens = 64;
     go.cuda_graphs = graphs;
+    if (c.f16) setenv("R1SERVE_CUDA_F16", "1", 1);
     auto gpu =
         create_cuda_backend(folder->config, folder->weights, folder->tokenizer->n_tokens(), go);
+    unsetenv("R1SERVE_CUDA_F16");
     if (!gpu.ok()) {
       const char* require = std::getenv("R1SERVE_REQUIRE_GPU");
       if (require != nullptr && std::string(require) == "1") FAIL() << gpu.status().message();
@@ -196,6 +202,7 @@ INSTANTIATE_TEST_SUITE_P(Models, GpuModelTest,
                                            Case{"llama", "tiny", GpuWeights::kBf16},
                                            Case{"qwen2", "tiny", GpuWeights::kInt8},
                                            Case{"llama", "tiny", GpuWeights::kFp8},
+                                           Case{"qwen2", "tiny", GpuWeights::kBf16, true},
                                            Case{"qwen2", "1.5b", GpuWeights::kBf16}),
                          case_name);
 

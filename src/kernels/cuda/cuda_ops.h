@@ -2,7 +2,8 @@
 // a stream (kernels/cuda/*.cu). Plain C++ declarations: a .cpp file that
 // includes this needs only the CUDA runtime headers, not nvcc.
 //
-// Conventions: row-major; activations bf16 with f32 accumulation, the
+// Conventions: row-major; activations 16-bit with f32 accumulation (bf16, or
+// f16 with `f16` set where the GPU lacks bf16 tensor cores: sm_75), the
 // residual stream f32; weight matrices [n_out, n_in] as stored; the paged KV
 // cache of a layer is [n_blocks, block_size, n_kv_heads, head_dim] bf16 for K
 // and for V. Every function returns the launch's error (cudaGetLastError).
@@ -18,19 +19,20 @@ namespace r1::kernels::cuda {
 
 // x: [n, hidden] f32 = rows ids[i] of table: [vocab, hidden] bf16.
 cudaError_t embedding(const bf16_t* table, int64_t hidden, const int32_t* ids, int64_t n, float* x,
-                      cudaStream_t stream);
+                      cudaStream_t stream, bool f16 = false);
 
 // out: [n, dim] bf16 = x / sqrt(mean(x^2) + eps) * weight, per row; x f32.
 cudaError_t rmsnorm(const float* x, const float* weight, float eps, int64_t n, int64_t dim,
-                    bf16_t* out, cudaStream_t stream);
+                    bf16_t* out, cudaStream_t stream, bool f16 = false);
 
 // x += h (h bf16), then out = rmsnorm(x): the residual add fused with the
 // next norm.
 cudaError_t add_rmsnorm(float* x, const bf16_t* h, const float* weight, float eps, int64_t n,
-                        int64_t dim, bf16_t* out, cudaStream_t stream);
+                        int64_t dim, bf16_t* out, cudaStream_t stream, bool f16 = false);
 
 // x: [n, dim] f32 += h: [n, dim] bf16.
-cudaError_t add_residual(float* x, const bf16_t* h, int64_t n, int64_t dim, cudaStream_t stream);
+cudaError_t add_residual(float* x, const bf16_t* h, int64_t n, int64_t dim, cudaStream_t stream,
+                         bool f16 = false);
 
 // out: [n_rows, dim] = x rows `rows[i]` (f32).
 cudaError_t gather_rows(const float* x, const int32_t* rows, int64_t n_rows, int64_t dim,
@@ -46,7 +48,8 @@ cudaError_t gather_rows(const float* x, const int32_t* rows, int64_t n_rows, int
 cudaError_t qkv_bias_rope_store(const float* qkv, const float* bias, const float* inv_freq,
                                 const int32_t* positions, const int32_t* slot_mapping, int64_t n,
                                 int n_heads, int n_kv_heads, int head_dim, bf16_t* q,
-                                bf16_t* k_cache, bf16_t* v_cache, cudaStream_t stream);
+                                bf16_t* k_cache, bf16_t* v_cache, cudaStream_t stream,
+                                bool f16 = false);
 
 struct AttentionArgs {
   const bf16_t* q = nullptr;  // [n, q_stride] bf16, head h at h * head_dim
@@ -75,6 +78,7 @@ struct AttentionArgs {
   // > 0: exactly this many splits whatever the contexts (a CUDA graph
   // replays one launch shape), still capped by max_splits and the workspace.
   int fixed_splits = 0;
+  bool f16 = false;  // q, K/V and out in f16 rather than bf16
   float* workspace = nullptr;
   int64_t workspace_floats = 0;
 };
@@ -87,7 +91,7 @@ cudaError_t paged_attention(const AttentionArgs& args, cudaStream_t stream);
 
 // gate_up: [n, 2 * inter] bf16 (gate then up) -> out: [n, inter] = silu(gate) * up.
 cudaError_t silu_mul(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out,
-                     cudaStream_t stream);
+                     cudaStream_t stream, bool f16 = false);
 
 // Weight-only quantised matrices (kernels/cuda/host_quant.h makes them at
 // load): int8 or FP8 E4M3 values [rows, cols], one f32 scale per row.
@@ -97,18 +101,18 @@ cudaError_t silu_mul(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* ou
 // f32 when `f32_out`, else bf16.
 cudaError_t quant_gemv(QuantKind kind, const void* w, const float* scales, int64_t rows,
                        int64_t cols, const bf16_t* x, int64_t n, void* y, bool f32_out,
-                       cudaStream_t stream);
+                       cudaStream_t stream, bool f16 = false);
 constexpr int64_t kQuantGemvMaxTokens = 8;
 
 // x: [count] bf16 -> q: [count] FP8 E4M3 with one scale for all of it:
 // *scale = max|x| / 448 (1 for zeros), computed on the device (amax: one
 // scratch float), q = x / *scale saturated. For cuBLASLt's FP8 products.
 cudaError_t quantize_fp8_tensor(const bf16_t* x, int64_t count, uint8_t* q, float* scale,
-                                float* amax, cudaStream_t stream);
+                                float* amax, cudaStream_t stream, bool f16 = false);
 
 // out: [rows, cols] bf16 = dequant(w) (for a bf16 GEMM on larger batches).
 cudaError_t dequantize(QuantKind kind, const void* w, const float* scales, int64_t rows,
-                       int64_t cols, bf16_t* out, cudaStream_t stream);
+                       int64_t cols, bf16_t* out, cudaStream_t stream, bool f16 = false);
 
 // The device sampler: kernels/sampling.h's chain, one block per logit row.
 // A row's parameters as plain data (the backend fills them from RowRequest).

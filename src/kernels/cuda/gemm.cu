@@ -47,8 +47,10 @@ Gemm::~Gemm() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
-Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_out, bool fp8) {
-  const auto key = std::make_tuple(n, m, k, f32_out, fp8);
+Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_out, Inputs in,
+                                     bool f16_out) {
+  const auto key = std::make_tuple(n, m, k, f32_out, in, f16_out);
+  const bool fp8 = in == Inputs::kFp8;
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
   auto p = std::make_unique<Plan>();
@@ -58,8 +60,10 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_o
   cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
                                  sizeof transpose);
   cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none);
-  const cudaDataType_t out_type = f32_out ? CUDA_R_32F : CUDA_R_16BF;
-  const cudaDataType_t in_type = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+  const cudaDataType_t out_type = f32_out ? CUDA_R_32F : f16_out ? CUDA_R_16F : CUDA_R_16BF;
+  const cudaDataType_t in_type = fp8                  ? CUDA_R_8F_E4M3
+                                 : in == Inputs::kF16 ? CUDA_R_16F
+                                                      : CUDA_R_16BF;
   s = cublasLtMatrixLayoutCreate(&p->a, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(m),
                                  k);
   if (s == CUBLAS_STATUS_SUCCESS) {
@@ -85,7 +89,10 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_o
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS) return lt_error("heuristic", s);
   if (found == 0) {
-    return internal_error(std::string("cuBLASLt has no algorithm for a ") + (fp8 ? "fp8" : "bf16") +
+    return internal_error(std::string("cuBLASLt has no algorithm for a ") +
+                          (fp8                  ? "fp8"
+                           : in == Inputs::kF16 ? "f16"
+                                                : "bf16") +
                           " product of " + std::to_string(n) + " x " + std::to_string(k) + " by " +
                           std::to_string(m) + " x " + std::to_string(k));
   }
@@ -96,9 +103,10 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_o
 }
 
 Status Gemm::matmul(const bf16_t* x, const bf16_t* w, int64_t n, int64_t m, int64_t k, void* y,
-                    bool f32_out, cudaStream_t stream) {
+                    bool f32_out, cudaStream_t stream, bool f16) {
   if (n == 0) return ok_status();
-  R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, f32_out, false));
+  R1_ASSIGN_OR_RETURN(const Plan* p,
+                      plan(n, m, k, f32_out, f16 ? Inputs::kF16 : Inputs::kBf16, f16));
   const float alpha = 1.0f, beta = 0.0f;
   const cublasStatus_t s =
       cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
@@ -109,10 +117,10 @@ Status Gemm::matmul(const bf16_t* x, const bf16_t* w, int64_t n, int64_t m, int6
 
 Status Gemm::matmul_fp8(const uint8_t* x, const float* x_scale, const uint8_t* w,
                         const float* w_scale, int64_t n, int64_t m, int64_t k, void* y,
-                        bool f32_out, cudaStream_t stream) {
+                        bool f32_out, cudaStream_t stream, bool f16) {
   if (n == 0) return ok_status();
   if (k % 16 != 0) return invalid_argument("fp8 products need k a multiple of 16");
-  R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, f32_out, true));
+  R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, f32_out, Inputs::kFp8, f16));
   // A is the weight, B the activations (see Plan).
   cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale,
                                  sizeof w_scale);

@@ -29,25 +29,28 @@ class Gemm {
 
   // y: [n, m] = x: [n, k] * w: [m, k]^T on `stream`; y is f32 when
   // `f32_out`, bf16 otherwise. INTERNAL when cuBLASLt refuses the shape.
+  // `f16`: x, w (and y unless f32) are f16 rather than bf16.
   Status matmul(const bf16_t* x, const bf16_t* w, int64_t n, int64_t m, int64_t k, void* y,
-                bool f32_out, cudaStream_t stream);
+                bool f32_out, cudaStream_t stream, bool f16 = false);
 
   // The same product on FP8 E4M3 operands (sm_89 and later), each with one
   // scale for the whole tensor (device pointers): y = (x_scale * x)
   // (w_scale * w)^T, accumulated in f32. k must be a multiple of 16.
   // INTERNAL when cuBLASLt has no algorithm for it (the caller falls back).
   Status matmul_fp8(const uint8_t* x, const float* x_scale, const uint8_t* w, const float* w_scale,
-                    int64_t n, int64_t m, int64_t k, void* y, bool f32_out, cudaStream_t stream);
+                    int64_t n, int64_t m, int64_t k, void* y, bool f32_out, cudaStream_t stream,
+                    bool f16 = false);
 
  private:
   Gemm() = default;
   struct Plan;
-  Result<const Plan*> plan(int64_t n, int64_t m, int64_t k, bool f32_out, bool fp8);
+  enum class Inputs : uint8_t { kBf16, kF16, kFp8 };
+  Result<const Plan*> plan(int64_t n, int64_t m, int64_t k, bool f32_out, Inputs in, bool f16_out);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
-  std::map<std::tuple<int64_t, int64_t, int64_t, bool, bool>, std::unique_ptr<Plan>> plans_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, bool, Inputs, bool>, std::unique_ptr<Plan>> plans_;
 };
 
 }  // namespace r1::kernels::cuda

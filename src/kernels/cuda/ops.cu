@@ -3,6 +3,7 @@
 // Written for clarity first: each is a single pass over its data, with
 // 16-byte loads where rows allow; measured on a GPU before any is tuned.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
 #include <algorithm>
@@ -15,13 +16,28 @@
 namespace r1::kernels::cuda {
 namespace {
 
-__device__ __forceinline__ float to_f(bf16_t b) {
-  return __uint_as_float(static_cast<uint32_t>(b) << 16);
+// The 16-bit activation format: bf16, or f16 where the GPU has no bf16
+// tensor cores (sm_75). Kernels take it as a template flag.
+template <bool F16>
+__device__ __forceinline__ float ld(uint16_t b) {
+  if constexpr (F16) {
+    __half h;
+    memcpy(&h, &b, sizeof b);
+    return __half2float(h);
+  } else {
+    return __uint_as_float(static_cast<uint32_t>(b) << 16);
+  }
 }
-__device__ __forceinline__ bf16_t to_bf(float f) {
-  const __nv_bfloat16 h = __float2bfloat16_rn(f);
-  bf16_t bits;
-  memcpy(&bits, &h, sizeof bits);
+template <bool F16>
+__device__ __forceinline__ uint16_t st(float f) {
+  uint16_t bits;
+  if constexpr (F16) {
+    const __half h = __float2half_rn(f);
+    memcpy(&bits, &h, sizeof bits);
+  } else {
+    const __nv_bfloat16 h = __float2bfloat16_rn(f);
+    memcpy(&bits, &h, sizeof bits);
+  }
   return bits;
 }
 
@@ -63,15 +79,16 @@ int64_t blocks_for(int64_t n, int threads = kThreads) {
   return (n + threads - 1) / threads;
 }
 
+template <bool F16>
 __global__ void embedding_kernel(const bf16_t* table, int64_t hidden, const int32_t* ids,
                                  float* x) {
   const int64_t t = blockIdx.x;
   const bf16_t* row = table + static_cast<int64_t>(ids[t]) * hidden;
-  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) x[t * hidden + i] = to_f(row[i]);
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) x[t * hidden + i] = ld<F16>(row[i]);
 }
 
 // One block per row; `add` adds h into x first.
-template <bool kAdd>
+template <bool kAdd, bool F16>
 __global__ void rmsnorm_kernel(float* x, const bf16_t* h, const float* weight, float eps,
                                int64_t dim, bf16_t* out) {
   const int64_t r = blockIdx.x;
@@ -80,7 +97,7 @@ __global__ void rmsnorm_kernel(float* x, const bf16_t* h, const float* weight, f
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
     float v = xr[i];
     if constexpr (kAdd) {
-      v += to_f(h[r * dim + i]);
+      v += ld<F16>(h[r * dim + i]);
       xr[i] = v;
     }
     ss += v * v;
@@ -88,13 +105,14 @@ __global__ void rmsnorm_kernel(float* x, const bf16_t* h, const float* weight, f
   ss = block_sum(ss);
   const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-    out[r * dim + i] = to_bf(xr[i] * inv * weight[i]);
+    out[r * dim + i] = st<F16>(xr[i] * inv * weight[i]);
   }
 }
 
+template <bool F16>
 __global__ void add_kernel(float* x, const bf16_t* h, int64_t count) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i < count) x[i] += to_f(h[i]);
+  if (i < count) x[i] += ld<F16>(h[i]);
 }
 
 __global__ void gather_kernel(const float* x, const int32_t* rows, int64_t dim, float* out) {
@@ -104,6 +122,7 @@ __global__ void gather_kernel(const float* x, const int32_t* rows, int64_t dim, 
 }
 
 // One block per token; thread i of a head handles the pair (i, i + half).
+template <bool F16>
 __global__ void qkv_rope_store_kernel(const float* qkv, const float* bias, const float* inv_freq,
                                       const int32_t* positions, const int32_t* slots, int n_heads,
                                       int n_kv_heads, int head_dim, bf16_t* q_out, bf16_t* k_cache,
@@ -129,12 +148,12 @@ __global__ void qkv_rope_store_kernel(const float* qkv, const float* bias, const
     sincosf(angle, &s, &c);
     const float y0 = x0 * c - x1 * s, y1 = x1 * c + x0 * s;
     if (head < n_heads) {
-      q_out[t * n_heads * head_dim + a] = to_bf(y0);
-      q_out[t * n_heads * head_dim + b] = to_bf(y1);
+      q_out[t * n_heads * head_dim + a] = st<F16>(y0);
+      q_out[t * n_heads * head_dim + b] = st<F16>(y1);
     } else {
       const int64_t base = (slot * n_kv_heads + (head - n_heads)) * head_dim;
-      k_cache[base + i] = to_bf(y0);
-      k_cache[base + i + half] = to_bf(y1);
+      k_cache[base + i] = st<F16>(y0);
+      k_cache[base + i + half] = st<F16>(y1);
     }
   }
   // v heads: bias, then into the cache.
@@ -142,7 +161,7 @@ __global__ void qkv_rope_store_kernel(const float* qkv, const float* bias, const
   for (int j = threadIdx.x; j < n_kv_heads * head_dim; j += blockDim.x) {
     float v = row[v0 + j];
     if (bias != nullptr) v += bias[v0 + j];
-    v_cache[slot * n_kv_heads * head_dim + j] = to_bf(v);
+    v_cache[slot * n_kv_heads * head_dim + j] = st<F16>(v);
   }
 }
 
@@ -154,6 +173,7 @@ __global__ void qkv_rope_store_kernel(const float* qkv, const float* bias, const
 constexpr int kAttnWarps = 4;
 constexpr int kMaxDimsPerLane = 8;  // head_dim <= 256
 
+template <bool F16>
 __global__ void attention_kernel(AttentionArgs a, int n_splits) {
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
@@ -172,8 +192,8 @@ __global__ void attention_kernel(AttentionArgs a, int n_splits) {
   float q[kMaxDimsPerLane], acc[kMaxDimsPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxDimsPerLane; ++i) {
-    q[i] =
-        i < per_lane ? to_f(a.q[t * a.q_stride + h * a.head_dim + i * 32 + lane]) * a.scale : 0.0f;
+    q[i] = i < per_lane ? ld<F16>(a.q[t * a.q_stride + h * a.head_dim + i * 32 + lane]) * a.scale
+                        : 0.0f;
     acc[i] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
@@ -184,7 +204,7 @@ __global__ void attention_kernel(AttentionArgs a, int n_splits) {
     float s = 0.0f;
 #pragma unroll
     for (int i = 0; i < kMaxDimsPerLane; ++i) {
-      if (i < per_lane) s += q[i] * to_f(a.k_cache[base + i * 32 + lane]);
+      if (i < per_lane) s += q[i] * ld<F16>(a.k_cache[base + i * 32 + lane]);
     }
     s = warp_sum(s);
     const float m_new = fmaxf(m, s);
@@ -193,7 +213,7 @@ __global__ void attention_kernel(AttentionArgs a, int n_splits) {
     l = l * corr + p;
 #pragma unroll
     for (int i = 0; i < kMaxDimsPerLane; ++i) {
-      if (i < per_lane) acc[i] = acc[i] * corr + p * to_f(a.v_cache[base + i * 32 + lane]);
+      if (i < per_lane) acc[i] = acc[i] * corr + p * ld<F16>(a.v_cache[base + i * 32 + lane]);
     }
     m = m_new;
   }
@@ -230,7 +250,7 @@ __global__ void attention_kernel(AttentionArgs a, int n_splits) {
     bf16_t* o = a.out + t * static_cast<int64_t>(a.n_heads) * a.head_dim + h * a.head_dim;
 #pragma unroll
     for (int i = 0; i < kMaxDimsPerLane; ++i) {
-      if (i < per_lane) o[i * 32 + lane] = to_bf(gl > 0.0f ? out[i] / gl : 0.0f);
+      if (i < per_lane) o[i * 32 + lane] = st<F16>(gl > 0.0f ? out[i] / gl : 0.0f);
     }
     return;
   }
@@ -248,6 +268,7 @@ __global__ void attention_kernel(AttentionArgs a, int n_splits) {
 }
 
 // One warp per (token, head): merges the splits of that token's context.
+template <bool F16>
 __global__ void attention_merge_kernel(AttentionArgs a, int n_splits) {
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
@@ -275,17 +296,18 @@ __global__ void attention_merge_kernel(AttentionArgs a, int n_splits) {
   bf16_t* o = a.out + t * static_cast<int64_t>(a.n_heads) * a.head_dim + h * a.head_dim;
 #pragma unroll
   for (int i = 0; i < kMaxDimsPerLane; ++i) {
-    if (i < per_lane) o[i * 32 + lane] = to_bf(gl > 0.0f ? out[i] / gl : 0.0f);
+    if (i < per_lane) o[i * 32 + lane] = st<F16>(gl > 0.0f ? out[i] / gl : 0.0f);
   }
 }
 
+template <bool F16>
 __global__ void silu_mul_kernel(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= n * inter) return;
   const int64_t t = i / inter, c = i % inter;
-  const float g = to_f(gate_up[t * 2 * inter + c]);
-  const float u = to_f(gate_up[t * 2 * inter + inter + c]);
-  out[i] = to_bf(g / (1.0f + __expf(-g)) * u);
+  const float g = ld<F16>(gate_up[t * 2 * inter + c]);
+  const float u = ld<F16>(gate_up[t * 2 * inter + inter + c]);
+  out[i] = st<F16>(g / (1.0f + __expf(-g)) * u);
 }
 
 template <QuantKind kKind>
@@ -301,14 +323,16 @@ __device__ __forceinline__ float dequant(uint8_t v) {
 
 // One warp per output row; each lane reads 16 weight bytes at a time and
 // the matching activations of every token.
+template <bool F16>
 __device__ __forceinline__ void store(float* p, float v) {
   *p = v;
 }
+template <bool F16>
 __device__ __forceinline__ void store(bf16_t* p, float v) {
-  *p = to_bf(v);
+  *p = st<F16>(v);
 }
 
-template <QuantKind kKind, int kTokens, typename OutT>
+template <QuantKind kKind, int kTokens, typename OutT, bool F16>
 __global__ void quant_gemv_kernel(const uint8_t* w, const float* scales, int64_t rows, int64_t cols,
                                   const bf16_t* x, OutT* y) {
   const int64_t r = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
@@ -328,55 +352,69 @@ __global__ void quant_gemv_kernel(const uint8_t* w, const float* scales, int64_t
       for (int e = 0; e < 16; ++e) {
         const float wv = dequant<kKind>(bytes[e]);
 #pragma unroll
-        for (int k = 0; k < kTokens; ++k) sum[k] += wv * to_f(x[k * cols + c + e]);
+        for (int k = 0; k < kTokens; ++k) sum[k] += wv * ld<F16>(x[k * cols + c + e]);
       }
     }
   } else {
     for (int64_t c = lane; c < cols; c += 32) {
       const float wv = dequant<kKind>(row[c]);
 #pragma unroll
-      for (int k = 0; k < kTokens; ++k) sum[k] += wv * to_f(x[k * cols + c]);
+      for (int k = 0; k < kTokens; ++k) sum[k] += wv * ld<F16>(x[k * cols + c]);
     }
   }
   const float s = scales[r];
 #pragma unroll
   for (int k = 0; k < kTokens; ++k) {
     const float v = warp_sum(sum[k]);
-    if (lane == 0) store(&y[k * rows + r], v * s);
+    if (lane == 0) store<F16>(&y[k * rows + r], v * s);
   }
 }
 
-template <QuantKind kKind>
+template <QuantKind kKind, bool F16>
 __global__ void dequantize_kernel(const uint8_t* w, const float* scales, int64_t rows, int64_t cols,
                                   bf16_t* out) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= rows * cols) return;
-  out[i] = to_bf(dequant<kKind>(w[i]) * scales[i / cols]);
+  out[i] = st<F16>(dequant<kKind>(w[i]) * scales[i / cols]);
 }
 
 // |x| of non-negative floats orders like their bits: an atomicMax on the
 // bits is a float max.
+template <bool F16>
 __global__ void amax_kernel(const bf16_t* x, int64_t count, float* amax) {
   float m = 0.0f;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    m = fmaxf(m, fabsf(to_f(x[i])));
+    m = fmaxf(m, fabsf(ld<F16>(x[i])));
   }
   m = block_max(m);
   if (threadIdx.x == 0) atomicMax(reinterpret_cast<unsigned int*>(amax), __float_as_uint(m));
 }
 
+template <bool F16>
 __global__ void quantize_fp8_kernel(const bf16_t* x, int64_t count, uint8_t* q, float* scale,
                                     const float* amax) {
   const float s = *amax > 0.0f ? *amax / 448.0f : 1.0f;
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i == 0) *scale = s;
   if (i >= count) return;
-  const __nv_fp8_e4m3 v(to_f(x[i]) / s);  // rounds to nearest, saturates to finite
+  const __nv_fp8_e4m3 v(ld<F16>(x[i]) / s);  // rounds to nearest, saturates to finite
   memcpy(&q[i], &v, 1);
 }
 
-template <QuantKind kKind, typename OutT>
+// Runs the statements with F16 a compile-time constant equal to `f16`.
+#define R1_WITH_F16(f16, ...)     \
+  do {                            \
+    if (f16) {                    \
+      constexpr bool F16 = true;  \
+      __VA_ARGS__;                \
+    } else {                      \
+      constexpr bool F16 = false; \
+      __VA_ARGS__;                \
+    }                             \
+  } while (0)
+
+template <QuantKind kKind, typename OutT, bool F16>
 cudaError_t launch_gemv(const uint8_t* w, const float* scales, int64_t rows, int64_t cols,
                         const bf16_t* x, int64_t n, OutT* y, cudaStream_t stream) {
   constexpr int kWarps = 8;
@@ -384,7 +422,7 @@ cudaError_t launch_gemv(const uint8_t* w, const float* scales, int64_t rows, int
   switch (n) {
 #define R1_GEMV_CASE(N)                                                  \
   case N:                                                                \
-    quant_gemv_kernel<kKind, N, OutT>                                    \
+    quant_gemv_kernel<kKind, N, OutT, F16>                               \
         <<<grid, kWarps * 32, 0, stream>>>(w, scales, rows, cols, x, y); \
     break;
     R1_GEMV_CASE(1)
@@ -405,31 +443,35 @@ cudaError_t launch_gemv(const uint8_t* w, const float* scales, int64_t rows, int
 }  // namespace
 
 cudaError_t embedding(const bf16_t* table, int64_t hidden, const int32_t* ids, int64_t n, float* x,
-                      cudaStream_t stream) {
+                      cudaStream_t stream, bool f16) {
   if (n == 0) return cudaSuccess;
-  embedding_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(table, hidden, ids, x);
+  R1_WITH_F16(f16, embedding_kernel<F16>
+              <<<static_cast<unsigned>(n), kThreads, 0, stream>>>(table, hidden, ids, x));
   return cudaGetLastError();
 }
 
 cudaError_t rmsnorm(const float* x, const float* weight, float eps, int64_t n, int64_t dim,
-                    bf16_t* out, cudaStream_t stream) {
+                    bf16_t* out, cudaStream_t stream, bool f16) {
   if (n == 0) return cudaSuccess;
-  rmsnorm_kernel<false><<<static_cast<unsigned>(n), 1024, 0, stream>>>(
-      const_cast<float*>(x), nullptr, weight, eps, dim, out);
+  R1_WITH_F16(f16, rmsnorm_kernel<false, F16><<<static_cast<unsigned>(n), 1024, 0, stream>>>(
+                       const_cast<float*>(x), nullptr, weight, eps, dim, out));
   return cudaGetLastError();
 }
 
 cudaError_t add_rmsnorm(float* x, const bf16_t* h, const float* weight, float eps, int64_t n,
-                        int64_t dim, bf16_t* out, cudaStream_t stream) {
+                        int64_t dim, bf16_t* out, cudaStream_t stream, bool f16) {
   if (n == 0) return cudaSuccess;
-  rmsnorm_kernel<true><<<static_cast<unsigned>(n), 1024, 0, stream>>>(x, h, weight, eps, dim, out);
+  R1_WITH_F16(f16, rmsnorm_kernel<true, F16>
+              <<<static_cast<unsigned>(n), 1024, 0, stream>>>(x, h, weight, eps, dim, out));
   return cudaGetLastError();
 }
 
-cudaError_t add_residual(float* x, const bf16_t* h, int64_t n, int64_t dim, cudaStream_t stream) {
+cudaError_t add_residual(float* x, const bf16_t* h, int64_t n, int64_t dim, cudaStream_t stream,
+                         bool f16) {
   const int64_t count = n * dim;
   if (count == 0) return cudaSuccess;
-  add_kernel<<<static_cast<unsigned>(blocks_for(count)), kThreads, 0, stream>>>(x, h, count);
+  R1_WITH_F16(f16, add_kernel<F16>
+              <<<static_cast<unsigned>(blocks_for(count)), kThreads, 0, stream>>>(x, h, count));
   return cudaGetLastError();
 }
 
@@ -443,11 +485,11 @@ cudaError_t gather_rows(const float* x, const int32_t* rows, int64_t n_rows, int
 cudaError_t qkv_bias_rope_store(const float* qkv, const float* bias, const float* inv_freq,
                                 const int32_t* positions, const int32_t* slot_mapping, int64_t n,
                                 int n_heads, int n_kv_heads, int head_dim, bf16_t* q,
-                                bf16_t* k_cache, bf16_t* v_cache, cudaStream_t stream) {
+                                bf16_t* k_cache, bf16_t* v_cache, cudaStream_t stream, bool f16) {
   if (n == 0) return cudaSuccess;
-  qkv_rope_store_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      qkv, bias, inv_freq, positions, slot_mapping, n_heads, n_kv_heads, head_dim, q, k_cache,
-      v_cache);
+  R1_WITH_F16(f16, qkv_rope_store_kernel<F16><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+                       qkv, bias, inv_freq, positions, slot_mapping, n_heads, n_kv_heads, head_dim,
+                       q, k_cache, v_cache));
   return cudaGetLastError();
 }
 
@@ -457,79 +499,84 @@ cudaError_t paged_attention(const AttentionArgs& a, cudaStream_t stream) {
       a.n_heads % a.n_kv_heads != 0 || a.max_position < 0) {
     return cudaErrorInvalidValue;
   }
-  // Splits: one per kMinSplitKeys keys of the longest context, at most
-  // max_splits, and no more than the workspace holds for these tokens.
+  // Splits: one per kMinSplitKeys keys of the longest context (or exactly
+  // fixed_splits), at most max_splits, and no more than the workspace
+  // holds for these tokens.
   const int64_t per_split = a.n_tokens * a.n_heads * (2 + a.head_dim);
-  int64_t n_splits = a.fixed_splits > 0 ? a.fixed_splits
-                                         : (a.max_position + kMinSplitKeys) / kMinSplitKeys;
+  int64_t n_splits =
+      a.fixed_splits > 0 ? a.fixed_splits : (a.max_position + kMinSplitKeys) / kMinSplitKeys;
   n_splits = std::min<int64_t>(n_splits, a.max_splits);
   n_splits =
       std::min<int64_t>(n_splits, a.workspace != nullptr ? a.workspace_floats / per_split : 1);
   n_splits = std::max<int64_t>(n_splits, 1);
+  const int splits = static_cast<int>(n_splits);
   const dim3 grid(static_cast<unsigned>(a.n_tokens), static_cast<unsigned>(a.n_heads),
                   static_cast<unsigned>(n_splits));
-  attention_kernel<<<grid, kAttnWarps * 32, 0, stream>>>(a, static_cast<int>(n_splits));
-  if (n_splits > 1) {
-    const dim3 merge_grid(static_cast<unsigned>(a.n_tokens), static_cast<unsigned>(a.n_heads));
-    attention_merge_kernel<<<merge_grid, 32, 0, stream>>>(a, static_cast<int>(n_splits));
-  }
+  const dim3 merge_grid(static_cast<unsigned>(a.n_tokens), static_cast<unsigned>(a.n_heads));
+  R1_WITH_F16(
+      a.f16, attention_kernel<F16><<<grid, kAttnWarps * 32, 0, stream>>>(a, splits);
+      if (splits > 1) { attention_merge_kernel<F16><<<merge_grid, 32, 0, stream>>>(a, splits); });
   return cudaGetLastError();
 }
 
 cudaError_t silu_mul(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, bool f16) {
   const int64_t count = n * inter;
   if (count == 0) return cudaSuccess;
-  silu_mul_kernel<<<static_cast<unsigned>(blocks_for(count)), kThreads, 0, stream>>>(gate_up, n,
-                                                                                     inter, out);
+  R1_WITH_F16(
+      f16, silu_mul_kernel<F16>
+      <<<static_cast<unsigned>(blocks_for(count)), kThreads, 0, stream>>>(gate_up, n, inter, out));
   return cudaGetLastError();
 }
 
 cudaError_t quant_gemv(QuantKind kind, const void* w, const float* scales, int64_t rows,
                        int64_t cols, const bf16_t* x, int64_t n, void* y, bool f32_out,
-                       cudaStream_t stream) {
+                       cudaStream_t stream, bool f16) {
   const auto* bytes = static_cast<const uint8_t*>(w);
-  if (kind == QuantKind::kInt8) {
-    if (f32_out) {
-      return launch_gemv<QuantKind::kInt8>(bytes, scales, rows, cols, x, n, static_cast<float*>(y),
-                                           stream);
-    }
-    return launch_gemv<QuantKind::kInt8>(bytes, scales, rows, cols, x, n, static_cast<bf16_t*>(y),
-                                         stream);
-  }
-  if (f32_out) {
-    return launch_gemv<QuantKind::kFp8E4M3>(bytes, scales, rows, cols, x, n, static_cast<float*>(y),
-                                            stream);
-  }
-  return launch_gemv<QuantKind::kFp8E4M3>(bytes, scales, rows, cols, x, n, static_cast<bf16_t*>(y),
-                                          stream);
+  cudaError_t e = cudaSuccess;
+  R1_WITH_F16(
+      f16,
+      if (kind == QuantKind::kInt8) {
+        e = f32_out ? launch_gemv<QuantKind::kInt8, float, F16>(bytes, scales, rows, cols, x, n,
+                                                                static_cast<float*>(y), stream)
+                    : launch_gemv<QuantKind::kInt8, bf16_t, F16>(bytes, scales, rows, cols, x, n,
+                                                                 static_cast<bf16_t*>(y), stream);
+      } else {
+        e = f32_out ? launch_gemv<QuantKind::kFp8E4M3, float, F16>(bytes, scales, rows, cols, x, n,
+                                                                   static_cast<float*>(y), stream)
+                    : launch_gemv<QuantKind::kFp8E4M3, bf16_t, F16>(
+                          bytes, scales, rows, cols, x, n, static_cast<bf16_t*>(y), stream);
+      });
+  return e;
 }
 
 cudaError_t quantize_fp8_tensor(const bf16_t* x, int64_t count, uint8_t* q, float* scale,
-                                float* amax, cudaStream_t stream) {
+                                float* amax, cudaStream_t stream, bool f16) {
   if (count == 0) return cudaSuccess;
   cudaError_t e = cudaMemsetAsync(amax, 0, sizeof(float), stream);
   if (e != cudaSuccess) return e;
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(blocks_for(count), 1024));
-  amax_kernel<<<blocks, kThreads, 0, stream>>>(x, count, amax);
-  quantize_fp8_kernel<<<static_cast<unsigned>(blocks_for(count)), kThreads, 0, stream>>>(
-      x, count, q, scale, amax);
+  const unsigned all = static_cast<unsigned>(blocks_for(count));
+  R1_WITH_F16(f16, amax_kernel<F16><<<blocks, kThreads, 0, stream>>>(x, count, amax);
+              quantize_fp8_kernel<F16><<<all, kThreads, 0, stream>>>(x, count, q, scale, amax));
   return cudaGetLastError();
 }
 
 cudaError_t dequantize(QuantKind kind, const void* w, const float* scales, int64_t rows,
-                       int64_t cols, bf16_t* out, cudaStream_t stream) {
+                       int64_t cols, bf16_t* out, cudaStream_t stream, bool f16) {
   const int64_t count = rows * cols;
   if (count == 0) return cudaSuccess;
   const auto* bytes = static_cast<const uint8_t*>(w);
   const unsigned grid = static_cast<unsigned>(blocks_for(count));
-  if (kind == QuantKind::kInt8) {
-    dequantize_kernel<QuantKind::kInt8>
-        <<<grid, kThreads, 0, stream>>>(bytes, scales, rows, cols, out);
-  } else {
-    dequantize_kernel<QuantKind::kFp8E4M3>
-        <<<grid, kThreads, 0, stream>>>(bytes, scales, rows, cols, out);
-  }
+  R1_WITH_F16(
+      f16,
+      if (kind == QuantKind::kInt8) {
+        dequantize_kernel<QuantKind::kInt8, F16>
+            <<<grid, kThreads, 0, stream>>>(bytes, scales, rows, cols, out);
+      } else {
+        dequantize_kernel<QuantKind::kFp8E4M3, F16>
+            <<<grid, kThreads, 0, stream>>>(bytes, scales, rows, cols, out);
+      });
   return cudaGetLastError();
 }
 
