@@ -36,8 +36,8 @@ TEST(HostQuantTest, Fp8DecodesEveryCodeByTheFormatsDefinition) {
 TEST(HostQuantTest, Fp8EncodesToTheNearestCodeTiesToEven) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> mag(-10.0f, 9.0f);
-  std::vector<float> xs = {0.0f, -0.0f, 448.0f, 500.0f, -1e9f, 0x1p-9f, 0x1p-10f, 0x3p-11f,
-                           0x1p-6f, 1.0625f, 1.1875f, 17.0f, 240.0f, 232.0f};
+  std::vector<float> xs = {0.0f,     -0.0f,   448.0f,  500.0f,  -1e9f, 0x1p-9f, 0x1p-10f,
+                           0x3p-11f, 0x1p-6f, 1.0625f, 1.1875f, 17.0f, 240.0f,  232.0f};
   for (int i = 0; i < 20000; ++i) {
     const float x = std::exp2(mag(rng)) * (rng() % 2 ? 1.0f : -1.0f);
     xs.push_back(x);
