@@ -200,11 +200,7 @@ int64_t CpuBackend::bytes(StepOp op, int64_t layer, const ForwardBatch& batch) c
 // Each sequence reads its K/V up to its last position once per layer (all
 // query heads of a group share the read), summed over layers.
 int64_t CpuBackend::kv_bytes_read(const ForwardBatch& batch) const {
-  int64_t positions = 0;
-  for (int32_t s = 0; s < batch.n_seqs(); ++s) {
-    positions += batch.positions[static_cast<size_t>(batch.query_start[s + 1] - 1)] + 1;
-  }
-  return positions * kv_bytes_per_token(config_);
+  return attended_positions(batch) * kv_bytes_per_token(config_);
 }
 
 Status CpuBackend::step(const ForwardBatch& batch, std::span<const RowRequest> rows,

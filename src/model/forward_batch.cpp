@@ -69,4 +69,12 @@ Status validate_batch(const ForwardBatch& b, const BatchLimits& lim) {
   return ok_status();
 }
 
+int64_t attended_positions(const ForwardBatch& b) {
+  int64_t positions = 0;
+  for (int32_t s = 0; s < b.n_seqs(); ++s) {
+    positions += b.positions[static_cast<size_t>(b.query_start[s + 1] - 1)] + 1;
+  }
+  return positions;
+}
+
 }  // namespace r1

@@ -33,6 +33,10 @@ struct BatchLimits {
   int32_t block_size = 0;
 };
 
+// The K/V positions the batch's attention reads: each sequence's last
+// position + 1, summed (the attention bytes of a profile).
+int64_t attended_positions(const ForwardBatch& batch);
+
 // INVALID_ARGUMENT naming the first inconsistency: sizes that disagree, token
 // ids or positions out of range, a slot that is not where the block table
 // says, a block id out of range, a position whose earlier KV has no block.

@@ -4,21 +4,13 @@
 
 #include "backend_ops.h"
 #include "core/thread_pool.h"
+#include "kernel_test_util.h"
 #include "kernels/cpu_ops.h"
 
 namespace r1::kernels::testing {
 namespace {
 
 namespace kc = kernels::cpu;
-
-MatrixView f32_view(const std::vector<float>& w, int64_t rows, int64_t cols) {
-  MatrixView v;
-  v.data = w.data();
-  v.dtype = DType::kF32;
-  v.rows = rows;
-  v.cols = cols;
-  return v;
-}
 
 class CpuOps final : public BackendOps {
  public:

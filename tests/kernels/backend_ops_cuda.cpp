@@ -12,6 +12,7 @@
 #include "core/dtype.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/gemm.h"
+#include "kernels/cuda/sampling_row.h"
 
 namespace r1::kernels::testing {
 namespace {
@@ -211,19 +212,7 @@ class CudaOps final : public BackendOps {
                               const std::vector<int32_t>& prompt,
                               const std::vector<int32_t>& generated, uint64_t draw) override {
     const int64_t vocab = static_cast<int64_t>(logits.size());
-    kcu::DeviceRow row;
-    row.sample = 1;
-    row.greedy = is_greedy(p) ? 1 : 0;
-    row.logprob = p.logprobs ? 1 : 0;
-    row.n_top = p.logprobs ? p.n_top_logprobs : 0;
-    row.top_k = p.top_k;
-    row.temperature = p.temperature;
-    row.top_p = p.top_p;
-    row.min_p = p.min_p;
-    row.repetition_penalty = p.repetition_penalty;
-    row.presence_penalty = p.presence_penalty;
-    row.frequency_penalty = p.frequency_penalty;
-    row.draw = draw;
+    kcu::DeviceRow row = kcu::sampling_row(p, draw);
     row.n_prompt = static_cast<int32_t>(prompt.size());
     row.n_generated = static_cast<int32_t>(generated.size());
     std::vector<int32_t> ids = prompt;

@@ -45,15 +45,6 @@ class BackendOpsTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<BackendOps> ops_;
 };
 
-MatrixView f32_view(const std::vector<float>& w, int64_t rows, int64_t cols) {
-  MatrixView v;
-  v.data = w.data();
-  v.dtype = DType::kF32;
-  v.rows = rows;
-  v.cols = cols;
-  return v;
-}
-
 TEST_P(BackendOpsTest, Embedding) {
   const int64_t vocab = 37, hidden = 67;
   const auto table = random(static_cast<size_t>(vocab * hidden), 1);

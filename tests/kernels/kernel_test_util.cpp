@@ -57,4 +57,13 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
   }
 }
 
+MatrixView f32_view(const std::vector<float>& w, int64_t rows, int64_t cols) {
+  MatrixView v;
+  v.data = w.data();
+  v.dtype = DType::kF32;
+  v.rows = rows;
+  v.cols = cols;
+  return v;
+}
+
 }  // namespace r1::kernels::testing

@@ -24,6 +24,9 @@ struct RandomMatrix {
 };
 RandomMatrix random_matrix(int64_t rows, int64_t cols, DType dtype, uint64_t seed);
 
+// An f32 [rows, cols] view of `w` (which must outlive it).
+MatrixView f32_view(const std::vector<float>& w, int64_t rows, int64_t cols);
+
 // Fails the test at the first element outside the tolerance.
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, float atol,
                   float rtol, const std::string& what);

@@ -44,6 +44,22 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return info.param.arch + "_" + size + "_" + w + (info.param.f16 ? "_f16" : "");
 }
 
+bool gpu_required() {
+  const char* require = std::getenv("R1SERVE_REQUIRE_GPU");
+  return require != nullptr && std::string(require) == "1";
+}
+
+// The case's GPU backend; f16 activations through R1SERVE_CUDA_F16, which
+// the backend reads while it is created.
+Result<std::unique_ptr<Backend>> gpu_backend(const ModelFolder& folder, const Case& c,
+                                             const CudaBackendOptions& options) {
+  if (c.f16) setenv("R1SERVE_CUDA_F16", "1", 1);
+  auto gpu =
+      create_cuda_backend(folder.config, folder.weights, folder.tokenizer->n_tokens(), options);
+  unsetenv("R1SERVE_CUDA_F16");
+  return gpu;
+}
+
 class GpuModelTest : public ::testing::TestWithParam<Case> {
  protected:
   static fs::path model_dir(const Case& c) {
@@ -85,13 +101,9 @@ TEST_P(GpuModelTest, LogprobsMatchTheCpuBackend) {
   go.kv_cache_tokens = 4096;
   go.max_batched_tokens = 64;
   go.weights = c.weights;
-  if (c.f16) setenv("R1SERVE_CUDA_F16", "1", 1);
-  auto gpu =
-      create_cuda_backend(folder->config, folder->weights, folder->tokenizer->n_tokens(), go);
-  unsetenv("R1SERVE_CUDA_F16");
+  auto gpu = gpu_backend(*folder, c, go);
   if (!gpu.ok()) {
-    const char* require = std::getenv("R1SERVE_REQUIRE_GPU");
-    if (require != nullptr && std::string(require) == "1") FAIL() << gpu.status().message();
+    if (gpu_required()) FAIL() << gpu.status().message();
     GTEST_SKIP() << "no GPU backend here: " << gpu.status().message();
   }
   CpuBackendOptions co;
@@ -156,13 +168,9 @@ TEST_P(GpuModelTest, DecodeStepsMatchTheCpuBackend) {
     go.kv_cache_tokens = 4096;
     go.max_batched_tokens = 64;
     go.cuda_graphs = graphs;
-    if (c.f16) setenv("R1SERVE_CUDA_F16", "1", 1);
-    auto gpu =
-        create_cuda_backend(folder->config, folder->weights, folder->tokenizer->n_tokens(), go);
-    unsetenv("R1SERVE_CUDA_F16");
+    auto gpu = gpu_backend(*folder, c, go);
     if (!gpu.ok()) {
-      const char* require = std::getenv("R1SERVE_REQUIRE_GPU");
-      if (require != nullptr && std::string(require) == "1") FAIL() << gpu.status().message();
+      if (gpu_required()) FAIL() << gpu.status().message();
       GTEST_SKIP() << "no GPU backend here: " << gpu.status().message();
     }
     Engine engine(**gpu, offline_engine_options(64, 0));
