@@ -19,6 +19,7 @@ int run_cli(int argc, char** argv) {
   add_make_test_model_command(app, &exit_code);
   add_generate_command(app, &exit_code);
   add_tokenize_command(app, &exit_code);
+  add_inspect_command(app, &exit_code);
   add_score_command(app, &exit_code);
   add_serve_command(app, &exit_code);
   add_bench_command(app, &exit_code);

@@ -337,7 +337,49 @@ FRAMINGS = {
     "too_long": b"\x00\x01POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFF\r\n",
 }
 
+def gguf_string(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf_file(kvs, tensors, data=b"", version=3, alignment=32):
+    """A GGUF image: kvs are (key, type id, packed value bytes); tensors are
+    (name, dims, ggml type, offset)."""
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
+    for key, vtype, value in kvs:
+        out += gguf_string(key) + struct.pack("<I", vtype) + value
+    for name, dims, gtype, offset in tensors:
+        out += gguf_string(name) + struct.pack("<I", len(dims))
+        out += b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", gtype, offset)
+    out += bytes((alignment - len(out) % alignment) % alignment)
+    return out + data
+
+
+GGUF_KVS = [
+    ("general.architecture", 8, gguf_string("qwen2")),
+    ("qwen2.block_count", 4, struct.pack("<I", 1)),
+    ("qwen2.rope.freq_base", 6, struct.pack("<f", 10000.0)),
+    ("tokenizer.ggml.add_bos_token", 7, b"\x01"),
+    ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 2) + gguf_string("a") + gguf_string("b")),
+    ("t.nested", 9, struct.pack("<IQ", 9, 1) + struct.pack("<IQ", 5, 2) + struct.pack("<ii", 1, -1)),
+    ("t.u64", 10, struct.pack("<Q", 7)),
+    ("t.f64", 12, struct.pack("<d", 0.5)),
+]
+
+GGUF = {
+    "valid_f32_q8_0": gguf_file(GGUF_KVS, [("token_embd.weight", [4, 2], 0, 0),
+                                           ("blk.0.ffn_up.weight", [32, 1], 8, 32)], bytes(66)),
+    "valid_k_quants": gguf_file(GGUF_KVS[:1], [("a", [256], 12, 0), ("b", [256], 14, 160),
+                                               ("c", [256], 13, 384)], bytes(560)),
+    "valid_v2_aligned64": gguf_file([("general.alignment", 4, struct.pack("<I", 64))],
+                                    [("x", [32, 2], 2, 0)], bytes(36), version=2, alignment=64),
+    "invalid_overlap": gguf_file([], [("a", [8], 0, 0), ("b", [8], 0, 0)], bytes(32)),
+    "invalid_past_end": gguf_file([], [("a", [64], 1, 0)], bytes(16)),
+}
+
+
 CORPORA = {
+    "gguf": {k + ".gguf": v for k, v in GGUF.items()},
     "request_framing": FRAMINGS,
     "openai_request": REQUESTS,
     "jwt": JWTS,
