@@ -131,7 +131,7 @@ Status run_generate(const GenerateArgs& a) {
 void add_generate_command(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate a completion");
-  cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
+  cmd->add_option("--model", a->model, "Hugging Face model folder, or a .gguf file")->required();
   cmd->add_option("--prompt", a->prompt, "raw text prompt (BOS added)");
   cmd->add_option("--chat", a->chat, "a user message, formatted with the chat template");
   cmd->add_option("--ids", a->ids, "prompt token ids, comma-separated");

@@ -156,7 +156,7 @@ void add_perplexity_command(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<PerplexityArgs>();
   CLI::App* cmd = app.add_subcommand(
       "perplexity", "Perplexity of a text, and KL divergence against a base model (--kl-base)");
-  cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
+  cmd->add_option("--model", a->model, "Hugging Face model folder, or a .gguf file")->required();
   cmd->add_option("--file", a->file, "UTF-8 text to score")->required();
   add_precision_options(cmd, &a->precision);
   add_device_options(cmd, &a->device);

@@ -73,7 +73,7 @@ Status run_score(const ScoreArgs& a) {
 void add_score_command(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<ScoreArgs>();
   CLI::App* cmd = app.add_subcommand("score", "Teacher-forced top-K logprobs per position");
-  cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
+  cmd->add_option("--model", a->model, "Hugging Face model folder, or a .gguf file")->required();
   cmd->add_option("--ids", a->ids, "token ids, comma-separated")->required();
   cmd->add_option("--top", a->top, "alternatives per position");
   cmd->add_option("--threads", a->threads, "0 = all cores")->check(CLI::Range(0, 1024));

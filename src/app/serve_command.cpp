@@ -284,7 +284,7 @@ void add_serve_command(CLI::App& app, int* exit_code) {
                   "variables override it, flags override both");
   cmd->add_flag("--print-config", a->print_config,
                 "print the effective configuration (secrets redacted) and exit");
-  cmd->add_option("--model", a->model, "Hugging Face model folder");
+  cmd->add_option("--model", a->model, "Hugging Face model folder, or a .gguf file");
   cmd->add_option("--host", a->host, "address to listen on");
   cmd->add_option("--port", a->port, "port (0 picks a free one and logs it)")
       ->check(CLI::Range(0, 65535));

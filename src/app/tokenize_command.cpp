@@ -7,14 +7,24 @@
 
 #include "app/cli_util.h"
 #include "app/commands.h"
+#include "format/gguf.h"
+#include "model/model_folder.h"
 #include "tokenizer/tokenizer.h"
 
 namespace r1 {
 
 namespace {
 
-Status run_tokenize(const std::string& model_dir) {
-  R1_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(model_dir));
+Status run_tokenize(const std::string& model) {
+  std::shared_ptr<const Tokenizer> shared;
+  if (is_gguf_path(model)) {
+    R1_ASSIGN_OR_RETURN(ModelFolder folder, open_model_folder(model));
+    shared = folder.tokenizer;
+  } else {
+    R1_ASSIGN_OR_RETURN(Tokenizer loaded, Tokenizer::load(model));
+    shared = std::make_shared<const Tokenizer>(std::move(loaded));
+  }
+  const Tokenizer& tok = *shared;
   std::string line;
   int64_t line_no = 0;
   while (std::getline(std::cin, line)) {
@@ -37,7 +47,7 @@ Status run_tokenize(const std::string& model_dir) {
 void add_tokenize_command(CLI::App& app, int* exit_code) {
   auto model = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Encode JSON strings read from stdin");
-  cmd->add_option("--model", *model, "model folder (tokenizer.json)")->required();
+  cmd->add_option("--model", *model, "model folder (tokenizer.json) or .gguf file")->required();
   cmd->callback([model, exit_code] {
     Status s = run_tokenize(*model);
     if (!s.ok()) *exit_code = report_error(s);

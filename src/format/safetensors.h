@@ -14,6 +14,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "format/gguf.h"
 #include "format/mapped_file.h"
 
 namespace r1 {
@@ -28,8 +29,18 @@ struct TensorInfo {
   size_t n_bytes = 0;
   const uint8_t* data = nullptr;
   std::string file;  // file name it lives in, for messages
+  // GGUF tensors in a block format (Q4_K, Q8_0, ...): the ggml type, to be
+  // dequantised row by row (format/gguf_blocks.h); `dtype` is then kU8 and
+  // n_bytes the blocks' size. Unset for plain element types.
+  std::optional<uint32_t> ggml_type;
+  // Llama GGUF attn_q / attn_k: llama.cpp's converter stored each head's
+  // rows in interleaved-RoPE order; this is the head size to undo it with
+  // (HF row h*hd + j*hd/2 + i is file row h*hd + 2i + j). 0: HF order.
+  int64_t rope_permuted_head_dim = 0;
 
   int64_t n_elements() const;
+  // Whether the data can be used in place as a row-major `dtype` array.
+  bool viewable() const { return !ggml_type && rope_permuted_head_dim == 0; }
 };
 
 // The header's spelling of a dtype: "F32", "F16", "BF16", "I8", "U8", "I32", "I64".
@@ -78,6 +89,15 @@ class WeightFiles {
   // Without one: model.safetensors. Neither: NOT_FOUND naming the folder.
   static Result<WeightFiles> open_folder(const std::string& dir);
 
+  // The tensors of a GGUF model under their Hugging Face names, shapes in
+  // HF order (outermost first). F32/F16/BF16 tensors are views; block types
+  // carry ggml_type. `llama_rope_permuted` marks attn_q / attn_k with
+  // `head_dim` (model-facts.md §4.2). GGUF tensors without an HF name
+  // (rope_freqs.weight) are kept under their own names. INVALID_ARGUMENT for
+  // a tensor name the mapping does not know.
+  static Result<WeightFiles> from_gguf(std::shared_ptr<const GgufModel> model,
+                                       bool llama_rope_permuted, int64_t head_dim);
+
   // The file the tensors were listed by, for messages: <dir>/model.safetensors
   // or <dir>/model.safetensors.index.json.
   const std::string& source() const { return source_; }
@@ -91,6 +111,7 @@ class WeightFiles {
  private:
   std::string source_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::shared_ptr<const GgufModel> gguf_;
   std::map<std::string, TensorInfo, std::less<>> by_name_;
 };
 

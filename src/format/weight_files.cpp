@@ -72,6 +72,9 @@ std::vector<std::string> WeightFiles::file_paths() const {
   std::vector<std::string> paths;
   paths.reserve(files_.size());
   for (const auto& f : files_) paths.push_back(f->path());
+  if (gguf_) {
+    for (const auto& f : gguf_->files()) paths.push_back(f->path());
+  }
   return paths;
 }
 

@@ -42,7 +42,7 @@ Status validate_weights(const ModelConfig& config, const WeightFiles& files,
                                ")"));
       continue;
     }
-    if (!is_float_dtype(t->dtype)) {
+    if (!t->ggml_type && !is_float_dtype(t->dtype)) {
       problem(invalid_argument("tensor " + e.name + ": dtype " +
                                std::string(safetensors_dtype_name(t->dtype)) +
                                " is not a float type (F32, F16, BF16) (in " + t->file + ")"));

@@ -83,29 +83,37 @@ void quantize_row_to_q4(const float* w, int64_t padded, uint8_t* q, uint16_t* sc
 OwnedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size, ThreadPool& pool) {
   R1_CHECK_MSG(src.dtype == DType::kF32 || src.dtype == DType::kBF16 || src.dtype == DType::kF16,
                "quantize_matrix: the source must be f32, bf16 or f16");
-  const int64_t padded = quant_padded_cols(src.cols);
+  return quantize_rows(
+      src.rows, src.cols, [&src](int64_t r, float* out) { widen_row(src, r, out, src.cols); }, to,
+      group_size, pool);
+}
+
+OwnedMatrix quantize_rows(int64_t rows, int64_t cols, const RowSource& src, DType to,
+                          int64_t group_size, ThreadPool& pool) {
+  const int64_t padded = quant_padded_cols(cols);
   OwnedMatrix out;
   out.dtype = to;
-  out.rows = src.rows;
-  out.cols = src.cols;
+  out.rows = rows;
+  out.cols = cols;
   if (to == DType::kQ8) {
     out.group_size = group_size == 0 ? padded : group_size;
     R1_CHECK_MSG(out.group_size % kQuantBlock == 0 && padded % out.group_size == 0,
                  "int8 group size must be a multiple of 32 dividing the padded row");
-    out.data.resize(static_cast<size_t>(src.rows * padded));
-    out.scales.resize(static_cast<size_t>(src.rows * (padded / out.group_size) * 4));
+    out.data.resize(static_cast<size_t>(rows * padded));
+    out.scales.resize(static_cast<size_t>(rows * (padded / out.group_size) * 4));
   } else {
     R1_CHECK_MSG(to == DType::kQ4, "quantize_matrix: target must be int8 or int4");
     out.group_size = kQuantBlock;
-    out.data.resize(static_cast<size_t>(src.rows * padded / 2));
-    out.scales.resize(static_cast<size_t>(src.rows * (padded / kQuantBlock) * 2));
+    out.data.resize(static_cast<size_t>(rows * padded / 2));
+    out.scales.resize(static_cast<size_t>(rows * (padded / kQuantBlock) * 2));
   }
   pool.parallel_for(
-      static_cast<size_t>(src.rows),
+      static_cast<size_t>(rows),
       [&](size_t begin, size_t end, int) {
         std::vector<float> row(static_cast<size_t>(padded));
         for (int64_t r = static_cast<int64_t>(begin); r < static_cast<int64_t>(end); ++r) {
-          widen_row(src, r, row.data(), padded);
+          src(r, row.data());
+          std::fill(row.begin() + cols, row.end(), 0.0f);
           if (to == DType::kQ8) {
             const int64_t n_groups = padded / out.group_size;
             quantize_row_to_q8(row.data(), padded, out.group_size,
@@ -123,22 +131,29 @@ OwnedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size,
 }
 
 OwnedMatrix cast_matrix(const MatrixView& src, DType to, ThreadPool& pool) {
+  return cast_rows(
+      src.rows, src.cols, [&src](int64_t r, float* out) { widen_row(src, r, out, src.cols); }, to,
+      pool);
+}
+
+OwnedMatrix cast_rows(int64_t rows, int64_t cols, const RowSource& src, DType to,
+                      ThreadPool& pool) {
   R1_CHECK_MSG(to == DType::kF32 || to == DType::kBF16 || to == DType::kF16,
                "cast_matrix: target must be f32, bf16 or f16");
   OwnedMatrix out;
   out.dtype = to;
-  out.rows = src.rows;
-  out.cols = src.cols;
+  out.rows = rows;
+  out.cols = cols;
   const size_t elem = dtype_size(to);
-  out.data.resize(static_cast<size_t>(src.rows * src.cols) * elem);
+  out.data.resize(static_cast<size_t>(rows * cols) * elem);
   pool.parallel_for(
-      static_cast<size_t>(src.rows),
+      static_cast<size_t>(rows),
       [&](size_t begin, size_t end, int) {
-        std::vector<float> row(static_cast<size_t>(src.cols));
+        std::vector<float> row(static_cast<size_t>(cols));
         for (int64_t r = static_cast<int64_t>(begin); r < static_cast<int64_t>(end); ++r) {
-          widen_row(src, r, row.data(), src.cols);
-          uint8_t* dst = out.data.data() + static_cast<size_t>(r * src.cols) * elem;
-          for (int64_t c = 0; c < src.cols; ++c) {
+          src(r, row.data());
+          uint8_t* dst = out.data.data() + static_cast<size_t>(r * cols) * elem;
+          for (int64_t c = 0; c < cols; ++c) {
             if (to == DType::kF32) {
               reinterpret_cast<float*>(dst)[c] = row[c];
             } else if (to == DType::kBF16) {

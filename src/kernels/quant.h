@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
@@ -36,6 +37,16 @@ struct OwnedMatrix {
 // multiple of 32, or 0 for one scale per row; kQ4 always uses 32. Rows are
 // split over the pool. Throws std::bad_alloc when memory runs out.
 OwnedMatrix quantize_matrix(const MatrixView& src, DType to, int64_t group_size, ThreadPool& pool);
+
+// Row r (0 <= r < rows) of a matrix written as `cols` f32 values: for sources
+// the kernels cannot view in place (GGUF block formats, reordered rows).
+using RowSource = std::function<void(int64_t r, float* out)>;
+
+// quantize_matrix / cast_matrix over rows a RowSource produces. Called from
+// several pool threads at once: the source must be safe for that.
+OwnedMatrix quantize_rows(int64_t rows, int64_t cols, const RowSource& src, DType to,
+                          int64_t group_size, ThreadPool& pool);
+OwnedMatrix cast_rows(int64_t rows, int64_t cols, const RowSource& src, DType to, ThreadPool& pool);
 
 // Converts `src` to another float dtype (f32, bf16, f16; rounding to
 // nearest even).

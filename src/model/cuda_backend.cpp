@@ -256,7 +256,12 @@ Result<std::unique_ptr<Backend>> CudaBackend::create(const ModelConfig& config,
 }
 
 Status CudaBackend::load(const WeightFiles& files) {
-  R1_ASSIGN_OR_RETURN(ModelWeights w, bind_weights(config_, spec_.qkv_bias, files));
+  // Tensors that cannot be uploaded as they are (GGUF block formats) come
+  // to the host in the activation dtype; upload_matrix takes it from there.
+  WeightPrecision host;
+  host.layers = act_f16_ ? DType::kF16 : DType::kBF16;
+  host.embed = host.layers;
+  R1_ASSIGN_OR_RETURN(ModelWeights w, bind_weights(config_, spec_.qkv_bias, files, host));
   const GpuWeights kind = options_.weights;
   layers_.resize(static_cast<size_t>(config_.n_layers));
   for (int64_t l = 0; l < config_.n_layers; ++l) {

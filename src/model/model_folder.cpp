@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "format/gguf.h"
 #include "format/weight_validation.h"
 
 namespace r1 {
@@ -15,17 +16,25 @@ void add_unique(std::vector<int32_t>& ids, int64_t id) {
 }  // namespace
 
 Result<ModelFolder> open_model_folder(const std::string& dir) {
+  if (is_gguf_path(dir)) return open_gguf_model(dir);
   ModelFolder m;
   m.dir = dir;
   R1_ASSIGN_OR_RETURN(m.config, load_model_config(dir));
   R1_ASSIGN_OR_RETURN(m.generation, load_generation_config(dir));
   R1_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::open_folder(dir));
+  R1_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(dir));
+  return finish_model_folder(std::move(m), std::move(files), std::move(tok),
+                             dir + "/tokenizer_config.json");
+}
+
+Result<ModelFolder> finish_model_folder(ModelFolder m, WeightFiles files, Tokenizer tok,
+                                        const std::string& template_label) {
+  const std::string& dir = m.dir;
   R1_RETURN_IF_ERROR(validate_weights(m.config, files));
   m.weights = std::make_shared<const WeightFiles>(std::move(files));
-  R1_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(dir));
   if (tok.n_tokens() > m.config.vocab_size) {
     return invalid_argument(dir + ": the tokenizer has " + std::to_string(tok.n_tokens()) +
-                            " tokens but config.json's vocab_size is " +
+                            " tokens but the model's vocab_size is " +
                             std::to_string(m.config.vocab_size));
   }
   m.tokenizer = std::make_shared<const Tokenizer>(std::move(tok));
@@ -52,7 +61,7 @@ Result<ModelFolder> open_model_folder(const std::string& dir) {
   if (tmpl.ok()) {
     m.chat_template = std::move(tmpl).value();
   } else {
-    m.chat_template_status = tmpl.status().with_context(dir + "/tokenizer_config.json");
+    m.chat_template_status = tmpl.status().with_context(template_label);
   }
   return m;
 }

@@ -18,7 +18,7 @@
 namespace r1 {
 
 struct ModelFolder {
-  std::string dir;
+  std::string dir;  // the folder, or the .gguf file
   ModelConfig config;
   GenerationConfig generation;
   std::shared_ptr<const WeightFiles> weights;
@@ -35,6 +35,21 @@ struct ModelFolder {
   std::vector<int32_t> stop_ids;
 };
 
+// `dir` is a Hugging Face folder, or a .gguf file (the first of a split set):
+// then open_gguf_model.
 Result<ModelFolder> open_model_folder(const std::string& dir);
+
+// A GGUF model (model/gguf_model.cpp): config, tokenizer and chat template
+// from the metadata, weights from the tensors (WeightFiles::from_gguf).
+// Files whose tokenizer is not byte-level BPE, architectures other than
+// qwen2 / llama, and RoPE scalings other than Llama-3.1's are UNIMPLEMENTED.
+Result<ModelFolder> open_gguf_model(const std::string& path);
+
+// The checks and derived fields shared by both: weights against the
+// config, tokenizer size, BOS, stop ids, chat template detection (an
+// unrecognised template is recorded under `template_label`). `m` carries
+// dir, config and generation.
+Result<ModelFolder> finish_model_folder(ModelFolder m, WeightFiles files, Tokenizer tok,
+                                        const std::string& template_label);
 
 }  // namespace r1

@@ -3,10 +3,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <new>
 #include <string>
 
+#include "format/gguf_blocks.h"
 #include "format/weight_validation.h"
 
 namespace r1 {
@@ -26,17 +28,78 @@ Result<const TensorInfo*> find(const WeightFiles& files, const std::string& name
   return t;
 }
 
-Result<kernels::MatrixView> matrix(const WeightFiles& files, const std::string& name) {
+// Row `r` of tensor `t` in HF order, as f32: dequantised for block formats,
+// taken from llama.cpp's RoPE row order for Llama GGUF Q/K.
+void read_row(const TensorInfo& t, int64_t r, float* out) {
+  const int64_t cols = t.shape.size() == 2 ? t.shape[1] : t.shape[0];
+  int64_t fr = r;
+  if (const int64_t hd = t.rope_permuted_head_dim; hd > 0) {
+    const int64_t half = hd / 2, in_head = r % hd;
+    fr = r - in_head + 2 * (in_head % half) + in_head / half;
+  }
+  if (t.ggml_type) {
+    const int64_t row_bytes = static_cast<int64_t>(t.n_bytes) / (t.n_elements() / cols);
+    dequantize_gguf(*t.ggml_type, t.data + fr * row_bytes, cols, out);
+    return;
+  }
+  const kernels::MatrixView view{t.data, t.dtype, t.n_elements() / cols, cols};
+  for (int64_t c = 0; c < cols; ++c) out[c] = kernels::matrix_at(view, fr, c);
+}
+
+// Converts tensors at bind (see bind_weights).
+struct Materializer {
+  const WeightPrecision& precision;
+  ThreadPool* pool;
+  std::vector<kernels::OwnedMatrix>& owned;
+
+  Result<kernels::MatrixView> operator()(const TensorInfo& t, std::optional<DType> want) {
+    const int64_t rows = t.shape[0], cols = t.shape[1];
+    DType to = want.value_or(t.ggml_type ? DType::kQ8 : t.dtype);
+    int64_t group = precision.int8_group_size;
+    if (to == DType::kQ8 && group == 0 && t.ggml_type) group = kernels::kQuantBlock;
+    if (to == DType::kQ8 && group != 0 &&
+        (group % kernels::kQuantBlock != 0 || kernels::quant_padded_cols(cols) % group != 0)) {
+      return invalid_argument("tensor " + t.name + ": int8 group size " + std::to_string(group) +
+                              " does not divide its rows of " + std::to_string(cols));
+    }
+    const kernels::RowSource src = [&t](int64_t r, float* out) { read_row(t, r, out); };
+    try {
+      if (to == DType::kQ8 || to == DType::kQ4) {
+        owned.push_back(kernels::quantize_rows(rows, cols, src, to, group, *pool));
+      } else if (to == DType::kF32 || to == DType::kBF16 || to == DType::kF16) {
+        owned.push_back(kernels::cast_rows(rows, cols, src, to, *pool));
+      } else {
+        return invalid_argument("weights cannot be converted to " + std::string(dtype_name(to)));
+      }
+    } catch (const std::bad_alloc&) {
+      return resource_exhausted("out of memory converting tensor " + t.name + " [" +
+                                std::to_string(rows) + ", " + std::to_string(cols) + "] to " +
+                                std::string(dtype_name(to)));
+    }
+    return owned.back().view();
+  }
+};
+
+Result<kernels::MatrixView> matrix(const WeightFiles& files, const std::string& name,
+                                   Materializer& convert, std::optional<DType> want) {
   R1_ASSIGN_OR_RETURN(const TensorInfo* t, find(files, name));
   if (t->shape.size() != 2) return invalid_argument("tensor " + name + ": not a matrix");
+  if (!t->viewable()) return convert(*t, want);
   return kernels::MatrixView{t->data, t->dtype, t->shape[0], t->shape[1]};
 }
 
 Result<std::vector<float>> vector_f32(const WeightFiles& files, const std::string& name) {
   R1_ASSIGN_OR_RETURN(const TensorInfo* t, find(files, name));
   const int64_t n = t->n_elements();
-  kernels::MatrixView view{t->data, t->dtype, 1, n};
   std::vector<float> out(static_cast<size_t>(n));
+  if (!t->viewable()) {
+    TensorInfo row = *t;
+    row.shape = {n};
+    row.rope_permuted_head_dim = 0;
+    read_row(row, 0, out.data());
+    return out;
+  }
+  kernels::MatrixView view{t->data, t->dtype, 1, n};
   for (int64_t i = 0; i < n; ++i) out[i] = kernels::matrix_at(view, 0, i);
   return out;
 }
@@ -44,27 +107,42 @@ Result<std::vector<float>> vector_f32(const WeightFiles& files, const std::strin
 }  // namespace
 
 Result<ModelWeights> bind_weights(const ModelConfig& config, bool qkv_bias,
-                                  const WeightFiles& files) {
+                                  const WeightFiles& files, const WeightPrecision& precision,
+                                  int n_threads) {
   R1_RETURN_IF_ERROR(validate_weights(config, files));
   ModelWeights w;
-  R1_ASSIGN_OR_RETURN(w.embed, matrix(files, "model.embed_tokens.weight"));
+  std::optional<ThreadPool> pool;
+  bool any_conversion = false;
+  for (const auto& [name, t] : files.all()) any_conversion |= !t.viewable();
+  if (any_conversion) pool.emplace(n_threads);
+  // Views point at the OwnedMatrix buffers, which keep their address when
+  // the vector grows.
+  w.owned.reserve(static_cast<size_t>(config.n_layers) * 7 + 2);
+  Materializer convert{precision, pool ? &*pool : nullptr, w.owned};
+  const std::optional<DType> layers = precision.layers;
+  // A converted embedding serves a tied lm_head too: give it the head's
+  // dtype unless one is asked for the embedding itself.
+  std::optional<DType> embed = precision.embed;
+  if (!embed && config.tie_word_embeddings) embed = precision.lm_head_dtype();
+  R1_ASSIGN_OR_RETURN(w.embed, matrix(files, "model.embed_tokens.weight", convert, embed));
   if (config.tie_word_embeddings) {
     w.lm_head = w.embed;
   } else {
-    R1_ASSIGN_OR_RETURN(w.lm_head, matrix(files, "lm_head.weight"));
+    R1_ASSIGN_OR_RETURN(w.lm_head,
+                        matrix(files, "lm_head.weight", convert, precision.lm_head_dtype()));
   }
   R1_ASSIGN_OR_RETURN(w.final_norm, vector_f32(files, "model.norm.weight"));
   w.layers.resize(static_cast<size_t>(config.n_layers));
   for (int64_t i = 0; i < config.n_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     LayerWeights& l = w.layers[i];
-    R1_ASSIGN_OR_RETURN(l.q, matrix(files, p + "self_attn.q_proj.weight"));
-    R1_ASSIGN_OR_RETURN(l.k, matrix(files, p + "self_attn.k_proj.weight"));
-    R1_ASSIGN_OR_RETURN(l.v, matrix(files, p + "self_attn.v_proj.weight"));
-    R1_ASSIGN_OR_RETURN(l.o, matrix(files, p + "self_attn.o_proj.weight"));
-    R1_ASSIGN_OR_RETURN(l.gate, matrix(files, p + "mlp.gate_proj.weight"));
-    R1_ASSIGN_OR_RETURN(l.up, matrix(files, p + "mlp.up_proj.weight"));
-    R1_ASSIGN_OR_RETURN(l.down, matrix(files, p + "mlp.down_proj.weight"));
+    R1_ASSIGN_OR_RETURN(l.q, matrix(files, p + "self_attn.q_proj.weight", convert, layers));
+    R1_ASSIGN_OR_RETURN(l.k, matrix(files, p + "self_attn.k_proj.weight", convert, layers));
+    R1_ASSIGN_OR_RETURN(l.v, matrix(files, p + "self_attn.v_proj.weight", convert, layers));
+    R1_ASSIGN_OR_RETURN(l.o, matrix(files, p + "self_attn.o_proj.weight", convert, layers));
+    R1_ASSIGN_OR_RETURN(l.gate, matrix(files, p + "mlp.gate_proj.weight", convert, layers));
+    R1_ASSIGN_OR_RETURN(l.up, matrix(files, p + "mlp.up_proj.weight", convert, layers));
+    R1_ASSIGN_OR_RETURN(l.down, matrix(files, p + "mlp.down_proj.weight", convert, layers));
     R1_ASSIGN_OR_RETURN(l.attn_norm, vector_f32(files, p + "input_layernorm.weight"));
     R1_ASSIGN_OR_RETURN(l.mlp_norm, vector_f32(files, p + "post_attention_layernorm.weight"));
     if (qkv_bias) {
@@ -95,6 +173,11 @@ void release_pages(const void* data, int64_t bytes) {
 Status convert(kernels::MatrixView& view, std::optional<DType> to, int64_t group,
                std::vector<kernels::OwnedMatrix>& owned, ThreadPool& pool) {
   if (!to || *to == view.dtype) return ok_status();
+  // A matrix converted at bind lives in `owned` (anonymous memory): its
+  // pages must not be released below, only a file's.
+  const bool from_file = std::none_of(owned.begin(), owned.end(), [&](const auto& m) {
+    return static_cast<const void*>(m.data.data()) == view.data;
+  });
   const bool quantised_source = view.dtype == DType::kQ8 || view.dtype == DType::kQ4;
   if (quantised_source) return invalid_argument("weights are already quantised");
   try {
@@ -121,7 +204,7 @@ Status convert(kernels::MatrixView& view, std::optional<DType> to, int64_t group
   // The file's copy is not read again: let the kernel drop its pages now
   // rather than keep a 7B model resident twice (the mapping is read-only
   // and file-backed, so this only discards clean page-cache references).
-  release_pages(view.data, view.rows * kernels::matrix_row_bytes(view));
+  if (from_file) release_pages(view.data, view.rows * kernels::matrix_row_bytes(view));
   view = owned.back().view();
   return ok_status();
 }

@@ -56,7 +56,14 @@ int64_t weight_bytes_per_token(const ModelWeights& weights);
 
 // Binds every tensor the config implies. The caller keeps `files` alive as
 // long as the result. Shapes and dtypes are checked (validate_weights).
+// Tensors that cannot be used in place (TensorInfo::viewable() false: GGUF
+// block formats, Llama GGUF Q/K rows) are converted here, row by row with
+// `n_threads` threads (0: all), straight to the dtype `precision` asks for that
+// matrix; where it asks for none, block formats become int8 in groups of
+// 32 (the blocks' own granularity) and reordered float matrices keep their
+// dtype. The copies live in the result's `owned`.
 Result<ModelWeights> bind_weights(const ModelConfig& config, bool qkv_bias,
-                                  const WeightFiles& files);
+                                  const WeightFiles& files, const WeightPrecision& precision = {},
+                                  int n_threads = 0);
 
 }  // namespace r1

@@ -1,0 +1,352 @@
+// open_model_folder for a GGUF file: the model config from the qwen2.* /
+// llama.* keys, the tokenizer from tokenizer.ggml.*, the chat template from
+// tokenizer.chat_template, the weights from the tensors. The config and the
+// tokenizer are written as the config.json / tokenizer.json a Hugging Face
+// folder of the same model holds, and go through the same parsers and
+// checks as a folder's.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "format/gguf.h"
+#include "format/gguf_blocks.h"
+#include "model/model_folder.h"
+
+namespace r1 {
+
+namespace {
+
+using nlohmann::json;
+
+// Split regexes of the pre-tokenizers tokenizer.ggml.pre names
+// (model-facts.md §2.2, §4.2; llama.cpp maps "deepseek-r1-qwen" to Qwen2's).
+constexpr std::string_view kQwen2Regex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr std::string_view kLlama3Regex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+// tokenizer.ggml.token_type values.
+constexpr int64_t kTypeControl = 3;
+constexpr int64_t kTypeUserDefined = 4;
+
+json byte_level(bool use_regex) {
+  return json{{"type", "ByteLevel"},
+              {"add_prefix_space", false},
+              {"trim_offsets", false},
+              {"use_regex", use_regex}};
+}
+
+json split(std::string_view regex) {
+  return json{{"type", "Split"},
+              {"pattern", {{"Regex", std::string(regex)}}},
+              {"behavior", "Isolated"},
+              {"invert", false}};
+}
+
+struct PreTokenizer {
+  json normalizer;
+  json pre_tokenizer;
+  bool ignore_merges = false;
+};
+
+// The HF pre-tokenizer of each tokenizer.ggml.pre name r1serve knows.
+Result<PreTokenizer> pre_tokenizer_for(const std::string& pre, const std::string& path) {
+  PreTokenizer p;
+  if (pre == "qwen2" || pre == "deepseek-r1-qwen") {
+    p.normalizer = json{{"type", "NFC"}};
+    p.pre_tokenizer = json{{"type", "Sequence"},
+                           {"pretokenizers", json::array({split(kQwen2Regex), byte_level(false)})}};
+  } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
+    p.pre_tokenizer =
+        json{{"type", "Sequence"},
+             {"pretokenizers", json::array({split(kLlama3Regex), byte_level(false)})}};
+    p.ignore_merges = true;  // Llama-3's tokenizer.json, and llama.cpp for llama-bpe
+  } else if (pre == "smollm") {
+    // SmolLM's tokenizer.json: Digits(individual_digits), then GPT-2's
+    // ByteLevel split.
+    p.pre_tokenizer = json{{"type", "Sequence"},
+                           {"pretokenizers", json::array({split(R"(\p{N})"), byte_level(true)})}};
+  } else {
+    return unimplemented(path + ": tokenizer.ggml.pre \"" + pre +
+                         "\" is not supported (qwen2, deepseek-r1-qwen, llama-bpe and smollm are)");
+  }
+  return p;
+}
+
+Result<const GgufValue*> string_array(const GgufFile& f, std::string_view key) {
+  const GgufValue* v = f.find(key);
+  if (v == nullptr) return not_found(f.path() + ": metadata " + std::string(key) + " is missing");
+  if (v->type != GgufValue::Type::kArray || v->item_type != GgufValue::Type::kString) {
+    return invalid_argument(f.path() + ": metadata " + std::string(key) +
+                            " is not an array of strings");
+  }
+  return v;
+}
+
+// The padding entries llama.cpp adds up to the embedding's row count
+// ("[PAD151665]", ...): not tokens; their logits are masked as padding.
+bool is_padding_token(const std::string& text, size_t id) {
+  return text == "[PAD" + std::to_string(id) + "]";
+}
+
+struct TokenizerFiles {
+  std::string tokenizer_json;
+  std::string config_json;
+};
+
+Result<TokenizerFiles> tokenizer_files(const GgufFile& f) {
+  const std::string& path = f.path();
+  R1_ASSIGN_OR_RETURN(std::string model, f.get_string("tokenizer.ggml.model"));
+  if (model != "gpt2") {
+    return unimplemented(path + ": tokenizer.ggml.model \"" + model +
+                         "\" is not supported (only \"gpt2\", byte-level BPE)");
+  }
+  std::string pre = "default";
+  if (f.find("tokenizer.ggml.pre") != nullptr) {
+    R1_ASSIGN_OR_RETURN(pre, f.get_string("tokenizer.ggml.pre"));
+  }
+  R1_ASSIGN_OR_RETURN(PreTokenizer p, pre_tokenizer_for(pre, path));
+  R1_ASSIGN_OR_RETURN(const GgufValue* tokens, string_array(f, "tokenizer.ggml.tokens"));
+  R1_ASSIGN_OR_RETURN(const GgufValue* merges, string_array(f, "tokenizer.ggml.merges"));
+  const GgufValue* types = f.find("tokenizer.ggml.token_type");
+  if (types != nullptr &&
+      (types->type != GgufValue::Type::kArray || types->items.size() != tokens->items.size())) {
+    return invalid_argument(path +
+                            ": tokenizer.ggml.token_type is not an array as long as "
+                            "tokenizer.ggml.tokens");
+  }
+  size_t n = tokens->items.size();
+  while (n > 0 && is_padding_token(tokens->items[n - 1].s, n - 1)) --n;
+  if (n == 0) return invalid_argument(path + ": tokenizer.ggml.tokens is empty");
+
+  json vocab = json::object();
+  json added = json::array();
+  for (size_t id = 0; id < n; ++id) {
+    const std::string& text = tokens->items[id].s;
+    if (text.empty()) return invalid_argument(path + ": token " + std::to_string(id) + " is empty");
+    const int64_t type = types != nullptr ? types->items[id].as_int().value_or(1) : 1;
+    if (type == kTypeControl || type == kTypeUserDefined) {
+      added.push_back({{"id", id},
+                       {"content", text},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", type == kTypeUserDefined},
+                       {"special", type == kTypeControl}});
+    } else if (!vocab.emplace(text, id).second) {
+      return invalid_argument(path + ": token \"" + text + "\" appears twice in the vocabulary");
+    }
+  }
+  json merge_list = json::array();
+  for (const GgufValue& m : merges->items) merge_list.push_back(m.s);
+
+  json root = {{"version", "1.0"},
+               {"truncation", nullptr},
+               {"padding", nullptr},
+               {"added_tokens", std::move(added)},
+               {"normalizer", p.normalizer},
+               {"pre_tokenizer", p.pre_tokenizer},
+               {"post_processor", byte_level(false)},
+               {"decoder", byte_level(false)},
+               {"model",
+                {{"type", "BPE"},
+                 {"dropout", nullptr},
+                 {"unk_token", nullptr},
+                 {"continuing_subword_prefix", ""},
+                 {"end_of_word_suffix", ""},
+                 {"fuse_unk", false},
+                 {"byte_fallback", false},
+                 {"ignore_merges", p.ignore_merges},
+                 {"vocab", std::move(vocab)},
+                 {"merges", std::move(merge_list)}}}};
+
+  json config = json::object();
+  auto token_key = [&](const char* key, const char* name) -> Status {
+    const GgufValue* v = f.find(key);
+    if (v == nullptr) return ok_status();
+    const std::optional<int64_t> id = v->as_int();
+    if (!id || *id < 0 || static_cast<size_t>(*id) >= n) {
+      return invalid_argument(path + ": " + key + " is not a token id below " + std::to_string(n));
+    }
+    config[name] = tokens->items[static_cast<size_t>(*id)].s;
+    return ok_status();
+  };
+  R1_RETURN_IF_ERROR(token_key("tokenizer.ggml.bos_token_id", "bos_token"));
+  R1_RETURN_IF_ERROR(token_key("tokenizer.ggml.eos_token_id", "eos_token"));
+  for (const auto& [key, name] : {std::pair{"tokenizer.ggml.add_bos_token", "add_bos_token"},
+                                  std::pair{"tokenizer.ggml.add_eos_token", "add_eos_token"}}) {
+    const GgufValue* v = f.find(key);
+    config[name] = v != nullptr && v->type == GgufValue::Type::kBool && v->u != 0;
+  }
+  if (f.find("tokenizer.chat_template") != nullptr) {
+    R1_ASSIGN_OR_RETURN(std::string tmpl, f.get_string("tokenizer.chat_template"));
+    config["chat_template"] = std::move(tmpl);
+  }
+  return TokenizerFiles{root.dump(), config.dump()};
+}
+
+// Llama-3.1's RoPE scaling from llama.cpp's rope_freqs.weight (the divisor
+// of each frequency): the parameters whose divisors match it. The R1 Llama
+// distills use factor 8, low 1, high 4, original 8192 (model-facts.md §1).
+Result<json> llama3_rope_scaling(const TensorInfo& t, double theta, int64_t head_dim,
+                                 const std::string& path) {
+  const int64_t n = head_dim / 2;
+  if (t.n_elements() != n) {
+    return invalid_argument(path + ": rope_freqs.weight has " + std::to_string(t.n_elements()) +
+                            " values, expected " + std::to_string(n));
+  }
+  std::vector<float> divisors(static_cast<size_t>(n));
+  dequantize_gguf(t.ggml_type.value_or(0), t.data, n, divisors.data());
+  const double factor = divisors.back();
+  const double low = 1.0, high = 4.0, original = 8192.0;
+  const double low_wavelen = original / low, high_wavelen = original / high;
+  for (int64_t i = 0; i < n; ++i) {
+    const double freq = 1.0 / std::pow(theta, 2.0 * static_cast<double>(i) / head_dim);
+    const double wavelen = 2.0 * M_PI / freq;
+    double want = 1.0;
+    if (wavelen > low_wavelen) {
+      want = factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (original / wavelen - low) / (high - low);
+      want = 1.0 / ((1.0 - smooth) / factor + smooth);
+    }
+    if (std::fabs(want - divisors[static_cast<size_t>(i)]) > 1e-3 * want) {
+      return unimplemented(
+          path + ": rope_freqs.weight is not Llama-3.1's scaling (factor " +
+          std::to_string(factor) +
+          ", low 1, high 4, original 8192); other RoPE scalings are not supported");
+    }
+  }
+  return json{{"rope_type", "llama3"},
+              {"factor", factor},
+              {"low_freq_factor", low},
+              {"high_freq_factor", high},
+              {"original_max_position_embeddings", static_cast<int64_t>(original)}};
+}
+
+// The shortest decimal that reads back as `f`, as a double: the value a
+// converter wrote into an f32 field (1e-6, not 9.99999997e-07).
+double shortest_decimal(float f) {
+  char buf[32];
+  for (int digits = 1; digits <= 9; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(f));
+    if (std::strtof(buf, nullptr) == f) break;
+  }
+  return std::strtod(buf, nullptr);
+}
+
+// config.json for the file's architecture and hyper-parameters.
+Result<std::string> config_json(const GgufModel& model, const WeightFiles& files) {
+  const GgufFile& f = model.first();
+  const std::string& path = f.path();
+  R1_ASSIGN_OR_RETURN(std::string arch, f.get_string("general.architecture"));
+  json c;
+  if (arch == "qwen2") {
+    c["architectures"] = {"Qwen2ForCausalLM"};
+    c["model_type"] = "qwen2";
+  } else if (arch == "llama") {
+    c["architectures"] = {"LlamaForCausalLM"};
+    c["model_type"] = "llama";
+  } else {
+    return unimplemented(path + ": architecture \"" + arch +
+                         "\" is not supported (qwen2 and llama are)");
+  }
+  auto int_key = [&](const std::string& suffix, const char* name) -> Status {
+    R1_ASSIGN_OR_RETURN(int64_t v, f.get_int(arch + "." + suffix));
+    c[name] = v;
+    return ok_status();
+  };
+  R1_RETURN_IF_ERROR(int_key("block_count", "num_hidden_layers"));
+  R1_RETURN_IF_ERROR(int_key("embedding_length", "hidden_size"));
+  R1_RETURN_IF_ERROR(int_key("feed_forward_length", "intermediate_size"));
+  R1_RETURN_IF_ERROR(int_key("attention.head_count", "num_attention_heads"));
+  c["num_key_value_heads"] = c["num_attention_heads"];
+  if (f.find(arch + ".attention.head_count_kv") != nullptr) {
+    R1_RETURN_IF_ERROR(int_key("attention.head_count_kv", "num_key_value_heads"));
+  }
+  if (f.find(arch + ".context_length") != nullptr) {
+    R1_RETURN_IF_ERROR(int_key("context_length", "max_position_embeddings"));
+  }
+  if (f.find(arch + ".attention.key_length") != nullptr) {
+    R1_RETURN_IF_ERROR(int_key("attention.key_length", "head_dim"));
+  }
+  double theta = 10000.0;
+  if (f.find(arch + ".rope.freq_base") != nullptr) {
+    R1_ASSIGN_OR_RETURN(theta, f.get_double(arch + ".rope.freq_base"));
+  }
+  c["rope_theta"] = theta;
+  R1_ASSIGN_OR_RETURN(double eps, f.get_double(arch + ".attention.layer_norm_rms_epsilon"));
+  // Stored as f32: 1e-6 reads back as 9.99999997e-07. Round to the decimal
+  // value the f32 came from, so the norm uses HF's eps exactly.
+  c["rms_norm_eps"] = shortest_decimal(static_cast<float>(eps));
+  if (const GgufValue* sw = f.find(arch + ".attention.sliding_window")) {
+    c["sliding_window"] = sw->as_int().value_or(0);
+    c["use_sliding_window"] = true;
+  }
+  c["hidden_act"] = "silu";
+  const TensorInfo* embed = files.find("model.embed_tokens.weight");
+  if (embed == nullptr || embed->shape.size() != 2) {
+    return not_found(path + ": token_embd.weight is missing or not a matrix");
+  }
+  c["vocab_size"] = embed->shape[0];
+  c["tie_word_embeddings"] = files.find("lm_head.weight") == nullptr;
+  if (arch == "llama")
+    c["attention_bias"] = files.find("model.layers.0.self_attn.q_proj.bias") != nullptr;
+  c["torch_dtype"] = "bfloat16";
+  if (const TensorInfo* freqs = files.find("rope_freqs.weight")) {
+    const int64_t head_dim = c.contains("head_dim") ? c["head_dim"].get<int64_t>()
+                                                    : c["hidden_size"].get<int64_t>() /
+                                                          c["num_attention_heads"].get<int64_t>();
+    R1_ASSIGN_OR_RETURN(c["rope_scaling"], llama3_rope_scaling(*freqs, theta, head_dim, path));
+  }
+  for (const auto& [key, name] : {std::pair{"tokenizer.ggml.bos_token_id", "bos_token_id"},
+                                  std::pair{"tokenizer.ggml.eos_token_id", "eos_token_id"}}) {
+    if (const GgufValue* v = f.find(key); v != nullptr && v->as_int()) c[name] = *v->as_int();
+  }
+  return c.dump();
+}
+
+// head_dim as llama.cpp reads it, before config.json exists: needed to
+// undo the Q/K row order of Llama files.
+Result<int64_t> head_dim_of(const GgufFile& f, const std::string& arch) {
+  if (f.find(arch + ".attention.key_length") != nullptr) {
+    return f.get_int(arch + ".attention.key_length");
+  }
+  R1_ASSIGN_OR_RETURN(int64_t hidden, f.get_int(arch + ".embedding_length"));
+  R1_ASSIGN_OR_RETURN(int64_t heads, f.get_int(arch + ".attention.head_count"));
+  if (heads <= 0 || hidden % heads != 0) {
+    return invalid_argument(f.path() + ": " + arch + ".embedding_length " + std::to_string(hidden) +
+                            " is not a multiple of the head count " + std::to_string(heads));
+  }
+  return hidden / heads;
+}
+
+}  // namespace
+
+Result<ModelFolder> open_gguf_model(const std::string& path) {
+  R1_ASSIGN_OR_RETURN(std::shared_ptr<GgufModel> model, GgufModel::open(path));
+  const GgufFile& f = model->first();
+  R1_ASSIGN_OR_RETURN(std::string arch, f.get_string("general.architecture"));
+  R1_ASSIGN_OR_RETURN(int64_t head_dim, head_dim_of(f, arch));
+  R1_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::from_gguf(model, arch == "llama", head_dim));
+  R1_ASSIGN_OR_RETURN(std::string config, config_json(*model, files));
+  R1_ASSIGN_OR_RETURN(TokenizerFiles tok_files, tokenizer_files(f));
+  ModelFolder m;
+  m.dir = path;
+  auto parsed = parse_model_config(config);
+  if (!parsed.ok()) return parsed.status().with_context(path + " (its qwen2.* / llama.* metadata)");
+  m.config = std::move(parsed).value();
+  m.generation.bos_token_id = m.config.bos_token_id;
+  m.generation.eos_token_ids = m.config.eos_token_ids;
+  auto tok = Tokenizer::from_json(tok_files.tokenizer_json, tok_files.config_json);
+  if (!tok.ok()) return tok.status().with_context(path + " (its tokenizer.ggml.* metadata)");
+  return finish_model_folder(std::move(m), std::move(files), std::move(tok).value(),
+                             path + " (tokenizer.chat_template)");
+}
+
+}  // namespace r1
