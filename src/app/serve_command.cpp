@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <regex>
 #include <string>
 #include <thread>
 
@@ -20,6 +21,7 @@
 #include "app/config_layers.h"
 #include "app/guardrails_setup.h"
 #include "app/loaded_model.h"
+#include "format/gguf.h"
 #include "model/cpu_backend.h"
 #include "obs/access_log.h"
 #include "obs/log.h"
@@ -84,11 +86,17 @@ int64_t available_memory_bytes() {
   return int64_t{4} << 30;
 }
 
-// --served-model-name, else the folder's name.
+// --served-model-name, else the folder's (or GGUF file's) name.
 std::string served_name(const ServeArgs& a, const ModelFolder& f) {
   if (!a.served_model_name.empty()) return a.served_model_name;
   std::string name = std::filesystem::path(f.dir).lexically_normal().filename().string();
   if (name.empty()) name = std::filesystem::path(f.dir).parent_path().filename().string();
+  // A GGUF file is named by its stem; a split set without its -00001-of-N.
+  if (is_gguf_path(name)) {
+    name = std::filesystem::path(name).stem().string();
+    static const std::regex kSplit(R"(-\d{5}-of-\d{5}$)");
+    name = std::regex_replace(name, kSplit, "");
+  }
   return name;
 }
 

@@ -68,6 +68,10 @@ std::string_view deepseek_r1_template_source() {
   return detail::kDeepSeekR1CurrentSource;
 }
 
+std::string_view smollm2_chatml_template_source() {
+  return detail::kSmolLM2ChatMLSource;
+}
+
 Result<ChatTemplate> ChatTemplate::detect(const std::string& template_source,
                                           const std::string& bos_token) {
   if (template_source == detail::kDeepSeekR1CurrentSource) {
@@ -75,6 +79,9 @@ Result<ChatTemplate> ChatTemplate::detect(const std::string& template_source,
   }
   if (template_source == detail::kDeepSeekR1OriginalSource) {
     return ChatTemplate(ChatTemplateKind::kDeepSeekR1Original, bos_token);
+  }
+  if (template_source == detail::kSmolLM2ChatMLSource) {
+    return ChatTemplate(ChatTemplateKind::kSmolLM2ChatML, bos_token);
   }
   if (template_source.empty()) {
     return unimplemented(
@@ -89,6 +96,9 @@ Result<ChatTemplate> ChatTemplate::detect(const std::string& template_source,
     }
     if (*form == detail::jinja_canonical_form(detail::kDeepSeekR1OriginalSource)) {
       return ChatTemplate(ChatTemplateKind::kDeepSeekR1Original, bos_token);
+    }
+    if (*form == detail::jinja_canonical_form(detail::kSmolLM2ChatMLSource)) {
+      return ChatTemplate(ChatTemplateKind::kSmolLM2ChatML, bos_token);
     }
   }
   std::string excerpt = template_source.substr(0, 80);
@@ -122,6 +132,9 @@ Result<ChatTemplate::Rendered> ChatTemplate::render_with_ranges(
     std::span<const ChatMessage> messages, bool add_generation_prompt) const {
   for (size_t i = 0; i < messages.size(); ++i) {
     R1_RETURN_IF_ERROR(check_message(messages[i], i));
+  }
+  if (kind_ == ChatTemplateKind::kSmolLM2ChatML) {
+    return render_chatml(messages, add_generation_prompt);
   }
 
   Rendered rendered;
@@ -205,6 +218,35 @@ Result<ChatTemplate::Rendered> ChatTemplate::render_with_ranges(
     out += kAssistant;
     if (kind_ == ChatTemplateKind::kDeepSeekR1) out += "<think>\n";
   }
+  return rendered;
+}
+
+// Mirrors kSmolLM2ChatMLSource: no BOS; tool calls are not rendered, and a
+// message without content cannot be (the template concatenates it).
+Result<ChatTemplate::Rendered> ChatTemplate::render_chatml(std::span<const ChatMessage> messages,
+                                                           bool add_generation_prompt) const {
+  Rendered rendered;
+  std::string& out = rendered.text;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    if (!m.content.has_value()) {
+      return invalid_argument("messages[" + std::to_string(i) +
+                              "]: content must be a string: this model's chat template renders "
+                              "no tool calls");
+    }
+    if (i == 0 && m.role != "system") {
+      out +=
+          "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+          "Face<|im_end|>\n";
+    }
+    out += "<|im_start|>";
+    out += m.role;
+    out += '\n';
+    rendered.client_ranges.emplace_back(out.size(), out.size() + m.content->size());
+    out += *m.content;
+    out += "<|im_end|>\n";
+  }
+  if (add_generation_prompt) out += "<|im_start|>assistant\n";
   return rendered;
 }
 

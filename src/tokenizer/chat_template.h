@@ -29,16 +29,20 @@ struct ChatMessage {
 enum class ChatTemplateKind {
   kDeepSeekR1,          // current revision: generation prompt ends with "<think>\n"
   kDeepSeekR1Original,  // 2025-01-20 revision: generation prompt "<｜Assistant｜>"
+  kSmolLM2ChatML,       // SmolLM2-Instruct's ChatML, with its default system message
 };
 
 // The Jinja source of DeepSeek-R1's current chat template, byte for byte as
 // the R1-Distill tokenizer_config.json files carry it ("chat_template").
 // Generated test models write it; detect() recognises it.
 std::string_view deepseek_r1_template_source();
+// SmolLM2-Instruct's ChatML template, byte for byte as its files carry it.
+std::string_view smollm2_chatml_template_source();
 
 class ChatTemplate {
  public:
-  // Recognises the template text; UNIMPLEMENTED for anything else. An empty
+  // Recognises the template text (the DeepSeek-R1 revisions, SmolLM2's
+  // ChatML); UNIMPLEMENTED for anything else. An empty
   // source is UNIMPLEMENTED too (the caller may choose a default).
   static Result<ChatTemplate> detect(const std::string& template_source,
                                      const std::string& bos_token);
@@ -65,6 +69,8 @@ class ChatTemplate {
 
  private:
   ChatTemplate(ChatTemplateKind kind, std::string bos) : kind_(kind), bos_(std::move(bos)) {}
+  Result<Rendered> render_chatml(std::span<const ChatMessage> messages,
+                                 bool add_generation_prompt) const;
   ChatTemplateKind kind_;
   std::string bos_;
 };

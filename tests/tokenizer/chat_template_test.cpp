@@ -248,6 +248,39 @@ TEST_F(ChatTemplateJinjaTest, OriginalTemplateIsDetectedAndMatchesJinja) {
   expect_matches_jinja(*tmpl, src, kBos);
 }
 
+// SmolLM2-Instruct's ChatML template, on every conversation whose messages
+// all have content (the template concatenates it; tool calls are not
+// rendered), against Jinja; null content is refused.
+TEST_F(ChatTemplateJinjaTest, SmolLM2ChatMLMatchesJinja) {
+  const std::string src(smollm2_chatml_template_source());
+  Result<ChatTemplate> tmpl = ChatTemplate::detect(src, "<|im_start|>");
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status().to_string();
+  EXPECT_EQ(tmpl->kind(), ChatTemplateKind::kSmolLM2ChatML);
+  std::vector<Conversation> convs;
+  for (const Conversation& c : conversations()) {
+    if (std::all_of(c.messages.begin(), c.messages.end(),
+                    [](const ChatMessage& m) { return m.content.has_value(); })) {
+      convs.push_back(c);
+    }
+  }
+  ASSERT_GE(convs.size(), 10u);
+  std::vector<Case> cases;
+  for (const Conversation& c : convs) {
+    cases.push_back({&c.messages, true});
+    cases.push_back({&c.messages, false});
+  }
+  std::vector<json> expected = render_with_jinja(src, "<|im_start|>", cases);
+  ASSERT_EQ(expected.size(), cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_TRUE(expected[i].is_string()) << convs[i / 2].name << ": " << expected[i].dump();
+    Result<std::string> got = tmpl->render(*cases[i].messages, cases[i].add_generation_prompt);
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    EXPECT_EQ(*got, expected[i].get<std::string>()) << convs[i / 2].name;
+  }
+  const std::vector<ChatMessage> with_call = {user("x"), calls({call("f", "{}")})};
+  EXPECT_EQ(tmpl->render(with_call, true).status().code(), StatusCode::kInvalidArgument);
+}
+
 // The sources are pinned by digest: the current one as the R1-Distill-Qwen-32B
 // and Llama-8B tokenizer_config.json carry it, the original one as llama.cpp
 // stores models/templates/deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja.

@@ -85,4 +85,19 @@ inline constexpr std::string_view kDeepSeekR1OriginalSource =
 
 #undef R1_DEEPSEEK_R1_TEMPLATE_HEAD
 
+// SmolLM2-Instruct's ChatML template (HuggingFaceTB/SmolLM2-*-Instruct
+// tokenizer_config.json, also in their GGUF conversions): every message as
+// <|im_start|>ROLE, newline, CONTENT<|im_end|>, newline; a default system message when the
+// first message is not one.
+// clang-format off
+inline constexpr std::string_view kSmolLM2ChatMLSource =
+    "{% for message in messages %}"
+    "{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+// clang-format on
+
 }  // namespace r1::detail
