@@ -10,6 +10,7 @@
 
 #include "format/gguf_blocks.h"
 #include "format/weight_validation.h"
+#include "obs/progress.h"
 
 namespace r1 {
 
@@ -51,6 +52,7 @@ struct Materializer {
   const WeightPrecision& precision;
   ThreadPool* pool;
   std::vector<kernels::OwnedMatrix>& owned;
+  Progress* progress;
 
   Result<kernels::MatrixView> operator()(const TensorInfo& t, std::optional<DType> want) {
     const int64_t rows = t.shape[0], cols = t.shape[1];
@@ -71,6 +73,7 @@ struct Materializer {
       } else {
         return invalid_argument("weights cannot be converted to " + std::string(dtype_name(to)));
       }
+      if (progress != nullptr) progress->add(static_cast<int64_t>(t.n_bytes));
     } catch (const std::bad_alloc&) {
       return resource_exhausted("out of memory converting tensor " + t.name + " [" +
                                 std::to_string(rows) + ", " + std::to_string(cols) + "] to " +
@@ -112,18 +115,25 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, bool qkv_bias,
   R1_RETURN_IF_ERROR(validate_weights(config, files));
   ModelWeights w;
   std::optional<ThreadPool> pool;
-  bool any_conversion = false;
-  for (const auto& [name, t] : files.all()) any_conversion |= !t.viewable();
-  if (any_conversion) pool.emplace(n_threads);
+  std::optional<Progress> progress;
+  int64_t to_convert = 0;
+  for (const auto& [name, t] : files.all()) {
+    if (!t.viewable() && t.shape.size() == 2) to_convert += static_cast<int64_t>(t.n_bytes);
+  }
+  if (to_convert > 0) {
+    pool.emplace(n_threads);
+    progress.emplace("converting " + files.source() + "'s weights", to_convert);
+  }
   // Views point at the OwnedMatrix buffers, which keep their address when
   // the vector grows.
   w.owned.reserve(static_cast<size_t>(config.n_layers) * 7 + 2);
-  Materializer convert{precision, pool ? &*pool : nullptr, w.owned};
+  Materializer convert{precision, pool ? &*pool : nullptr, w.owned,
+                       progress ? &*progress : nullptr};
   const std::optional<DType> layers = precision.layers;
-  // A converted embedding serves a tied lm_head too: give it the head's
-  // dtype unless one is asked for the embedding itself.
+  // A converted embedding gets the head's dtype unless one is asked for the
+  // embedding itself (tied, it serves as the head too).
   std::optional<DType> embed = precision.embed;
-  if (!embed && config.tie_word_embeddings) embed = precision.lm_head_dtype();
+  if (!embed) embed = precision.lm_head_dtype();
   R1_ASSIGN_OR_RETURN(w.embed, matrix(files, "model.embed_tokens.weight", convert, embed));
   if (config.tie_word_embeddings) {
     w.lm_head = w.embed;
@@ -170,9 +180,14 @@ void release_pages(const void* data, int64_t bytes) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+bool needs_conversion(const kernels::MatrixView& view, std::optional<DType> to) {
+  return to && *to != view.dtype;
+}
+
 Status convert(kernels::MatrixView& view, std::optional<DType> to, int64_t group,
-               std::vector<kernels::OwnedMatrix>& owned, ThreadPool& pool) {
-  if (!to || *to == view.dtype) return ok_status();
+               std::vector<kernels::OwnedMatrix>& owned, ThreadPool& pool, Progress& progress) {
+  if (!needs_conversion(view, to)) return ok_status();
+  const int64_t source_bytes = kernels::matrix_bytes(view);
   // A matrix converted at bind lives in `owned` (anonymous memory): its
   // pages must not be released below, only a file's.
   const bool from_file = std::none_of(owned.begin(), owned.end(), [&](const auto& m) {
@@ -206,6 +221,7 @@ Status convert(kernels::MatrixView& view, std::optional<DType> to, int64_t group
   // and file-backed, so this only discards clean page-cache references).
   if (from_file) release_pages(view.data, view.rows * kernels::matrix_row_bytes(view));
   view = owned.back().view();
+  progress.add(source_bytes);
   return ok_status();
 }
 
@@ -215,25 +231,36 @@ Status convert_weights(ModelWeights& w, const WeightPrecision& p, ThreadPool& po
   const int64_t g = p.int8_group_size;
   // Views point at the OwnedMatrix buffers, which keep their address when
   // the vector grows (the buffers move, their storage does not).
-  w.owned.reserve(w.layers.size() * 7 + 2);
+  w.owned.reserve(w.owned.size() + w.layers.size() * 7 + 2);
   const bool tied = w.lm_head.data == w.embed.data;
+  int64_t total = 0;  // what the progress counts: the source bytes of each conversion
+  for (const LayerWeights& l : w.layers) {
+    for (const kernels::MatrixView* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      if (needs_conversion(*m, p.layers)) total += kernels::matrix_bytes(*m);
+    }
+  }
+  if (needs_conversion(w.embed, p.embed)) total += kernels::matrix_bytes(w.embed);
+  if (needs_conversion(w.lm_head, p.lm_head_dtype())) total += kernels::matrix_bytes(w.lm_head);
+  if (total == 0) return ok_status();
+  std::string to = p.layers ? std::string(dtype_name(*p.layers)) : "the dtypes asked for";
+  Progress progress("converting weights to " + to, total);
   for (LayerWeights& l : w.layers) {
     for (kernels::MatrixView* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
-      R1_RETURN_IF_ERROR(convert(*m, p.layers, g, w.owned, pool));
+      R1_RETURN_IF_ERROR(convert(*m, p.layers, g, w.owned, pool, progress));
     }
   }
   const kernels::MatrixView file_embed = w.embed;
-  R1_RETURN_IF_ERROR(convert(w.embed, p.embed, g, w.owned, pool));
+  R1_RETURN_IF_ERROR(convert(w.embed, p.embed, g, w.owned, pool, progress));
   if (tied) {
     const std::optional<DType> head = p.lm_head_dtype();
     if (head && *head == w.embed.dtype) {
       w.lm_head = w.embed;  // one copy serves both
     } else {
       w.lm_head = file_embed;
-      R1_RETURN_IF_ERROR(convert(w.lm_head, head, g, w.owned, pool));
+      R1_RETURN_IF_ERROR(convert(w.lm_head, head, g, w.owned, pool, progress));
     }
   } else {
-    R1_RETURN_IF_ERROR(convert(w.lm_head, p.lm_head_dtype(), g, w.owned, pool));
+    R1_RETURN_IF_ERROR(convert(w.lm_head, p.lm_head_dtype(), g, w.owned, pool, progress));
   }
   return ok_status();
 }

@@ -237,7 +237,10 @@ def tokenizer_size(model_dir):
 
 def rope_inv_freq(head_dim, theta, rope_scaling=None):
     """inv_freq[i] = 1 / theta^(2i/head_dim), i = 0..head_dim/2-1, with the
-    llama3 rule of transformers' _compute_llama3_parameters when asked."""
+    llama3 rule of transformers' _compute_llama3_parameters when asked, or
+    divided by explicit per-frequency divisors ({"rope_type": "divisors",
+    "divisors": [...]}, what tools/reference/gguf_to_hf.py writes for a GGUF
+    file's rope_freqs tensor)."""
     exponent = torch.arange(0, head_dim, 2, dtype=DTYPE) / head_dim
     inv_freq = 1.0 / (theta ** exponent)
     if not rope_scaling:
@@ -245,6 +248,14 @@ def rope_inv_freq(head_dim, theta, rope_scaling=None):
     kind = rope_scaling.get("rope_type", rope_scaling.get("type"))
     if kind in (None, "default"):
         return inv_freq
+    if kind == "divisors":
+        # llama.cpp's rope_freqs tensor (GGUF): each frequency divided by its
+        # stored factor, as ggml's rope applies freq_factors.
+        divisors = torch.tensor(rope_scaling["divisors"], dtype=DTYPE)
+        if divisors.shape != inv_freq.shape:
+            raise ValueError("rope divisors: %d values for %d frequencies"
+                             % (divisors.numel(), inv_freq.numel()))
+        return inv_freq / divisors
     if kind != "llama3":
         raise ValueError("unsupported rope_scaling type %r" % kind)
     factor = float(rope_scaling["factor"])

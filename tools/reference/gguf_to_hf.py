@@ -5,8 +5,9 @@ weights r1serve reads from the file.
 
 Independent of r1serve's C++ GGUF code: the file is read and every tensor
 dequantised by llama.cpp's own Python package (gguf-py, PyPI `gguf`); the
-tensor names, the config keys and the undoing of llama.cpp's Q/K row order
-for Llama files are written here from the GGUF conventions
+tensor names, the config keys, the undoing of llama.cpp's Q/K row order
+for Llama files and the rope_freqs tensor (passed to forward.py as RoPE
+divisors, the way ggml applies it) are written here from the GGUF conventions
 (../shared/reference/model-facts.md §4.2).
 
 Runs in the project's .venv (gguf, numpy):
@@ -96,7 +97,11 @@ def main(argv):
     n_kv = int(field(reader, arch + ".attention.head_count_kv") or n_heads)
     tensors = []
     names = set()
+    divisors = None
     for t in reader.tensors:
+        if t.name == "rope_freqs.weight":
+            divisors = [float(x) for x in gguf.quants.dequantize(t.data, t.tensor_type).reshape(-1)]
+            continue
         name = hf_name(t.name)
         if name is None:
             sys.exit("tensor %s has no Hugging Face name" % t.name)
@@ -127,12 +132,23 @@ def main(argv):
         "hidden_act": "silu",
         "torch_dtype": "float32",
     }
+    if divisors is not None:
+        config["rope_scaling"] = {"rope_type": "divisors", "divisors": divisors}
     if arch == "llama":
         config["attention_bias"] = "model.layers.0.self_attn.q_proj.bias" in names
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
     write_safetensors(os.path.join(out_dir, "model.safetensors"), tensors)
+    # forward.py masks the embedding rows past the tokenizer as padding: give
+    # it the vocabulary without llama.cpp's "[PAD<id>]" filler entries.
+    tokens = field(reader, "tokenizer.ggml.tokens") or []
+    n = len(tokens)
+    while n > 0 and tokens[n - 1] == "[PAD%d]" % (n - 1):
+        n -= 1
+    if n:
+        with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as f:
+            json.dump({"model": {"vocab": {t: i for i, t in enumerate(tokens[:n])}}}, f)
 
 
 if __name__ == "__main__":
