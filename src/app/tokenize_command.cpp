@@ -16,15 +16,8 @@ namespace r1 {
 namespace {
 
 Status run_tokenize(const std::string& model) {
-  std::shared_ptr<const Tokenizer> shared;
-  if (is_gguf_path(model)) {
-    R1_ASSIGN_OR_RETURN(ModelFolder folder, open_model_folder(model));
-    shared = folder.tokenizer;
-  } else {
-    R1_ASSIGN_OR_RETURN(Tokenizer loaded, Tokenizer::load(model));
-    shared = std::make_shared<const Tokenizer>(std::move(loaded));
-  }
-  const Tokenizer& tok = *shared;
+  R1_ASSIGN_OR_RETURN(Tokenizer tok,
+                      is_gguf_path(model) ? open_gguf_tokenizer(model) : Tokenizer::load(model));
   std::string line;
   int64_t line_no = 0;
   while (std::getline(std::cin, line)) {

@@ -328,6 +328,14 @@ Result<int64_t> head_dim_of(const GgufFile& f, const std::string& arch) {
 
 }  // namespace
 
+Result<Tokenizer> open_gguf_tokenizer(const std::string& path) {
+  R1_ASSIGN_OR_RETURN(std::shared_ptr<GgufModel> model, GgufModel::open(path));
+  R1_ASSIGN_OR_RETURN(TokenizerFiles files, tokenizer_files(model->first()));
+  auto tok = Tokenizer::from_json(files.tokenizer_json, files.config_json);
+  if (!tok.ok()) return tok.status().with_context(path + " (its tokenizer.ggml.* metadata)");
+  return std::move(tok).value();
+}
+
 Result<ModelFolder> open_gguf_model(const std::string& path) {
   R1_ASSIGN_OR_RETURN(std::shared_ptr<GgufModel> model, GgufModel::open(path));
   const GgufFile& f = model->first();

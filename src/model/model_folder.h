@@ -44,6 +44,8 @@ Result<ModelFolder> open_model_folder(const std::string& dir);
 // Files whose tokenizer is not byte-level BPE, architectures other than
 // qwen2 / llama, and RoPE scalings other than Llama-3.1's are UNIMPLEMENTED.
 Result<ModelFolder> open_gguf_model(const std::string& path);
+// Only the tokenizer of a GGUF file (vocabulary-only files included).
+Result<Tokenizer> open_gguf_tokenizer(const std::string& path);
 
 // The checks and derived fields shared by both: weights against the
 // config, tokenizer size, BOS, stop ids, chat template detection (an

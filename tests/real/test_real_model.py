@@ -105,6 +105,27 @@ def test_tokenizer_matches_hf_tokenizers(real_model):
         assert ids == hf.encode(text, add_special_tokens=False).ids, text
 
 
+@pytest.mark.parametrize("vocab", ["qwen2", "llama-bpe"])
+def test_r1_family_tokenizers_match_llama_cpp_vectors(real_model, vocab):
+    """The R1 families' pre-tokenizers (qwen2, which llama.cpp also uses for
+    deepseek-r1-qwen, and llama-bpe) on llama.cpp's own vocabulary-only GGUF
+    files and its tokenizer test vectors, whose expected ids Hugging Face
+    tokenizers produced (llama.cpp's convert_hf_to_gguf_update.py)."""
+    folder = os.path.join(os.path.dirname(real_model), "llama-vocab")
+    if not os.path.exists(os.path.join(folder, "ok")):
+        pytest.skip("llama.cpp's vocabulary files are fetched by "
+                    "`scripts/fetch-model.sh --llama-cpp` (about 5 minutes, once)")
+    path = os.path.join(folder, f"ggml-vocab-{vocab}.gguf")
+    with open(path + ".inp", encoding="utf-8") as f:
+        cases = f.read().split("\n__ggml_vocab_test__\n")[:-1]
+    with open(path + ".out", encoding="utf-8") as f:
+        want = [[int(x) for x in line.split()] for line in f.read().split("\n")[:len(cases)]]
+    assert len(cases) == len(want) > 40
+    got = tokenize(path, cases)
+    for text, g, w in zip(cases, got, want):
+        assert g == w, repr(text)
+
+
 @pytest.fixture(scope="module")
 def reference_folder(real_model, work):
     out = os.path.join(work, "reference-hf")
