@@ -7,6 +7,11 @@
 // chunks and the command also reports the mean KL divergence
 // KL(base || model) of the next-token distributions and how often the two
 // agree on the most likely token: the measure of what quantisation costs.
+// BOS leads a chunk when the tokenizer adds one (add_bos_token).
+// --second-half scores the way llama.cpp's llama-perplexity does, so the
+// two can be compared on one file: chunks of --ctx text tokens whose first
+// token becomes BOS (when added), and only the predictions of positions
+// ctx/2 .. ctx-2 count.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -37,6 +42,7 @@ struct PerplexityArgs {
   int ctx = 512;
   int batch = 128;
   int max_chunks = 0;
+  bool second_half = false;
   bool json = false;
 };
 
@@ -84,8 +90,9 @@ Status run_perplexity(const PerplexityArgs& a) {
   }
 
   R1_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, m.folder.tokenizer->encode(text.str(), false));
-  const std::optional<int32_t> bos = m.folder.bos_id;
-  const size_t per_chunk = static_cast<size_t>(a.ctx - (bos ? 1 : 0));
+  std::optional<int32_t> bos;
+  if (m.folder.tokenizer->add_bos_token()) bos = m.folder.bos_id;
+  const size_t per_chunk = static_cast<size_t>(a.ctx - (bos && !a.second_half ? 1 : 0));
   size_t n_chunks = tokens.size() / per_chunk;
   if (a.max_chunks > 0) n_chunks = std::min(n_chunks, static_cast<size_t>(a.max_chunks));
   if (n_chunks == 0) {
@@ -101,9 +108,10 @@ Status run_perplexity(const PerplexityArgs& a) {
   std::vector<double> model_lp(static_cast<size_t>(base ? n_vocab : 0));
   for (size_t c = 0; c < n_chunks; ++c) {
     std::vector<int32_t> chunk;
-    if (bos) chunk.push_back(*bos);
+    if (bos && !a.second_half) chunk.push_back(*bos);
     chunk.insert(chunk.end(), tokens.begin() + static_cast<std::ptrdiff_t>(c * per_chunk),
                  tokens.begin() + static_cast<std::ptrdiff_t>((c + 1) * per_chunk));
+    if (bos && a.second_half) chunk.front() = *bos;
     R1_ASSIGN_OR_RETURN(std::vector<SampledToken> lp, score_chunk(*m.backend, chunk, a.batch, top));
     std::vector<SampledToken> blp;
     if (base) {
@@ -111,7 +119,8 @@ Status run_perplexity(const PerplexityArgs& a) {
     }
     // Position p predicts token p + 1; the first real token after BOS is
     // predicted too.
-    for (size_t p = 0; p + 1 < chunk.size(); ++p) {
+    const size_t first = a.second_half ? chunk.size() / 2 : 0;
+    for (size_t p = first; p + 1 < chunk.size(); ++p) {
       nll -= lp[p].logprob;
       ++scored;
       if (!base) continue;
@@ -168,6 +177,9 @@ void add_perplexity_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--ctx", a->ctx, "tokens per chunk (BOS included)");
   cmd->add_option("--batch", a->batch, "tokens per forward step within a chunk");
   cmd->add_option("--chunks", a->max_chunks, "score at most this many chunks; 0 = all");
+  cmd->add_flag("--second-half", a->second_half,
+                "llama.cpp's convention: score only the second half of each chunk, its first "
+                "token replaced by BOS");
   cmd->add_flag("--json", a->json, "one JSON object");
   cmd->callback([a, exit_code] {
     Status s = run_perplexity(*a);

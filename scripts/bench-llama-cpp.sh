@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# r1serve against llama.cpp on the same GGUF file and machine, in one run:
+# prefill (pp512), decode (tg128: 128 tokens from an empty context), and
+# perplexity on a short text. llama.cpp is built from the source that PyPI's
+# llama-cpp-python 0.3.36 ships (scripts/fetch-model.sh --llama-cpp), CPU
+# only, -DGGML_NATIVE=ON, into the model cache.
+#
+#   scripts/bench-llama-cpp.sh [MODEL.gguf] [THREADS]
+#
+# Prints one block per implementation and dtype; docs/PERFORMANCE.md records
+# the results. Not a test: timings belong to the machine they ran on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+model="${1:-$(scripts/fetch-model.sh --llama-cpp)}"
+threads="${2:-$(nproc)}"
+scripts/fetch-model.sh --llama-cpp >/dev/null
+cache="${R1SERVE_MODEL_CACHE:-$HOME/.cache/r1serve/models}"
+src="$cache/llama.cpp-src"
+if [[ ! -x "$src/build/bin/llama-bench" ]]; then
+  rm -rf "$src"
+  mkdir -p "$src"
+  tar -xzf "$cache/llama_cpp_python-0.3.36.tar.gz" -C "$src" --strip-components=3 \
+    llama_cpp_python-0.3.36/vendor/llama.cpp
+  cmake -S "$src" -B "$src/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=OFF >/dev/null
+  cmake --build "$src/build" -j "$(nproc)" --target llama-bench llama-perplexity
+fi
+bin="$src/build/bin"
+r1=build/release/r1serve
+text="$(mktemp)"
+trap 'rm -f "$text"' EXIT
+# The text both perplexities read: the README and docs/ARCHITECTURE.md,
+# plain English with code identifiers (about 6k tokens).
+cat README.md docs/ARCHITECTURE.md >"$text"
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "== model: $model, threads: $threads, commit $(git rev-parse --short HEAD)"
+echo "== llama.cpp (llama-bench -p 512 -n 128 -r 5)"
+"$bin/llama-bench" -m "$model" -t "$threads" -p 512 -n 128 -r 5 2>/dev/null
+for dtype in "" int4 f32; do
+  echo "== r1serve, --dtype ${dtype:-(default: int8 in groups of 32)}"
+  # prefill: one 512-token prompt; decode: 128 tokens after a 1-token prompt
+  # (tg128's empty context)
+  "$r1" bench --offline --model "$model" ${dtype:+--dtype $dtype} --threads "$threads" \
+    --prompt-tokens 512 --gen-tokens 1 2>/dev/null | grep -E '^prefill_tokens_per_second'
+  "$r1" bench --offline --model "$model" ${dtype:+--dtype $dtype} --threads "$threads" \
+    --prompt-tokens 1 --gen-tokens 128 2>/dev/null |
+    grep -E '^(decode_tokens_per_second|weight_bytes_per_token|decode_fraction_of_bound):'
+done
+echo "== perplexity, windows of 256 tokens, the second half of each scored (llama.cpp's way)"
+echo "-- llama.cpp"
+"$bin/llama-perplexity" -m "$model" -t "$threads" -f "$text" -c 256 -b 256 2>&1 |
+  grep -E 'Final estimate' || true
+for dtype in f32 "" int4; do
+  echo "-- r1serve --dtype ${dtype:-(default)}"
+  "$r1" perplexity --model "$model" ${dtype:+--dtype $dtype} --threads "$threads" --file "$text" \
+    --ctx 256 --second-half 2>/dev/null | grep -E '^(perplexity|tokens_scored):'
+done
