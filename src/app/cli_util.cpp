@@ -48,7 +48,8 @@ void add_precision_options(CLI::App* cmd, PrecisionArgs* a) {
   cmd->add_option("--embed-dtype", a->embed_dtype,
                   "the embedding table's dtype; empty = the file's");
   cmd->add_option("--int8-group-size", a->int8_group_size,
-                  "columns per int8 scale (a multiple of 32); 0 = one scale per output channel")
+                  "columns per int8 scale (a multiple of 32); 0 = one scale per output channel (32 "
+                  "for GGUF block formats, one scale per block)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
 }
 

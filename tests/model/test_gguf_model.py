@@ -114,16 +114,18 @@ def llama3_rope_freqs(cfg):
     return np.array(out, dtype=np.float32)
 
 
-def write_gguf(folder, path, qtype):
+def write_gguf(folder, path, qtype, arch=None, drop=None, ffn=None, tokenizer_model="gpt2"):
+    """`arch`, `drop` (a tensor left out), `ffn` (a wrong feed_forward_length)
+    and `tokenizer_model` make broken files for the error tests."""
     cfg = json.load(open(os.path.join(folder, "config.json")))
     tok = json.load(open(os.path.join(folder, "tokenizer.json"), encoding="utf-8"))
     tcfg = json.load(open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8"))
-    arch = cfg["model_type"]
+    arch = arch or cfg["model_type"]
     w = gguf.GGUFWriter(path, arch)
     w.add_block_count(cfg["num_hidden_layers"])
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
-    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_feed_forward_length(ffn or cfg["intermediate_size"])
     w.add_head_count(cfg["num_attention_heads"])
     w.add_head_count_kv(cfg["num_key_value_heads"])
     w.add_rope_freq_base(cfg["rope_theta"])
@@ -137,7 +139,7 @@ def write_gguf(folder, path, qtype):
         tokens[a["id"]] = a["content"]
         types[a["id"]] = 3 if a["special"] else 4
     merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
-    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_model(tokenizer_model)
     w.add_tokenizer_pre("deepseek-r1-qwen" if arch == "qwen2" else "llama-bpe")
     w.add_token_list(tokens)
     w.add_token_types(types)
@@ -151,6 +153,8 @@ def write_gguf(folder, path, qtype):
     tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
     for hf, arr in tensors.items():
         name = gguf_name(hf)
+        if name == drop:
+            continue
         arr = np.ascontiguousarray(arr, dtype=np.float32)
         if arch == "llama" and name.endswith("attn_q.weight"):
             arr = permute(arr, cfg["num_attention_heads"])
@@ -221,6 +225,23 @@ IDS = [17, 1, 9707, 11, 1879, 0, 220, 16, 17, 18, 13, 198, 4021, 374]
 def test_f32_gguf_matches_the_reference_on_the_folder(models):
     folder, files = models
     compare(folder, files[Q.F32], IDS)
+
+
+@pytest.mark.parametrize("broken, words", [
+    ({"arch": "gemma"}, 'architecture "gemma" is not supported'),
+    ({"drop": "blk.1.ffn_up.weight"}, "model.layers.1.mlp.up_proj.weight: missing"),
+    ({"ffn": 48}, "expected, file has"),
+    ({"tokenizer_model": "llama"}, 'tokenizer.ggml.model "llama" is not supported'),
+])
+def test_broken_files_get_clear_errors(models, tmp_path, broken, words):
+    folder, _ = models
+    path = str(tmp_path / "broken.gguf")
+    write_gguf(folder, path, Q.F32, **broken)
+    out = subprocess.run([BINARY, "generate", "--model", path, "--ids", "1,2", "--max-tokens", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert words in out.stderr, out.stderr
+    assert "broken.gguf" in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_K])
