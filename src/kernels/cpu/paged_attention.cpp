@@ -87,6 +87,96 @@ __attribute__((target("avx2,fma"))) void accumulate_avx2(float* acc, int64_t gro
   }
 }
 
+// The lane sums of four AVX2 vectors, as [sum(a0), sum(a1), sum(a2), sum(a3)].
+__attribute__((target("avx2,fma"))) inline __m128 sum4_avx2(__m256 a0, __m256 a1, __m256 a2,
+                                                            __m256 a3) {
+  const __m256 s01 = _mm256_hadd_ps(a0, a1);  // per 128-bit half: a0 a0 a1 a1
+  const __m256 s23 = _mm256_hadd_ps(a2, a3);
+  const __m256 s = _mm256_hadd_ps(s01, s23);  // per half: a0 a1 a2 a3
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+// q . k over d columns as 8 lanes of partial sums; the columns past a
+// multiple of 8 are added into lane 0.
+__attribute__((target("avx2,fma"))) inline __m256 dot_lanes_avx2(const float* q, const float* k,
+                                                                 int64_t d) {
+  __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 16 <= d; j += 16) {
+    a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k + j), a);
+    b = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), _mm256_loadu_ps(k + j + 8), b);
+  }
+  for (; j + 8 <= d; j += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k + j), a);
+  float tail = 0.0f;
+  for (; j < d; ++j) tail += q[j] * k[j];
+  return _mm256_add_ps(_mm256_add_ps(a, b), _mm256_setr_ps(tail, 0, 0, 0, 0, 0, 0, 0));
+}
+
+// Four positions per pass, their sums reduced together (one horizontal
+// reduction per four dot products instead of one each).
+__attribute__((target("avx2,fma"))) void scores_avx2(const float* q0, int64_t group, int64_t d,
+                                                     const float* const* k, int n, float scale,
+                                                     float* scores) {
+  const __m128 sc = _mm_set1_ps(scale);
+  for (int64_t g = 0; g < group; ++g) {
+    const float* q = q0 + g * d;
+    float* out = scores + g * kChunk;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const __m128 s = sum4_avx2(dot_lanes_avx2(q, k[i], d), dot_lanes_avx2(q, k[i + 1], d),
+                                 dot_lanes_avx2(q, k[i + 2], d), dot_lanes_avx2(q, k[i + 3], d));
+      _mm_storeu_ps(out + i, _mm_mul_ps(s, sc));
+    }
+    for (; i < n; ++i) {
+      const __m256 l = dot_lanes_avx2(q, k[i], d);
+      const __m128 h = _mm_add_ps(_mm256_castps256_ps128(l), _mm256_extractf128_ps(l, 1));
+      const __m128 t = _mm_add_ps(h, _mm_movehl_ps(h, h));
+      out[i] = _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t))) * scale;
+    }
+  }
+}
+
+// exp(x) for x <= 0, 8 lanes: exp_shifted_avx512's range reduction and
+// polynomial, 2^k built in the exponent bits. Below -87 (where 2^k would
+// leave the normal range) the result is 0; exp there is under 2e-38.
+__attribute__((target("avx2,fma"))) inline __m256 exp_nonpositive_avx2(__m256 x) {
+  const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  // A NaN x stays NaN (max_ps returns its second operand, x, for it).
+  const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+  return _mm256_blendv_ps(_mm256_andnot_ps(tiny, e), x, nan);
+}
+
+// v[i] = exp(v[i] - m) for i < n <= kChunk (every v[i] <= m); their sum.
+__attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* v, int n, float m) {
+  alignas(32) float buf[kChunk];
+  for (int i = 0; i < kChunk; ++i) buf[i] = i < n ? v[i] - m : -INFINITY;
+  const __m256 e0 = exp_nonpositive_avx2(_mm256_load_ps(buf));
+  const __m256 e1 = exp_nonpositive_avx2(_mm256_load_ps(buf + 8));
+  _mm256_store_ps(buf, e0);
+  _mm256_store_ps(buf + 8, e1);
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    v[i] = buf[i];
+    sum += buf[i];
+  }
+  return sum;
+}
+
 // q . k over d columns, 16 lanes of partial sums (the lanes past d: 0).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline __m512 dot_lanes(
     const float* q, const float* k, int64_t d) {
@@ -277,6 +367,8 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
     exp_fn = exp_shifted_avx512;
     accumulate_fn = accumulate_avx512;
   } else if (active_isa() == Isa::kAvx2) {
+    score_fn = scores_avx2;
+    exp_fn = exp_shifted_avx2;
     accumulate_fn = accumulate_avx2;
   }
   pool.parallel_for(
