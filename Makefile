@@ -35,11 +35,13 @@ binary: deps
 demo: demo-model
 	$(BUILD)/r1serve generate --model $(DEMO_MODEL) --chat "Why is the sky blue?" --max-tokens 48 --seed 7
 
-# The OpenAI-compatible server on 127.0.0.1:8000 with the real model
-# (`make serve-tiny`: with the tiny random-weight model instead).
+# The OpenAI-compatible server on 127.0.0.1:8000 with the real model, in
+# bf16: at 135M parameters int8's activation rounding costs more than its
+# speed is worth (docs/PERFORMANCE.md). `make serve-tiny`: the tiny
+# random-weight model instead.
 serve: binary fetch-model
 	$(BUILD)/r1serve serve --model "$$(scripts/fetch-model.sh)" --host 127.0.0.1 --port 8000 \
-	  --kv-cache-bytes 1000000000
+	  --dtype bf16 --kv-cache-bytes 1000000000
 
 serve-tiny: binary demo-model
 	$(BUILD)/r1serve serve --model $(DEMO_MODEL) --served-model-name r1-demo --host 127.0.0.1 --port 8000
