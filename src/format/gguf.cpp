@@ -17,6 +17,11 @@ constexpr int kMaxDims = 4;              // GGML_MAX_DIMS
 // Nesting of arrays of arrays: the format allows it, nothing uses more
 // than one level; the bound stops a crafted file from recursing deeply.
 constexpr int kMaxArrayDepth = 8;
+// Metadata array items in one file. Real files hold well under a million
+// (a 152k vocabulary, its token types, 280k merges); each item costs about
+// 100 bytes in memory, so the cap keeps a crafted file of one-byte items
+// from needing a hundred times its size.
+constexpr uint64_t kMaxArrayItems = uint64_t{16} << 20;
 
 struct TypeRow {
   uint32_t id;
@@ -116,7 +121,7 @@ bool known_value_type(uint32_t t) {
 }
 
 Result<GgufValue> read_value(Reader& r, GgufValue::Type type, const std::string& what,
-                             std::string_view label, int depth) {
+                             std::string_view label, int depth, uint64_t& items_left) {
   GgufValue v;
   v.type = type;
   switch (type) {
@@ -199,9 +204,16 @@ Result<GgufValue> read_value(Reader& r, GgufValue::Type type, const std::string&
                          " " + std::string(gguf_value_type_name(v.item_type)) +
                          " items cannot fit in the rest of the file (truncated or corrupt)");
       }
+      if (n > items_left) {
+        return out_of_range(std::string(label) + ": " + what +
+                            ": the metadata arrays hold more than " +
+                            std::to_string(kMaxArrayItems) + " items in all");
+      }
+      items_left -= n;
       v.items.reserve(static_cast<size_t>(n));
       for (uint64_t k = 0; k < n; ++k) {
-        R1_ASSIGN_OR_RETURN(GgufValue x, read_value(r, v.item_type, what, label, depth + 1));
+        R1_ASSIGN_OR_RETURN(GgufValue x,
+                            read_value(r, v.item_type, what, label, depth + 1, items_left));
         v.items.push_back(std::move(x));
       }
       break;
@@ -327,6 +339,7 @@ Result<GgufHeader> parse_gguf(const uint8_t* data, size_t size, std::string_view
                      " tensors, more than the file can hold (truncated or corrupt)");
   }
 
+  uint64_t items_left = kMaxArrayItems;
   for (uint64_t k = 0; k < n_kv; ++k) {
     R1_ASSIGN_OR_RETURN(std::string key, r.read_string("a metadata key"));
     const std::string what = "metadata " + key;
@@ -334,8 +347,8 @@ Result<GgufHeader> parse_gguf(const uint8_t* data, size_t size, std::string_view
     if (!known_value_type(type)) {
       return invalid_argument(lbl + ": " + what + ": unknown value type " + std::to_string(type));
     }
-    R1_ASSIGN_OR_RETURN(GgufValue value,
-                        read_value(r, static_cast<GgufValue::Type>(type), what, label, 0));
+    R1_ASSIGN_OR_RETURN(GgufValue value, read_value(r, static_cast<GgufValue::Type>(type), what,
+                                                    label, 0, items_left));
     if (!h.metadata.emplace(key, std::move(value)).second) {
       return invalid_argument(lbl + ": metadata key " + key + " appears twice");
     }
@@ -475,13 +488,14 @@ Result<std::shared_ptr<GgufModel>> GgufModel::open(const std::string& first) {
   R1_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> head, GgufFile::open(first));
 
   // llama.cpp's split naming: PREFIX-00001-of-00003.gguf.
-  static const std::regex kSplitName(R"(^(.*)-(\d{5})-of-(\d{5})\.gguf$)",
+  static const std::regex kSplitName(R"(^(.*)-(\d{5})-of-(\d{5})(\.gguf)$)",
                                      std::regex::icase | std::regex::optimize);
   std::smatch m;
   int64_t count = 1;
-  std::string prefix;
+  std::string prefix, extension;
   if (std::regex_match(first, m, kSplitName)) {
     prefix = m[1].str();
+    extension = m[4].str();  // the siblings' names keep the first one's case
     const int64_t no = std::stoll(m[2].str());
     count = std::stoll(m[3].str());
     if (no != 1) {
@@ -502,12 +516,16 @@ Result<std::shared_ptr<GgufModel>> GgufModel::open(const std::string& first) {
     return invalid_argument(first + ": the name says split 1 of " + std::to_string(count) +
                             " but the file has no split.count");
   }
+  if (const GgufValue* no = head->find("split.no"); no != nullptr && no->as_int() != 0) {
+    return invalid_argument(first + ": split.no is " + std::to_string(no->as_int().value_or(-1)) +
+                            ", not 0: this is not the first file of its set");
+  }
   model->files_.push_back(std::move(head));
   for (int64_t k = 2; k <= count; ++k) {
     char suffix[64];
-    std::snprintf(suffix, sizeof suffix, "-%05lld-of-%05lld.gguf", static_cast<long long>(k),
+    std::snprintf(suffix, sizeof suffix, "-%05lld-of-%05lld", static_cast<long long>(k),
                   static_cast<long long>(count));
-    const std::string path = prefix + suffix;
+    const std::string path = prefix + suffix + extension;
     auto f = GgufFile::open(path);
     if (!f.ok()) {
       return f.status().with_context(first + ": split " + std::to_string(k) + " of " +

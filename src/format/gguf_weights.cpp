@@ -69,50 +69,54 @@ Result<WeightFiles> WeightFiles::from_gguf(std::shared_ptr<const GgufModel> mode
                                            bool llama_rope_permuted, int64_t head_dim) {
   WeightFiles w;
   w.source_ = model->first().path();
-  for (const auto& [name, t] : model->tensors()) {
-    std::string hf;
-    bool qk = false;
-    if (auto mapped = hf_name(name)) {
-      hf = std::move(mapped->first);
-      qk = mapped->second;
-    } else if (std::find(std::begin(kExtra), std::end(kExtra), name) != std::end(kExtra)) {
-      hf = name;
-    } else {
-      return invalid_argument(w.source_ + ": tensor " + name +
-                              " is not one of a Qwen2 or Llama decoder's");
-    }
-    TensorInfo info;
-    info.name = hf;
-    info.shape.assign(t->dims.rbegin(), t->dims.rend());
-    info.offset = static_cast<size_t>(t->offset);
-    info.n_bytes = t->n_bytes;
-    info.data = t->data;
-    info.file = w.source_;
-    switch (static_cast<GgmlType>(t->type)) {
-      case GgmlType::kF32:
-        info.dtype = DType::kF32;
-        break;
-      case GgmlType::kF16:
-        info.dtype = DType::kF16;
-        break;
-      case GgmlType::kBF16:
-        info.dtype = DType::kBF16;
-        break;
-      default:
-        info.dtype = DType::kU8;
-        info.ggml_type = t->type;
-        break;
-    }
-    if (qk && llama_rope_permuted) {
-      if (head_dim <= 0 || head_dim % 2 != 0 || info.shape[0] % head_dim != 0) {
-        return invalid_argument(
-            w.source_ + ": tensor " + name + " has " + std::to_string(info.shape[0]) +
-            " rows, not a whole number of heads of " + std::to_string(head_dim));
+  for (const auto& file : model->files()) {
+    for (const GgufTensor& tensor : file->header().tensors) {
+      const std::string& name = tensor.name;
+      const GgufTensor* t = &tensor;
+      std::string hf;
+      bool qk = false;
+      if (auto mapped = hf_name(name)) {
+        hf = std::move(mapped->first);
+        qk = mapped->second;
+      } else if (std::find(std::begin(kExtra), std::end(kExtra), name) != std::end(kExtra)) {
+        hf = name;
+      } else {
+        return invalid_argument(w.source_ + ": tensor " + name +
+                                " is not one of a Qwen2 or Llama decoder's");
       }
-      info.rope_permuted_head_dim = head_dim;
-    }
-    if (!w.by_name_.emplace(hf, std::move(info)).second) {
-      return invalid_argument(w.source_ + ": two tensors map to " + hf);
+      TensorInfo info;
+      info.name = hf;
+      info.shape.assign(t->dims.rbegin(), t->dims.rend());
+      info.offset = file->header().data_offset + static_cast<size_t>(t->offset);  // in the file
+      info.n_bytes = t->n_bytes;
+      info.data = t->data;
+      info.file = file->path();
+      switch (static_cast<GgmlType>(t->type)) {
+        case GgmlType::kF32:
+          info.dtype = DType::kF32;
+          break;
+        case GgmlType::kF16:
+          info.dtype = DType::kF16;
+          break;
+        case GgmlType::kBF16:
+          info.dtype = DType::kBF16;
+          break;
+        default:
+          info.dtype = DType::kU8;
+          info.ggml_type = t->type;
+          break;
+      }
+      if (qk && llama_rope_permuted) {
+        if (head_dim <= 0 || head_dim % 2 != 0 || info.shape[0] % head_dim != 0) {
+          return invalid_argument(
+              w.source_ + ": tensor " + name + " has " + std::to_string(info.shape[0]) +
+              " rows, not a whole number of heads of " + std::to_string(head_dim));
+        }
+        info.rope_permuted_head_dim = head_dim;
+      }
+      if (!w.by_name_.emplace(hf, std::move(info)).second) {
+        return invalid_argument(w.source_ + ": two tensors map to " + hf);
+      }
     }
   }
   w.gguf_ = std::move(model);

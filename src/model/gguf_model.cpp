@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -72,8 +73,10 @@ Result<PreTokenizer> pre_tokenizer_for(const std::string& pre, const std::string
     p.pre_tokenizer = json{{"type", "Sequence"},
                            {"pretokenizers", json::array({split(R"(\p{N})"), byte_level(true)})}};
   } else {
-    return unimplemented(path + ": tokenizer.ggml.pre \"" + pre +
-                         "\" is not supported (qwen2, deepseek-r1-qwen, llama-bpe and smollm are)");
+    return unimplemented(
+        path + ": tokenizer.ggml.pre \"" + pre +
+        "\" is not supported (qwen2, deepseek-r1-qwen, llama-bpe / llama3 / llama-v3 "
+        "and smollm are)");
   }
   return p;
 }
@@ -106,10 +109,12 @@ Result<TokenizerFiles> tokenizer_files(const GgufFile& f) {
     return unimplemented(path + ": tokenizer.ggml.model \"" + model +
                          "\" is not supported (only \"gpt2\", byte-level BPE)");
   }
-  std::string pre = "default";
-  if (f.find("tokenizer.ggml.pre") != nullptr) {
-    R1_ASSIGN_OR_RETURN(pre, f.get_string("tokenizer.ggml.pre"));
+  if (f.find("tokenizer.ggml.pre") == nullptr) {
+    return unimplemented(path +
+                         ": the file has no tokenizer.ggml.pre, so its pre-tokenizer is "
+                         "unknown (qwen2, deepseek-r1-qwen, llama-bpe and smollm are read)");
   }
+  R1_ASSIGN_OR_RETURN(std::string pre, f.get_string("tokenizer.ggml.pre"));
   R1_ASSIGN_OR_RETURN(PreTokenizer p, pre_tokenizer_for(pre, path));
   R1_ASSIGN_OR_RETURN(const GgufValue* tokens, string_array(f, "tokenizer.ggml.tokens"));
   R1_ASSIGN_OR_RETURN(const GgufValue* merges, string_array(f, "tokenizer.ggml.merges"));
@@ -178,10 +183,13 @@ Result<TokenizerFiles> tokenizer_files(const GgufFile& f) {
   };
   R1_RETURN_IF_ERROR(token_key("tokenizer.ggml.bos_token_id", "bos_token"));
   R1_RETURN_IF_ERROR(token_key("tokenizer.ggml.eos_token_id", "eos_token"));
-  for (const auto& [key, name] : {std::pair{"tokenizer.ggml.add_bos_token", "add_bos_token"},
-                                  std::pair{"tokenizer.ggml.add_eos_token", "add_eos_token"}}) {
+  // Absent flags: llama.cpp adds BOS by default for Llama-3's vocabulary.
+  const bool default_bos = pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3";
+  for (const auto& [key, name, fallback] :
+       {std::tuple{"tokenizer.ggml.add_bos_token", "add_bos_token", default_bos},
+        std::tuple{"tokenizer.ggml.add_eos_token", "add_eos_token", false}}) {
     const GgufValue* v = f.find(key);
-    config[name] = v != nullptr && v->type == GgufValue::Type::kBool && v->u != 0;
+    config[name] = v == nullptr ? fallback : v->type == GgufValue::Type::kBool && v->u != 0;
   }
   if (f.find("tokenizer.chat_template") != nullptr) {
     R1_ASSIGN_OR_RETURN(std::string tmpl, f.get_string("tokenizer.chat_template"));
@@ -200,8 +208,12 @@ Result<json> llama3_rope_scaling(const TensorInfo& t, double theta, int64_t head
     return invalid_argument(path + ": rope_freqs.weight has " + std::to_string(t.n_elements()) +
                             " values, expected " + std::to_string(n));
   }
+  // The ggml type of a plain tensor from its dtype (llama.cpp writes F32).
+  const uint32_t type = t.ggml_type.value_or(t.dtype == DType::kF16    ? 1u
+                                             : t.dtype == DType::kBF16 ? 30u
+                                                                       : 0u);
   std::vector<float> divisors(static_cast<size_t>(n));
-  dequantize_gguf(t.ggml_type.value_or(0), t.data, n, divisors.data());
+  dequantize_gguf(type, t.data, n, divisors.data());
   const double factor = divisors.back();
   const double low = 1.0, high = 4.0, original = 8192.0;
   const double low_wavelen = original / low, high_wavelen = original / high;
@@ -284,9 +296,14 @@ Result<std::string> config_json(const GgufModel& model, const WeightFiles& files
   // Stored as f32: 1e-6 reads back as 9.99999997e-07. Round to the decimal
   // value the f32 came from, so the norm uses HF's eps exactly.
   c["rms_norm_eps"] = shortest_decimal(static_cast<float>(eps));
-  if (const GgufValue* sw = f.find(arch + ".attention.sliding_window")) {
-    c["sliding_window"] = sw->as_int().value_or(0);
-    c["use_sliding_window"] = true;
+  // {arch}.attention.sliding_window is ignored, as llama.cpp ignores it for
+  // qwen2 and llama (Qwen2's config.json carries a window it does not use).
+  // RoPE scaling written as keys (YaRN, linear) is not implemented.
+  if (const GgufValue* rs = f.find(arch + ".rope.scaling.type")) {
+    if (rs->type != GgufValue::Type::kString || (rs->s != "none" && !rs->s.empty())) {
+      return unimplemented(path + ": " + arch + ".rope.scaling.type \"" + rs->s +
+                           "\" is not supported (only Llama-3.1's rope_freqs scaling is)");
+    }
   }
   c["hidden_act"] = "silu";
   const TensorInfo* embed = files.find("model.embed_tokens.weight");

@@ -117,8 +117,11 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, bool qkv_bias,
   std::optional<ThreadPool> pool;
   std::optional<Progress> progress;
   int64_t to_convert = 0;
-  for (const auto& [name, t] : files.all()) {
-    if (!t.viewable() && t.shape.size() == 2) to_convert += static_cast<int64_t>(t.n_bytes);
+  for (const ExpectedTensor& e : expected_tensors(config)) {
+    const TensorInfo* t = files.find(e.name);
+    if (t != nullptr && !t->viewable() && t->shape.size() == 2) {
+      to_convert += static_cast<int64_t>(t->n_bytes);
+    }
   }
   if (to_convert > 0) {
     pool.emplace(n_threads);

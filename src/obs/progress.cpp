@@ -61,9 +61,15 @@ void Progress::report(bool last) {
   const double rate = seconds > 0 ? static_cast<double>(done_) / seconds : 0.0;
   char line[256];
   if (last) {
-    std::snprintf(line, sizeof line, "%s: %s in %.1f s (%s/s)", what_.c_str(),
-                  bytes_text(static_cast<double>(done_)).c_str(), seconds,
-                  bytes_text(rate).c_str());
+    if (done_ < total_) {  // ended early: an error is on its way up
+      std::snprintf(line, sizeof line, "%s: stopped after %s of %s", what_.c_str(),
+                    bytes_text(static_cast<double>(done_)).c_str(),
+                    bytes_text(static_cast<double>(total_)).c_str());
+    } else {
+      std::snprintf(line, sizeof line, "%s: %s in %.1f s (%s/s)", what_.c_str(),
+                    bytes_text(static_cast<double>(done_)).c_str(), seconds,
+                    bytes_text(rate).c_str());
+    }
     if (tty_) std::fputs("\r\033[K", stderr);
     log_info(line);
     return;

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from gguf import GGMLQuantizationType as Q
@@ -101,6 +102,8 @@ def test_f32_gguf_matches_the_reference_on_the_folder(models):
     ({"drop": "blk.1.ffn_up.weight"}, "model.layers.1.mlp.up_proj.weight: missing"),
     ({"ffn": 48}, "expected, file has"),
     ({"tokenizer_model": "llama"}, 'tokenizer.ggml.model "llama" is not supported'),
+    ({"extra": lambda w: w.add_string(w.arch + ".rope.scaling.type", "yarn")},
+     'rope.scaling.type "yarn" is not supported'),
 ])
 def test_broken_files_get_clear_errors(models, tmp_path, broken, words):
     folder, _ = models
@@ -111,6 +114,14 @@ def test_broken_files_get_clear_errors(models, tmp_path, broken, words):
     assert out.returncode != 0
     assert words in out.stderr, out.stderr
     assert "broken.gguf" in out.stderr, out.stderr
+
+
+def test_f16_rope_freqs_and_a_sliding_window_key_are_read(models, tmp_path):
+    folder, files = models
+    path = str(tmp_path / "f16-freqs.gguf")
+    write_gguf(folder, path, Q.F32, rope_freqs_dtype=np.float16,
+               extra=lambda w: w.add_uint32(w.arch + ".attention.sliding_window", 4096))
+    compare(folder, path, IDS[:6])
 
 
 @pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_K])

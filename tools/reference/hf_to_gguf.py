@@ -92,9 +92,11 @@ def llama3_rope_freqs(cfg):
     return np.array(out, dtype=np.float32)
 
 
-def write_gguf(folder, path, qtype, arch=None, drop=None, ffn=None, tokenizer_model="gpt2"):
-    """`arch`, `drop` (a tensor left out), `ffn` (a wrong feed_forward_length)
-    and `tokenizer_model` make broken files for the error tests."""
+def write_gguf(folder, path, qtype, arch=None, drop=None, ffn=None, tokenizer_model="gpt2",
+               extra=None, rope_freqs_dtype=np.float32):
+    """`arch`, `drop` (a tensor left out), `ffn` (a wrong feed_forward_length),
+    `tokenizer_model` and `extra` (called with the writer to add keys) make
+    the unusual files of the error tests."""
     cfg = json.load(open(os.path.join(folder, "config.json")))
     tok = json.load(open(os.path.join(folder, "tokenizer.json"), encoding="utf-8"))
     tcfg = json.load(open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8"))
@@ -143,7 +145,9 @@ def write_gguf(folder, path, qtype, arch=None, drop=None, ffn=None, tokenizer_mo
         else:
             w.add_tensor(name, arr)
     if cfg.get("rope_scaling"):
-        w.add_tensor("rope_freqs.weight", llama3_rope_freqs(cfg))
+        w.add_tensor("rope_freqs.weight", llama3_rope_freqs(cfg).astype(rope_freqs_dtype))
+    if extra:
+        extra(w)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
