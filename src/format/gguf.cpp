@@ -120,58 +120,49 @@ bool known_value_type(uint32_t t) {
   return t <= static_cast<uint32_t>(GgufValue::Type::kF64);
 }
 
+// One scalar of type T, widened into `slot` (GgufValue's u, i or f).
+template <typename T, typename Slot>
+Status read_scalar(Reader& r, const std::string& what, Slot& slot) {
+  R1_ASSIGN_OR_RETURN(T x, r.read<T>(what));
+  slot = static_cast<Slot>(x);
+  return ok_status();
+}
+
 Result<GgufValue> read_value(Reader& r, GgufValue::Type type, const std::string& what,
                              std::string_view label, int depth, uint64_t& items_left) {
   GgufValue v;
   v.type = type;
   switch (type) {
-    case GgufValue::Type::kU8: {
-      R1_ASSIGN_OR_RETURN(uint8_t x, r.read<uint8_t>(what));
-      v.u = x;
+    case GgufValue::Type::kU8:
+      R1_RETURN_IF_ERROR(read_scalar<uint8_t>(r, what, v.u));
       break;
-    }
-    case GgufValue::Type::kI8: {
-      R1_ASSIGN_OR_RETURN(int8_t x, r.read<int8_t>(what));
-      v.i = x;
+    case GgufValue::Type::kI8:
+      R1_RETURN_IF_ERROR(read_scalar<int8_t>(r, what, v.i));
       break;
-    }
-    case GgufValue::Type::kU16: {
-      R1_ASSIGN_OR_RETURN(uint16_t x, r.read<uint16_t>(what));
-      v.u = x;
+    case GgufValue::Type::kU16:
+      R1_RETURN_IF_ERROR(read_scalar<uint16_t>(r, what, v.u));
       break;
-    }
-    case GgufValue::Type::kI16: {
-      R1_ASSIGN_OR_RETURN(int16_t x, r.read<int16_t>(what));
-      v.i = x;
+    case GgufValue::Type::kI16:
+      R1_RETURN_IF_ERROR(read_scalar<int16_t>(r, what, v.i));
       break;
-    }
-    case GgufValue::Type::kU32: {
-      R1_ASSIGN_OR_RETURN(uint32_t x, r.read<uint32_t>(what));
-      v.u = x;
+    case GgufValue::Type::kU32:
+      R1_RETURN_IF_ERROR(read_scalar<uint32_t>(r, what, v.u));
       break;
-    }
-    case GgufValue::Type::kI32: {
-      R1_ASSIGN_OR_RETURN(int32_t x, r.read<int32_t>(what));
-      v.i = x;
+    case GgufValue::Type::kI32:
+      R1_RETURN_IF_ERROR(read_scalar<int32_t>(r, what, v.i));
       break;
-    }
-    case GgufValue::Type::kU64: {
-      R1_ASSIGN_OR_RETURN(v.u, r.read<uint64_t>(what));
+    case GgufValue::Type::kU64:
+      R1_RETURN_IF_ERROR(read_scalar<uint64_t>(r, what, v.u));
       break;
-    }
-    case GgufValue::Type::kI64: {
-      R1_ASSIGN_OR_RETURN(v.i, r.read<int64_t>(what));
+    case GgufValue::Type::kI64:
+      R1_RETURN_IF_ERROR(read_scalar<int64_t>(r, what, v.i));
       break;
-    }
-    case GgufValue::Type::kF32: {
-      R1_ASSIGN_OR_RETURN(float x, r.read<float>(what));
-      v.f = x;
+    case GgufValue::Type::kF32:
+      R1_RETURN_IF_ERROR(read_scalar<float>(r, what, v.f));
       break;
-    }
-    case GgufValue::Type::kF64: {
-      R1_ASSIGN_OR_RETURN(v.f, r.read<double>(what));
+    case GgufValue::Type::kF64:
+      R1_RETURN_IF_ERROR(read_scalar<double>(r, what, v.f));
       break;
-    }
     case GgufValue::Type::kBool: {
       R1_ASSIGN_OR_RETURN(uint8_t x, r.read<uint8_t>(what));
       if (x > 1) {

@@ -23,56 +23,43 @@ void q8_0(const uint8_t* b, float* y) {
   for (int j = 0; j < 32; ++j) y[j] = d * static_cast<float>(qs[j]);
 }
 
-// Q4_0: d, qs[16]; low nibbles are elements 0..15, high nibbles 16..31,
-// each stored with +8.
+// The 32 values of a Q4_0 / Q4_1 / Q5_0 / Q5_1 block: the low nibbles of
+// qs[16] are elements 0..15, the high nibbles 16..31; the Q5 types add a
+// fifth bit, element j's being bit j of qh (a little-endian u32);
+// x = d * (q + offset) + m.
+void blocks32(const uint8_t* qs, uint32_t qh, float d, int offset, float m, float* y) {
+  for (int j = 0; j < 16; ++j) {
+    const int lo = (qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+    const int hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+    y[j] = d * static_cast<float>(lo + offset) + m;
+    y[j + 16] = d * static_cast<float>(hi + offset) + m;
+  }
+}
+
+uint32_t u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Q4_0: d, qs[16], stored with +8.
 void q4_0(const uint8_t* b, float* y) {
-  const float d = half(b);
-  const uint8_t* qs = b + 2;
-  for (int j = 0; j < 16; ++j) {
-    y[j] = d * static_cast<float>((qs[j] & 0x0F) - 8);
-    y[j + 16] = d * static_cast<float>((qs[j] >> 4) - 8);
-  }
+  blocks32(b + 2, 0, half(b), -8, 0.0f, y);
 }
 
-// Q4_1: d, m, qs[16]; x = d * q + m with unsigned nibbles.
+// Q4_1: d, m, qs[16]; x = d * q + m.
 void q4_1(const uint8_t* b, float* y) {
-  const float d = half(b);
-  const float m = half(b + 2);
-  const uint8_t* qs = b + 4;
-  for (int j = 0; j < 16; ++j) {
-    y[j] = d * static_cast<float>(qs[j] & 0x0F) + m;
-    y[j + 16] = d * static_cast<float>(qs[j] >> 4) + m;
-  }
+  blocks32(b + 4, 0, half(b), 0, half(b + 2), y);
 }
 
-// Q5_0: d, qh (32 fifth bits, little-endian u32), qs[16]; element j's fifth
-// bit is bit j of qh, element j+16's is bit j+16; stored with +16.
+// Q5_0: d, qh, qs[16], stored with +16.
 void q5_0(const uint8_t* b, float* y) {
-  const float d = half(b);
-  uint32_t qh;
-  std::memcpy(&qh, b + 2, 4);
-  const uint8_t* qs = b + 6;
-  for (int j = 0; j < 16; ++j) {
-    const int lo = (qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
-    const int hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-    y[j] = d * static_cast<float>(lo - 16);
-    y[j + 16] = d * static_cast<float>(hi - 16);
-  }
+  blocks32(b + 6, u32(b + 2), half(b), -16, 0.0f, y);
 }
 
-// Q5_1: d, m, qh, qs[16]; x = d * q + m with unsigned 5-bit q.
+// Q5_1: d, m, qh, qs[16]; x = d * q + m.
 void q5_1(const uint8_t* b, float* y) {
-  const float d = half(b);
-  const float m = half(b + 2);
-  uint32_t qh;
-  std::memcpy(&qh, b + 4, 4);
-  const uint8_t* qs = b + 8;
-  for (int j = 0; j < 16; ++j) {
-    const int lo = (qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
-    const int hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-    y[j] = d * static_cast<float>(lo) + m;
-    y[j + 16] = d * static_cast<float>(hi) + m;
-  }
+  blocks32(b + 8, u32(b + 4), half(b), 0, half(b + 2), y);
 }
 
 // The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block,
@@ -164,31 +151,36 @@ void q6_k(const uint8_t* b, float* y) {
   }
 }
 
+// F32, F16 and BF16 as one-element "blocks".
+void f32(const uint8_t* b, float* y) {
+  std::memcpy(y, b, 4);
+}
+void f16(const uint8_t* b, float* y) {
+  *y = half(b);
+}
+void bf16(const uint8_t* b, float* y) {
+  uint16_t h;
+  std::memcpy(&h, b, 2);
+  *y = bf16_to_f32(h);
+}
+
 }  // namespace
 
 void dequantize_gguf(uint32_t type, const uint8_t* src, int64_t n, float* out) {
   const std::optional<GgmlBlock> block = ggml_block(type);
   R1_CHECK_MSG(block.has_value(), "dequantize_gguf: unsupported ggml type");
   R1_CHECK_MSG(n % block->elements == 0, "dequantize_gguf: not a whole number of blocks");
-  switch (static_cast<GgmlType>(type)) {
-    case GgmlType::kF32:
-      std::memcpy(out, src, static_cast<size_t>(n) * 4);
-      return;
-    case GgmlType::kF16:
-      for (int64_t i = 0; i < n; ++i) out[i] = half(src + 2 * i);
-      return;
-    case GgmlType::kBF16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        out[i] = bf16_to_f32(h);
-      }
-      return;
-    default:
-      break;
-  }
   void (*fn)(const uint8_t*, float*) = nullptr;
   switch (static_cast<GgmlType>(type)) {
+    case GgmlType::kF32:
+      fn = f32;
+      break;
+    case GgmlType::kF16:
+      fn = f16;
+      break;
+    case GgmlType::kBF16:
+      fn = bf16;
+      break;
     case GgmlType::kQ8_0:
       fn = q8_0;
       break;
@@ -213,9 +205,8 @@ void dequantize_gguf(uint32_t type, const uint8_t* src, int64_t n, float* out) {
     case GgmlType::kQ6_K:
       fn = q6_k;
       break;
-    default:
-      R1_CHECK_MSG(false, "dequantize_gguf: unsupported ggml type");
   }
+  R1_CHECK_MSG(fn != nullptr, "dequantize_gguf: unsupported ggml type");
   for (int64_t k = 0; k < n / block->elements; ++k) {
     fn(src + k * block->bytes, out + k * block->elements);
   }

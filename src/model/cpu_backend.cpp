@@ -34,7 +34,7 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config
   }
   ArchSpec spec = arch_spec(config);
   R1_ASSIGN_OR_RETURN(ModelWeights weights, bind_weights(config, spec.qkv_bias, *files,
-                                                        options.precision, options.n_threads));
+                                                         options.precision, options.n_threads));
   const int64_t cache_floats = static_cast<int64_t>(options.n_kv_blocks) * options.block_size *
                                config.n_kv_heads * config.head_dim;
   const int64_t cache_bytes =

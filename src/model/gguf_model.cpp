@@ -17,6 +17,7 @@
 #include "format/gguf.h"
 #include "format/gguf_blocks.h"
 #include "model/model_folder.h"
+#include "tokenizer/bpe_tokenizer_json.h"
 
 namespace r1 {
 
@@ -24,61 +25,19 @@ namespace {
 
 using nlohmann::json;
 
-// Split regexes of the pre-tokenizers tokenizer.ggml.pre names
-// (model-facts.md §2.2, §4.2; llama.cpp maps "deepseek-r1-qwen" to Qwen2's).
-constexpr std::string_view kQwen2Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr std::string_view kLlama3Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
 // tokenizer.ggml.token_type values.
 constexpr int64_t kTypeControl = 3;
 constexpr int64_t kTypeUserDefined = 4;
 
-json byte_level(bool use_regex) {
-  return json{{"type", "ByteLevel"},
-              {"add_prefix_space", false},
-              {"trim_offsets", false},
-              {"use_regex", use_regex}};
-}
-
-json split(std::string_view regex) {
-  return json{{"type", "Split"},
-              {"pattern", {{"Regex", std::string(regex)}}},
-              {"behavior", "Isolated"},
-              {"invert", false}};
-}
-
-struct PreTokenizer {
-  json normalizer;
-  json pre_tokenizer;
-  bool ignore_merges = false;
-};
-
-// The HF pre-tokenizer of each tokenizer.ggml.pre name r1serve knows.
-Result<PreTokenizer> pre_tokenizer_for(const std::string& pre, const std::string& path) {
-  PreTokenizer p;
-  if (pre == "qwen2" || pre == "deepseek-r1-qwen") {
-    p.normalizer = json{{"type", "NFC"}};
-    p.pre_tokenizer = json{{"type", "Sequence"},
-                           {"pretokenizers", json::array({split(kQwen2Regex), byte_level(false)})}};
-  } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
-    p.pre_tokenizer =
-        json{{"type", "Sequence"},
-             {"pretokenizers", json::array({split(kLlama3Regex), byte_level(false)})}};
-    p.ignore_merges = true;  // Llama-3's tokenizer.json, and llama.cpp for llama-bpe
-  } else if (pre == "smollm") {
-    // SmolLM's tokenizer.json: Digits(individual_digits), then GPT-2's
-    // ByteLevel split.
-    p.pre_tokenizer = json{{"type", "Sequence"},
-                           {"pretokenizers", json::array({split(R"(\p{N})"), byte_level(true)})}};
-  } else {
-    return unimplemented(
-        path + ": tokenizer.ggml.pre \"" + pre +
-        "\" is not supported (qwen2, deepseek-r1-qwen, llama-bpe / llama3 / llama-v3 "
-        "and smollm are)");
-  }
-  return p;
+// The pre-tokenizer each tokenizer.ggml.pre name r1serve reads stands for
+// (llama.cpp maps "deepseek-r1-qwen" to Qwen2's, model-facts.md §4.2).
+Result<PreTokenizerKind> pre_tokenizer_for(const std::string& pre, const std::string& path) {
+  if (pre == "qwen2" || pre == "deepseek-r1-qwen") return PreTokenizerKind::kQwen2;
+  if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return PreTokenizerKind::kLlama3;
+  if (pre == "smollm") return PreTokenizerKind::kSmolLM;
+  return unimplemented(path + ": tokenizer.ggml.pre \"" + pre +
+                       "\" is not supported (qwen2, deepseek-r1-qwen, llama-bpe / llama3 / "
+                       "llama-v3 and smollm are)");
 }
 
 Result<const GgufValue*> string_array(const GgufFile& f, std::string_view key) {
@@ -115,7 +74,7 @@ Result<TokenizerFiles> tokenizer_files(const GgufFile& f) {
                          "unknown (qwen2, deepseek-r1-qwen, llama-bpe and smollm are read)");
   }
   R1_ASSIGN_OR_RETURN(std::string pre, f.get_string("tokenizer.ggml.pre"));
-  R1_ASSIGN_OR_RETURN(PreTokenizer p, pre_tokenizer_for(pre, path));
+  R1_ASSIGN_OR_RETURN(PreTokenizerKind kind, pre_tokenizer_for(pre, path));
   R1_ASSIGN_OR_RETURN(const GgufValue* tokens, string_array(f, "tokenizer.ggml.tokens"));
   R1_ASSIGN_OR_RETURN(const GgufValue* merges, string_array(f, "tokenizer.ggml.merges"));
   const GgufValue* types = f.find("tokenizer.ggml.token_type");
@@ -136,39 +95,14 @@ Result<TokenizerFiles> tokenizer_files(const GgufFile& f) {
     if (text.empty()) return invalid_argument(path + ": token " + std::to_string(id) + " is empty");
     const int64_t type = types != nullptr ? types->items[id].as_int().value_or(1) : 1;
     if (type == kTypeControl || type == kTypeUserDefined) {
-      added.push_back({{"id", id},
-                       {"content", text},
-                       {"single_word", false},
-                       {"lstrip", false},
-                       {"rstrip", false},
-                       {"normalized", type == kTypeUserDefined},
-                       {"special", type == kTypeControl}});
+      added.push_back(added_token_json(static_cast<int32_t>(id), text, type == kTypeControl,
+                                       type == kTypeUserDefined));
     } else if (!vocab.emplace(text, id).second) {
       return invalid_argument(path + ": token \"" + text + "\" appears twice in the vocabulary");
     }
   }
   json merge_list = json::array();
   for (const GgufValue& m : merges->items) merge_list.push_back(m.s);
-
-  json root = {{"version", "1.0"},
-               {"truncation", nullptr},
-               {"padding", nullptr},
-               {"added_tokens", std::move(added)},
-               {"normalizer", p.normalizer},
-               {"pre_tokenizer", p.pre_tokenizer},
-               {"post_processor", byte_level(false)},
-               {"decoder", byte_level(false)},
-               {"model",
-                {{"type", "BPE"},
-                 {"dropout", nullptr},
-                 {"unk_token", nullptr},
-                 {"continuing_subword_prefix", ""},
-                 {"end_of_word_suffix", ""},
-                 {"fuse_unk", false},
-                 {"byte_fallback", false},
-                 {"ignore_merges", p.ignore_merges},
-                 {"vocab", std::move(vocab)},
-                 {"merges", std::move(merge_list)}}}};
 
   json config = json::object();
   auto token_key = [&](const char* key, const char* name) -> Status {
@@ -184,7 +118,7 @@ Result<TokenizerFiles> tokenizer_files(const GgufFile& f) {
   R1_RETURN_IF_ERROR(token_key("tokenizer.ggml.bos_token_id", "bos_token"));
   R1_RETURN_IF_ERROR(token_key("tokenizer.ggml.eos_token_id", "eos_token"));
   // Absent flags: llama.cpp adds BOS by default for Llama-3's vocabulary.
-  const bool default_bos = pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3";
+  const bool default_bos = kind == PreTokenizerKind::kLlama3;
   for (const auto& [key, name, fallback] :
        {std::tuple{"tokenizer.ggml.add_bos_token", "add_bos_token", default_bos},
         std::tuple{"tokenizer.ggml.add_eos_token", "add_eos_token", false}}) {
@@ -195,50 +129,53 @@ Result<TokenizerFiles> tokenizer_files(const GgufFile& f) {
     R1_ASSIGN_OR_RETURN(std::string tmpl, f.get_string("tokenizer.chat_template"));
     config["chat_template"] = std::move(tmpl);
   }
-  return TokenizerFiles{root.dump(), config.dump()};
+  return TokenizerFiles{
+      bpe_tokenizer_json(kind, std::move(vocab), std::move(merge_list), std::move(added)),
+      config.dump()};
 }
 
 // Llama-3.1's RoPE scaling from llama.cpp's rope_freqs.weight (the divisor
 // of each frequency): the parameters whose divisors match it. The R1 Llama
 // distills use factor 8, low 1, high 4, original 8192 (model-facts.md §1).
-Result<json> llama3_rope_scaling(const TensorInfo& t, double theta, int64_t head_dim,
-                                 const std::string& path) {
-  const int64_t n = head_dim / 2;
-  if (t.n_elements() != n) {
-    return invalid_argument(path + ": rope_freqs.weight has " + std::to_string(t.n_elements()) +
-                            " values, expected " + std::to_string(n));
+Result<RopeScaling> llama3_rope_scaling(const GgufTensor& t, const ModelConfig& c,
+                                        const std::string& path) {
+  const int64_t n = c.head_dim / 2;
+  if (c.arch != Arch::kLlama || t.n_elements() != n) {
+    return unimplemented(path + ": rope_freqs.weight has " + std::to_string(t.n_elements()) +
+                         " values; only Llama-3.1's scaling of a llama model's " +
+                         std::to_string(n) + " frequencies is read");
   }
-  // The ggml type of a plain tensor from its dtype (llama.cpp writes F32).
-  const uint32_t type = t.ggml_type.value_or(t.dtype == DType::kF16    ? 1u
-                                             : t.dtype == DType::kBF16 ? 30u
-                                                                       : 0u);
   std::vector<float> divisors(static_cast<size_t>(n));
-  dequantize_gguf(type, t.data, n, divisors.data());
-  const double factor = divisors.back();
-  const double low = 1.0, high = 4.0, original = 8192.0;
-  const double low_wavelen = original / low, high_wavelen = original / high;
+  dequantize_gguf(t.type, t.data, n, divisors.data());
+  RopeScaling rs;
+  rs.type = RopeScaling::Type::kLlama3;
+  rs.factor = divisors.back();
+  rs.low_freq_factor = 1.0;
+  rs.high_freq_factor = 4.0;
+  rs.original_max_position_embeddings = 8192;
+  const double original = static_cast<double>(rs.original_max_position_embeddings);
+  const double low_wavelen = original / rs.low_freq_factor;
+  const double high_wavelen = original / rs.high_freq_factor;
   for (int64_t i = 0; i < n; ++i) {
-    const double freq = 1.0 / std::pow(theta, 2.0 * static_cast<double>(i) / head_dim);
+    const double freq = 1.0 / std::pow(c.rope_theta, 2.0 * static_cast<double>(i) /
+                                                         static_cast<double>(c.head_dim));
     const double wavelen = 2.0 * M_PI / freq;
     double want = 1.0;
     if (wavelen > low_wavelen) {
-      want = factor;
+      want = rs.factor;
     } else if (wavelen >= high_wavelen) {
-      const double smooth = (original / wavelen - low) / (high - low);
-      want = 1.0 / ((1.0 - smooth) / factor + smooth);
+      const double smooth =
+          (original / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+      want = 1.0 / ((1.0 - smooth) / rs.factor + smooth);
     }
-    if (std::fabs(want - divisors[static_cast<size_t>(i)]) > 1e-3 * want) {
+    if (!(std::fabs(want - divisors[static_cast<size_t>(i)]) <= 1e-3 * want)) {
       return unimplemented(
           path + ": rope_freqs.weight is not Llama-3.1's scaling (factor " +
-          std::to_string(factor) +
+          std::to_string(rs.factor) +
           ", low 1, high 4, original 8192); other RoPE scalings are not supported");
     }
   }
-  return json{{"rope_type", "llama3"},
-              {"factor", factor},
-              {"low_freq_factor", low},
-              {"high_freq_factor", high},
-              {"original_max_position_embeddings", static_cast<int64_t>(original)}};
+  return rs;
 }
 
 // The shortest decimal that reads back as `f`, as a double: the value a
@@ -253,7 +190,7 @@ double shortest_decimal(float f) {
 }
 
 // config.json for the file's architecture and hyper-parameters.
-Result<std::string> config_json(const GgufModel& model, const WeightFiles& files) {
+Result<std::string> config_json(const GgufModel& model) {
   const GgufFile& f = model.first();
   const std::string& path = f.path();
   R1_ASSIGN_OR_RETURN(std::string arch, f.get_string("general.architecture"));
@@ -306,41 +243,19 @@ Result<std::string> config_json(const GgufModel& model, const WeightFiles& files
     }
   }
   c["hidden_act"] = "silu";
-  const TensorInfo* embed = files.find("model.embed_tokens.weight");
-  if (embed == nullptr || embed->shape.size() != 2) {
+  const GgufTensor* embed = model.find_tensor("token_embd.weight");
+  if (embed == nullptr || embed->dims.size() != 2) {
     return not_found(path + ": token_embd.weight is missing or not a matrix");
   }
-  c["vocab_size"] = embed->shape[0];
-  c["tie_word_embeddings"] = files.find("lm_head.weight") == nullptr;
-  if (arch == "llama")
-    c["attention_bias"] = files.find("model.layers.0.self_attn.q_proj.bias") != nullptr;
+  c["vocab_size"] = embed->dims[1];
+  c["tie_word_embeddings"] = model.find_tensor("output.weight") == nullptr;
+  if (arch == "llama") c["attention_bias"] = model.find_tensor("blk.0.attn_q.bias") != nullptr;
   c["torch_dtype"] = "bfloat16";
-  if (const TensorInfo* freqs = files.find("rope_freqs.weight")) {
-    const int64_t head_dim = c.contains("head_dim") ? c["head_dim"].get<int64_t>()
-                                                    : c["hidden_size"].get<int64_t>() /
-                                                          c["num_attention_heads"].get<int64_t>();
-    R1_ASSIGN_OR_RETURN(c["rope_scaling"], llama3_rope_scaling(*freqs, theta, head_dim, path));
-  }
   for (const auto& [key, name] : {std::pair{"tokenizer.ggml.bos_token_id", "bos_token_id"},
                                   std::pair{"tokenizer.ggml.eos_token_id", "eos_token_id"}}) {
     if (const GgufValue* v = f.find(key); v != nullptr && v->as_int()) c[name] = *v->as_int();
   }
   return c.dump();
-}
-
-// head_dim as llama.cpp reads it, before config.json exists: needed to
-// undo the Q/K row order of Llama files.
-Result<int64_t> head_dim_of(const GgufFile& f, const std::string& arch) {
-  if (f.find(arch + ".attention.key_length") != nullptr) {
-    return f.get_int(arch + ".attention.key_length");
-  }
-  R1_ASSIGN_OR_RETURN(int64_t hidden, f.get_int(arch + ".embedding_length"));
-  R1_ASSIGN_OR_RETURN(int64_t heads, f.get_int(arch + ".attention.head_count"));
-  if (heads <= 0 || hidden % heads != 0) {
-    return invalid_argument(f.path() + ": " + arch + ".embedding_length " + std::to_string(hidden) +
-                            " is not a multiple of the head count " + std::to_string(heads));
-  }
-  return hidden / heads;
 }
 
 }  // namespace
@@ -355,19 +270,21 @@ Result<Tokenizer> open_gguf_tokenizer(const std::string& path) {
 
 Result<ModelFolder> open_gguf_model(const std::string& path) {
   R1_ASSIGN_OR_RETURN(std::shared_ptr<GgufModel> model, GgufModel::open(path));
-  const GgufFile& f = model->first();
-  R1_ASSIGN_OR_RETURN(std::string arch, f.get_string("general.architecture"));
-  R1_ASSIGN_OR_RETURN(int64_t head_dim, head_dim_of(f, arch));
-  R1_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::from_gguf(model, arch == "llama", head_dim));
-  R1_ASSIGN_OR_RETURN(std::string config, config_json(*model, files));
-  R1_ASSIGN_OR_RETURN(TokenizerFiles tok_files, tokenizer_files(f));
+  R1_ASSIGN_OR_RETURN(std::string config, config_json(*model));
   ModelFolder m;
   m.dir = path;
   auto parsed = parse_model_config(config);
   if (!parsed.ok()) return parsed.status().with_context(path + " (its qwen2.* / llama.* metadata)");
   m.config = std::move(parsed).value();
+  if (const GgufTensor* freqs = model->find_tensor("rope_freqs.weight")) {
+    R1_ASSIGN_OR_RETURN(m.config.rope_scaling, llama3_rope_scaling(*freqs, m.config, path));
+  }
   m.generation.bos_token_id = m.config.bos_token_id;
   m.generation.eos_token_ids = m.config.eos_token_ids;
+  R1_ASSIGN_OR_RETURN(
+      WeightFiles files,
+      WeightFiles::from_gguf(model, m.config.arch == Arch::kLlama, m.config.head_dim));
+  R1_ASSIGN_OR_RETURN(TokenizerFiles tok_files, tokenizer_files(model->first()));
   auto tok = Tokenizer::from_json(tok_files.tokenizer_json, tok_files.config_json);
   if (!tok.ok()) return tok.status().with_context(path + " (its tokenizer.ggml.* metadata)");
   return finish_model_folder(std::move(m), std::move(files), std::move(tok).value(),

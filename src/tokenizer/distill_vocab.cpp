@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/bpe_tokenizer_json.h"
 #include "tokenizer/detail/byte_level.h"
 
 namespace r1 {
@@ -66,16 +67,6 @@ constexpr std::array<AddedEntry, 10> kLlamaRenamed = {{
     {128015, "<｜▁pad▁｜>", true},
 }};
 
-json added_token_json(int32_t id, std::string_view content, bool special) {
-  return json{{"id", id},
-              {"content", std::string(content)},
-              {"single_word", false},
-              {"lstrip", false},
-              {"rstrip", false},
-              {"normalized", false},
-              {"special", special}};
-}
-
 Result<json> parse(const std::string& text, const char* what) {
   json root;
   try {
@@ -90,10 +81,6 @@ Result<json> parse(const std::string& text, const char* what) {
   }
   return root;
 }
-
-// Qwen2's split regex, exactly as its tokenizer.json stores it (§2.2).
-constexpr std::string_view kQwen2SplitRegex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 // Standard base64 (RFC 4648 §4) with padding, as tiktoken rank files use.
 bool base64_decode(std::string_view text, std::string* out) {
@@ -202,13 +189,6 @@ std::optional<std::pair<std::string, std::string>> last_merge(
   return std::make_pair(std::string(parts[0]), std::string(parts[1]));
 }
 
-json byte_level_json(bool add_prefix_space, bool trim_offsets, bool use_regex) {
-  return json{{"type", "ByteLevel"},
-              {"add_prefix_space", add_prefix_space},
-              {"trim_offsets", trim_offsets},
-              {"use_regex", use_regex}};
-}
-
 }  // namespace
 
 Result<std::filesystem::path> find_vocab_dir(const std::filesystem::path& project_dir) {
@@ -261,34 +241,8 @@ Result<std::string> make_r1_qwen_tokenizer_json(const std::string& qwen_tiktoken
   for (const AddedEntry& e : kQwenAdded) {
     added.push_back(added_token_json(e.id, e.content, e.special));
   }
-  json split = {{"type", "Split"},
-                {"pattern", {{"Regex", std::string(kQwen2SplitRegex)}}},
-                {"behavior", "Isolated"},
-                {"invert", false}};
-  const json root = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", std::move(added)},
-      {"normalizer", {{"type", "NFC"}}},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers", json::array({std::move(split), byte_level_json(false, false, false)})}}},
-      {"post_processor", byte_level_json(false, false, false)},
-      {"decoder", byte_level_json(false, false, false)},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"continuing_subword_prefix", ""},
-        {"end_of_word_suffix", ""},
-        {"fuse_unk", false},
-        {"byte_fallback", false},
-        {"ignore_merges", false},
-        {"vocab", std::move(vocab)},
-        {"merges", std::move(merges)}}},
-  };
-  return root.dump();
+  return bpe_tokenizer_json(PreTokenizerKind::kQwen2, std::move(vocab), std::move(merges),
+                            std::move(added));
 }
 
 Result<std::string> make_r1_llama_tokenizer_json(const std::string& llama3_tokenizer_json) {
