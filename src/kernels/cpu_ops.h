@@ -85,10 +85,11 @@ void dot_q8(const int8_t* w, const float* w_scales, int64_t group, const int8_t*
 void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int64_t ws_stride,
                  int n_rows, int64_t group, const int8_t* xq, const float* xs, int64_t padded,
                  float* out);
-// Two rows with one scale each (group = padded) against four tokens:
+// Two rows (scales ws0, ws1: [padded / group] each) against four tokens:
 // out[r * 4 + t].
-void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const int8_t* const* xq,
-                const float* const* xs, int64_t padded, float* out);
+void dot_q8_2x4(const int8_t* w0, const int8_t* w1, const float* ws0, const float* ws1,
+                int64_t group, const int8_t* const* xq, const float* const* xs, int64_t padded,
+                float* out);
 // int4: w [padded / 2] per row packed as in ops.h, w_scales f16 [padded / 32];
 // xi and xo: the activations as q4_prepare_activations arranges them.
 void dot_q4(const uint8_t* w, const uint16_t* w_scales, const int8_t* const* xi,

@@ -100,14 +100,14 @@ TEST_P(CpuOpsTest, SiluMulMatchesReference) {
 // A batch of three sequences at different lengths whose blocks are scattered
 // through the cache; some tokens are a prefill chunk on top of cached blocks,
 // one is a single decode token. Head sizes below, at and above the vector
-// widths (with tails), 128 and 256 with groups of 6, 5 (odd) and 1 query
-// heads per kv head, and contexts over one 16-position chunk, on every ISA
-// path.
+// widths (with tails), 64 (SmolLM2: 3 query heads per kv head), 128 and 256
+// with groups of 6, 5 (odd) and 1 query heads per kv head, and contexts over one 16-position chunk,
+// on every ISA path.
 TEST_P(CpuOpsTest, PagedAttentionMatchesReferenceOnMixedBatch) {
   for (auto [n_heads, n_kv, d] :
        {std::tuple{6, 2, 16}, std::tuple{4, 4, 9}, std::tuple{5, 1, 33}, std::tuple{12, 2, 128},
         std::tuple{4, 2, 40}, std::tuple{10, 2, 128}, std::tuple{12, 12, 128},
-        std::tuple{4, 2, 256}}) {
+        std::tuple{4, 2, 256}, std::tuple{9, 3, 64}}) {
     const int32_t block_size = 4, n_blocks = 40;
     auto k = random_floats(static_cast<size_t>(n_blocks * block_size * n_kv * d), 51, -2.f, 2.f);
     auto v = random_floats(k.size(), 52);

@@ -150,30 +150,62 @@ __attribute__((target("avx2,fma"))) void tokens_avx2(const int8_t* w, const floa
   for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]);
 }
 
-// 2 rows x 4 tokens, one group per row: acc = fma(gacc, scale, 0) is
-// exactly gacc * scale, so this matches the shapes above bit for bit.
+// 2 rows x 4 tokens (prefill): each weight load serves four tokens and each
+// activation load two rows. Per (row, token) the arithmetic is the other
+// AVX2 shapes' step for step. With one block per group (GGUF's blocks of
+// 32), gacc = fma(p, x_scale, 0) is exactly p * x_scale, so the group sum
+// is a multiply and only the 8 accumulators stay live across blocks; with
+// longer groups, 8 group sums and 8 accumulators fill the 16 registers and
+// the accumulators, touched once per group, spill.
 __attribute__((target("avx2,fma"))) void two_by_four_avx2(const int8_t* w0, const int8_t* w1,
-                                                          float ws0, float ws1,
-                                                          const int8_t* const* xq,
+                                                          const float* ws0, const float* ws1,
+                                                          int64_t group, const int8_t* const* xq,
                                                           const float* const* xs, int64_t padded,
                                                           float* out) {
-  __m256 g0[4], g1[4];
-  for (int t = 0; t < 4; ++t) g0[t] = g1[t] = _mm256_setzero_ps();
-  for (int64_t c = 0; c < padded; c += kQuantBlock) {
-    const __m256i wv0 = load32(w0 + c);
-    const __m256i wv1 = load32(w1 + c);
-    for (int t = 0; t < 4; ++t) {
-      const __m256i xv = load32(xq[t] + c);
-      const __m256i ax = _mm256_sign_epi8(xv, xv);
-      const __m256 scale = _mm256_set1_ps(xs[t][c / kQuantBlock]);
-      g0[t] = block_step(wv0, xv, ax, scale, g0[t]);
-      g1[t] = block_step(wv1, xv, ax, scale, g1[t]);
+  __m256 acc0[4], acc1[4];
+  for (int t = 0; t < 4; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+  if (group == kQuantBlock) {
+    for (int64_t c = 0, b = 0; c < padded; c += kQuantBlock, ++b) {
+      const __m256i wv0 = load32(w0 + c);
+      const __m256i wv1 = load32(w1 + c);
+      const __m256 s0 = _mm256_set1_ps(ws0[b]), s1 = _mm256_set1_ps(ws1[b]);
+      for (int t = 0; t < 4; ++t) {
+        const __m256i xv = load32(xq[t] + c);
+        const __m256i ax = _mm256_sign_epi8(xv, xv);
+        const __m256 scale = _mm256_set1_ps(xs[t][b]);
+        const __m256 p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(
+            _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv0, xv)), _mm256_set1_epi16(1)));
+        const __m256 p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(
+            _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv1, xv)), _mm256_set1_epi16(1)));
+        acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(p0, scale), s0, acc0[t]);
+        acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(p1, scale), s1, acc1[t]);
+      }
+    }
+  } else {
+    for (int64_t g0 = 0; g0 < padded; g0 += group) {
+      __m256 g0acc[4], g1acc[4];
+      for (int t = 0; t < 4; ++t) g0acc[t] = g1acc[t] = _mm256_setzero_ps();
+      for (int64_t c = g0; c < g0 + group; c += kQuantBlock) {
+        const __m256i wv0 = load32(w0 + c);
+        const __m256i wv1 = load32(w1 + c);
+        for (int t = 0; t < 4; ++t) {
+          const __m256i xv = load32(xq[t] + c);
+          const __m256i ax = _mm256_sign_epi8(xv, xv);
+          const __m256 scale = _mm256_set1_ps(xs[t][c / kQuantBlock]);
+          g0acc[t] = block_step(wv0, xv, ax, scale, g0acc[t]);
+          g1acc[t] = block_step(wv1, xv, ax, scale, g1acc[t]);
+        }
+      }
+      const __m256 s0 = _mm256_set1_ps(ws0[g0 / group]), s1 = _mm256_set1_ps(ws1[g0 / group]);
+      for (int t = 0; t < 4; ++t) {
+        acc0[t] = _mm256_fmadd_ps(g0acc[t], s0, acc0[t]);
+        acc1[t] = _mm256_fmadd_ps(g1acc[t], s1, acc1[t]);
+      }
     }
   }
-  const __m256 s0 = _mm256_set1_ps(ws0), s1 = _mm256_set1_ps(ws1);
   for (int t = 0; t < 4; ++t) {
-    out[t] = hsum256(_mm256_fmadd_ps(g0[t], s0, _mm256_setzero_ps()));
-    out[4 + t] = hsum256(_mm256_fmadd_ps(g1[t], s1, _mm256_setzero_ps()));
+    out[t] = hsum256(acc0[t]);
+    out[4 + t] = hsum256(acc1[t]);
   }
 }
 
@@ -393,21 +425,22 @@ void dot_q8_rows(const int8_t* w, int64_t row_stride, const float* w_scales, int
       });
 }
 
-void dot_q8_2x4(const int8_t* w0, const int8_t* w1, float ws0, float ws1, const int8_t* const* xq,
-                const float* const* xs, int64_t padded, float* out) {
+void dot_q8_2x4(const int8_t* w0, const int8_t* w1, const float* ws0, const float* ws1,
+                int64_t group, const int8_t* const* xq, const float* const* xs, int64_t padded,
+                float* out) {
   if (active_isa() == Isa::kScalar) {
     for (int t = 0; t < 4; ++t) {
-      out[t] = row_dot_scalar(w0, &ws0, padded, xq[t], xs[t], padded);
-      out[4 + t] = row_dot_scalar(w1, &ws1, padded, xq[t], xs[t], padded);
+      out[t] = row_dot_scalar(w0, ws0, group, xq[t], xs[t], padded);
+      out[4 + t] = row_dot_scalar(w1, ws1, group, xq[t], xs[t], padded);
     }
     return;
   }
   if (vnni_kernels()) {
     const int8_t* const rows[2] = {w0, w1};
-    const float* const scales[2] = {&ws0, &ws1};
-    return tile_vnni<2, 4>(rows, scales, padded, xq, xs, padded, out);
+    const float* const scales[2] = {ws0, ws1};
+    return tile_vnni<2, 4>(rows, scales, group, xq, xs, padded, out);
   }
-  two_by_four_avx2(w0, w1, ws0, ws1, xq, xs, padded, out);
+  two_by_four_avx2(w0, w1, ws0, ws1, group, xq, xs, padded, out);
 }
 
 }  // namespace r1::kernels::cpu

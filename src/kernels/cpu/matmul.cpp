@@ -142,9 +142,11 @@ void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, con
 // weights: the kernel shape that fits (dot_q8.cpp explains why every shape
 // gives the same bits):
 //   fewer than 4 tokens (decode): the whole range x 1 token per call;
-//   int4, and int8 with one scale per row: pairs of rows x 4 tokens, tokens
-//     tiled so a tile's activations stay in L2 while the thread's rows pass;
-//   otherwise (int8 in groups): 1 row x 4 tokens.
+//   otherwise: pairs of rows x 4 tokens, tokens tiled so a tile's
+//     activations stay in L2 while the thread's rows pass. (int8 in groups
+//     once took 1 row x all tokens: for a 1536-column product 512 tokens'
+//     activations, 786 KB, came from L3 for every row; SmolLM2 Q4_1 pp512
+//     at int8 /32, 2 threads, went from 0.74-0.82x llama.cpp to ...)
 void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Activations& a,
                        float* y, int64_t y_stride, int64_t y_col0 = 0) {
   if (w.dtype == DType::kBF16) {
@@ -218,10 +220,6 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
     for (int64_t t = 0; t < a.n_tokens; ++t) rows_one_token(begin, end, t);
     return;
   }
-  if (q8 && w.group_size != padded) {
-    for (int64_t o = begin; o < end; ++o) one_row_tokens(o, 0, a.n_tokens);
-    return;
-  }
   constexpr int64_t kTokenTile = 64;  // 64 x 1536 bytes for the 1.5b shape
   const auto* ws = static_cast<const float*>(w.scales);
   const auto* ws4 = static_cast<const uint16_t*>(w.scales);
@@ -236,8 +234,8 @@ void rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, const Ac
         float out[8];
         if (q8) {
           dot_q8_2x4(reinterpret_cast<const int8_t*>(wd + o * row_bytes),
-                     reinterpret_cast<const int8_t*>(wd + (o + 1) * row_bytes), ws[o], ws[o + 1], q,
-                     sc, padded, out);
+                     reinterpret_cast<const int8_t*>(wd + (o + 1) * row_bytes), ws + o * n_scales,
+                     ws + (o + 1) * n_scales, w.group_size, q, sc, padded, out);
         } else {
           const int32_t* off[4] = {xo(t), xo(t + 1), xo(t + 2), xo(t + 3)};
           dot_q4_2x4(wd + o * row_bytes, wd + (o + 1) * row_bytes, ws4 + o * n_scales,
