@@ -69,6 +69,7 @@ struct InspectArgs {
 Status write_dequantized(const GgufModel& model, const InspectArgs& a) {
   const GgufTensor* t = model.find_tensor(a.dequantize);
   if (t == nullptr) return not_found(a.file + ": no tensor named " + a.dequantize);
+  R1_RETURN_IF_ERROR(require_readable(a.file, *t));
   std::vector<float> values(static_cast<size_t>(t->n_elements()));
   dequantize_gguf(t->type, t->data, t->n_elements(), values.data());
   std::ofstream f(a.out, std::ios::binary);

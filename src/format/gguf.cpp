@@ -26,20 +26,33 @@ constexpr uint64_t kMaxArrayItems = uint64_t{16} << 20;
 struct TypeRow {
   uint32_t id;
   std::string_view name;
-  int64_t elements;  // 0: known to ggml, not read by r1serve
+  int64_t elements;
   int64_t bytes;
+  bool readable;
 };
 
-// ggml-common.h's block sizes for the types read; names for the rest.
+// ggml.h's type ids with ggml-common.h's block sizes (the ids ggml retired,
+// 4, 5 and 31-33, 36-38, are unknown). Q8_1 and Q8_K are ggml's activation
+// blocks, listed for completeness.
 constexpr TypeRow kTypes[] = {
-    {0, "F32", 1, 4},       {1, "F16", 1, 2},     {2, "Q4_0", 32, 18},    {3, "Q4_1", 32, 20},
-    {6, "Q5_0", 32, 22},    {7, "Q5_1", 32, 24},  {8, "Q8_0", 32, 34},    {9, "Q8_1", 0, 0},
-    {10, "Q2_K", 0, 0},     {11, "Q3_K", 0, 0},   {12, "Q4_K", 256, 144}, {13, "Q5_K", 256, 176},
-    {14, "Q6_K", 256, 210}, {15, "Q8_K", 0, 0},   {16, "IQ2_XXS", 0, 0},  {17, "IQ2_XS", 0, 0},
-    {18, "IQ3_XXS", 0, 0},  {19, "IQ1_S", 0, 0},  {20, "IQ4_NL", 0, 0},   {21, "IQ3_S", 0, 0},
-    {22, "IQ2_S", 0, 0},    {23, "IQ4_XS", 0, 0}, {24, "I8", 0, 0},       {25, "I16", 0, 0},
-    {26, "I32", 0, 0},      {27, "I64", 0, 0},    {28, "F64", 0, 0},      {29, "IQ1_M", 0, 0},
-    {30, "BF16", 1, 2},     {34, "TQ1_0", 0, 0},  {35, "TQ2_0", 0, 0},    {39, "MXFP4", 0, 0},
+    {0, "F32", 1, 4, true},          {1, "F16", 1, 2, true},
+    {2, "Q4_0", 32, 18, true},       {3, "Q4_1", 32, 20, true},
+    {6, "Q5_0", 32, 22, true},       {7, "Q5_1", 32, 24, true},
+    {8, "Q8_0", 32, 34, true},       {9, "Q8_1", 32, 36, false},
+    {10, "Q2_K", 256, 84, true},     {11, "Q3_K", 256, 110, true},
+    {12, "Q4_K", 256, 144, true},    {13, "Q5_K", 256, 176, true},
+    {14, "Q6_K", 256, 210, true},    {15, "Q8_K", 256, 292, false},
+    {16, "IQ2_XXS", 256, 66, false}, {17, "IQ2_XS", 256, 74, false},
+    {18, "IQ3_XXS", 256, 98, false}, {19, "IQ1_S", 256, 50, false},
+    {20, "IQ4_NL", 32, 18, false},   {21, "IQ3_S", 256, 110, false},
+    {22, "IQ2_S", 256, 82, false},   {23, "IQ4_XS", 256, 136, false},
+    {24, "I8", 1, 1, false},         {25, "I16", 1, 2, false},
+    {26, "I32", 1, 4, false},        {27, "I64", 1, 8, false},
+    {28, "F64", 1, 8, false},        {29, "IQ1_M", 256, 56, false},
+    {30, "BF16", 1, 2, true},        {34, "TQ1_0", 256, 54, false},
+    {35, "TQ2_0", 256, 66, false},   {39, "MXFP4", 32, 17, false},
+    {40, "NVFP4", 64, 36, false},    {41, "Q1_0", 128, 18, false},
+    {42, "Q2_0", 64, 18, false},
 };
 
 const TypeRow* type_row(uint32_t id) {
@@ -226,8 +239,20 @@ std::string dims_string(const std::vector<int64_t>& dims) {
 
 std::optional<GgmlBlock> ggml_block(uint32_t type) {
   const TypeRow* r = type_row(type);
-  if (r == nullptr || r->elements == 0) return std::nullopt;
-  return GgmlBlock{r->elements, r->bytes};
+  if (r == nullptr) return std::nullopt;
+  return GgmlBlock{r->elements, r->bytes, r->readable};
+}
+
+Status require_readable(std::string_view label, const GgufTensor& t) {
+  const std::optional<GgmlBlock> block = ggml_block(t.type);
+  if (block && block->readable) return ok_status();
+  std::string readable;
+  for (const TypeRow& r : kTypes) {
+    if (r.readable) readable += (readable.empty() ? "" : ", ") + std::string(r.name);
+  }
+  return unimplemented(std::string(label) + ": tensor " + t.name + " is stored as " +
+                       ggml_type_name(t.type) + ", which r1serve cannot read (it reads " +
+                       readable + ")");
 }
 
 std::string ggml_type_name(uint32_t type) {
@@ -378,8 +403,7 @@ Result<GgufHeader> parse_gguf(const uint8_t* data, size_t size, std::string_view
     const std::optional<GgmlBlock> block = ggml_block(t.type);
     if (!block) {
       return unimplemented(lbl + ": " + what + ": tensor type " + ggml_type_name(t.type) +
-                           " is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
-                           "Q4_K, Q5_K and Q6_K are)");
+                           " is not one ggml defines");
     }
     if (t.dims[0] % block->elements != 0) {
       return invalid_argument(lbl + ": " + what + ": rows of " + std::to_string(t.dims[0]) +

@@ -30,21 +30,27 @@ enum class GgmlType : uint32_t {
   kQ5_0 = 6,
   kQ5_1 = 7,
   kQ8_0 = 8,
+  kQ2_K = 10,
+  kQ3_K = 11,
   kQ4_K = 12,
   kQ5_K = 13,
   kQ6_K = 14,
   kBF16 = 30,
 };
 
-// Elements per block and bytes per block of a type r1serve reads (f32: 1
-// and 4). nullopt for an id that is not one of GgmlType's.
+// Elements per block and bytes per block of a ggml type (f32: 1 and 4), and
+// whether r1serve can read its values (one of GgmlType's). Every type ggml
+// stores in files has a size, so a file holding types r1serve cannot read
+// (IQ4_XS, TQ1_0, ...) still parses and `inspect` shows it; loading such a
+// tensor's values is refused by name. nullopt for an id ggml does not
+// define.
 struct GgmlBlock {
   int64_t elements = 0;
   int64_t bytes = 0;
+  bool readable = false;
 };
 std::optional<GgmlBlock> ggml_block(uint32_t type);
-// "Q4_K", "F16", ...; ggml's name for ids r1serve knows but does not read
-// ("Q2_K", "IQ4_XS", ...); "type N" for anything else.
+// "Q4_K", "F16", "IQ4_XS", ...; "type N" for an id ggml does not define.
 std::string ggml_type_name(uint32_t type);
 
 // A metadata value. Scalars keep their declared type; integers are also
@@ -95,6 +101,10 @@ struct GgufTensor {
   int64_t n_elements() const;
 };
 
+// OK where r1serve reads `t`'s values; otherwise UNIMPLEMENTED naming the
+// tensor, its type and the types r1serve reads (`label`: the file).
+Status require_readable(std::string_view label, const GgufTensor& t);
+
 struct GgufHeader {
   uint32_t version = 0;
   uint64_t alignment = 32;
@@ -108,8 +118,8 @@ struct GgufHeader {
 // UNIMPLEMENTED), truncation anywhere in the header (DATA_LOSS), counts or
 // string lengths that cannot fit in the file, unknown value types, a key or
 // tensor name twice, an alignment that is not a power of two, more than 4
-// dims, element counts that overflow, tensor types r1serve does not read
-// (UNIMPLEMENTED, naming the type and tensor), rows that are not a whole
+// dims, element counts that overflow, tensor type ids ggml does not define
+// (UNIMPLEMENTED, naming the id and tensor), rows that are not a whole
 // number of blocks, offsets not a multiple of the alignment, overlapping
 // tensors (INVALID_ARGUMENT) and tensor bytes past the end (DATA_LOSS).
 // Every message starts with `label` and names the key or tensor involved.

@@ -151,6 +151,59 @@ void q6_k(const uint8_t* b, float* y) {
   }
 }
 
+// Q2_K and Q3_K share one arrangement of a super-block's 256 values: two
+// halves of 128, each reading 32 bytes of 2-bit quants four times (shifts
+// 0, 2, 4, 6). Pass j of half n gives values n*128 + 32j + [0, 16) from
+// bytes [0, 16) of the half and values n*128 + 32j + [16, 32) from bytes
+// [16, 32), with sub-block scales 8n + 2j and 8n + 2j + 1.
+template <typename Value>
+void k_low_bits(const uint8_t* qs, float* y, Value&& value) {
+  for (int n = 0; n < 2; ++n) {
+    for (int j = 0; j < 4; ++j) {
+      for (int h = 0; h < 2; ++h) {
+        const int sub = 8 * n + 2 * j + h;
+        for (int l = 0; l < 16; ++l) {
+          const int byte = 32 * n + 16 * h + l;
+          const int q = (qs[byte] >> (2 * j)) & 3;
+          y[128 * n + 32 * j + 16 * h + l] = value(sub, q, 16 * h + l, 4 * n + j);
+        }
+      }
+    }
+  }
+}
+
+// Q2_K: scales[16] (low nibble: scale, high nibble: min, per 16 values),
+// qs[64], d, dmin; x = d * scale * q - dmin * min.
+void q2_k(const uint8_t* b, float* y) {
+  const uint8_t* sc = b;
+  const float d = half(b + 80), dmin = half(b + 82);
+  k_low_bits(b + 16, y, [&](int sub, int q, int, int) {
+    return d * static_cast<float>(sc[sub] & 0x0F) * static_cast<float>(q) -
+           dmin * static_cast<float>(sc[sub] >> 4);
+  });
+}
+
+// Q3_K: hmask[32], qs[64], scales[12], d. Value v's third bit is bit
+// (4n + j) of hmask[16h + l]; a clear bit subtracts 4, so q is in [-4, 3].
+// The 16 six-bit scales, stored with +32: the low four bits of scale s are
+// the low (s < 8) or high (s >= 8) nibble of scales[s % 8], its top two
+// bits are bits 2 * (s / 4) of scales[8 + s % 4]; x = d * (scale - 32) * q.
+void q3_k(const uint8_t* b, float* y) {
+  const uint8_t* hmask = b;
+  const uint8_t* sc = b + 96;
+  const float d = half(b + 108);
+  int scale[16];
+  for (int s = 0; s < 16; ++s) {
+    const int low = s < 8 ? sc[s] & 0x0F : sc[s - 8] >> 4;
+    const int high = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+    scale[s] = (low | (high << 4)) - 32;
+  }
+  k_low_bits(b + 32, y, [&](int sub, int q, int hm_byte, int bit) {
+    const int v = q - (((hmask[hm_byte] >> bit) & 1) != 0 ? 0 : 4);
+    return d * static_cast<float>(scale[sub]) * static_cast<float>(v);
+  });
+}
+
 // F32, F16 and BF16 as one-element "blocks".
 void f32(const uint8_t* b, float* y) {
   std::memcpy(y, b, 4);
@@ -168,7 +221,7 @@ void bf16(const uint8_t* b, float* y) {
 
 void dequantize_gguf(uint32_t type, const uint8_t* src, int64_t n, float* out) {
   const std::optional<GgmlBlock> block = ggml_block(type);
-  R1_CHECK_MSG(block.has_value(), "dequantize_gguf: unsupported ggml type");
+  R1_CHECK_MSG(block.has_value() && block->readable, "dequantize_gguf: unsupported ggml type");
   R1_CHECK_MSG(n % block->elements == 0, "dequantize_gguf: not a whole number of blocks");
   void (*fn)(const uint8_t*, float*) = nullptr;
   switch (static_cast<GgmlType>(type)) {
@@ -195,6 +248,12 @@ void dequantize_gguf(uint32_t type, const uint8_t* src, int64_t n, float* out) {
       break;
     case GgmlType::kQ5_1:
       fn = q5_1;
+      break;
+    case GgmlType::kQ2_K:
+      fn = q2_k;
+      break;
+    case GgmlType::kQ3_K:
+      fn = q3_k;
       break;
     case GgmlType::kQ4_K:
       fn = q4_k;

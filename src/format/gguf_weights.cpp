@@ -101,10 +101,12 @@ Result<WeightFiles> WeightFiles::from_gguf(std::shared_ptr<const GgufModel> mode
         case GgmlType::kBF16:
           info.dtype = DType::kBF16;
           break;
-        default:
+        default: {
+          R1_RETURN_IF_ERROR(require_readable(w.source_, *t));
           info.dtype = DType::kU8;
           info.ggml_type = t->type;
           break;
+        }
       }
       if (qk && llama_rope_permuted) {
         if (head_dim <= 0 || head_dim % 2 != 0 || info.shape[0] % head_dim != 0) {

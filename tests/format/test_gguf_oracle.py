@@ -36,6 +36,8 @@ BLOCK_TYPES = {
     Q.Q4_1: [0, 2],
     Q.Q5_0: [0],
     Q.Q5_1: [0, 2],
+    Q.Q2_K: [80, 82],
+    Q.Q3_K: [108],
     Q.Q4_K: [0, 2],
     Q.Q5_K: [0, 2],
     Q.Q6_K: [208],
@@ -231,15 +233,42 @@ def test_bad_files_get_clear_errors(written, tmp_path, change, words):
     assert "bad.gguf" in res.stderr
 
 
-def test_unknown_tensor_type_is_named(tmp_path):
-    path = str(tmp_path / "iq.gguf")
-    w = gguf.GGUFWriter(path, "llama")
-    elems, size = gguf.GGML_QUANT_SIZES[Q.IQ4_XS]
-    w.add_tensor("blk.0.ffn_up.weight", np.zeros((2, size), dtype=np.uint8), raw_dtype=Q.IQ4_XS)
+def write_one_tensor(path, qtype, rows=2):
+    w = gguf.GGUFWriter(str(path), "llama")
+    elems, size = gguf.GGML_QUANT_SIZES[qtype]
+    w.add_tensor("blk.0.ffn_up.weight", np.zeros((rows, size), dtype=np.uint8), raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    res = run_inspect(path, "--json")
+
+
+@pytest.mark.parametrize("qtype", [Q.IQ4_XS, Q.IQ2_XXS, Q.TQ1_0, Q.IQ4_NL])
+def test_a_type_r1serve_cannot_read_is_shown_and_refused_by_name(tmp_path, qtype):
+    # ggml's other types parse (gguf-py's sizes agree with r1serve's), so
+    # inspect shows the file; reading the tensor's values is refused.
+    path = tmp_path / "iq.gguf"
+    write_one_tensor(path, qtype)
+    doc = inspect_json(str(path))
+    (t,) = doc["files"][0]["tensors"]
+    elems, size = gguf.GGML_QUANT_SIZES[qtype]
+    assert t["type"] == qtype.name and t["bytes"] == 2 * size
+    res = run_inspect(str(path), "--dequantize", "blk.0.ffn_up.weight", "--out", str(tmp_path / "o"))
     assert res.returncode != 0
-    assert "IQ4_XS" in res.stderr and "blk.0.ffn_up.weight" in res.stderr
+    assert qtype.name in res.stderr and "blk.0.ffn_up.weight" in res.stderr
+    assert "cannot read" in res.stderr and "Q4_K" in res.stderr
+
+
+def test_a_type_id_ggml_does_not_define_is_named(tmp_path):
+    path = tmp_path / "bad_type.gguf"
+    write_one_tensor(path, Q.Q8_0)
+    data = bytearray(path.read_bytes())
+    # The tensor info ends with the type (u32) and offset (u64).
+    name = b"blk.0.ffn_up.weight"
+    at = data.index(name) + len(name) + 4 + 2 * 8
+    assert struct.unpack_from("<I", data, at)[0] == Q.Q8_0.value
+    struct.pack_into("<I", data, at, 99)
+    path.write_bytes(bytes(data))
+    res = run_inspect(str(path), "--json")
+    assert res.returncode != 0
+    assert "type 99" in res.stderr and "blk.0.ffn_up.weight" in res.stderr
