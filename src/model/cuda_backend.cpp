@@ -92,14 +92,14 @@ Result<std::unique_ptr<Backend>> CudaBackend::create(const ModelConfig& config,
 Status CudaBackend::load(const WeightFiles& files) {
   // Tensors that cannot be uploaded as they are (GGUF block formats) come
   // to the host in the activation dtype; upload_matrix takes it from there.
+  // Each layer is uploaded as soon as it is bound, and its host copies go
+  // with it, so the host holds one converted layer at a time.
   WeightPrecision host;
   host.layers = act_f16_ ? DType::kF16 : DType::kBF16;
   host.embed = host.layers;
-  R1_ASSIGN_OR_RETURN(ModelWeights w, bind_weights(config_, spec_.qkv_bias, files, host));
   const GpuWeights kind = options_.weights;
   layers_.resize(static_cast<size_t>(config_.n_layers));
-  for (int64_t l = 0; l < config_.n_layers; ++l) {
-    const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
+  auto upload_layer = [&](int64_t l, const LayerWeights& lw) -> Status {
     DeviceLayer& d = layers_[static_cast<size_t>(l)];
     const std::string name = "layer " + std::to_string(l);
     // FP8 on sm_89 and later: one scale per matrix, for cuBLASLt's FP8 GEMM.
@@ -123,7 +123,10 @@ Status CudaBackend::load(const WeightFiles& files) {
       weight_bytes_ += matrix_device_bytes(m->rows, m->cols, kind);
       largest_matrix_ = std::max(largest_matrix_, m->rows * m->cols);
     }
-  }
+    return ok_status();
+  };
+  R1_ASSIGN_OR_RETURN(ModelWeights w,
+                      bind_weights(config_, spec_.qkv_bias, files, host, 0, upload_layer));
   // The embedding is only gathered: bf16 whatever the layers' dtype.
   DeviceMatrix embed;
   R1_RETURN_IF_ERROR(

@@ -111,7 +111,7 @@ Result<std::vector<float>> vector_f32(const WeightFiles& files, const std::strin
 
 Result<ModelWeights> bind_weights(const ModelConfig& config, bool qkv_bias,
                                   const WeightFiles& files, const WeightPrecision& precision,
-                                  int n_threads) {
+                                  int n_threads, const LayerSink& each_layer) {
   R1_RETURN_IF_ERROR(validate_weights(config, files));
   ModelWeights w;
   std::optional<ThreadPool> pool;
@@ -149,6 +149,7 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, bool qkv_bias,
   for (int64_t i = 0; i < config.n_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     LayerWeights& l = w.layers[i];
+    const size_t owned_before = w.owned.size();
     R1_ASSIGN_OR_RETURN(l.q, matrix(files, p + "self_attn.q_proj.weight", convert, layers));
     R1_ASSIGN_OR_RETURN(l.k, matrix(files, p + "self_attn.k_proj.weight", convert, layers));
     R1_ASSIGN_OR_RETURN(l.v, matrix(files, p + "self_attn.v_proj.weight", convert, layers));
@@ -162,6 +163,13 @@ Result<ModelWeights> bind_weights(const ModelConfig& config, bool qkv_bias,
       R1_ASSIGN_OR_RETURN(l.q_bias, vector_f32(files, p + "self_attn.q_proj.bias"));
       R1_ASSIGN_OR_RETURN(l.k_bias, vector_f32(files, p + "self_attn.k_proj.bias"));
       R1_ASSIGN_OR_RETURN(l.v_bias, vector_f32(files, p + "self_attn.v_proj.bias"));
+    }
+    if (each_layer) {
+      R1_RETURN_IF_ERROR(each_layer(i, l));
+      // This layer's copies are the last ones made; earlier views keep
+      // their buffers.
+      w.owned.erase(w.owned.begin() + static_cast<std::ptrdiff_t>(owned_before), w.owned.end());
+      l = LayerWeights{};
     }
   }
   return w;

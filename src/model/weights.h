@@ -3,6 +3,7 @@
 // vectors (norms, biases) are widened to f32 once at load.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -62,8 +63,16 @@ int64_t weight_bytes_per_token(const ModelWeights& weights);
 // matrix; where it asks for none, block formats become int8 in groups of
 // 32 (the blocks' own granularity) and reordered float matrices keep their
 // dtype. The copies live in the result's `owned`.
+//
+// With `each_layer`, layer i is handed to it as soon as it is bound (in
+// order, after the embedding and lm_head); its converted copies are freed
+// when the call returns and the result's layers[i] is left empty. A backend
+// that uploads the weights to a device holds one layer's conversions at a
+// time on the host, not the whole model's (a 70B Q4_K_M in bf16: ~140 GB).
+// An error from it stops the bind and is returned.
+using LayerSink = std::function<Status(int64_t layer, const LayerWeights& weights)>;
 Result<ModelWeights> bind_weights(const ModelConfig& config, bool qkv_bias,
                                   const WeightFiles& files, const WeightPrecision& precision = {},
-                                  int n_threads = 0);
+                                  int n_threads = 0, const LayerSink& each_layer = {});
 
 }  // namespace r1
