@@ -20,6 +20,8 @@ int run_cli(int argc, char** argv) {
   add_generate_command(app, &exit_code);
   add_tokenize_command(app, &exit_code);
   add_inspect_command(app, &exit_code);
+  add_manifest_command(app, &exit_code);
+  add_verify_command(app, &exit_code);
   add_score_command(app, &exit_code);
   add_serve_command(app, &exit_code);
   add_bench_command(app, &exit_code);

@@ -15,5 +15,7 @@ void add_bench_command(CLI::App& app, int* exit_code);
 void add_perplexity_command(CLI::App& app, int* exit_code);
 void add_audit_verify_command(CLI::App& app, int* exit_code);
 void add_inspect_command(CLI::App& app, int* exit_code);
+void add_manifest_command(CLI::App& app, int* exit_code);
+void add_verify_command(CLI::App& app, int* exit_code);
 
 }  // namespace r1

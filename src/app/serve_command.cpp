@@ -21,11 +21,13 @@
 #include "app/config_layers.h"
 #include "app/guardrails_setup.h"
 #include "app/loaded_model.h"
+#include "app/registry_resolve.h"
 #include "format/gguf.h"
 #include "model/cpu_backend.h"
 #include "obs/access_log.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "registry/manifest.h"
 #include "server/auth/authenticator.h"
 #include "server/openai_server.h"
 #include "server/ops/audit_log.h"
@@ -38,6 +40,8 @@ struct ServeArgs {
   std::string config;
   bool print_config = false;
   std::string model;
+  std::string model_repo;
+  std::string verify_weights = "auto";
   std::string host = "127.0.0.1";
   int port = 8000;
   int threads = 0;
@@ -100,10 +104,17 @@ std::string served_name(const ServeArgs& a, const ModelFolder& f) {
   return name;
 }
 
-Result<ServedModel> served_model(const ServeArgs& a, const ModelFolder& f, Engine* engine) {
+// A registry version is served as its model's name (or
+// --served-model-name), and answers to NAME@VERSION and NAME@ALIAS too.
+Result<ServedModel> served_model(const ServeArgs& a, const ModelFolder& f,
+                                 const std::optional<ResolvedVersion>& version, Engine* engine) {
   ServedModel m;
-  m.name = served_name(a, f);
-  m.version = "1";
+  m.name = version && a.served_model_name.empty() ? version->model : served_name(a, f);
+  m.version = version ? std::to_string(version->version) : "1";
+  if (version) {
+    m.aliases.push_back(m.name + "@" + m.version);
+    for (const std::string& alias : version->aliases) m.aliases.push_back(m.name + "@" + alias);
+  }
   m.created = std::chrono::duration_cast<std::chrono::seconds>(
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
@@ -140,7 +151,16 @@ Status run_serve(const ServeArgs& a) {
   R1_ASSIGN_OR_RETURN(Guardrails guard, make_guardrails(a.guard, a.host));
   Authenticator* auth = guard.auth.get();
 
-  R1_ASSIGN_OR_RETURN(ModelFolder folder, open_model_folder(a.model));
+  R1_ASSIGN_OR_RETURN(ModelChoice choice, resolve_model(a.model, a.model_repo));
+  if (choice.version) {
+    std::string aliases;
+    for (const std::string& alias : choice.version->aliases) aliases += " @" + alias;
+    log_info("model " + choice.version->model + " version " +
+             std::to_string(choice.version->version) + aliases + ": " + choice.path);
+  }
+  R1_ASSIGN_OR_RETURN(VerifyMode verify, parse_verify_mode(a.verify_weights));
+  R1_RETURN_IF_ERROR(verify_version(choice.path, verify));
+  R1_ASSIGN_OR_RETURN(ModelFolder folder, open_model_folder(choice.path));
   const int64_t per_token = CpuBackend::kv_bytes_per_token(folder.config);
   const int64_t budget = a.kv_cache_bytes > 0
                              ? a.kv_cache_bytes
@@ -170,12 +190,13 @@ Status run_serve(const ServeArgs& a) {
   eo.seed = a.seed;
   eo.policy =
       a.scheduling_policy == "priority" ? SchedulingPolicy::kPriority : SchedulingPolicy::kFcfs;
-  ModelMetrics* model_metrics = &metrics().model(served_name(a, folder));
+  R1_ASSIGN_OR_RETURN(ServedModel model, served_model(a, folder, choice.version, nullptr));
+  ModelMetrics* model_metrics = &metrics().model(model.name);
   eo.on_step = [model_metrics](int32_t n_seqs, int32_t) {
     model_metrics->observe_batch_size(n_seqs);
   };
   Engine engine(*backend, eo);
-  R1_ASSIGN_OR_RETURN(ServedModel model, served_model(a, folder, &engine));
+  model.engine = &engine;
   // GPU gauges and the access log's gpu_memory_used, from NVML.
   std::unique_ptr<GpuMonitor> gpu;
   if (lo.device.cuda) {
@@ -292,7 +313,19 @@ void add_serve_command(CLI::App& app, int* exit_code) {
                   "variables override it, flags override both");
   cmd->add_flag("--print-config", a->print_config,
                 "print the effective configuration (secrets redacted) and exit");
-  cmd->add_option("--model", a->model, "Hugging Face model folder, or a .gguf file");
+  cmd->add_option("--model", a->model,
+                  "Hugging Face model folder, or a .gguf file; with --model-repo a reference: "
+                  "NAME, NAME@ALIAS, NAME@VERSION; also MLflow's models:/NAME/VERSION, "
+                  "models:/NAME@ALIAS");
+  cmd->add_option("--model-repo", a->model_repo,
+                  "model registry: a registry YAML file (or a folder holding registry.yaml), or "
+                  "an MLflow file store (mlruns/); --model then names a model in it (a registry "
+                  "of one model needs no --model)");
+  cmd->add_option("--verify-weights", a->verify_weights,
+                  "check the model's files against their SHA-256 manifest (`r1serve manifest`) "
+                  "while loading: full, sample (sizes and some chunks), off; auto = full when "
+                  "a manifest exists")
+      ->check(CLI::IsMember({"auto", "full", "sample", "off"}));
   cmd->add_option("--host", a->host, "address to listen on");
   cmd->add_option("--port", a->port, "port (0 picks a free one and logs it)")
       ->check(CLI::Range(0, 65535));
@@ -367,9 +400,10 @@ void add_serve_command(CLI::App& app, int* exit_code) {
       std::fputs(effective_config_yaml(*cmd).c_str(), stdout);
       return;
     }
-    if (a->model.empty()) {
+    if (a->model.empty() && a->model_repo.empty()) {
       *exit_code = report_error(invalid_argument(
-          "serve needs a model folder: --model DIR, `model:` in --config, or R1SERVE_MODEL"));
+          "serve needs a model folder: --model DIR, `model:` in --config, or R1SERVE_MODEL "
+          "(or a registry: --model-repo)"));
       return;
     }
     Status s = run_serve(*a);

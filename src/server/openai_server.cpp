@@ -212,9 +212,11 @@ void OpenAiServer::add_routes() {
         [this](const HttpRequest& r) { return guarded(r, handle_predict); });
   route("GET", "/v1/models", dev, false, [this](const HttpRequest&) {
     std::vector<ModelCard> cards;
-    cards.push_back({model_.name, model_.created, "r1serve", model_.context_len});
+    cards.push_back(
+        {model_.name, model_.created, "r1serve", model_.context_len, model_.name, model_.version});
     for (const auto& alias : model_.aliases) {
-      cards.push_back({alias, model_.created, "r1serve", model_.context_len});
+      cards.push_back(
+          {alias, model_.created, "r1serve", model_.context_len, model_.name, model_.version});
     }
     return json_response(model_list_json(cards));
   });

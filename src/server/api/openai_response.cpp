@@ -192,6 +192,8 @@ json model_list_json(std::span<const ModelCard> models) {
               {"created", model.created},
               {"owned_by", model.owned_by}};
     if (model.max_model_len) card["max_model_len"] = *model.max_model_len;
+    if (!model.root.empty()) card["root"] = model.root;
+    if (!model.version.empty()) card["version"] = model.version;
     data.push_back(std::move(card));
   }
   return json{{"object", "list"}, {"data", std::move(data)}};

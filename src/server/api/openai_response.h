@@ -118,8 +118,11 @@ struct ModelCard {
   int64_t created = 0;
   std::string owned_by = "r1serve";
   std::optional<int64_t> max_model_len;  // vLLM's extra field, when known
+  std::string root;                      // vLLM's extra field: the model an alias card stands for
+  std::string version;                   // the registry version served under this id
 };
-// {"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}
+// {"object": "list", "data": [{"id", "object": "model", "created", "owned_by",
+// "max_model_len"?, "root"?, "version"?}]}
 nlohmann::json model_list_json(std::span<const ModelCard> models);
 
 // --- ids, time, SSE ---
