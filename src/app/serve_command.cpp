@@ -10,9 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
-#include <regex>
 #include <string>
 #include <thread>
 
@@ -22,6 +20,7 @@
 #include "app/guardrails_setup.h"
 #include "app/loaded_model.h"
 #include "app/registry_resolve.h"
+#include "app/version_loader.h"
 #include "format/gguf.h"
 #include "model/cpu_backend.h"
 #include "obs/access_log.h"
@@ -29,6 +28,7 @@
 #include "obs/metrics.h"
 #include "registry/manifest.h"
 #include "server/auth/authenticator.h"
+#include "server/model_table.h"
 #include "server/openai_server.h"
 #include "server/ops/audit_log.h"
 
@@ -79,61 +79,29 @@ int http_threads_for(int32_t max_seqs, int32_t max_queue) {
   return static_cast<int>(std::min<int64_t>(want, 8192));
 }
 
-int64_t available_memory_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
+// SIGHUP with a registry: reads it again, and where a served model's
+// default alias (production unless configured) now names another version,
+// activates that one (loaded next to the old, which unloads once its
+// requests end). A registry that cannot be read leaves everything as it was.
+void follow_registry(VersionLoader& versions, const ModelTable& table, OpenAiServer& server) {
+  if (Status s = versions.reload_registry(); !s.ok()) {
+    log_error("SIGHUP: keeping the previous registry: " + s.message());
+    return;
   }
-  return int64_t{4} << 30;
-}
-
-// --served-model-name, else the folder's (or GGUF file's) name.
-std::string served_name(const ServeArgs& a, const ModelFolder& f) {
-  if (!a.served_model_name.empty()) return a.served_model_name;
-  std::string name = std::filesystem::path(f.dir).lexically_normal().filename().string();
-  if (name.empty()) name = std::filesystem::path(f.dir).parent_path().filename().string();
-  // A GGUF file is named by its stem; a split set without its -00001-of-N.
-  if (is_gguf_path(name)) {
-    name = std::filesystem::path(name).stem().string();
-    static const std::regex kSplit(R"(-\d{5}-of-\d{5}$)");
-    name = std::regex_replace(name, kSplit, "");
+  log_info("SIGHUP: reread the model registry");
+  for (const ModelTable::ModelView& m : table.models()) {
+    Result<std::string> want = versions.default_version(m.name);
+    if (!want.ok()) {
+      log_error("SIGHUP: model " + m.name + ": " + want.status().message());
+      continue;
+    }
+    if (m.active && m.active->version == *want && !m.canary) continue;
+    auto done = server.activate(m.name, *want, 100, "SIGHUP");
+    if (!done.ok()) {
+      log_error("SIGHUP: model " + m.name + " keeps version " +
+                (m.active ? m.active->version : "?") + ": " + done.status().message());
+    }
   }
-  return name;
-}
-
-// A registry version is served as its model's name (or
-// --served-model-name), and answers to NAME@VERSION and NAME@ALIAS too.
-Result<ServedModel> served_model(const ServeArgs& a, const ModelFolder& f,
-                                 const std::optional<ResolvedVersion>& version, Engine* engine) {
-  ServedModel m;
-  m.name = version && a.served_model_name.empty() ? version->model : served_name(a, f);
-  m.version = version ? std::to_string(version->version) : "1";
-  if (version) {
-    m.aliases.push_back(m.name + "@" + m.version);
-    for (const std::string& alias : version->aliases) m.aliases.push_back(m.name + "@" + alias);
-  }
-  m.created = std::chrono::duration_cast<std::chrono::seconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
-  m.tokenizer = f.tokenizer;
-  m.chat_template = f.chat_template;
-  m.chat_template_status = f.chat_template_status;
-  m.generation = f.generation;
-  m.context_len = f.config.max_position_embeddings;
-  if (a.max_model_len > 0) m.context_len = std::min(m.context_len, a.max_model_len);
-  m.stop_ids = f.stop_ids;
-  m.think_start_id = f.tokenizer->token_to_id("<think>");
-  m.think_end_id = f.tokenizer->token_to_id("</think>");
-  if (m.think_end_id) {
-    R1_ASSIGN_OR_RETURN(m.reasoning_close_ids, f.tokenizer->encode("\n</think>\n\n", false));
-  }
-  m.default_max_reasoning_tokens = a.max_reasoning_tokens;
-  m.special_tokens_in_messages = a.special_tokens_in_messages;
-  m.engine = engine;
-  return m;
 }
 
 Status run_serve(const ServeArgs& a) {
@@ -151,62 +119,61 @@ Status run_serve(const ServeArgs& a) {
   R1_ASSIGN_OR_RETURN(Guardrails guard, make_guardrails(a.guard, a.host));
   Authenticator* auth = guard.auth.get();
 
-  R1_ASSIGN_OR_RETURN(ModelChoice choice, resolve_model(a.model, a.model_repo));
-  if (choice.version) {
-    std::string aliases;
-    for (const std::string& alias : choice.version->aliases) aliases += " @" + alias;
-    log_info("model " + choice.version->model + " version " +
-             std::to_string(choice.version->version) + aliases + ": " + choice.path);
-  }
-  R1_ASSIGN_OR_RETURN(VerifyMode verify, parse_verify_mode(a.verify_weights));
-  R1_RETURN_IF_ERROR(verify_version(choice.path, verify));
-  R1_ASSIGN_OR_RETURN(ModelFolder folder, open_model_folder(choice.path));
-  const int64_t per_token = CpuBackend::kv_bytes_per_token(folder.config);
-  const int64_t budget = a.kv_cache_bytes > 0
-                             ? a.kv_cache_bytes
-                             : static_cast<int64_t>(available_memory_bytes() * a.kv_cache_fraction);
-  R1_ASSIGN_OR_RETURN(LoadOptions lo, load_options(a.precision, a.device));
-  lo.n_threads = a.threads;
-  lo.max_batched_tokens = a.max_batched_tokens;
-  lo.kv_cache_tokens = std::max<int64_t>(16, budget / per_token);
-  // On a GPU the KV cache takes what --gpu-memory-utilization leaves, unless
-  // --kv-cache-bytes sizes it (bf16 K/V: half the CPU's f32 bytes per token).
-  if (lo.device.cuda)
-    lo.kv_cache_tokens = a.kv_cache_bytes > 0 ? a.kv_cache_bytes * 2 / per_token : 0;
-  R1_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(folder, lo));
-  const int64_t tokens = static_cast<int64_t>(backend->n_kv_blocks()) * backend->block_size();
-  const int64_t context = a.max_model_len > 0
-                              ? std::min(a.max_model_len, folder.config.max_position_embeddings)
-                              : folder.config.max_position_embeddings;
-  log_info("KV cache: " + std::to_string(backend->n_kv_blocks()) + " blocks of " +
-           std::to_string(backend->block_size()) + " tokens = " + std::to_string(tokens) +
-           " tokens; max concurrent sequences at full context: " +
-           std::to_string(tokens / std::max<int64_t>(1, context)));
-
-  EngineOptions eo;
-  eo.max_batched_tokens = a.max_batched_tokens;
-  eo.max_seqs = a.max_seqs;
-  eo.max_queue = a.max_queue;
-  eo.seed = a.seed;
-  eo.policy =
+  VersionSettings vs;
+  vs.served_model_name = a.served_model_name;
+  vs.kv_cache_bytes = a.kv_cache_bytes;
+  vs.kv_cache_fraction = a.kv_cache_fraction;
+  vs.max_model_len = a.max_model_len;
+  vs.max_reasoning_tokens = a.max_reasoning_tokens;
+  vs.special_tokens_in_messages = a.special_tokens_in_messages;
+  R1_ASSIGN_OR_RETURN(vs.verify, parse_verify_mode(a.verify_weights));
+  R1_ASSIGN_OR_RETURN(vs.load, load_options(a.precision, a.device));
+  vs.load.n_threads = a.threads;
+  vs.load.max_batched_tokens = a.max_batched_tokens;
+  vs.engine.max_batched_tokens = a.max_batched_tokens;
+  vs.engine.max_seqs = a.max_seqs;
+  vs.engine.max_queue = a.max_queue;
+  vs.engine.seed = a.seed;
+  vs.engine.policy =
       a.scheduling_policy == "priority" ? SchedulingPolicy::kPriority : SchedulingPolicy::kFcfs;
-  R1_ASSIGN_OR_RETURN(ServedModel model, served_model(a, folder, choice.version, nullptr));
-  ModelMetrics* model_metrics = &metrics().model(model.name);
-  eo.on_step = [model_metrics](int32_t n_seqs, int32_t) {
-    model_metrics->observe_batch_size(n_seqs);
-  };
-  Engine engine(*backend, eo);
-  model.engine = &engine;
-  // GPU gauges and the access log's gpu_memory_used, from NVML.
-  std::unique_ptr<GpuMonitor> gpu;
-  if (lo.device.cuda) {
-    Result<std::unique_ptr<GpuMonitor>> monitor = GpuMonitor::open(lo.device.index);
-    if (monitor.ok()) {
-      gpu = std::move(monitor).value();
-      model.gpu = gpu.get();
-    } else {
-      log_warning("no GPU metrics: " + monitor.status().message());
+
+  // What to serve: the version --model names in the registry, or every
+  // registry model's default version; or one folder, as version 1.
+  std::vector<std::pair<std::string, std::string>> initial;  // model, version
+  const bool from_registry = !a.model_repo.empty() || is_model_uri(a.model);
+  std::optional<VersionLoader> loader;
+  if (from_registry) {
+    const std::string source = a.model_repo.empty() ? default_mlflow_store() : a.model_repo;
+    R1_ASSIGN_OR_RETURN(ModelRegistry registry, ModelRegistry::open(source));
+    if (!a.served_model_name.empty()) {
+      log_warning("--served-model-name is ignored: registry models are served by their names");
     }
+    if (a.model.empty()) {
+      for (const RegistryModel& m : registry.models()) {
+        R1_ASSIGN_OR_RETURN(ResolvedVersion v, registry.resolve(m.name));
+        initial.emplace_back(v.model, std::to_string(v.version));
+      }
+      if (initial.empty()) return not_found(source + ": the registry holds no models");
+    } else {
+      R1_ASSIGN_OR_RETURN(ResolvedVersion v, registry.resolve(a.model));
+      initial.emplace_back(v.model, std::to_string(v.version));
+    }
+    loader.emplace(std::move(registry), true, vs);
+  } else {
+    const std::string name =
+        a.served_model_name.empty() ? folder_model_name(a.model) : a.served_model_name;
+    loader.emplace(ModelRegistry::single(name, a.model), false, vs);
+    initial.emplace_back(name, "1");
+  }
+  ModelTable table;
+  for (const auto& [name, version] : initial) {
+    R1_ASSIGN_OR_RETURN(std::shared_ptr<ServedModel> m, loader->load(name, version));
+    log_info("loaded " + m->version_id() + (m->aliases.empty() ? "" : " (") + [&] {
+      std::string s;
+      for (const std::string& alias : m->aliases) s += (s.empty() ? "" : ", ") + alias;
+      return s;
+    }() + (m->aliases.empty() ? "" : ")"));
+    R1_RETURN_IF_ERROR(table.add(std::move(m)));
   }
 
   std::unique_ptr<AccessLog> access_log = std::make_unique<AccessLog>();
@@ -227,10 +194,24 @@ Status run_serve(const ServeArgs& a) {
   ho.max_body_bytes = a.max_body_bytes;
   ho.max_json_depth = a.max_json_depth;
   ho.tls = a.tls;
-  OpenAiServer server(model, metrics(), *access_log, ho, guard.server());
+  // Operators' activations load versions through the same loader.
+  VersionLoader& versions = *loader;
+  VersionHooks server_loader;
+  server_loader.resolve = [&versions](const std::string& model, const std::string& ref) {
+    return versions.resolve(model, ref);
+  };
+  server_loader.load = [&versions](const std::string& model, const std::string& version)
+      -> Result<std::shared_ptr<const ServedModel>> {
+    R1_ASSIGN_OR_RETURN(std::shared_ptr<ServedModel> m, versions.load(model, version));
+    VersionLoader::warm_up(*m);
+    return std::shared_ptr<const ServedModel>(std::move(m));
+  };
+  OpenAiServer server(table, metrics(), *access_log, ho, guard.server(), server_loader);
   R1_ASSIGN_OR_RETURN(int port, server.bind());
-  log_info("serving " + model.name + " on " + (server.tls() ? "https://" : "http://") + a.host +
-           ":" + std::to_string(port));
+  std::string names;
+  for (const auto& [name, version] : initial) names += (names.empty() ? "" : ", ") + name;
+  log_info("serving " + names + " on " + (server.tls() ? "https://" : "http://") + a.host + ":" +
+           std::to_string(port));
 
   std::mutex serve_done_mu;
   std::condition_variable serve_done_cv;
@@ -248,6 +229,7 @@ Status run_serve(const ServeArgs& a) {
           log_error("SIGHUP: keeping the previous TLS certificate: " + t.message());
         }
       }
+      if (versions.from_registry()) follow_registry(versions, table, server);
       if (!auth) {
         log_info("SIGHUP: no credentials to reload");
         continue;
@@ -275,15 +257,11 @@ Status run_serve(const ServeArgs& a) {
     }
   });
 
-  // Warm-up: one token through the engine before /ready says yes.
+  // Warm-up: one token through each engine before /ready says yes.
   std::thread warmup([&] {
-    EngineRequest r;
-    r.id = "warmup";
-    r.prompt = {folder.bos_id.value_or(0)};
-    r.sampling.temperature = 0.0f;
-    r.max_tokens = 1;
-    auto s = engine.submit(r);
-    if (s.ok()) (*s)->next();
+    for (const ModelTable::ModelView& m : table.models()) {
+      for (const ModelTable::Version& v : m.loaded) VersionLoader::warm_up(*v);
+    }
     server.set_ready(true);
     log_info("ready");
   });

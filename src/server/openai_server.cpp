@@ -25,12 +25,27 @@ HttpResponse json_response(const nlohmann::json& body, int status = 200) {
 
 }  // namespace
 
-OpenAiServer::OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog& access_log,
-                           const HttpServerOptions& http, ServerGuardrails guardrails)
-    : model_(model), metrics_(metrics), access_log_(access_log), g_(guardrails), http_(http) {
-  metrics_.model(model_.name);  // series exist (at zero) from the start
+OpenAiServer::OpenAiServer(ModelTable& models, Metrics& metrics, AccessLog& access_log,
+                           const HttpServerOptions& http, ServerGuardrails guardrails,
+                           VersionHooks loader)
+    : models_(models),
+      loader_(std::move(loader)),
+      metrics_(metrics),
+      access_log_(access_log),
+      g_(guardrails),
+      http_(http) {
+  // Series exist (at zero) from the start.
+  for (const ModelTable::ModelView& m : models_.models()) metrics_.model(m.name);
   add_routes();
   add_admin_routes();
+  add_model_admin_routes();
+}
+
+std::shared_ptr<const ServedModel> OpenAiServer::version_for(const HttpRequest& req) const {
+  const RequestRouting routing = peek_routing(req.body);
+  if (routing.model) return models_.route(*routing.model, routing.user, req.allowed_models);
+  std::shared_ptr<const ServedModel> m = models_.default_version(routing.user);
+  return m && ModelTable::may_see(m->name, req.allowed_models) ? m : nullptr;
 }
 
 void OpenAiServer::set_ready(bool ready) {
@@ -54,7 +69,7 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req,
                                     : draining_.load() ? "the server is shutting down"
                                                        : "the server is drained by an operator"));
   }
-  GenerationRoutesContext ctx{&model_, &metrics_, &access_log_, &in_flight_, g_.cache};
+  GenerationRoutesContext ctx{&models_, &metrics_, &access_log_, &in_flight_, g_.cache};
   return handler(ctx, req);
 }
 
@@ -120,6 +135,10 @@ struct Call {
     charged = std::max(charged, total);
     usage = u;
     reported = true;
+    if (!u.model.empty()) {
+      record.model = u.model;
+      record.version = u.version;
+    }
   }
   RateLimiter* limiter;
   AuditLog* audit;
@@ -146,8 +165,8 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
                 audit.time = format_utc_iso8601(std::chrono::system_clock::now());
                 audit.request_id = req.request_id;
                 audit.route = path;
-                audit.model = model_.name;
-                audit.version = model_.version;
+                // The version that serves an inference call is known once
+                // its body is read; the call reports it (Call::report).
                 audit.client = req.remote_addr;
                 for (Role r : roles)
                   audit.role += (audit.role.empty() ? "" : ",") + std::string(role_name(r));
@@ -170,6 +189,7 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
                 if (inference && g_.audit_prompts) audit.prompt = prompt_of(req.body);
                 HttpRequest authed = req;
                 authed.principal = g_.auth != nullptr ? who.id : "";
+                authed.allowed_models = who.models;
                 RateLimiter* limiter = inference ? g_.limiter : nullptr;
                 RateLimiter::Decision limit;
                 if (limiter != nullptr) {
@@ -210,13 +230,25 @@ void OpenAiServer::add_routes() {
         [this](const HttpRequest& r) { return guarded(r, handle_completions); });
   route("POST", "/predict", dev, false,
         [this](const HttpRequest& r) { return guarded(r, handle_predict); });
-  route("GET", "/v1/models", dev, false, [this](const HttpRequest&) {
+  // Each model the caller may see, as its active version; then the ids of
+  // its loaded versions: their aliases, and NAME@VERSION for any version
+  // besides the active one (a canary, or one waiting to be activated).
+  route("GET", "/v1/models", dev, false, [this](const HttpRequest& req) {
     std::vector<ModelCard> cards;
-    cards.push_back(
-        {model_.name, model_.created, "r1serve", model_.context_len, model_.name, model_.version});
-    for (const auto& alias : model_.aliases) {
-      cards.push_back(
-          {alias, model_.created, "r1serve", model_.context_len, model_.name, model_.version});
+    for (const ModelTable::ModelView& m : models_.models()) {
+      if (!ModelTable::may_see(m.name, req.allowed_models) || !m.active) continue;
+      const ServedModel& a = *m.active;
+      cards.push_back({m.name, a.created, "r1serve", a.context_len, m.name, a.version});
+      for (const ModelTable::Version& v : m.loaded) {
+        if (v != m.active && std::find(v->aliases.begin(), v->aliases.end(), v->version_id()) ==
+                                 v->aliases.end()) {
+          cards.push_back(
+              {v->version_id(), v->created, "r1serve", v->context_len, m.name, v->version});
+        }
+        for (const auto& alias : v->aliases) {
+          cards.push_back({alias, v->created, "r1serve", v->context_len, m.name, v->version});
+        }
+      }
     }
     return json_response(model_list_json(cards));
   });
@@ -238,48 +270,70 @@ void OpenAiServer::add_routes() {
   });
   route("GET", "/metrics", {}, ops_open, [this](const HttpRequest&) {
     metrics_.set_ready(ready_.load() && !draining_.load() && !admin_drained_.load());
-    const SchedulerStats s = model_.engine->stats();
-    ModelMetrics& mm = metrics_.model(model_.name);
-    mm.set_running(s.n_running);
-    mm.set_waiting(s.n_waiting);
-    mm.set_kv_cache_usage(s.kv_usage);
-    mm.set_kv_cache_free_blocks(s.n_free_blocks);
-    if (model_.gpu != nullptr) {
-      if (std::optional<GpuSample> g = model_.gpu->latest()) {
-        metrics_.set_gpu_utilization(g->utilization);
-        metrics_.set_gpu_memory_used(g->memory_used);
-        metrics_.set_gpu_memory_total(g->memory_total);
-        metrics_.set_gpu_power(g->power_watts);
+    // Per model: the gauges summed over its loaded versions (the KV usage
+    // is the busiest one's); the counters grow by what each version's
+    // engine counted since the last scrape.
+    std::lock_guard<std::mutex> lock(counters_mu_);
+    std::map<std::string, SchedulerStats> seen;
+    for (const ModelTable::ModelView& m : models_.models()) {
+      ModelMetrics& mm = metrics_.model(m.name);
+      int64_t running = 0, waiting = 0, free_blocks = 0;
+      double kv_usage = 0;
+      for (const ModelTable::Version& v : m.loaded) {
+        const SchedulerStats s = v->engine->stats();
+        running += s.n_running;
+        waiting += s.n_waiting;
+        free_blocks += s.n_free_blocks;
+        kv_usage = std::max(kv_usage, s.kv_usage);
+        const SchedulerStats before = counted_[v->version_id()];
+        mm.add_prefix_cache_queries(s.prefix_cache_queries - before.prefix_cache_queries);
+        mm.add_prefix_cache_hits(s.prefix_cache_hits - before.prefix_cache_hits);
+        mm.inc_preemptions(s.n_preemptions - before.n_preemptions);
+        seen[v->version_id()] = s;
+        if (v->gpu != nullptr) {
+          if (std::optional<GpuSample> g = v->gpu->latest()) {
+            metrics_.set_gpu_utilization(g->utilization);
+            metrics_.set_gpu_memory_used(g->memory_used);
+            metrics_.set_gpu_memory_total(g->memory_total);
+            metrics_.set_gpu_power(g->power_watts);
+          }
+        }
       }
+      mm.set_running(static_cast<int>(running));
+      mm.set_waiting(static_cast<int>(waiting));
+      mm.set_kv_cache_usage(kv_usage);
+      mm.set_kv_cache_free_blocks(static_cast<int>(free_blocks));
     }
-    {
-      std::lock_guard<std::mutex> lock(counters_mu_);
-      mm.add_prefix_cache_queries(s.prefix_cache_queries - counted_.prefix_cache_queries);
-      mm.add_prefix_cache_hits(s.prefix_cache_hits - counted_.prefix_cache_hits);
-      mm.inc_preemptions(s.n_preemptions - counted_.n_preemptions);
-      counted_ = s;
-    }
+    counted_ = std::move(seen);  // unloaded versions drop out
     HttpResponse res;
     res.content_type = Metrics::kContentType;
     res.body = metrics_.serialize();
     return res;
   });
-  route("POST", "/tokenize", dev, false,
-        [this](const HttpRequest& r) { return handle_tokenize(model_, r); });
-  route("POST", "/detokenize", dev, false,
-        [this](const HttpRequest& r) { return handle_detokenize(model_, r); });
+  route("POST", "/tokenize", dev, false, [this](const HttpRequest& r) {
+    const std::shared_ptr<const ServedModel> m = version_for(r);
+    if (!m) return error_response(model_not_found(peek_routing(r.body).model.value_or("")));
+    return handle_tokenize(*m, r);
+  });
+  route("POST", "/detokenize", dev, false, [this](const HttpRequest& r) {
+    const std::shared_ptr<const ServedModel> m = version_for(r);
+    if (!m) return error_response(model_not_found(peek_routing(r.body).model.value_or("")));
+    return handle_detokenize(*m, r);
+  });
 }
 
 void OpenAiServer::add_admin_routes() {
   const std::vector<Role> operators = {Role::kOperator};
   const std::vector<Role> readers = {Role::kOperator, Role::kAuditor};
+  // The default model's active version (GET /admin/models lists them all).
   route("GET", "/admin/model", operators, false, [this](const HttpRequest&) {
+    const std::shared_ptr<const ServedModel> m = models_.default_version();
     nlohmann::json aliases = nlohmann::json::array();
-    for (const auto& a : model_.aliases) aliases.push_back(a);
-    return json_response({{"name", model_.name},
-                          {"version", model_.version},
+    for (const auto& a : m->aliases) aliases.push_back(a);
+    return json_response({{"name", m->name},
+                          {"version", m->version},
                           {"aliases", aliases},
-                          {"max_model_len", model_.context_len},
+                          {"max_model_len", m->context_len},
                           {"ready", ready_.load()},
                           {"draining", draining_.load() || admin_drained_.load()},
                           {"in_flight", in_flight_.load()}});

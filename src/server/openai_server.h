@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,6 +21,7 @@
 #include "server/ops/audit_log.h"
 #include "server/ops/response_cache.h"
 #include "server/ops/usage_ledger.h"
+#include "server/model_table.h"
 #include "server/served_model.h"
 
 namespace r1 {
@@ -41,11 +44,25 @@ struct ServerGuardrails {
   ResponseCache* cache = nullptr;
 };
 
+// How operators' activations load versions (the app's: it knows the
+// registry and the backends). Either may be unset: activation then only
+// moves traffic among versions already loaded.
+struct VersionHooks {
+  // The version number `ref` (a version number or an alias) names.
+  std::function<Result<std::string>(const std::string& model, const std::string& ref)> resolve;
+  // Loads, verifies and warms up a version, ready to serve.
+  std::function<Result<std::shared_ptr<const ServedModel>>(const std::string& model,
+                                                           const std::string& version)>
+      load;
+};
+
 class OpenAiServer {
  public:
-  // `model`, `metrics` and `access_log` must outlive the server.
-  OpenAiServer(const ServedModel& model, Metrics& metrics, AccessLog& access_log,
-               const HttpServerOptions& http, ServerGuardrails guardrails = {});
+  // `models`, `metrics` and `access_log` must outlive the server; `models`
+  // holds at least one version.
+  OpenAiServer(ModelTable& models, Metrics& metrics, AccessLog& access_log,
+               const HttpServerOptions& http, ServerGuardrails guardrails = {},
+               VersionHooks loader = {});
 
   Result<int> bind() { return http_.bind(); }
   void serve() { http_.serve(); }
@@ -63,6 +80,15 @@ class OpenAiServer {
   bool drain(std::chrono::milliseconds timeout);
   int in_flight() const { return in_flight_.load(); }
 
+  // Loads `ref` (a version number or alias) of served model `name` if it is
+  // not loaded, then routes `percent` of its requests there (100: makes it
+  // the active version; the versions no longer routed unload once their
+  // requests finish). One activation at a time. `who` names the operator
+  // in the log. Used by POST /admin/models/{name}/activate and by the app
+  // when SIGHUP moves an alias.
+  Result<ModelTable::ModelView> activate(const std::string& name, const std::string& ref,
+                                         int percent, const std::string& who);
+
  private:
   void add_routes();
   // Registers `handler` behind the auth check: `roles` those allowed (any
@@ -76,7 +102,14 @@ class OpenAiServer {
                        HttpResponse (*handler)(const struct GenerationRoutesContext&,
                                                const HttpRequest&));
 
-  const ServedModel& model_;
+  // /tokenize and /detokenize: the version the body's "model" names, else
+  // the default one; null when the caller may not see it or none is served.
+  std::shared_ptr<const ServedModel> version_for(const HttpRequest& req) const;
+  void add_model_admin_routes();
+
+  ModelTable& models_;
+  VersionHooks loader_;
+  std::mutex activate_mu_;  // one activation at a time
   Metrics& metrics_;
   AccessLog& access_log_;
   ServerGuardrails g_;
@@ -88,7 +121,7 @@ class OpenAiServer {
   std::atomic<int> in_flight_{0};
   // Engine counters already added to the metrics (the engine reports totals).
   std::mutex counters_mu_;
-  SchedulerStats counted_;
+  std::map<std::string, SchedulerStats> counted_;  // by loaded version id
 };
 
 }  // namespace r1

@@ -5,7 +5,8 @@
 namespace r1 {
 
 bool ServedModel::answers_to(const std::string& model) const {
-  return model == name || std::find(aliases.begin(), aliases.end(), model) != aliases.end();
+  return model == name || model == version_id() ||
+         std::find(aliases.begin(), aliases.end(), model) != aliases.end();
 }
 
 }  // namespace r1

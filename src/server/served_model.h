@@ -37,8 +37,16 @@ struct ServedModel {
   bool special_tokens_in_messages = false;
   Engine* engine = nullptr;
   GpuMonitor* gpu = nullptr;  // the model's GPU, when it runs on one
+  // What keeps `engine` (and the backend and weights behind it) alive: the
+  // app's, opaque to the server. The version is unloaded when the last
+  // holder of this ServedModel (the model table, a request in flight) lets
+  // go of it.
+  std::shared_ptr<void> owner;
 
+  // `name`, an alias, or NAME@VERSION.
   bool answers_to(const std::string& model) const;
+  // NAME@VERSION: the id that names this loaded version alone.
+  std::string version_id() const { return name + "@" + version; }
 };
 
 }  // namespace r1

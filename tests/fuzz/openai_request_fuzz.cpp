@@ -31,6 +31,7 @@
 #include "obs/metrics.h"
 #include "server/api/errors.h"
 #include "server/api/generation_routes.h"
+#include "server/model_table.h"
 #include "server/api/openai_request.h"
 #include "server/http/json_depth.h"
 #include "server/ops/memory_cache_store.h"
@@ -79,6 +80,7 @@ struct Server {
   std::atomic<int> in_flight{0};
   std::unique_ptr<ResponseCache> cache;
   ServedModel model;
+  ModelTable table;
   GenerationRoutesContext ctx;
 
   Server() {
@@ -105,7 +107,11 @@ struct Server {
     model.reasoning_close_ids = *model.tokenizer->encode("\n</think>\n\n", false);
     model.default_max_reasoning_tokens = 64;
     model.engine = engine.get();
-    ctx = GenerationRoutesContext{&model, &metrics, &access_log, &in_flight, cache.get()};
+    // The table shares `model` without owning it (the server outlives it).
+    if (!table.add(std::shared_ptr<const ServedModel>(&model, [](const ServedModel*) {})).ok()) {
+      std::abort();
+    }
+    ctx = GenerationRoutesContext{&table, &metrics, &access_log, &in_flight, cache.get()};
   }
 };
 

@@ -195,6 +195,7 @@ struct Job {
   std::string remote_addr;
   std::function<bool()> client_connected;          // may be unset (requests built in tests)
   std::function<void(const CallUsage&)> on_usage;  // the caller's accounting; may be unset
+  std::string model, version;  // the version serving the job
   std::string cache_key;    // set when the answer goes into the response cache
   std::string cache_state;  // for the access log: "hit", "miss", "bypass" or ""
 };
@@ -259,7 +260,8 @@ AccessLogRecord access_record(const GenerationRoutesContext& ctx, const Job& job
 void report_usage(const Job& job, const std::vector<std::unique_ptr<ChoiceRun>>& runs) {
   if (!job.on_usage || runs.empty()) return;
   const Usage u = usage_of(job, runs);
-  job.on_usage(CallUsage{u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, false});
+  job.on_usage(CallUsage{u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, false,
+                         job.model, job.version});
 }
 
 void record(const GenerationRoutesContext& ctx, const Job& job, int status,
@@ -410,10 +412,17 @@ HttpResponse run_streamed(const GenerationRoutesContext& ctx, Job job,
   HttpResponse res;
   res.content_type = "text/event-stream";
   res.headers["Cache-Control"] = "no-cache";
-  auto shared = std::make_shared<std::vector<std::unique_ptr<ChoiceRun>>>(std::move(runs));
+  // The runs read from the version's engine: the model is held with them
+  // and let go after them (members go in reverse order), whatever order
+  // the closure's captures are destroyed in.
+  struct Runs {
+    std::shared_ptr<const ServedModel> keep;
+    std::vector<std::unique_ptr<ChoiceRun>> runs;
+  };
+  auto shared = std::make_shared<Runs>(Runs{ctx.keep, std::move(runs)});
   auto guard = std::make_shared<InFlight>(ctx.in_flight);
   res.stream = [ctx, job = std::move(job), shared, guard](StreamWriter& w) {
-    auto& runs = *shared;
+    auto& runs = shared->runs;
     const ResponseHeader header{make_response_id(job.chat ? "chatcmpl" : "cmpl"), unix_time_now(),
                                 job.opt.model};
     const bool usage_on = job.opt.include_usage;
@@ -506,7 +515,8 @@ HttpResponse answer_from_cache(const GenerationRoutesContext& ctx, const Job& jo
   res.body = body.is_discarded() ? a.body : to_json_text(body);
   res.headers["x-r1serve-cache"] = "hit";
   if (job.on_usage) {
-    job.on_usage(CallUsage{a.prompt_tokens, a.completion_tokens, a.reasoning_tokens, true});
+    job.on_usage(CallUsage{a.prompt_tokens, a.completion_tokens, a.reasoning_tokens, true,
+                           job.model, job.version});
   }
   if (ctx.metrics) {
     ctx.metrics->inc_requests(job.route, ctx.model->name, 200);
@@ -568,6 +578,8 @@ HttpResponse run_job(const GenerationRoutesContext& ctx, Job job, const HttpRequ
     record(ctx, job, 404, {});
     return error_response(model_not_found(job.opt.model));
   }
+  job.model = m.name;
+  job.version = m.version;
   auto max_tokens = resolve_max_tokens(static_cast<int64_t>(job.prompt.size()), job.opt.max_tokens,
                                        m.context_len, job.opt.max_tokens_param);
   if (!max_tokens.ok()) {
@@ -582,16 +594,23 @@ HttpResponse run_job(const GenerationRoutesContext& ctx, Job job, const HttpRequ
     for (const auto& f : job.opt.ignored_fields) names += (names.empty() ? "" : ", ") + f;
     log_debug("request " + job.request_id + ": ignored fields " + names);
   }
-  if (std::optional<HttpResponse> hit = consult_cache(ctx, job, req)) return std::move(*hit);
+  // Which loaded version answered: NAME@VERSION.
+  auto versioned = [&m](HttpResponse res) {
+    res.headers["X-R1serve-Model-Version"] = m.version_id();
+    return res;
+  };
+  if (std::optional<HttpResponse> hit = consult_cache(ctx, job, req)) {
+    return versioned(std::move(*hit));
+  }
   auto runs = submit(m, job);
   if (!runs.ok()) {
     record(ctx, job, runs.error().http_status, {});
     return error_response(runs.error());
   }
   report_usage(job, *runs);  // the prompt is charged now, completions as they come
-  if (job.opt.stream) return run_streamed(ctx, std::move(job), std::move(runs).value());
+  if (job.opt.stream) return versioned(run_streamed(ctx, std::move(job), std::move(runs).value()));
   InFlight guard(ctx.in_flight);
-  return run_whole(ctx, job, std::move(runs).value());
+  return versioned(run_whole(ctx, job, std::move(runs).value()));
 }
 
 RequestLimits limits_for(const ServedModel& m) {
@@ -601,6 +620,29 @@ RequestLimits limits_for(const ServedModel& m) {
 }
 
 }  // namespace
+
+std::optional<HttpResponse> choose_version(GenerationRoutesContext& ctx, const HttpRequest& req) {
+  const RequestRouting routing = peek_routing(req.body);
+  std::shared_ptr<const ServedModel> chosen;
+  if (routing.model) {
+    chosen = ctx.models->route(*routing.model, routing.user, req.allowed_models);
+  } else {
+    // No model named (or no JSON object): the first model's version, whose
+    // parse then says what is wrong, or serves /predict.
+    chosen = ctx.models->default_version(routing.user);
+    if (chosen && !ModelTable::may_see(chosen->name, req.allowed_models)) chosen = nullptr;
+  }
+  if (!chosen) {
+    const std::string named = routing.model.value_or("");
+    if (ctx.metrics) {
+      ctx.metrics->inc_requests(req.path, "", 404);
+    }
+    return error_response(model_not_found(named));
+  }
+  ctx.keep = std::move(chosen);
+  ctx.model = ctx.keep.get();
+  return std::nullopt;
+}
 
 HttpResponse error_response(const ApiError& error) {
   HttpResponse res;
@@ -623,7 +665,9 @@ Result<std::vector<int32_t>> encode_chat_prompt(const ServedModel& m,
   return m.tokenizer->encode_with_literals(r.text, r.client_ranges);
 }
 
-HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const HttpRequest& req) {
+HttpResponse handle_chat_completions(const GenerationRoutesContext& routes, const HttpRequest& req) {
+  GenerationRoutesContext ctx = routes;
+  if (std::optional<HttpResponse> refused = choose_version(ctx, req)) return std::move(*refused);
   const ServedModel& m = *ctx.model;
   Job job;
   job.route = "/v1/chat/completions";
@@ -652,7 +696,9 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const H
   return run_job(ctx, std::move(job), req);
 }
 
-HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRequest& req) {
+HttpResponse handle_completions(const GenerationRoutesContext& routes, const HttpRequest& req) {
+  GenerationRoutesContext ctx = routes;
+  if (std::optional<HttpResponse> refused = choose_version(ctx, req)) return std::move(*refused);
   const ServedModel& m = *ctx.model;
   Job job;
   job.route = "/v1/completions";
@@ -678,7 +724,9 @@ HttpResponse handle_completions(const GenerationRoutesContext& ctx, const HttpRe
   return run_job(ctx, std::move(job), req);
 }
 
-HttpResponse handle_predict(const GenerationRoutesContext& ctx, const HttpRequest& req) {
+HttpResponse handle_predict(const GenerationRoutesContext& routes, const HttpRequest& req) {
+  GenerationRoutesContext ctx = routes;
+  if (std::optional<HttpResponse> refused = choose_version(ctx, req)) return std::move(*refused);
   const ServedModel& m = *ctx.model;
   auto body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
@@ -695,12 +743,13 @@ HttpResponse handle_predict(const GenerationRoutesContext& ctx, const HttpReques
     }
     max_tokens = body["max_tokens"].get<int64_t>();
   }
-  nlohmann::json chat = {{"model", m.name},
+  // The version chosen here, by its own id, so the chat route takes it too.
+  nlohmann::json chat = {{"model", m.version_id()},
                          {"max_tokens", max_tokens},
                          {"messages", {{{"role", "user"}, {"content", body["text"]}}}}};
   HttpRequest inner = req;
   inner.body = chat.dump();
-  HttpResponse res = handle_chat_completions(ctx, inner);
+  HttpResponse res = handle_chat_completions(routes, inner);
   if (res.status != 200) return res;
   auto full = nlohmann::json::parse(res.body, nullptr, false);
   const auto& msg = full["choices"][0]["message"];

@@ -4,23 +4,36 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
+#include <optional>
 
 #include "obs/access_log.h"
 #include "obs/metrics.h"
 #include "server/api/errors.h"
 #include "server/http/http_server.h"
+#include "server/model_table.h"
 #include "server/ops/response_cache.h"
 #include "server/served_model.h"
 
 namespace r1 {
 
 struct GenerationRoutesContext {
-  const ServedModel* model = nullptr;
+  const ModelTable* models = nullptr;  // what requests are routed among
   Metrics* metrics = nullptr;
   AccessLog* access_log = nullptr;        // may be disabled
   std::atomic<int>* in_flight = nullptr;  // requests being generated (drain waits on it)
   ResponseCache* cache = nullptr;         // may be null (no response cache)
+  // Set by the handler once it has chosen the version that serves the
+  // request; `keep` holds it (and its engine) until the response, streamed
+  // or whole, is done.
+  const ServedModel* model = nullptr;
+  std::shared_ptr<const ServedModel> keep;
 };
+
+// The version `req` is served by: the one its body's "model" names (404 when
+// none is served, or the caller may not see it: req.allowed_models), the
+// default model's when it names none. Sets ctx.model and ctx.keep.
+std::optional<HttpResponse> choose_version(GenerationRoutesContext& ctx, const HttpRequest& req);
 
 HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const HttpRequest& req);
 

@@ -665,4 +665,62 @@ ApiResult<int32_t> resolve_max_tokens(int64_t n_prompt_tokens, std::optional<int
   return *max_tokens;
 }
 
+namespace {
+
+// A SAX pass that keeps the string values of "model" and "user" at the top
+// level of an object and skips everything else.
+class RoutingPeek : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit RoutingPeek(RequestRouting* out) : out_(out) {}
+  bool null() override { return value(); }
+  bool boolean(bool) override { return value(); }
+  bool number_integer(number_integer_t) override { return value(); }
+  bool number_unsigned(number_unsigned_t) override { return value(); }
+  bool number_float(number_float_t, const string_t&) override { return value(); }
+  bool string(string_t& s) override {
+    if (depth_ == 1 && key_ == "model") out_->model = s;
+    if (depth_ == 1 && key_ == "user") out_->user = s;
+    return value();
+  }
+  bool binary(binary_t&) override { return value(); }
+  bool start_object(std::size_t) override { return open(); }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(); }
+  bool end_array() override { return close(); }
+  bool key(string_t& k) override {
+    if (depth_ == 1) key_ = k;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  bool value() {
+    key_.clear();
+    return true;
+  }
+  bool open() {
+    ++depth_;
+    if (depth_ > 1) key_.clear();
+    return true;
+  }
+  bool close() {
+    --depth_;
+    return true;
+  }
+  RequestRouting* out_;
+  int depth_ = 0;
+  std::string key_;
+};
+
+}  // namespace
+
+RequestRouting peek_routing(std::string_view body) {
+  RequestRouting r;
+  RoutingPeek peek(&r);
+  if (!nlohmann::json::sax_parse(body, &peek)) return RequestRouting{};
+  return r;
+}
+
 }  // namespace r1

@@ -104,6 +104,17 @@ struct CompletionRequest {
 // types and out-of-range values are 400 with `param` set where a field is at
 // fault. `model` is required (400 when missing); whether it exists is the
 // caller's check (404). Never throws.
+// The top-level "model" and "user" strings of a request body, found
+// without building the document (the body is parsed in full once the model
+// that serves it, whose defaults and vocabulary the parse uses, is known).
+// Fields that are absent or not strings stay empty, as does everything for
+// a body that is not a JSON object.
+struct RequestRouting {
+  std::optional<std::string> model;
+  std::string user;
+};
+RequestRouting peek_routing(std::string_view body);
+
 ApiResult<ChatCompletionRequest> parse_chat_completion_request(std::string_view body,
                                                                const GenerationConfig& defaults,
                                                                const RequestLimits& limits = {});

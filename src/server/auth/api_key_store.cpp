@@ -92,6 +92,11 @@ Result<ApiKeyStore> ApiKeyStore::parse(const std::string& yaml, const std::strin
             }
             e.roles.push_back(*role);
           }
+        } else if (field == "models") {
+          if (!v.IsSequence() || v.size() == 0) {
+            return invalid_argument(where + ": models must be a non-empty list of model names");
+          }
+          for (const auto& m : v) e.models.push_back(m.as<std::string>());
         } else if (field == "requests_per_second") {
           e.limits.requests_per_second = v.as<double>();
         } else if (field == "tokens_per_minute") {

@@ -37,6 +37,9 @@ struct ApiKeyEntry {
   std::array<uint8_t, 32> sha256{};
   std::vector<Role> roles;
   PrincipalLimits limits;
+  // The model names this key may use and see (`models:`); empty: every
+  // model. Any other model is answered 404, as if it did not exist.
+  std::vector<std::string> models;
 };
 
 class ApiKeyStore {

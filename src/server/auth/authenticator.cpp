@@ -138,7 +138,7 @@ AuthDecision Authenticator::identify(const HttpRequest& req) const {
   }
   const ApiKeyEntry* e = keys ? keys->find(token) : nullptr;
   if (e == nullptr) return refuse(401, "invalid API key", "invalid_api_key");
-  return accept(Principal{e->id, "api_key", e->roles, e->limits});
+  return accept(Principal{e->id, "api_key", e->roles, e->limits, e->models});
 }
 
 AuthDecision Authenticator::check(const HttpRequest& req, const std::vector<Role>& allowed) const {

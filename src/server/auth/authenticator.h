@@ -33,6 +33,7 @@ struct Principal {
   std::string source;  // "api_key", "jwt" or "forwarded"
   std::vector<Role> roles;
   PrincipalLimits limits;
+  std::vector<std::string> models;  // the models it may use; empty: all
   bool has(Role role) const;
 };
 

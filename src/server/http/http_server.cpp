@@ -26,6 +26,47 @@ namespace r1 {
 
 namespace {
 
+// Whether `path` matches route `route`, segment by segment; a route segment
+// "{name}" takes any one non-empty segment, stored in *params when given.
+bool match_route(const std::string& route, const std::string& path,
+                 std::map<std::string, std::string>* params) {
+  size_t r = 0, p = 0;
+  for (;;) {
+    const size_t re = std::min(route.find('/', r), route.size());
+    const size_t pe = std::min(path.find('/', p), path.size());
+    const std::string_view rs(route.data() + r, re - r), ps(path.data() + p, pe - p);
+    if (rs.size() >= 2 && rs.front() == '{' && rs.back() == '}') {
+      if (ps.empty()) return false;
+      if (params != nullptr) (*params)[std::string(rs.substr(1, rs.size() - 2))] = std::string(ps);
+    } else if (rs != ps) {
+      return false;
+    }
+    if (re == route.size() || pe == path.size()) return re == route.size() && pe == path.size();
+    r = re + 1;
+    p = pe + 1;
+  }
+}
+
+// The regular expression httplib routes `route` by: literal segments
+// escaped, "{name}" segments one segment of anything but '/'.
+std::string route_pattern(const std::string& route) {
+  static const std::regex kSpecial(R"([.^$|()\[\]{}*+?\\])");
+  std::string out;
+  size_t r = 0;
+  for (;;) {
+    const size_t re = std::min(route.find('/', r), route.size());
+    const std::string seg = route.substr(r, re - r);
+    if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}') {
+      out += "[^/]+";
+    } else {
+      out += std::regex_replace(seg, kSpecial, R"(\$&)");
+    }
+    if (re == route.size()) return out;
+    out += '/';
+    r = re + 1;
+  }
+}
+
 class SinkWriter final : public StreamWriter {
  public:
   SinkWriter(httplib::DataSink& sink, ConnectionProbe& probe) : sink_(sink), probe_(probe) {}
@@ -139,6 +180,11 @@ std::string HttpRequest::query_param(const std::string& name) const {
   return it == query.end() ? "" : it->second;
 }
 
+std::string HttpRequest::path_param(const std::string& name) const {
+  auto it = path_params.find(name);
+  return it == path_params.end() ? "" : it->second;
+}
+
 struct HttpServer::Impl {
   HttpServerOptions options;
   // The TLS identity every new connection gets (TlsCredentials::apply from
@@ -149,7 +195,16 @@ struct HttpServer::Impl {
   Status tls_status;                       // why the identity could not be loaded at start
   std::unique_ptr<httplib::Server> owned;  // a PlainServer, or a TlsServer with TLS
   httplib::Server& server;
-  std::map<std::string, std::set<std::string>> methods;  // path -> methods routed
+  std::map<std::string, std::set<std::string>> methods;  // route path -> methods routed
+  // The route path `path` falls under: itself, or a template whose {name}
+  // segments each take one non-empty segment of it. Null when none.
+  const std::string* route_of(const std::string& path) const {
+    if (const auto it = methods.find(path); it != methods.end()) return &it->first;
+    for (const auto& [route, m] : methods) {
+      if (route.find('{') != std::string::npos && match_route(route, path, nullptr)) return &route;
+    }
+    return nullptr;
+  }
   int listen_fd = -1;  // the listening socket, once bind() made it
   ConnectionReactor reactor;
 
@@ -185,9 +240,9 @@ struct HttpServer::Impl {
   bool reads_body(std::string_view method, std::string_view target) const {
     const std::string path =
         httplib::detail::decode_url(std::string(target.substr(0, target.find('?'))), false);
-    const auto it = methods.find(path);
-    return method != "GET" && method != "HEAD" && it != methods.end() &&
-           it->second.count(std::string(method)) != 0;
+    const std::string* route = route_of(path);
+    return method != "GET" && method != "HEAD" && route != nullptr &&
+           methods.at(*route).count(std::string(method)) != 0;
   }
   SSL_CTX* tls_context() const {
     return options.tls.enabled() ? static_cast<TlsServer&>(*owned).ssl_context() : nullptr;
@@ -251,6 +306,9 @@ void HttpServer::Impl::respond(const HttpHandler& handler, const httplib::Reques
   HttpRequest r;
   r.method = req.method;
   r.path = req.path;
+  if (const std::string* route = route_of(req.path); route != nullptr) {
+    match_route(*route, req.path, &r.path_params);
+  }
   r.body = std::move(body);
   r.remote_addr = req.remote_addr;
   for (const auto& [k, v] : req.headers) r.headers.emplace(k, v);
@@ -308,8 +366,9 @@ bool HttpServer::Impl::screen(const httplib::Request& req, httplib::Response& re
                   [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
     return refuse(400, "control characters in the path");
   }
-  const auto it = methods.find(req.path);
-  if (it == methods.end()) return refuse(404, "no such route");
+  const std::string* route = route_of(req.path);
+  if (route == nullptr) return refuse(404, "no such route");
+  const auto it = methods.find(*route);
   const std::string method = req.method == "HEAD" ? "GET" : req.method;
   if (it->second.count(method) == 0) {
     std::string allow;
@@ -363,8 +422,7 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
   R1_CHECK_MSG(method == "GET" || method == "POST" || method == "PUT" || method == "DELETE",
                "HttpServer::route takes GET, POST, PUT or DELETE");
   impl.methods[path].insert(method);
-  const std::string pattern =
-      std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)");
+  const std::string pattern = route_pattern(path);
   if (method == "GET") {
     s.Get(pattern, [&impl, handler = std::move(handler)](const httplib::Request& req,
                                                          httplib::Response& res) {
@@ -382,6 +440,14 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
       return;
     }
     std::string body;
+    // A request with neither Content-Length nor Transfer-Encoding has no
+    // body (RFC 9112 6.3); httplib would read one until the connection
+    // closed, holding a bodiless POST (curl -X POST) for the whole request
+    // timeout.
+    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      impl.respond(handler, req, std::move(body), res);
+      return;
+    }
     bool too_large = false;
     const size_t limit = impl.options.max_body_bytes;
     const bool read_all = read([&](const char* data, size_t n) {

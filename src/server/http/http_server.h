@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,8 @@ struct CallUsage {
   int64_t completion_tokens = 0;  // reasoning included
   int64_t reasoning_tokens = 0;
   bool cache_hit = false;  // answered from the response cache
+  std::string model;       // the model and loaded version that served the call
+  std::string version;
 };
 
 struct HttpRequest {
@@ -30,12 +33,16 @@ struct HttpRequest {
   std::string remote_addr;
   std::string request_id;  // X-Request-Id if valid, else generated
   std::string principal;   // set by the server's auth check: the caller's id, "" if anonymous
+  // Set by the auth check too: the models the caller may see (empty: all).
+  std::vector<std::string> allowed_models;
   // Set for an accounted caller: told the call's usage so far (cumulative)
   // as tokens are generated and once more at the end (rate-limit budget,
   // usage ledger, audit record).
   std::function<void(const CallUsage&)> on_usage;
   std::multimap<std::string, std::string> headers;  // names as the client sent them
   std::multimap<std::string, std::string> query;    // decoded query-string parameters
+  // The segments a route's "{name}" parts took ("/admin/models/{name}/x").
+  std::map<std::string, std::string> path_params;
 
   // For handlers that answer with a whole body: false once the client has
   // closed the connection (poll it while waiting; see ConnectionProbe).
@@ -46,6 +53,8 @@ struct HttpRequest {
   std::string header(const std::string& name) const;
   // The first value of query parameter `name`; empty when absent.
   std::string query_param(const std::string& name) const;
+  // Path parameter `name`; empty when absent.
+  std::string path_param(const std::string& name) const;
 };
 
 // Writes one streamed response. write() blocks until the bytes are handed to
