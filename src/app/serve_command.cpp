@@ -200,8 +200,9 @@ Status run_serve(const ServeArgs& a) {
   server_loader.resolve = [&versions](const std::string& model, const std::string& ref) {
     return versions.resolve(model, ref);
   };
-  server_loader.load = [&versions](const std::string& model, const std::string& version)
-      -> Result<std::shared_ptr<const ServedModel>> {
+  server_loader.load =
+      [&versions](const std::string& model,
+                  const std::string& version) -> Result<std::shared_ptr<const ServedModel>> {
     R1_ASSIGN_OR_RETURN(std::shared_ptr<ServedModel> m, versions.load(model, version));
     VersionLoader::warm_up(*m);
     return std::shared_ptr<const ServedModel>(std::move(m));

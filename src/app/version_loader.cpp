@@ -133,10 +133,9 @@ Result<std::shared_ptr<ServedModel>> VersionLoader::load(const std::string& mode
     const int64_t weights = bytes_of(v.path);
     if (weights + kv_budget > available) {
       return resource_exhausted(
-          id + " does not fit: it needs about " + Progress::bytes_text(weights + kv_budget) +
-          " (" + Progress::bytes_text(weights) + " of weights, " +
-          Progress::bytes_text(kv_budget) + " of KV cache) and " +
-          Progress::bytes_text(available) +
+          id + " does not fit: it needs about " + Progress::bytes_text(weights + kv_budget) + " (" +
+          Progress::bytes_text(weights) + " of weights, " + Progress::bytes_text(kv_budget) +
+          " of KV cache) and " + Progress::bytes_text(available) +
           " is available; unload a version or size the KV cache with --kv-cache-bytes");
     }
   }
@@ -171,8 +170,7 @@ Result<std::shared_ptr<ServedModel>> VersionLoader::load(const std::string& mode
   m->think_start_id = folder.tokenizer->token_to_id("<think>");
   m->think_end_id = folder.tokenizer->token_to_id("</think>");
   if (m->think_end_id) {
-    R1_ASSIGN_OR_RETURN(m->reasoning_close_ids,
-                        folder.tokenizer->encode("\n</think>\n\n", false));
+    R1_ASSIGN_OR_RETURN(m->reasoning_close_ids, folder.tokenizer->encode("\n</think>\n\n", false));
   }
   m->default_max_reasoning_tokens = s_.max_reasoning_tokens;
   m->special_tokens_in_messages = s_.special_tokens_in_messages;

@@ -240,8 +240,8 @@ void OpenAiServer::add_routes() {
       const ServedModel& a = *m.active;
       cards.push_back({m.name, a.created, "r1serve", a.context_len, m.name, a.version});
       for (const ModelTable::Version& v : m.loaded) {
-        if (v != m.active && std::find(v->aliases.begin(), v->aliases.end(), v->version_id()) ==
-                                 v->aliases.end()) {
+        if (v != m.active &&
+            std::find(v->aliases.begin(), v->aliases.end(), v->version_id()) == v->aliases.end()) {
           cards.push_back(
               {v->version_id(), v->created, "r1serve", v->context_len, m.name, v->version});
         }

@@ -18,10 +18,10 @@
 #include "server/auth/authenticator.h"
 #include "server/auth/rate_limiter.h"
 #include "server/http/http_server.h"
+#include "server/model_table.h"
 #include "server/ops/audit_log.h"
 #include "server/ops/response_cache.h"
 #include "server/ops/usage_ledger.h"
-#include "server/model_table.h"
 #include "server/served_model.h"
 
 namespace r1 {

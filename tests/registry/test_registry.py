@@ -261,3 +261,12 @@ def test_registry_yaml(work, versions):
         f.write("models:\n  x:\n    versions: {1: a}\n    aliases: {prod: 2}\n")
     res = run("verify", "x", "--model-repo", os.path.join(reg, "bad.yaml"))
     assert res.returncode != 0 and "alias prod names version 2" in res.stderr, res.stderr
+
+
+def test_a_version_that_does_not_fit_is_refused_before_loading(versions):
+    v1, _ = versions
+    res = subprocess.run([BIN, "serve", "--model", v1, "--port", "0",
+                          "--kv-cache-bytes", str(1 << 50)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert "does not fit" in res.stderr and "KV cache" in res.stderr, res.stderr

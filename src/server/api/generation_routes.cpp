@@ -195,7 +195,7 @@ struct Job {
   std::string remote_addr;
   std::function<bool()> client_connected;          // may be unset (requests built in tests)
   std::function<void(const CallUsage&)> on_usage;  // the caller's accounting; may be unset
-  std::string model, version;  // the version serving the job
+  std::string model, version;                      // the version serving the job
   std::string cache_key;    // set when the answer goes into the response cache
   std::string cache_state;  // for the access log: "hit", "miss", "bypass" or ""
 };
@@ -260,8 +260,8 @@ AccessLogRecord access_record(const GenerationRoutesContext& ctx, const Job& job
 void report_usage(const Job& job, const std::vector<std::unique_ptr<ChoiceRun>>& runs) {
   if (!job.on_usage || runs.empty()) return;
   const Usage u = usage_of(job, runs);
-  job.on_usage(CallUsage{u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, false,
-                         job.model, job.version});
+  job.on_usage(CallUsage{u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, false, job.model,
+                         job.version});
 }
 
 void record(const GenerationRoutesContext& ctx, const Job& job, int status,
@@ -554,7 +554,7 @@ std::optional<HttpResponse> consult_cache(const GenerationRoutesContext& ctx, Jo
     return std::nullopt;
   }
   const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-  job.cache_key = ResponseCache::key_for(ctx.model->version, job.route, body);
+  job.cache_key = ResponseCache::key_for(ctx.model->version_id(), job.route, body);
   if (no_cache) {
     job.cache_state = "bypass";
     return std::nullopt;
@@ -665,7 +665,8 @@ Result<std::vector<int32_t>> encode_chat_prompt(const ServedModel& m,
   return m.tokenizer->encode_with_literals(r.text, r.client_ranges);
 }
 
-HttpResponse handle_chat_completions(const GenerationRoutesContext& routes, const HttpRequest& req) {
+HttpResponse handle_chat_completions(const GenerationRoutesContext& routes,
+                                     const HttpRequest& req) {
   GenerationRoutesContext ctx = routes;
   if (std::optional<HttpResponse> refused = choose_version(ctx, req)) return std::move(*refused);
   const ServedModel& m = *ctx.model;

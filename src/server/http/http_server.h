@@ -6,9 +6,9 @@
 #include <atomic>
 #include <functional>
 #include <map>
-#include <vector>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "server/http/connection_reactor.h"
