@@ -622,6 +622,10 @@ RequestLimits limits_for(const ServedModel& m) {
 }  // namespace
 
 std::optional<HttpResponse> choose_version(GenerationRoutesContext& ctx, const HttpRequest& req) {
+  if (ctx.keep) {  // chosen already (/predict hands its chat on)
+    ctx.model = ctx.keep.get();
+    return std::nullopt;
+  }
   const RequestRouting routing = peek_routing(req.body);
   std::shared_ptr<const ServedModel> chosen;
   if (routing.model) {
@@ -750,7 +754,7 @@ HttpResponse handle_predict(const GenerationRoutesContext& routes, const HttpReq
                          {"messages", {{{"role", "user"}, {"content", body["text"]}}}}};
   HttpRequest inner = req;
   inner.body = chat.dump();
-  HttpResponse res = handle_chat_completions(routes, inner);
+  HttpResponse res = handle_chat_completions(ctx, inner);
   if (res.status != 200) return res;
   auto full = nlohmann::json::parse(res.body, nullptr, false);
   const auto& msg = full["choices"][0]["message"];

@@ -32,7 +32,8 @@ struct GenerationRoutesContext {
 
 // The version `req` is served by: the one its body's "model" names (404 when
 // none is served, or the caller may not see it: req.allowed_models), the
-// default model's when it names none. Sets ctx.model and ctx.keep.
+// default model's when it names none. Sets ctx.model and ctx.keep; a ctx
+// whose keep is set already keeps that version.
 std::optional<HttpResponse> choose_version(GenerationRoutesContext& ctx, const HttpRequest& req);
 
 HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const HttpRequest& req);
