@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "engine/engine_client.h"
 #include "engine/request_stream.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
@@ -66,11 +67,11 @@ struct EngineRequest {
   std::chrono::steady_clock::time_point arrival{};
 };
 
-class Engine {
+class Engine : public EngineClient {
  public:
   // `backend` must outlive the engine. The thread starts here.
   Engine(Backend& backend, const EngineOptions& options);
-  ~Engine();  // stops the thread; unfinished requests end with kAborted
+  ~Engine() override;  // stops the thread; unfinished requests end with kAborted
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -78,9 +79,9 @@ class Engine {
   // front (nothing queued): invalid sampling, empty or over-long prompt,
   // larger than the whole cache, a live duplicate id, or a full queue
   // (RESOURCE_EXHAUSTED).
-  Result<std::shared_ptr<RequestStream>> submit(EngineRequest request);
+  Result<std::shared_ptr<RequestStream>> submit(EngineRequest request) override;
   // Ends a request at the next step; its stream gets a kAborted finish.
-  void cancel(const std::string& id);
+  void cancel(const std::string& id) override;
 
   // Without a thread (EngineOptions::threaded false): takes what was
   // submitted and runs one step. Returns whether work remains. Call it from
@@ -88,7 +89,7 @@ class Engine {
   bool run_once();
 
   // A snapshot for metrics; thread-safe.
-  SchedulerStats stats() const;
+  SchedulerStats stats() const override;
   int32_t max_model_len() const { return max_model_len_; }
 
  private:

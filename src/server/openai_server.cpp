@@ -33,6 +33,7 @@ OpenAiServer::OpenAiServer(ModelTable& models, Metrics& metrics, AccessLog& acce
       metrics_(metrics),
       access_log_(access_log),
       g_(guardrails),
+      guard_(guardrails, metrics),
       http_(http) {
   // Series exist (at zero) from the start.
   for (const ModelTable::ModelView& m : models_.models()) metrics_.model(m.name);
@@ -73,84 +74,6 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req,
   return handler(ctx, req);
 }
 
-namespace {
-
-// The prompt of an inference request for the audit trail: the messages,
-// prompt or text field as the client sent it.
-std::string prompt_of(const std::string& body) {
-  const auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return "";
-  for (const char* field : {"messages", "prompt", "text"}) {
-    auto it = j.find(field);
-    if (it == j.end()) continue;
-    return it->is_string() ? it->get<std::string>()
-                           : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-  return "";
-}
-
-// Audit writes are best effort on the request path: a failure is logged and
-// the request goes on.
-void write_audit(AuditLog* audit, const AuditRecord& record) {
-  if (audit == nullptr) return;
-  if (Status s = audit->write(record); !s.ok()) log_error("audit: " + s.message());
-}
-
-// One accounted call, alive until its response is done: at return for a
-// whole body, when the stream function (which holds a reference) is
-// destroyed for a stream. Charges tokens to the rate limiter as they are
-// reported, and at the end releases the concurrency slot, adds the usage to
-// the ledger and writes the audit record.
-struct Call {
-  Call(RateLimiter* l, AuditLog* a, UsageLedger* u, Metrics* m, AuditRecord r)
-      : limiter(l), audit(a), usage_ledger(u), metrics(m), record(std::move(r)) {}
-  Call(const Call&) = delete;
-  Call& operator=(const Call&) = delete;
-  ~Call() {
-    if (limiter != nullptr) limiter->release(record.principal);
-    if (reported) {
-      record.prompt_tokens = usage.prompt_tokens;
-      record.completion_tokens = usage.completion_tokens;
-      record.reasoning_tokens = usage.reasoning_tokens;
-      record.cache_hit = usage.cache_hit;
-      if (metrics != nullptr) {
-        metrics->add_principal_usage(record.principal, record.model, usage.cache_hit,
-                                     usage.prompt_tokens, usage.completion_tokens);
-      }
-      if (usage_ledger != nullptr) {
-        const UsageTotals t{1, usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens,
-                            usage.cache_hit ? 1 : 0};
-        if (Status s = usage_ledger->add(record.principal, record.model, t); !s.ok()) {
-          log_error("usage: " + s.message());
-        }
-      }
-    }
-    write_audit(audit, record);
-  }
-  // Reported cumulatively; only the growth is charged.
-  void report(const CallUsage& u) {
-    const int64_t total = u.prompt_tokens + u.completion_tokens;
-    if (limiter != nullptr && total > charged)
-      limiter->charge_tokens(record.principal, total - charged);
-    charged = std::max(charged, total);
-    usage = u;
-    reported = true;
-    if (!u.model.empty()) {
-      record.model = u.model;
-      record.version = u.version;
-    }
-  }
-  RateLimiter* limiter;
-  AuditLog* audit;
-  UsageLedger* usage_ledger;
-  Metrics* metrics;  // null for routes that are not metered
-  AuditRecord record;
-  CallUsage usage;
-  int64_t charged = 0;
-  bool reported = false;
-};
-
-}  // namespace
 
 void OpenAiServer::route(const std::string& method, const std::string& path,
                          std::vector<Role> roles, bool open, HttpHandler handler) {
@@ -158,66 +81,11 @@ void OpenAiServer::route(const std::string& method, const std::string& path,
     http_.route(method, path, std::move(handler));
     return;
   }
-  const bool inference = roles == std::vector<Role>{Role::kDeveloper};
+  RouteGuard::Route r{path, std::move(roles)};
+  r.inference = r.roles == std::vector<Role>{Role::kDeveloper};
   http_.route(method, path,
-              [this, path, roles, inference, handler = std::move(handler)](const HttpRequest& req) {
-                AuditRecord audit;
-                audit.time = format_utc_iso8601(std::chrono::system_clock::now());
-                audit.request_id = req.request_id;
-                audit.route = path;
-                // The version that serves an inference call is known once
-                // its body is read; the call reports it (Call::report).
-                audit.client = req.remote_addr;
-                for (Role r : roles)
-                  audit.role += (audit.role.empty() ? "" : ",") + std::string(role_name(r));
-                Principal who{"anonymous", "none", {}, {}};
-                if (g_.auth != nullptr) {
-                  AuthDecision d = g_.auth->check(req, roles);
-                  if (!d.principal) {
-                    if (g_.audit != nullptr) {
-                      audit.event = "auth_failure";
-                      audit.status = d.status;
-                      write_audit(g_.audit, audit);
-                    }
-                    return auth_error_response(d);
-                  }
-                  who = std::move(*d.principal);
-                }
-                audit.event = "call";
-                audit.principal = who.id;
-                audit.source = who.source;
-                if (inference && g_.audit_prompts) audit.prompt = prompt_of(req.body);
-                HttpRequest authed = req;
-                authed.principal = g_.auth != nullptr ? who.id : "";
-                authed.allowed_models = who.models;
-                RateLimiter* limiter = inference ? g_.limiter : nullptr;
-                RateLimiter::Decision limit;
-                if (limiter != nullptr) {
-                  limit = limiter->admit(who.id, who.limits);
-                  if (!limit.allowed) {
-                    metrics_.inc_rate_limited(path);
-                    HttpResponse res =
-                        error_response(rate_limited(limit.message, limit.retry_after_seconds));
-                    for (const auto& [k, v] : limit.headers) res.headers[k] = v;
-                    if (g_.audit != nullptr) {
-                      audit.event = "rate_limited";
-                      audit.status = 429;
-                      write_audit(g_.audit, audit);
-                    }
-                    return res;
-                  }
-                }
-                auto call =
-                    std::make_shared<Call>(limiter, g_.audit, inference ? g_.usage : nullptr,
-                                           inference ? &metrics_ : nullptr, std::move(audit));
-                authed.on_usage = [call](const CallUsage& u) { call->report(u); };
-                HttpResponse res = handler(authed);
-                call->record.status = res.status;
-                for (const auto& [k, v] : limit.headers) res.headers[k] = v;
-                if (res.stream) {
-                  res.stream = [inner = std::move(res.stream), call](StreamWriter& w) { inner(w); };
-                }
-                return res;
+              [this, r = std::move(r), handler = std::move(handler)](const HttpRequest& req) {
+                return guard_.handle(req, r, handler);
               });
 }
 
@@ -319,81 +187,6 @@ void OpenAiServer::add_routes() {
     const std::shared_ptr<const ServedModel> m = version_for(r);
     if (!m) return error_response(model_not_found(peek_routing(r.body).model.value_or("")));
     return handle_detokenize(*m, r);
-  });
-}
-
-void OpenAiServer::add_admin_routes() {
-  const std::vector<Role> operators = {Role::kOperator};
-  const std::vector<Role> readers = {Role::kOperator, Role::kAuditor};
-  // The default model's active version (GET /admin/models lists them all).
-  route("GET", "/admin/model", operators, false, [this](const HttpRequest&) {
-    const std::shared_ptr<const ServedModel> m = models_.default_version();
-    nlohmann::json aliases = nlohmann::json::array();
-    for (const auto& a : m->aliases) aliases.push_back(a);
-    return json_response({{"name", m->name},
-                          {"version", m->version},
-                          {"aliases", aliases},
-                          {"max_model_len", m->context_len},
-                          {"ready", ready_.load()},
-                          {"draining", draining_.load() || admin_drained_.load()},
-                          {"in_flight", in_flight_.load()}});
-  });
-  // Out of rotation and back, without stopping the process: /ready answers
-  // 503 so the load balancer stops sending, requests in flight finish.
-  route("POST", "/admin/drain", operators, false, [this](const HttpRequest& req) {
-    admin_drained_.store(true);
-    log_warning("drained by an operator (" + req.principal + "); POST /admin/resume to undo");
-    return json_response({{"status", "draining"}, {"in_flight", in_flight_.load()}});
-  });
-  route("POST", "/admin/resume", operators, false, [this](const HttpRequest& req) {
-    if (draining_.load()) {
-      return error_response(not_ready("the server is shutting down; it cannot resume"));
-    }
-    admin_drained_.store(false);
-    log_info("resumed by an operator (" + req.principal + ")");
-    return json_response({{"status", ready_.load() ? "ready" : "loading"}});
-  });
-  route("GET", "/admin/usage", readers, false, [this](const HttpRequest& req) {
-    if (g_.usage == nullptr) {
-      return error_response(api_error(not_found("usage metering is off on this server")));
-    }
-    const std::string principal = req.query_param("principal"), model = req.query_param("model");
-    nlohmann::json data = nlohmann::json::array();
-    for (const UsageRow& r : g_.usage->rows()) {
-      if ((!principal.empty() && r.principal != principal) ||
-          (!model.empty() && r.model != model)) {
-        continue;
-      }
-      data.push_back({{"principal", r.principal},
-                      {"model", r.model},
-                      {"requests", r.totals.requests},
-                      {"prompt_tokens", r.totals.prompt_tokens},
-                      {"completion_tokens", r.totals.completion_tokens},
-                      {"reasoning_tokens", r.totals.reasoning_tokens},
-                      {"cache_hits", r.totals.cache_hits}});
-    }
-    return json_response({{"object", "list"}, {"data", data}});
-  });
-  route("GET", "/admin/audit", {Role::kAuditor}, false, [this](const HttpRequest& req) {
-    if (g_.audit == nullptr) {
-      return error_response(api_error(not_found("the audit trail is off on this server")));
-    }
-    size_t limit = 100;
-    const std::string text = req.query_param("limit");
-    if (!text.empty()) {
-      char* end = nullptr;
-      const long n = std::strtol(text.c_str(), &end, 10);
-      if (*end != '\0' || n < 1 || n > 10000) {
-        return error_response(bad_request("limit must be 1..10000", "limit"));
-      }
-      limit = static_cast<size_t>(n);
-    }
-    nlohmann::json data = nlohmann::json::array();
-    for (const std::string& line : g_.audit->tail(limit)) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded()) data.push_back(std::move(j));
-    }
-    return json_response({{"object", "list"}, {"data", data}});
   });
 }
 

@@ -19,6 +19,7 @@
 #include "server/auth/rate_limiter.h"
 #include "server/http/http_server.h"
 #include "server/model_table.h"
+#include "server/route_guard.h"
 #include "server/ops/audit_log.h"
 #include "server/ops/response_cache.h"
 #include "server/ops/usage_ledger.h"
@@ -26,23 +27,6 @@
 
 namespace r1 {
 
-// Who may call what, and the guardrails around each call. Without an
-// authenticator every route is open (the caller decides whether that is
-// allowed; see serve_command) and calls are accounted to "anonymous".
-struct ServerGuardrails {
-  const Authenticator* auth = nullptr;  // outlives the server
-  // /health, /ready and /metrics need valid credentials (any role) too.
-  bool protect_ops_routes = false;
-  // Per-principal limits on the inference routes; may be null.
-  RateLimiter* limiter = nullptr;
-  // Every call and auth failure; may be null.
-  AuditLog* audit = nullptr;
-  bool audit_prompts = false;  // put the request's prompt in audit records
-  // Usage per principal and model (inference routes); may be null.
-  UsageLedger* usage = nullptr;
-  // Whole answers of deterministic requests; may be null.
-  ResponseCache* cache = nullptr;
-};
 
 // How operators' activations load versions (the app's: it knows the
 // registry and the backends). Either may be unset: activation then only
@@ -113,6 +97,7 @@ class OpenAiServer {
   Metrics& metrics_;
   AccessLog& access_log_;
   ServerGuardrails g_;
+  RouteGuard guard_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> started_{false};        // ready once; /startup stays 200 after

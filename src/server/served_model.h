@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/engine_client.h"
 #include "format/model_config.h"
 #include "obs/gpu_monitor.h"
 #include "tokenizer/chat_template.h"
@@ -35,7 +36,7 @@ struct ServedModel {
   // Match added tokens inside message contents too (Hugging Face's
   // behaviour). Off by default: a user could otherwise forge role markers.
   bool special_tokens_in_messages = false;
-  Engine* engine = nullptr;
+  EngineClient* engine = nullptr;
   GpuMonitor* gpu = nullptr;  // the model's GPU, when it runs on one
   // What keeps `engine` (and the backend and weights behind it) alive: the
   // app's, opaque to the server. The version is unloaded when the last

@@ -1,0 +1,263 @@
+// The generation routes against a scripted engine (no model, no sockets):
+// the text pipeline (detokenize -> reasoning split), the whole and SSE
+// responders, routing among loaded versions (canary stickiness, NAME@VERSION,
+// allow-lists), and engine refusals.
+#include "server/api/generation_routes.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../fuzz/tiny_tokenizer.h"
+#include "engine/engine_client.h"
+#include "obs/access_log.h"
+#include "obs/metrics.h"
+#include "server/model_table.h"
+
+namespace r1 {
+namespace {
+
+using nlohmann::json;
+
+constexpr int32_t kThinkEnd = 305;  // "</think>" in the tiny tokenizer
+constexpr int32_t kEos = 301;
+
+// Answers every request with the same tokens, then a stop; or refuses it.
+class ScriptedEngine : public EngineClient {
+ public:
+  explicit ScriptedEngine(std::vector<int32_t> tokens) : tokens_(std::move(tokens)) {}
+
+  Result<std::shared_ptr<RequestStream>> submit(EngineRequest request) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++n_submitted_;
+    last_ = request;
+    if (refuse_) return resource_exhausted("queue full");
+    auto stream = std::make_shared<RequestStream>();
+    const int32_t n = std::min<int32_t>(request.max_tokens, static_cast<int32_t>(tokens_.size()));
+    for (int32_t i = 0; i < n; ++i) {
+      EngineEvent e;
+      e.token = SampledToken{tokens_[static_cast<size_t>(i)], -0.5f, {}};
+      e.n_prompt_tokens = static_cast<int32_t>(request.prompt.size());
+      e.finished = i + 1 == n;
+      e.end_reason = n < static_cast<int32_t>(tokens_.size()) ? EndReason::kLength : EndReason::kStop;
+      stream->push(e);
+    }
+    return stream;
+  }
+  void cancel(const std::string&) override {}
+  SchedulerStats stats() const override { return {}; }
+
+  int n_submitted() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return n_submitted_;
+  }
+  EngineRequest last() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+  void refuse(bool r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    refuse_ = r;
+  }
+
+ private:
+  std::vector<int32_t> tokens_;
+  mutable std::mutex mu_;
+  int n_submitted_ = 0;
+  EngineRequest last_;
+  bool refuse_ = false;
+};
+
+std::vector<int32_t> bytes(const std::string& s) {
+  std::vector<int32_t> out;
+  for (unsigned char c : s) out.push_back(c);  // the tiny vocabulary: id = byte
+  return out;
+}
+
+std::shared_ptr<ServedModel> version(const std::string& name, const std::string& v,
+                                     EngineClient* engine) {
+  auto m = std::make_shared<ServedModel>();
+  const auto [tokenizer_json, config_json] = fuzz::tiny_tokenizer_files();
+  m->tokenizer = std::make_shared<const Tokenizer>(
+      std::move(Tokenizer::from_json(tokenizer_json, config_json)).value());
+  m->chat_template = *ChatTemplate::detect(m->tokenizer->chat_template_source(), fuzz::kBos);
+  m->name = name;
+  m->version = v;
+  m->context_len = 4096;  // room for /predict's default 1024 tokens
+  m->stop_ids = {kEos};
+  m->think_start_id = m->tokenizer->token_to_id("<think>");
+  m->think_end_id = m->tokenizer->token_to_id("</think>");
+  m->engine = engine;
+  return m;
+}
+
+class GenerationRoutesTest : public ::testing::Test {
+ protected:
+  GenerationRoutesTest() {
+    // Version 1 thinks "ok" then answers "Yes"; version 2 answers "No".
+    std::vector<int32_t> one = bytes("ok");
+    one.push_back(kThinkEnd);
+    for (int32_t t : bytes("\n\nYes")) one.push_back(t);
+    std::vector<int32_t> two = bytes("hm");
+    two.push_back(kThinkEnd);
+    for (int32_t t : bytes("\n\nNo")) two.push_back(t);
+    e1_ = std::make_unique<ScriptedEngine>(one);
+    e2_ = std::make_unique<ScriptedEngine>(two);
+    EXPECT_TRUE(table_.add(version("tiny", "1", e1_.get())).ok());
+    EXPECT_TRUE(table_.add(version("tiny", "2", e2_.get())).ok());
+    ctx_ = GenerationRoutesContext{&table_, &metrics_, &access_log_, &in_flight_, nullptr};
+  }
+
+  static HttpRequest chat(const json& extra = json::object()) {
+    json body = {{"model", "tiny"},
+                 {"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                 {"max_tokens", 32}};
+    body.update(extra);
+    HttpRequest req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.body = body.dump();
+    req.request_id = "test";
+    return req;
+  }
+
+  std::unique_ptr<ScriptedEngine> e1_, e2_;
+  ModelTable table_;
+  Metrics metrics_;
+  AccessLog access_log_;
+  std::atomic<int> in_flight_{0};
+  GenerationRoutesContext ctx_;
+};
+
+TEST_F(GenerationRoutesTest, AWholeAnswerSplitsReasoningFromContent) {
+  const HttpResponse res = handle_chat_completions(ctx_, chat());
+  ASSERT_EQ(res.status, 200) << res.body;
+  const json j = json::parse(res.body);
+  const json& msg = j["choices"][0]["message"];
+  EXPECT_EQ(msg["reasoning_content"], "ok");
+  // Content as the model wrote it after </think> (reasoning_splitter.h).
+  EXPECT_EQ(msg["content"], "\n\nYes");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(j["usage"]["completion_tokens"], 8);  // o k </think> \n \n Y e s
+  EXPECT_EQ(res.headers.at("X-R1serve-Model-Version"), "tiny@1");
+  // The prompt the engine got is the chat template's, ending inside <think>.
+  const EngineRequest r = e1_->last();
+  EXPECT_EQ(r.max_tokens, 32);
+  EXPECT_EQ(e2_->n_submitted(), 0);
+}
+
+struct CollectingWriter : StreamWriter {
+  std::string out;
+  bool write(const std::string& bytes) override {
+    out += bytes;
+    return true;
+  }
+  bool client_connected() const override { return true; }
+};
+
+TEST_F(GenerationRoutesTest, AStreamCarriesTheSameTextAsSseChunks) {
+  HttpResponse res = handle_chat_completions(ctx_, chat({{"stream", true}}));
+  ASSERT_EQ(res.status, 200) << res.body;
+  ASSERT_TRUE(res.stream);
+  CollectingWriter w;
+  {
+    // The request counts as in flight until its stream function is gone.
+    auto stream = std::move(res.stream);
+    EXPECT_EQ(in_flight_.load(), 1);
+    stream(w);
+  }
+  std::string reasoning, content, finish;
+  size_t at = 0;
+  bool done = false;
+  while ((at = w.out.find("data: ", at)) != std::string::npos) {
+    const size_t end = w.out.find("\n\n", at);
+    const std::string data = w.out.substr(at + 6, end - at - 6);
+    at = end;
+    if (data == "[DONE]") {
+      done = true;
+      continue;
+    }
+    const json chunk = json::parse(data);
+    const json& d = chunk["choices"][0]["delta"];
+    if (d.contains("reasoning_content") && d["reasoning_content"].is_string()) {
+      reasoning += d["reasoning_content"].get<std::string>();
+    }
+    if (d.contains("content") && d["content"].is_string()) content += d["content"].get<std::string>();
+    if (chunk["choices"][0]["finish_reason"].is_string()) {
+      finish = chunk["choices"][0]["finish_reason"].get<std::string>();
+    }
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(reasoning, "ok");
+  EXPECT_EQ(content, "\n\nYes");
+  EXPECT_EQ(finish, "stop");
+  EXPECT_EQ(in_flight_.load(), 0);
+}
+
+TEST_F(GenerationRoutesTest, NamedVersionsAndUnknownModels) {
+  HttpResponse res = handle_chat_completions(ctx_, chat({{"model", "tiny@2"}}));
+  ASSERT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(json::parse(res.body)["choices"][0]["message"]["content"], "\n\nNo");
+  EXPECT_EQ(res.headers.at("X-R1serve-Model-Version"), "tiny@2");
+  res = handle_chat_completions(ctx_, chat({{"model", "gpt-4"}}));
+  EXPECT_EQ(res.status, 404);
+  EXPECT_EQ(json::parse(res.body)["error"]["code"], "model_not_found");
+  EXPECT_EQ(e1_->n_submitted() + e2_->n_submitted(), 1);
+}
+
+TEST_F(GenerationRoutesTest, ACanaryIsStickyPerUser) {
+  ASSERT_TRUE(table_.set_canary("tiny", "2", 50).ok());
+  std::map<std::string, std::set<std::string>> seen;
+  for (int i = 0; i < 40; ++i) {
+    const std::string user = "u" + std::to_string(i % 8);
+    const HttpResponse res = handle_chat_completions(ctx_, chat({{"user", user}}));
+    ASSERT_EQ(res.status, 200);
+    seen[user].insert(res.headers.at("X-R1serve-Model-Version"));
+  }
+  std::set<std::string> versions;
+  for (const auto& [user, v] : seen) {
+    EXPECT_EQ(v.size(), 1u) << user;
+    versions.insert(*v.begin());
+  }
+  // Eight users at 50%: both versions are seen unless the hash is badly
+  // skewed (probability 2 / 256 for a fair one).
+  EXPECT_EQ(versions.size(), 2u);
+}
+
+TEST_F(GenerationRoutesTest, AKeyOnlySeesItsModels) {
+  HttpRequest req = chat();
+  req.allowed_models = {"other"};
+  const HttpResponse res = handle_chat_completions(ctx_, req);
+  EXPECT_EQ(res.status, 404);
+  EXPECT_EQ(e1_->n_submitted(), 0);
+  req.allowed_models = {"tiny"};
+  EXPECT_EQ(handle_chat_completions(ctx_, req).status, 200);
+}
+
+TEST_F(GenerationRoutesTest, AFullQueueIs429) {
+  e1_->refuse(true);
+  const HttpResponse res = handle_chat_completions(ctx_, chat());
+  EXPECT_EQ(res.status, 429);
+}
+
+TEST_F(GenerationRoutesTest, PredictAnswersWithTheVersionItChose) {
+  HttpRequest req = chat();
+  req.path = "/predict";
+  req.body = R"({"text": "Hi"})";
+  const HttpResponse res = handle_predict(ctx_, req);
+  ASSERT_EQ(res.status, 200) << res.body;
+  const json j = json::parse(res.body);
+  EXPECT_EQ(j["response"], "\n\nYes");
+  EXPECT_EQ(j["reasoning"], "ok");
+}
+
+}  // namespace
+}  // namespace r1
