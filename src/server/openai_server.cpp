@@ -74,7 +74,6 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req,
   return handler(ctx, req);
 }
 
-
 void OpenAiServer::route(const std::string& method, const std::string& path,
                          std::vector<Role> roles, bool open, HttpHandler handler) {
   if (open) {

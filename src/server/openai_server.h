@@ -19,14 +19,13 @@
 #include "server/auth/rate_limiter.h"
 #include "server/http/http_server.h"
 #include "server/model_table.h"
-#include "server/route_guard.h"
 #include "server/ops/audit_log.h"
 #include "server/ops/response_cache.h"
 #include "server/ops/usage_ledger.h"
+#include "server/route_guard.h"
 #include "server/served_model.h"
 
 namespace r1 {
-
 
 // How operators' activations load versions (the app's: it knows the
 // registry and the backends). Either may be unset: activation then only

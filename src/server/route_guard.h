@@ -52,8 +52,7 @@ class RouteGuard {
   // Runs `handler` for `req` if the guard lets it through. The handler sees
   // the caller's id (`principal`), its model allow-list and an `on_usage`
   // callback for the accounting.
-  HttpResponse handle(const HttpRequest& req, const Route& route,
-                      const HttpHandler& handler) const;
+  HttpResponse handle(const HttpRequest& req, const Route& route, const HttpHandler& handler) const;
 
  private:
   ServerGuardrails g_;

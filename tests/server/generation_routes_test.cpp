@@ -47,7 +47,8 @@ class ScriptedEngine : public EngineClient {
       e.token = SampledToken{tokens_[static_cast<size_t>(i)], -0.5f, {}};
       e.n_prompt_tokens = static_cast<int32_t>(request.prompt.size());
       e.finished = i + 1 == n;
-      e.end_reason = n < static_cast<int32_t>(tokens_.size()) ? EndReason::kLength : EndReason::kStop;
+      e.end_reason =
+          n < static_cast<int32_t>(tokens_.size()) ? EndReason::kLength : EndReason::kStop;
       stream->push(e);
     }
     return stream;
@@ -190,7 +191,8 @@ TEST_F(GenerationRoutesTest, AStreamCarriesTheSameTextAsSseChunks) {
     if (d.contains("reasoning_content") && d["reasoning_content"].is_string()) {
       reasoning += d["reasoning_content"].get<std::string>();
     }
-    if (d.contains("content") && d["content"].is_string()) content += d["content"].get<std::string>();
+    if (d.contains("content") && d["content"].is_string())
+      content += d["content"].get<std::string>();
     if (chunk["choices"][0]["finish_reason"].is_string()) {
       finish = chunk["choices"][0]["finish_reason"].get<std::string>();
     }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "obs/log.h"
@@ -195,6 +196,7 @@ struct Job {
   std::string remote_addr;
   std::function<bool()> client_connected;          // may be unset (requests built in tests)
   std::function<void(const CallUsage&)> on_usage;  // the caller's accounting; may be unset
+  bool predict = false;                            // answer in /predict's shape
   std::string model, version;                      // the version serving the job
   std::string cache_key;    // set when the answer goes into the response cache
   std::string cache_state;  // for the access log: "hit", "miss", "bypass" or ""
@@ -369,7 +371,10 @@ HttpResponse run_whole(const GenerationRoutesContext& ctx, const Job& job,
                               job.opt.model};
   const Usage usage = usage_of(job, runs);
   HttpResponse res;
-  if (job.chat) {
+  if (job.predict) {
+    res.body = to_json_text(
+        nlohmann::json{{"response", runs[0]->content()}, {"reasoning", runs[0]->reasoning()}});
+  } else if (job.chat) {
     std::vector<ChatChoice> choices;
     for (size_t i = 0; i < runs.size(); ++i) {
       ChatChoice c;
@@ -507,7 +512,7 @@ HttpResponse run_streamed(const GenerationRoutesContext& ctx, Job job,
 HttpResponse answer_from_cache(const GenerationRoutesContext& ctx, const Job& job,
                                const CachedAnswer& a) {
   nlohmann::json body = nlohmann::json::parse(a.body, nullptr, false);
-  if (body.is_object()) {
+  if (body.is_object() && !job.predict) {
     body["id"] = make_response_id(job.chat ? "chatcmpl" : "cmpl");
     body["created"] = unix_time_now();
   }
@@ -621,12 +626,8 @@ RequestLimits limits_for(const ServedModel& m) {
 
 }  // namespace
 
-std::optional<HttpResponse> choose_version(GenerationRoutesContext& ctx, const HttpRequest& req) {
-  if (ctx.keep) {  // chosen already (/predict hands its chat on)
-    ctx.model = ctx.keep.get();
-    return std::nullopt;
-  }
-  const RequestRouting routing = peek_routing(req.body);
+std::optional<HttpResponse> choose_version(GenerationRoutesContext& ctx, const HttpRequest& req,
+                                           const RequestRouting& routing) {
   std::shared_ptr<const ServedModel> chosen;
   if (routing.model) {
     chosen = ctx.models->route(*routing.model, routing.user, req.allowed_models);
@@ -669,20 +670,46 @@ Result<std::vector<int32_t>> encode_chat_prompt(const ServedModel& m,
   return m.tokenizer->encode_with_literals(r.text, r.client_ranges);
 }
 
-HttpResponse handle_chat_completions(const GenerationRoutesContext& routes,
-                                     const HttpRequest& req) {
-  GenerationRoutesContext ctx = routes;
-  if (std::optional<HttpResponse> refused = choose_version(ctx, req)) return std::move(*refused);
-  const ServedModel& m = *ctx.model;
+namespace {
+
+Job job_for(const HttpRequest& req, std::string route) {
   Job job;
-  job.route = "/v1/chat/completions";
-  job.chat = true;
+  job.route = std::move(route);
   job.request_id = req.request_id;
   job.remote_addr = req.remote_addr;
   job.principal = req.principal;
   job.client_connected = req.client_connected;
   job.on_usage = req.on_usage;
-  auto parsed = parse_chat_completion_request(req.body, m.generation, limits_for(m));
+  return job;
+}
+
+// The body parsed once, and the version that serves it chosen from it; or
+// the response that ends the request (400 for a body that is not a JSON
+// object, 404 for a model not served). `ctx` gets the version.
+std::variant<nlohmann::json, HttpResponse> open_request(GenerationRoutesContext& ctx,
+                                                        const HttpRequest& req,
+                                                        const std::string& route) {
+  ApiResult<nlohmann::json> body = parse_request_body(req.body);
+  const RequestRouting routing = body.ok() ? routing_of(*body) : RequestRouting{std::nullopt, ""};
+  if (std::optional<HttpResponse> refused = choose_version(ctx, req, routing)) {
+    return std::move(*refused);
+  }
+  if (!body.ok()) {
+    record(ctx, job_for(req, route), body.error().http_status, {});
+    return error_response(body.error());
+  }
+  return std::move(body).value();
+}
+
+// A chat request from its parsed body; `predict` answers in /predict's
+// shape ({"response", "reasoning"}) instead of OpenAI's.
+HttpResponse run_chat(const GenerationRoutesContext& ctx, const HttpRequest& req,
+                      const nlohmann::json& body, bool predict) {
+  const ServedModel& m = *ctx.model;
+  Job job = job_for(req, predict ? "/predict" : "/v1/chat/completions");
+  job.chat = true;
+  job.predict = predict;
+  auto parsed = chat_completion_request_from(body, m.generation, limits_for(m));
   if (!parsed.ok()) {
     record(ctx, job, parsed.error().http_status, {});
     return error_response(parsed.error());
@@ -701,18 +728,24 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& routes,
   return run_job(ctx, std::move(job), req);
 }
 
+}  // namespace
+
+HttpResponse handle_chat_completions(const GenerationRoutesContext& routes,
+                                     const HttpRequest& req) {
+  GenerationRoutesContext ctx = routes;
+  auto opened = open_request(ctx, req, "/v1/chat/completions");
+  if (auto* res = std::get_if<HttpResponse>(&opened)) return std::move(*res);
+  return run_chat(ctx, req, std::get<nlohmann::json>(opened), false);
+}
+
 HttpResponse handle_completions(const GenerationRoutesContext& routes, const HttpRequest& req) {
   GenerationRoutesContext ctx = routes;
-  if (std::optional<HttpResponse> refused = choose_version(ctx, req)) return std::move(*refused);
+  auto opened = open_request(ctx, req, "/v1/completions");
+  if (auto* res = std::get_if<HttpResponse>(&opened)) return std::move(*res);
   const ServedModel& m = *ctx.model;
-  Job job;
-  job.route = "/v1/completions";
-  job.request_id = req.request_id;
-  job.remote_addr = req.remote_addr;
-  job.principal = req.principal;
-  job.client_connected = req.client_connected;
-  job.on_usage = req.on_usage;
-  auto parsed = parse_completion_request(req.body, m.generation, limits_for(m));
+  Job job = job_for(req, "/v1/completions");
+  auto parsed =
+      completion_request_from(std::get<nlohmann::json>(opened), m.generation, limits_for(m));
   if (!parsed.ok()) {
     record(ctx, job, parsed.error().http_status, {});
     return error_response(parsed.error());
@@ -729,14 +762,20 @@ HttpResponse handle_completions(const GenerationRoutesContext& routes, const Htt
   return run_job(ctx, std::move(job), req);
 }
 
+// {"text", "max_tokens"?} becomes one user message of a chat request, run
+// by the chat path with the version chosen here; the answer comes back in
+// /predict's own shape (nothing is serialised to be parsed again).
 HttpResponse handle_predict(const GenerationRoutesContext& routes, const HttpRequest& req) {
   GenerationRoutesContext ctx = routes;
-  if (std::optional<HttpResponse> refused = choose_version(ctx, req)) return std::move(*refused);
-  const ServedModel& m = *ctx.model;
-  auto body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded() || !body.is_object()) {
+  ApiResult<nlohmann::json> parsed = parse_request_body(req.body);
+  if (std::optional<HttpResponse> refused = choose_version(
+          ctx, req, parsed.ok() ? routing_of(*parsed) : RequestRouting{std::nullopt, ""})) {
+    return std::move(*refused);
+  }
+  if (!parsed.ok()) {
     return error_response(bad_request("the body must be a JSON object {\"text\": ...}"));
   }
+  const nlohmann::json& body = *parsed;
   if (!body.contains("text") || !body["text"].is_string()) {
     return error_response(bad_request("\"text\" must be a string", "text"));
   }
@@ -748,25 +787,10 @@ HttpResponse handle_predict(const GenerationRoutesContext& routes, const HttpReq
     }
     max_tokens = body["max_tokens"].get<int64_t>();
   }
-  // The version chosen here, by its own id, so the chat route takes it too.
-  nlohmann::json chat = {{"model", m.version_id()},
-                         {"max_tokens", max_tokens},
-                         {"messages", {{{"role", "user"}, {"content", body["text"]}}}}};
-  HttpRequest inner = req;
-  inner.body = chat.dump();
-  HttpResponse res = handle_chat_completions(ctx, inner);
-  if (res.status != 200) return res;
-  auto full = nlohmann::json::parse(res.body, nullptr, false);
-  const auto& msg = full["choices"][0]["message"];
-  nlohmann::json out = {
-      {"response", msg.value("content", nlohmann::json("")).is_null()
-                       ? ""
-                       : msg.value("content", std::string())},
-      {"reasoning", msg.contains("reasoning_content") && msg["reasoning_content"].is_string()
-                        ? msg["reasoning_content"].get<std::string>()
-                        : ""}};
-  res.body = to_json_text(out);
-  return res;
+  const nlohmann::json chat = {{"model", ctx.model->version_id()},
+                               {"max_tokens", max_tokens},
+                               {"messages", {{{"role", "user"}, {"content", body["text"]}}}}};
+  return run_chat(ctx, req, chat, true);
 }
 
 HttpResponse handle_tokenize(const ServedModel& m, const HttpRequest& req) {
@@ -780,8 +804,8 @@ HttpResponse handle_tokenize(const ServedModel& m, const HttpRequest& req) {
   if (!body.is_discarded() && body.is_object() && body.contains("messages")) {
     // As vLLM: the chat prompt the messages make, as /v1/chat/completions
     // would tokenise it.
-    auto parsed = parse_chat_completion_request(
-        nlohmann::json{{"model", m.name}, {"messages", body["messages"]}}.dump(), m.generation,
+    auto parsed = chat_completion_request_from(
+        nlohmann::json{{"model", m.name}, {"messages", body["messages"]}}, m.generation,
         RequestLimits{});
     if (!parsed.ok()) return error_response(parsed.error());
     if (!m.chat_template) return error_response(api_error(m.chat_template_status));

@@ -10,6 +10,7 @@
 #include "obs/access_log.h"
 #include "obs/metrics.h"
 #include "server/api/errors.h"
+#include "server/api/openai_request.h"
 #include "server/http/http_server.h"
 #include "server/model_table.h"
 #include "server/ops/response_cache.h"
@@ -30,11 +31,11 @@ struct GenerationRoutesContext {
   std::shared_ptr<const ServedModel> keep;
 };
 
-// The version `req` is served by: the one its body's "model" names (404 when
-// none is served, or the caller may not see it: req.allowed_models), the
-// default model's when it names none. Sets ctx.model and ctx.keep; a ctx
-// whose keep is set already keeps that version.
-std::optional<HttpResponse> choose_version(GenerationRoutesContext& ctx, const HttpRequest& req);
+// The version a request is served by: the one `routing.model` names (404
+// when none is served, or the caller may not see it: req.allowed_models),
+// the default model's when it names none. Sets ctx.model and ctx.keep.
+std::optional<HttpResponse> choose_version(GenerationRoutesContext& ctx, const HttpRequest& req,
+                                           const RequestRouting& routing);
 
 HttpResponse handle_chat_completions(const GenerationRoutesContext& ctx, const HttpRequest& req);
 

@@ -593,8 +593,10 @@ MaybeError parse_prompt(const json& body, const RequestLimits& limits, Completio
   return parse_token_list(*prompt, param, limits, &out->prompt_token_ids);
 }
 
+}  // namespace
+
 // Parses `text` as a JSON object; nlohmann's exceptions stop here.
-ApiResult<json> parse_body(std::string_view text) {
+ApiResult<json> parse_request_body(std::string_view text) {
   json body;
   try {
     body = json::parse(text);
@@ -609,19 +611,38 @@ ApiResult<json> parse_body(std::string_view text) {
   return body;
 }
 
-}  // namespace
+RequestRouting routing_of(const json& body) {
+  RequestRouting r;
+  if (!body.is_object()) return r;
+  if (const auto m = body.find("model"); m != body.end() && m->is_string()) {
+    r.model = m->get<std::string>();
+  }
+  if (const auto u = body.find("user"); u != body.end() && u->is_string()) {
+    r.user = u->get<std::string>();
+  }
+  return r;
+}
 
 ApiResult<ChatCompletionRequest> parse_chat_completion_request(std::string_view text,
                                                                const GenerationConfig& defaults,
                                                                const RequestLimits& limits) {
+  ApiResult<json> body = parse_request_body(text);
+  if (!body.ok()) return body.error();
+  return chat_completion_request_from(*body, defaults, limits);
+}
+
+ApiResult<ChatCompletionRequest> chat_completion_request_from(const json& body,
+                                                              const GenerationConfig& defaults,
+                                                              const RequestLimits& limits) {
   try {
-    ApiResult<json> body = parse_body(text);
-    if (!body.ok()) return body.error();
+    if (!body.is_object()) {
+      return bad_request("the request body must be a JSON object, got " + json_type_name(body));
+    }
     ChatCompletionRequest request;
-    if (MaybeError e = parse_common(*body, Endpoint::kChat, defaults, limits, &request.options)) {
+    if (MaybeError e = parse_common(body, Endpoint::kChat, defaults, limits, &request.options)) {
       return *e;
     }
-    if (MaybeError e = parse_messages(*body, &request.messages)) return *e;
+    if (MaybeError e = parse_messages(body, &request.messages)) return *e;
     return request;
   } catch (const std::exception& e) {
     // Every access above is type-checked first; reaching this is a bug.
@@ -632,15 +653,24 @@ ApiResult<ChatCompletionRequest> parse_chat_completion_request(std::string_view 
 ApiResult<CompletionRequest> parse_completion_request(std::string_view text,
                                                       const GenerationConfig& defaults,
                                                       const RequestLimits& limits) {
+  ApiResult<json> body = parse_request_body(text);
+  if (!body.ok()) return body.error();
+  return completion_request_from(*body, defaults, limits);
+}
+
+ApiResult<CompletionRequest> completion_request_from(const json& body,
+                                                     const GenerationConfig& defaults,
+                                                     const RequestLimits& limits) {
   try {
-    ApiResult<json> body = parse_body(text);
-    if (!body.ok()) return body.error();
+    if (!body.is_object()) {
+      return bad_request("the request body must be a JSON object, got " + json_type_name(body));
+    }
     CompletionRequest request;
     if (MaybeError e =
-            parse_common(*body, Endpoint::kCompletions, defaults, limits, &request.options)) {
+            parse_common(body, Endpoint::kCompletions, defaults, limits, &request.options)) {
       return *e;
     }
-    if (MaybeError e = parse_prompt(*body, limits, &request)) return *e;
+    if (MaybeError e = parse_prompt(body, limits, &request)) return *e;
     return request;
   } catch (const std::exception& e) {
     return internal(std::string("request parsing failed: ") + e.what());

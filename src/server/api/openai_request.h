@@ -48,6 +48,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/sampler.h"
 #include "format/model_config.h"
 #include "server/api/errors.h"
@@ -100,27 +102,38 @@ struct CompletionRequest {
   std::vector<int32_t> prompt_token_ids;
 };
 
-// Parses a request body. Malformed JSON, a body that is not an object, wrong
-// types and out-of-range values are 400 with `param` set where a field is at
-// fault. `model` is required (400 when missing); whether it exists is the
-// caller's check (404). Never throws.
-// The top-level "model" and "user" strings of a request body, found
-// without building the document (the body is parsed in full once the model
-// that serves it, whose defaults and vocabulary the parse uses, is known).
-// Fields that are absent or not strings stay empty, as does everything for
-// a body that is not a JSON object.
+// What picks the version that serves a request: the top-level "model" and
+// "user" strings. Fields that are absent or not strings stay empty.
 struct RequestRouting {
   std::optional<std::string> model;
   std::string user;
 };
+RequestRouting routing_of(const nlohmann::json& body);
+// The same from the text, found without building the document (a SAX
+// pass); everything stays empty for a body that is not a JSON object.
 RequestRouting peek_routing(std::string_view body);
 
+// The body as a JSON object: 400 for malformed JSON or another value.
+ApiResult<nlohmann::json> parse_request_body(std::string_view text);
+
+// Parses a request body. Malformed JSON, a body that is not an object, wrong
+// types and out-of-range values are 400 with `param` set where a field is at
+// fault. `model` is required (400 when missing); whether it exists is the
+// caller's check (404). Never throws. The routes parse the text once
+// (parse_request_body), choose the version from it, and validate the
+// document with that version's defaults.
 ApiResult<ChatCompletionRequest> parse_chat_completion_request(std::string_view body,
                                                                const GenerationConfig& defaults,
                                                                const RequestLimits& limits = {});
+ApiResult<ChatCompletionRequest> chat_completion_request_from(const nlohmann::json& body,
+                                                              const GenerationConfig& defaults,
+                                                              const RequestLimits& limits = {});
 ApiResult<CompletionRequest> parse_completion_request(std::string_view body,
                                                       const GenerationConfig& defaults,
                                                       const RequestLimits& limits = {});
+ApiResult<CompletionRequest> completion_request_from(const nlohmann::json& body,
+                                                     const GenerationConfig& defaults,
+                                                     const RequestLimits& limits = {});
 
 // The number of tokens a request may generate once its prompt is tokenized:
 // 413 prompt_too_long when the prompt leaves no room in the context, 400 on
