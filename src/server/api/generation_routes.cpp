@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "obs/log.h"
+#include "server/api/choice_run.h"
 #include "server/api/errors.h"
 #include "server/api/openai_request.h"
 #include "server/api/openai_response.h"
-#include "server/api/reasoning_splitter.h"
 #include "server/api/reasoning_token_counter.h"
 #include "server/api/stop_matcher.h"
 #include "tokenizer/incremental_detokenizer.h"
@@ -38,146 +38,6 @@ struct InFlight {
   InFlight(const InFlight&) = delete;
   InFlight& operator=(const InFlight&) = delete;
   std::atomic<int>* n_;
-};
-
-// What one event added to a choice's output.
-struct ChoiceDelta {
-  std::string reasoning;
-  std::string content;
-  std::vector<LogprobEntry> logprobs;
-  bool finished = false;
-  bool empty() const { return reasoning.empty() && content.empty() && logprobs.empty(); }
-};
-
-// One choice of a request: the engine request behind it and the text
-// pipeline its tokens go through: detokenizer -> stop strings -> reasoning
-// split (chat only).
-class ChoiceRun {
- public:
-  ChoiceRun(const ServedModel& m, std::string engine_id, std::shared_ptr<RequestStream> stream,
-            const GenerationOptions& opt, bool chat, bool starts_in_reasoning, bool logprobs,
-            int32_t n_top)
-      : model_(m),
-        engine_id_(std::move(engine_id)),
-        stream_(std::move(stream)),
-        detok_(*m.tokenizer, /*skip_special=*/true),
-        stops_(opt.stop),
-        splitter_(starts_in_reasoning),
-        counter_(chat && starts_in_reasoning, m.think_start_id, m.think_end_id),
-        chat_(chat),
-        logprobs_(logprobs),
-        n_top_(n_top) {}
-
-  RequestStream& stream() { return *stream_; }
-  const std::string& engine_id() const { return engine_id_; }
-  bool done() const { return done_; }
-
-  ChoiceDelta on_event(const EngineEvent& e) {
-    ChoiceDelta d;
-    if (done_) return d;
-    if (e.token) {
-      // Time to first token means the first sampled one (a reasoning budget
-      // of zero forces "</think>" before it).
-      if (n_tokens_ == 0 || (!e.forced && !sampled_any_)) {
-        first_token_ = e.time;
-        queue_seconds_ = e.queue_seconds;
-      }
-      if (!e.forced) sampled_any_ = true;
-      last_token_ = e.time;
-      ++n_tokens_;
-      if (chat_) counter_.push(e.token->id);
-      if (logprobs_ && !e.forced) d.logprobs.push_back(entry(*e.token));
-      feed(detok_.push(e.token->id), &d);
-    }
-    if (e.finished && !done_) {
-      if (e.end_reason == EndReason::kError) {
-        error_ = e.error.ok() ? internal_error("generation failed") : e.error;
-      } else {
-        feed(detok_.flush(), &d);
-        if (!stopped_) route(stops_.flush(), &d);
-        finish_ = e.end_reason == EndReason::kLength ? FinishReason::kLength : FinishReason::kStop;
-      }
-      close(&d);
-    }
-    reasoning_all_ += d.reasoning;
-    content_all_ += d.content;
-    all_logprobs_.insert(all_logprobs_.end(), d.logprobs.begin(), d.logprobs.end());
-    return d;
-  }
-
-  int64_t n_tokens() const { return n_tokens_; }
-  // Whether a sampled (not forced) token came: the prompt was processed.
-  bool sampled_any() const { return sampled_any_; }
-  int64_t n_reasoning_tokens() const { return counter_.n_reasoning_tokens(); }
-  FinishReason finish() const { return finish_; }
-  const Status& error() const { return error_; }
-  const std::string& reasoning() const { return reasoning_all_; }
-  const std::string& content() const { return content_all_; }
-  const std::vector<LogprobEntry>& logprobs() const { return all_logprobs_; }
-  bool saw_reasoning() const { return splitter_.reasoning_closed() || !reasoning_all_.empty(); }
-  Clock::time_point first_token() const { return first_token_; }
-  double queue_seconds() const { return queue_seconds_; }
-  Clock::time_point last_token() const { return last_token_; }
-
- private:
-  LogprobEntry entry(const SampledToken& t) const {
-    LogprobEntry e{model_.tokenizer->token_bytes(t.id), t.logprob, {}};
-    for (const auto& alt : t.top) {
-      e.top.push_back({model_.tokenizer->token_bytes(alt.id), alt.logprob});
-    }
-    return e;
-  }
-  void route(const std::string& text, ChoiceDelta* d) {
-    if (text.empty()) return;
-    if (!chat_) {
-      d->content += text;
-      return;
-    }
-    ReasoningDelta r = splitter_.push(text);
-    d->reasoning += r.reasoning;
-    d->content += r.content;
-  }
-  void feed(const std::string& piece, ChoiceDelta* d) {
-    if (stopped_ || piece.empty()) return;
-    StopMatch m = stops_.push(piece);
-    route(m.text, d);
-    if (m.stopped) {
-      stopped_ = true;
-      finish_ = FinishReason::kStop;
-      model_.engine->cancel(engine_id_);
-      close(d);
-    }
-  }
-  void close(ChoiceDelta* d) {
-    if (chat_) {
-      ReasoningDelta r = splitter_.flush();
-      d->reasoning += r.reasoning;
-      d->content += r.content;
-    }
-    done_ = true;
-    d->finished = true;
-  }
-
-  const ServedModel& model_;
-  std::string engine_id_;
-  std::shared_ptr<RequestStream> stream_;
-  IncrementalDetokenizer detok_;
-  StopStringMatcher stops_;
-  ReasoningSplitter splitter_;
-  ReasoningTokenCounter counter_;
-  bool chat_;
-  bool logprobs_;
-  int32_t n_top_;
-  bool done_ = false;
-  bool stopped_ = false;
-  FinishReason finish_ = FinishReason::kStop;
-  Status error_;
-  int64_t n_tokens_ = 0;
-  std::string reasoning_all_, content_all_;
-  std::vector<LogprobEntry> all_logprobs_;
-  Clock::time_point first_token_{}, last_token_{};
-  double queue_seconds_ = 0;
-  bool sampled_any_ = false;
 };
 
 // A request after parsing and tokenizing, ready for the engine.
