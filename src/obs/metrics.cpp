@@ -143,6 +143,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
       gauge(r, "kv_cache_usage_ratio", "KV-cache usage: used blocks / total blocks, 0 to 1.");
   kv_cache_free_blocks_ = gauge(r, "kv_cache_free_blocks", "KV-cache blocks free for new use.");
   ready_ = gauge(r, "ready", "1 while the server takes inference requests, else 0.");
+  model_version_info_ =
+      gauge(r, "model_version_info", "1 per loaded model version; role: active, canary or loaded.");
   principal_requests_ = counter(r, "principal_requests_total",
                                 "Accounted inference calls per principal, model and cache result.");
   principal_tokens_ =
@@ -272,6 +274,21 @@ void Metrics::set_ready(bool ready) {
     g = ready_gauge_;
   }
   g->Set(ready ? 1.0 : 0.0);
+}
+
+void Metrics::set_loaded_versions(std::string_view model,
+                                  const std::vector<LoadedVersionLabel>& versions) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string label = model_label(model);
+  std::vector<prometheus::Gauge*>& gauges = version_info_[label];
+  for (prometheus::Gauge* g : gauges) model_version_info_->Remove(g);
+  gauges.clear();
+  for (const LoadedVersionLabel& v : versions) {
+    prometheus::Gauge& g =
+        model_version_info_->Add({{"model", label}, {"version", v.version}, {"role", v.role}});
+    g.Set(1.0);
+    gauges.push_back(&g);
+  }
 }
 
 void Metrics::add_principal_usage(std::string_view principal, std::string_view model,

@@ -131,6 +131,15 @@ class Metrics {
   // draining), else 0; for alerts on replicas that stay out of rotation.
   void set_ready(bool ready);
 
+  // model_version_info{model,version,role}: 1 for each loaded version of
+  // `model` the server routes to, role "active", "canary" or "loaded" (not
+  // routed yet); replaces what was set for the model before.
+  struct LoadedVersionLabel {
+    std::string version;
+    std::string role;
+  };
+  void set_loaded_versions(std::string_view model, const std::vector<LoadedVersionLabel>& versions);
+
   // Per principal (key id, JWT subject or forwarded name; never a secret),
   // bounded like model labels: past kMaxPrincipals distinct names the rest
   // count under kOverflowModel ("other").
@@ -181,6 +190,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* kv_cache_usage_;
   prometheus::Family<prometheus::Gauge>* kv_cache_free_blocks_;
   prometheus::Family<prometheus::Gauge>* ready_;
+  prometheus::Family<prometheus::Gauge>* model_version_info_;
   prometheus::Family<prometheus::Counter>* principal_requests_;
   prometheus::Family<prometheus::Counter>* principal_tokens_;
   prometheus::Family<prometheus::Gauge>* gpu_utilization_;
@@ -198,6 +208,7 @@ class Metrics {
   std::set<std::string, std::less<>> model_labels_;
   std::map<std::string, std::unique_ptr<ModelMetrics>, std::less<>> models_;
   std::map<std::string, prometheus::Counter*, std::less<>> requests_by_key_;
+  std::map<std::string, std::vector<prometheus::Gauge*>, std::less<>> version_info_;
   std::map<std::string, prometheus::Counter*, std::less<>> rate_limited_by_route_;
   prometheus::Gauge* ready_gauge_ = nullptr;
   std::set<std::string, std::less<>> principal_labels_;

@@ -166,6 +166,13 @@ void OpenAiServer::add_routes() {
           }
         }
       }
+      std::vector<Metrics::LoadedVersionLabel> labels;
+      for (const ModelTable::Version& v : m.loaded) {
+        labels.push_back({v->version, v == m.active   ? "active"
+                                      : v == m.canary ? "canary"
+                                                      : "loaded"});
+      }
+      metrics_.set_loaded_versions(m.name, labels);
       mm.set_running(static_cast<int>(running));
       mm.set_waiting(static_cast<int>(waiting));
       mm.set_kv_cache_usage(kv_usage);

@@ -153,6 +153,9 @@ def test_32_streams_survive_a_swap_and_the_old_version_is_unloaded(repo):
         assert rss_after < rss_both - 20_000_000, (rss_one, rss_both, rss_after)
         ids = {c.id for c in client.models.list().data}
         assert ids == {"swap", "swap@2"}
+        metrics = fetch(s.base + "/metrics").text()
+        assert 'r1serve_model_version_info{model="swap",role="active",version="2"} 1' in metrics
+        assert 'version="1"' not in metrics.split("r1serve_model_version_info", 1)[1].split("#")[0]
 
 
 def test_canary_is_sticky_per_user_and_rollback_returns(repo):
