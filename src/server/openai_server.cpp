@@ -70,7 +70,7 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req,
                                     : draining_.load() ? "the server is shutting down"
                                                        : "the server is drained by an operator"));
   }
-  GenerationRoutesContext ctx{&models_, &metrics_, &access_log_, &in_flight_, g_.cache};
+  GenerationRoutesContext ctx{&models_, &metrics_, &access_log_, &in_flight_, g_.cache, nullptr, nullptr};
   return handler(ctx, req);
 }
 

@@ -103,7 +103,7 @@ HttpResponse RouteGuard::handle(const HttpRequest& req, const Route& route,
   for (Role r : route.roles) {
     audit.role += (audit.role.empty() ? "" : ",") + std::string(role_name(r));
   }
-  Principal who{"anonymous", "none", {}, {}};
+  Principal who{"anonymous", "none", {}, {}, {}};
   if (g_.auth != nullptr) {
     AuthDecision d = g_.auth->check(req, route.roles);
     if (!d.principal) {

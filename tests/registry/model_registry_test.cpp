@@ -86,7 +86,7 @@ TEST(ModelRegistryTest, UnknownNamesVersionsAndAliasesAreNotFoundAndSayWhatExist
     EXPECT_EQ(v.status().code(), StatusCode::kNotFound) << c.ref;
     EXPECT_NE(v.status().message().find(c.words), std::string::npos) << v.status().message();
   }
-  for (const std::string& ref : {"models:/r1-qwen", "r1-qwen@", "models:/r1-qwen/"}) {
+  for (const char* ref : {"models:/r1-qwen", "r1-qwen@", "models:/r1-qwen/"}) {
     EXPECT_EQ(r.resolve(ref).status().code(), StatusCode::kInvalidArgument) << ref;
   }
 }

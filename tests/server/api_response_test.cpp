@@ -167,7 +167,7 @@ TEST(ApiResponseTest, TextCompletionChunksAndLogprobs) {
 
 TEST(ApiResponseTest, ModelList) {
   std::vector<ModelCard> models = {{"r1-1.5b", 1700000000, "r1serve", 16384},
-                                   {"r1-7b", 1700000001, "deepseek", std::nullopt}};
+                                   {"r1-7b", 1700000001, "deepseek", std::nullopt, "", ""}};
   json got = model_list_json(models);
   json want = json::parse(R"({
     "object": "list",

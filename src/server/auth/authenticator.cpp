@@ -114,7 +114,7 @@ AuthDecision Authenticator::identify(const HttpRequest& req) const {
     if (!name.empty()) {
       if (name.size() > 256)
         return refuse(401, "forwarded principal too long", "invalid_principal");
-      Principal p{name, "forwarded", f.default_roles, config_.default_limits};
+      Principal p{name, "forwarded", f.default_roles, config_.default_limits, {}};
       if (!f.roles_header.empty()) p.roles = roles_in(req.header(f.roles_header));
       return accept(std::move(p));
     }
@@ -134,7 +134,7 @@ AuthDecision Authenticator::identify(const HttpRequest& req) const {
   if (jwt && looks_like_jwt(token)) {
     auto id = jwt->verify(token, config_.clock());
     if (!id.ok()) return refuse(401, "invalid token: " + id.status().message(), "invalid_token");
-    return accept(Principal{id->subject, "jwt", id->roles, config_.default_limits});
+    return accept(Principal{id->subject, "jwt", id->roles, config_.default_limits, {}});
   }
   const ApiKeyEntry* e = keys ? keys->find(token) : nullptr;
   if (e == nullptr) return refuse(401, "invalid API key", "invalid_api_key");
