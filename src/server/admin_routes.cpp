@@ -13,17 +13,6 @@
 
 namespace r1 {
 
-namespace {
-
-HttpResponse json_response(const nlohmann::json& body, int status = 200) {
-  HttpResponse res;
-  res.status = status;
-  res.body = to_json_text(body);
-  return res;
-}
-
-}  // namespace
-
 void OpenAiServer::add_admin_routes() {
   const std::vector<Role> operators = {Role::kOperator};
   const std::vector<Role> readers = {Role::kOperator, Role::kAuditor};

@@ -18,12 +18,6 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse json_ok(const json& body) {
-  HttpResponse res;
-  res.body = to_json_text(body);
-  return res;
-}
-
 json version_json(const ServedModel& v) {
   return {{"version", v.version}, {"aliases", v.aliases}, {"created", v.created}};
 }
@@ -91,7 +85,7 @@ void OpenAiServer::add_model_admin_routes() {
   route("GET", "/admin/models", operators, false, [this](const HttpRequest&) {
     json data = json::array();
     for (const ModelTable::ModelView& m : models_.models()) data.push_back(model_json(m));
-    return json_ok({{"object", "list"}, {"data", data}});
+    return json_response({{"object", "list"}, {"data", data}});
   });
   route("POST", "/admin/models/{name}/activate", operators, false, [this](const HttpRequest& req) {
     const json body = json::parse(req.body, nullptr, false);
@@ -124,7 +118,7 @@ void OpenAiServer::add_model_admin_routes() {
     auto done = activate(req.path_param("name"), ref, percent,
                          req.principal.empty() ? "an operator" : req.principal);
     if (!done.ok()) return activation_error(done.status());
-    return json_ok(model_json(*done));
+    return json_response(model_json(*done));
   });
   route("POST", "/admin/models/{name}/rollback", operators, false, [this](const HttpRequest& req) {
     const std::string name = req.path_param("name");
@@ -137,7 +131,7 @@ void OpenAiServer::add_model_admin_routes() {
     auto done =
         activate(name, m->previous, 100, req.principal.empty() ? "an operator" : req.principal);
     if (!done.ok()) return activation_error(done.status());
-    return json_ok(model_json(*done));
+    return json_response(model_json(*done));
   });
 }
 

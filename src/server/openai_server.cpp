@@ -14,17 +14,6 @@
 
 namespace r1 {
 
-namespace {
-
-HttpResponse json_response(const nlohmann::json& body, int status = 200) {
-  HttpResponse res;
-  res.status = status;
-  res.body = to_json_text(body);
-  return res;
-}
-
-}  // namespace
-
 OpenAiServer::OpenAiServer(ModelTable& models, Metrics& metrics, AccessLog& access_log,
                            const HttpServerOptions& http, ServerGuardrails guardrails,
                            VersionHooks loader)
@@ -70,7 +59,8 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req,
                                     : draining_.load() ? "the server is shutting down"
                                                        : "the server is drained by an operator"));
   }
-  GenerationRoutesContext ctx{&models_, &metrics_, &access_log_, &in_flight_, g_.cache, nullptr, nullptr};
+  GenerationRoutesContext ctx{&models_, &metrics_, &access_log_, &in_flight_,
+                              g_.cache, nullptr,   nullptr};
   return handler(ctx, req);
 }
 

@@ -114,7 +114,8 @@ class GenerationRoutesTest : public ::testing::Test {
     e2_ = std::make_unique<ScriptedEngine>(two);
     EXPECT_TRUE(table_.add(version("tiny", "1", e1_.get())).ok());
     EXPECT_TRUE(table_.add(version("tiny", "2", e2_.get())).ok());
-    ctx_ = GenerationRoutesContext{&table_, &metrics_, &access_log_, &in_flight_, nullptr, nullptr, nullptr};
+    ctx_ = GenerationRoutesContext{&table_, &metrics_, &access_log_, &in_flight_,
+                                   nullptr, nullptr,   nullptr};
   }
 
   static HttpRequest chat(const json& extra = json::object()) {

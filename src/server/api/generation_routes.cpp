@@ -509,6 +509,13 @@ std::optional<HttpResponse> choose_version(GenerationRoutesContext& ctx, const H
   return std::nullopt;
 }
 
+HttpResponse json_response(const nlohmann::json& body, int status) {
+  HttpResponse res;
+  res.status = status;
+  res.body = to_json_text(body);
+  return res;
+}
+
 HttpResponse error_response(const ApiError& error) {
   HttpResponse res;
   res.status = error.http_status;

@@ -57,5 +57,7 @@ HttpResponse handle_detokenize(const ServedModel& m, const HttpRequest& req);
 
 // An OpenAI-shaped error response (Retry-After when the error carries one).
 HttpResponse error_response(const ApiError& error);
+// A JSON body with `status`: every route's non-error answer.
+HttpResponse json_response(const nlohmann::json& body, int status = 200);
 
 }  // namespace r1
