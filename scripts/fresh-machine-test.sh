@@ -88,7 +88,7 @@ for i in $(seq 1 3600); do
   sleep 1
 done
 curl -sf http://127.0.0.1:8000/v1/chat/completions -H "Content-Type: application/json" \
-  -d "{\"model\":\"r1-demo\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":8}" |
+  -d "{\"model\":\"SmolLM2-135M-Instruct.Q4_1\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":8}" |
   tee /tmp/answer.json | grep -q "\"chat.completion\"" || { cat /tmp/answer.json; tail -20 /tmp/serve.log; exit 1; }
 kill -TERM -- -$pid
 wait $pid || true

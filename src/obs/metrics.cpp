@@ -119,7 +119,8 @@ prometheus::Family<prometheus::Histogram>* histogram(prometheus::Registry& r,
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   prometheus::Registry& r = *registry_;
-  requests_ = counter(r, "requests_total", "Finished HTTP requests by route, model and status.");
+  requests_ = counter(r, "requests_total",
+                      "Finished HTTP requests by route, model, model version and status.");
   prompt_tokens_ = counter(r, "prompt_tokens_total", "Prefill tokens processed.");
   generation_tokens_ = counter(r, "generation_tokens_total", "Generation tokens processed.");
   reasoning_tokens_ =
@@ -201,23 +202,29 @@ ModelMetrics& Metrics::model(std::string_view model) {
   return ref;
 }
 
-void Metrics::inc_requests(std::string_view route, std::string_view model, int status) {
+void Metrics::inc_requests(std::string_view route, std::string_view model, std::string_view version,
+                           int status) {
   prometheus::Counter* c = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     std::string label = model_label(model);
+    // A model over the label budget loses its versions too.
+    const std::string version_text = label == kOverflowModel ? "" : std::string(version);
     std::string status_text = std::to_string(status);
     std::string key;
-    key.reserve(route.size() + label.size() + status_text.size() + 2);
+    key.reserve(route.size() + label.size() + version_text.size() + status_text.size() + 3);
     key.append(route).push_back('\0');
     key.append(label).push_back('\0');
+    key.append(version_text).push_back('\0');
     key.append(status_text);
     auto it = requests_by_key_.find(key);
     if (it != requests_by_key_.end()) {
       c = it->second;
     } else {
-      c = &requests_->Add(
-          {{"route", std::string(route)}, {"model", label}, {"status", status_text}});
+      c = &requests_->Add({{"route", std::string(route)},
+                           {"model", label},
+                           {"version", version_text},
+                           {"status", status_text}});
       requests_by_key_.emplace(std::move(key), c);
     }
   }

@@ -110,10 +110,13 @@ class Metrics {
   // they know (registry name or alias), or "" when the request named none.
   ModelMetrics& model(std::string_view model);
 
-  // requests_total{route,model,status}: one per finished HTTP request.
+  // requests_total{route,model,version,status}: one per finished HTTP
+  // request; `version` is the loaded version that served it ("" when none
+  // did), so a canary's error rate can be compared with the active one's.
   // route: the route pattern ("/v1/chat/completions"), never the raw path;
   // status: the HTTP status code.
-  void inc_requests(std::string_view route, std::string_view model, int status);
+  void inc_requests(std::string_view route, std::string_view model, std::string_view version,
+                    int status);
   // rate_limited_total{route}: requests refused by a rate limit (429).
   void inc_rate_limited(std::string_view route);
 

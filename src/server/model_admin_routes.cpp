@@ -82,57 +82,59 @@ Result<ModelTable::ModelView> OpenAiServer::activate(const std::string& name,
 
 void OpenAiServer::add_model_admin_routes() {
   const std::vector<Role> operators = {Role::kOperator};
-  route("GET", "/admin/models", operators, false, [this](const HttpRequest&) {
+  route("GET", "/admin/models", operators, false, [this](const HttpRequest&, const CallContext&) {
     json data = json::array();
     for (const ModelTable::ModelView& m : models_.models()) data.push_back(model_json(m));
     return json_response({{"object", "list"}, {"data", data}});
   });
-  route("POST", "/admin/models/{name}/activate", operators, false, [this](const HttpRequest& req) {
-    const json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
-      return error_response(bad_request(
-          "expected {\"version\": N} or {\"alias\": NAME}, with \"percent\" for a canary"));
-    }
-    std::string ref;
-    if (const auto v = body.find("version"); v != body.end()) {
-      if (v->is_number_unsigned()) {
-        ref = std::to_string(v->get<uint64_t>());
-      } else if (v->is_string() && !v->get<std::string>().empty()) {
-        ref = v->get<std::string>();
-      } else {
-        return error_response(bad_request("\"version\" must be a number", "version"));
-      }
-    } else if (const auto a = body.find("alias"); a != body.end() && a->is_string()) {
-      ref = a->get<std::string>();
-    } else {
-      return error_response(
-          bad_request("name the version: {\"version\": N} or {\"alias\": NAME}", "version"));
-    }
-    int percent = 100;
-    if (const auto p = body.find("percent"); p != body.end()) {
-      if (!p->is_number_integer() || p->get<int64_t>() < 1 || p->get<int64_t>() > 100) {
-        return error_response(bad_request("\"percent\" must be 1 to 100", "percent"));
-      }
-      percent = static_cast<int>(p->get<int64_t>());
-    }
-    auto done = activate(req.path_param("name"), ref, percent,
-                         req.principal.empty() ? "an operator" : req.principal);
-    if (!done.ok()) return activation_error(done.status());
-    return json_response(model_json(*done));
-  });
-  route("POST", "/admin/models/{name}/rollback", operators, false, [this](const HttpRequest& req) {
-    const std::string name = req.path_param("name");
-    const std::optional<ModelTable::ModelView> m = models_.model(name);
-    if (!m) return error_response(api_error(not_found("model " + name + " is not served")));
-    if (m->previous.empty()) {
-      return error_response(
-          bad_request("model " + name + " has no previous version to roll back to"));
-    }
-    auto done =
-        activate(name, m->previous, 100, req.principal.empty() ? "an operator" : req.principal);
-    if (!done.ok()) return activation_error(done.status());
-    return json_response(model_json(*done));
-  });
+  route("POST", "/admin/models/{name}/activate", operators, false,
+        [this](const HttpRequest& req, const CallContext& call) {
+          const json body = json::parse(req.body, nullptr, false);
+          if (body.is_discarded() || !body.is_object()) {
+            return error_response(bad_request(
+                "expected {\"version\": N} or {\"alias\": NAME}, with \"percent\" for a canary"));
+          }
+          std::string ref;
+          if (const auto v = body.find("version"); v != body.end()) {
+            if (v->is_number_unsigned()) {
+              ref = std::to_string(v->get<uint64_t>());
+            } else if (v->is_string() && !v->get<std::string>().empty()) {
+              ref = v->get<std::string>();
+            } else {
+              return error_response(bad_request("\"version\" must be a number", "version"));
+            }
+          } else if (const auto a = body.find("alias"); a != body.end() && a->is_string()) {
+            ref = a->get<std::string>();
+          } else {
+            return error_response(
+                bad_request("name the version: {\"version\": N} or {\"alias\": NAME}", "version"));
+          }
+          int percent = 100;
+          if (const auto p = body.find("percent"); p != body.end()) {
+            if (!p->is_number_integer() || p->get<int64_t>() < 1 || p->get<int64_t>() > 100) {
+              return error_response(bad_request("\"percent\" must be 1 to 100", "percent"));
+            }
+            percent = static_cast<int>(p->get<int64_t>());
+          }
+          auto done = activate(req.path_param("name"), ref, percent,
+                               call.principal.empty() ? "an operator" : call.principal);
+          if (!done.ok()) return activation_error(done.status());
+          return json_response(model_json(*done));
+        });
+  route("POST", "/admin/models/{name}/rollback", operators, false,
+        [this](const HttpRequest& req, const CallContext& call) {
+          const std::string name = req.path_param("name");
+          const std::optional<ModelTable::ModelView> m = models_.model(name);
+          if (!m) return error_response(api_error(not_found("model " + name + " is not served")));
+          if (m->previous.empty()) {
+            return error_response(
+                bad_request("model " + name + " has no previous version to roll back to"));
+          }
+          auto done = activate(name, m->previous, 100,
+                               call.principal.empty() ? "an operator" : call.principal);
+          if (!done.ok()) return activation_error(done.status());
+          return json_response(model_json(*done));
+        });
 }
 
 }  // namespace r1

@@ -31,22 +31,14 @@ OpenAiServer::OpenAiServer(ModelTable& models, Metrics& metrics, AccessLog& acce
   add_model_admin_routes();
 }
 
-std::shared_ptr<const ServedModel> OpenAiServer::version_for(const HttpRequest& req) const {
-  const RequestRouting routing = peek_routing(req.body);
-  if (routing.model) return models_.route(*routing.model, routing.user, req.allowed_models);
-  std::shared_ptr<const ServedModel> m = models_.default_version(routing.user);
-  return m && ModelTable::may_see(m->name, req.allowed_models) ? m : nullptr;
-}
-
 void OpenAiServer::set_ready(bool ready) {
   ready_.store(ready);
   if (ready) started_.store(true);
   metrics_.set_ready(ready && !draining_.load() && !admin_drained_.load());
 }
 
-HttpResponse OpenAiServer::guarded(const HttpRequest& req,
-                                   HttpResponse (*handler)(const GenerationRoutesContext&,
-                                                           const HttpRequest&)) {
+HttpResponse OpenAiServer::guarded(const HttpRequest& req, const CallContext& call,
+                                   GenerationHandler handler) {
   // Counted before the draining check, so drain() cannot stop the server
   // between the check and the handler's own in-flight accounting.
   in_flight_.fetch_add(1);
@@ -61,13 +53,15 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req,
   }
   GenerationRoutesContext ctx{&models_, &metrics_, &access_log_, &in_flight_,
                               g_.cache, nullptr,   nullptr};
-  return handler(ctx, req);
+  return handler(ctx, req, call);
 }
 
 void OpenAiServer::route(const std::string& method, const std::string& path,
-                         std::vector<Role> roles, bool open, HttpHandler handler) {
+                         std::vector<Role> roles, bool open, GuardedHandler handler) {
   if (open) {
-    http_.route(method, path, std::move(handler));
+    http_.route(method, path, [handler = std::move(handler)](const HttpRequest& req) {
+      return handler(req, CallContext{});
+    });
     return;
   }
   RouteGuard::Route r{path, std::move(roles)};
@@ -82,18 +76,22 @@ void OpenAiServer::add_routes() {
   const std::vector<Role> dev = {Role::kDeveloper};
   const bool ops_open = !g_.protect_ops_routes;
   route("POST", "/v1/chat/completions", dev, false,
-        [this](const HttpRequest& r) { return guarded(r, handle_chat_completions); });
-  route("POST", "/v1/completions", dev, false,
-        [this](const HttpRequest& r) { return guarded(r, handle_completions); });
-  route("POST", "/predict", dev, false,
-        [this](const HttpRequest& r) { return guarded(r, handle_predict); });
+        [this](const HttpRequest& r, const CallContext& c) {
+          return guarded(r, c, handle_chat_completions);
+        });
+  route("POST", "/v1/completions", dev, false, [this](const HttpRequest& r, const CallContext& c) {
+    return guarded(r, c, handle_completions);
+  });
+  route("POST", "/predict", dev, false, [this](const HttpRequest& r, const CallContext& c) {
+    return guarded(r, c, handle_predict);
+  });
   // Each model the caller may see, as its active version; then the ids of
   // its loaded versions: their aliases, and NAME@VERSION for any version
   // besides the active one (a canary, or one waiting to be activated).
-  route("GET", "/v1/models", dev, false, [this](const HttpRequest& req) {
+  route("GET", "/v1/models", dev, false, [this](const HttpRequest&, const CallContext& call) {
     std::vector<ModelCard> cards;
     for (const ModelTable::ModelView& m : models_.models()) {
-      if (!ModelTable::may_see(m.name, req.allowed_models) || !m.active) continue;
+      if (!ModelTable::may_see(m.name, call.allowed_models) || !m.active) continue;
       const ServedModel& a = *m.active;
       cards.push_back({m.name, a.created, "r1serve", a.context_len, m.name, a.version});
       for (const ModelTable::Version& v : m.loaded) {
@@ -109,23 +107,23 @@ void OpenAiServer::add_routes() {
     }
     return json_response(model_list_json(cards));
   });
-  route("GET", "/health", {}, ops_open, [](const HttpRequest&) {
+  route("GET", "/health", {}, ops_open, [](const HttpRequest&, const CallContext&) {
     return json_response({{"status", "ok"}});
   });
   // For a startup probe: 200 once the model is loaded and warmed up, and
   // from then on (draining included), so a slow load is not mistaken for a
   // dead process and a draining pod is not restarted.
-  route("GET", "/startup", {}, ops_open, [this](const HttpRequest&) {
+  route("GET", "/startup", {}, ops_open, [this](const HttpRequest&, const CallContext&) {
     if (started_.load()) return json_response({{"status", "started"}});
     return json_response({{"status", "loading"}}, 503);
   });
-  route("GET", "/ready", {}, ops_open, [this](const HttpRequest&) {
+  route("GET", "/ready", {}, ops_open, [this](const HttpRequest&, const CallContext&) {
     if (ready_.load() && !draining_.load() && !admin_drained_.load()) {
       return json_response({{"status", "ready"}});
     }
     return json_response({{"status", ready_.load() ? "draining" : "loading"}}, 503);
   });
-  route("GET", "/metrics", {}, ops_open, [this](const HttpRequest&) {
+  route("GET", "/metrics", {}, ops_open, [this](const HttpRequest&, const CallContext&) {
     metrics_.set_ready(ready_.load() && !draining_.load() && !admin_drained_.load());
     // Per model: the gauges summed over its loaded versions (the KV usage
     // is the busiest one's); the counters grow by what each version's
@@ -174,15 +172,14 @@ void OpenAiServer::add_routes() {
     res.body = metrics_.serialize();
     return res;
   });
-  route("POST", "/tokenize", dev, false, [this](const HttpRequest& r) {
-    const std::shared_ptr<const ServedModel> m = version_for(r);
-    if (!m) return error_response(model_not_found(peek_routing(r.body).model.value_or("")));
-    return handle_tokenize(*m, r);
+  // Not generations: no readiness check, no in-flight count, no requests_total.
+  const GenerationRoutesContext tokens{&models_, nullptr, nullptr, nullptr,
+                                       nullptr,  nullptr, nullptr};
+  route("POST", "/tokenize", dev, false, [tokens](const HttpRequest& r, const CallContext& c) {
+    return handle_tokenize(tokens, r, c);
   });
-  route("POST", "/detokenize", dev, false, [this](const HttpRequest& r) {
-    const std::shared_ptr<const ServedModel> m = version_for(r);
-    if (!m) return error_response(model_not_found(peek_routing(r.body).model.value_or("")));
-    return handle_detokenize(*m, r);
+  route("POST", "/detokenize", dev, false, [tokens](const HttpRequest& r, const CallContext& c) {
+    return handle_detokenize(tokens, r, c);
   });
 }
 

@@ -15,8 +15,10 @@
 
 #include "obs/access_log.h"
 #include "obs/metrics.h"
+#include "server/api/generation_job.h"
 #include "server/auth/authenticator.h"
 #include "server/auth/rate_limiter.h"
+#include "server/call_context.h"
 #include "server/http/http_server.h"
 #include "server/model_table.h"
 #include "server/ops/audit_log.h"
@@ -79,15 +81,13 @@ class OpenAiServer {
   // check. Routes open to developers alone are the inference routes: they
   // are rate limited and their usage is metered.
   void route(const std::string& method, const std::string& path, std::vector<Role> roles, bool open,
-             HttpHandler handler);
+             GuardedHandler handler);
   void add_admin_routes();
-  HttpResponse guarded(const HttpRequest& req,
-                       HttpResponse (*handler)(const struct GenerationRoutesContext&,
-                                               const HttpRequest&));
-
-  // /tokenize and /detokenize: the version the body's "model" names, else
-  // the default one; null when the caller may not see it or none is served.
-  std::shared_ptr<const ServedModel> version_for(const HttpRequest& req) const;
+  // The generation routes: 503 while loading or draining, else `handler`
+  // with the routes' context, counted in flight.
+  using GenerationHandler = HttpResponse (*)(const GenerationRoutesContext&, const HttpRequest&,
+                                             const CallContext&);
+  HttpResponse guarded(const HttpRequest& req, const CallContext& call, GenerationHandler handler);
   void add_model_admin_routes();
 
   ModelTable& models_;

@@ -16,9 +16,8 @@ namespace {
 
 // The prompt of an inference request for the audit trail: the messages,
 // prompt or text field as the client sent it.
-std::string prompt_of(const std::string& body) {
-  const auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return "";
+std::string prompt_of(const nlohmann::json& j) {
+  if (!j.is_object()) return "";
   for (const char* field : {"messages", "prompt", "text"}) {
     auto it = j.find(field);
     if (it == j.end()) continue;
@@ -59,7 +58,8 @@ struct Call {
       if (usage_ledger != nullptr) {
         const UsageTotals t{1, usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens,
                             usage.cache_hit ? 1 : 0};
-        if (Status s = usage_ledger->add(record.principal, record.model, t); !s.ok()) {
+        if (Status s = usage_ledger->add(record.principal, record.model, record.version, t);
+            !s.ok()) {
           log_error("usage: " + s.message());
         }
       }
@@ -92,7 +92,7 @@ struct Call {
 }  // namespace
 
 HttpResponse RouteGuard::handle(const HttpRequest& req, const Route& route,
-                                const HttpHandler& handler) const {
+                                const GuardedHandler& handler) const {
   AuditRecord audit;
   audit.time = format_utc_iso8601(std::chrono::system_clock::now());
   audit.request_id = req.request_id;
@@ -119,10 +119,9 @@ HttpResponse RouteGuard::handle(const HttpRequest& req, const Route& route,
   audit.event = "call";
   audit.principal = who.id;
   audit.source = who.source;
-  if (route.inference && g_.audit_prompts) audit.prompt = prompt_of(req.body);
-  HttpRequest authed = req;
-  authed.principal = g_.auth != nullptr ? who.id : "";
-  authed.allowed_models = who.models;
+  CallContext call_ctx;
+  call_ctx.principal = g_.auth != nullptr ? who.id : "";
+  call_ctx.allowed_models = who.models;
   RateLimiter* limiter = route.inference ? g_.limiter : nullptr;
   RateLimiter::Decision limit;
   if (limiter != nullptr) {
@@ -141,8 +140,14 @@ HttpResponse RouteGuard::handle(const HttpRequest& req, const Route& route,
   }
   auto call = std::make_shared<Call>(limiter, g_.audit, route.inference ? g_.usage : nullptr,
                                      route.inference ? &metrics_ : nullptr, std::move(audit));
-  authed.on_usage = [call](const CallUsage& u) { call->report(u); };
-  HttpResponse res = handler(authed);
+  call_ctx.on_usage = [call](const CallUsage& u) { call->report(u); };
+  if (route.inference && g_.audit_prompts) {
+    // The handler parses the body; the audit record takes the prompt from it.
+    call_ctx.on_body = [call](const nlohmann::json& body) {
+      call->record.prompt = prompt_of(body);
+    };
+  }
+  HttpResponse res = handler(req, call_ctx);
   call->record.status = res.status;
   for (const auto& [k, v] : limit.headers) res.headers[k] = v;
   if (res.stream) {

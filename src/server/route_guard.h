@@ -12,6 +12,7 @@
 #include "server/auth/authenticator.h"
 #include "server/auth/rate_limiter.h"
 #include "server/auth/role.h"
+#include "server/call_context.h"
 #include "server/http/http_server.h"
 #include "server/ops/audit_log.h"
 #include "server/ops/response_cache.h"
@@ -49,10 +50,11 @@ class RouteGuard {
   // `metrics` outlives the guard.
   RouteGuard(const ServerGuardrails& g, Metrics& metrics) : g_(g), metrics_(metrics) {}
 
-  // Runs `handler` for `req` if the guard lets it through. The handler sees
-  // the caller's id (`principal`), its model allow-list and an `on_usage`
-  // callback for the accounting.
-  HttpResponse handle(const HttpRequest& req, const Route& route, const HttpHandler& handler) const;
+  // Runs `handler` for `req` if the guard lets it through. The handler's
+  // CallContext holds the caller's id, its model allow-list and the
+  // accounting's callbacks.
+  HttpResponse handle(const HttpRequest& req, const Route& route,
+                      const GuardedHandler& handler) const;
 
  private:
   ServerGuardrails g_;

@@ -356,6 +356,8 @@ def test_response_cache_in_redis(work, start, redis):
         assert len(usage["data"]) == 1
         u = usage["data"][0]
         assert u["model"] == "tiny"
+        # Metered per loaded version: the one that answered.
+        assert u["version"] == hit.headers["X-R1serve-Model-Version"].split("@", 1)[1]
         assert u["requests"] == 5
         assert u["cache_hits"] == 2
         # Every request has the same prompt; the sampled one may stop early.

@@ -99,12 +99,13 @@ void audit(std::string_view text) {
   if (before.ok() && !after.ok()) std::abort();
 }
 
-std::vector<std::tuple<std::string, std::string, int64_t, int64_t, int64_t, int64_t, int64_t>>
-totals(const r1::UsageLedger& ledger) {
-  std::vector<std::tuple<std::string, std::string, int64_t, int64_t, int64_t, int64_t, int64_t>>
-      out;
+using UsageTuple =
+    std::tuple<std::string, std::string, std::string, int64_t, int64_t, int64_t, int64_t, int64_t>;
+
+std::vector<UsageTuple> totals(const r1::UsageLedger& ledger) {
+  std::vector<UsageTuple> out;
   for (const r1::UsageRow& r : ledger.rows()) {
-    out.emplace_back(r.principal, r.model, r.totals.requests, r.totals.prompt_tokens,
+    out.emplace_back(r.principal, r.model, r.version, r.totals.requests, r.totals.prompt_tokens,
                      r.totals.completion_tokens, r.totals.reasoning_tokens, r.totals.cache_hits);
   }
   return out;
@@ -118,7 +119,7 @@ void usage(std::string_view text) {
     if (ledger.status().message().empty()) std::abort();
     return;
   }
-  if (!(*ledger)->add("fuzz", "tiny", r1::UsageTotals{1, 10, 20, 5, 0}).ok()) std::abort();
+  if (!(*ledger)->add("fuzz", "tiny", "1", r1::UsageTotals{1, 10, 20, 5, 0}).ok()) std::abort();
   const auto first = totals(**ledger);
   ledger->reset();
   auto again = r1::UsageLedger::open(path);

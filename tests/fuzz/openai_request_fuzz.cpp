@@ -172,8 +172,9 @@ void check_response(const HttpResponse& res) {
 
 // POST /tokenize through its real handler, plus a property: plain text
 // round-trips through the byte-level vocabulary.
-HttpResponse tokenize(const ServedModel& m, const HttpRequest& req) {
-  HttpResponse res = handle_tokenize(m, req);
+HttpResponse tokenize(const GenerationRoutesContext& ctx, const ServedModel& m,
+                      const HttpRequest& req) {
+  HttpResponse res = handle_tokenize(ctx, req);
   if (res.status != 200) return res;
   const auto body = nlohmann::json::parse(req.body, nullptr, false);
   const auto out = nlohmann::json::parse(res.body, nullptr, false);
@@ -227,10 +228,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       res = r1::handle_predict(server->ctx, req);
       break;
     case 3:
-      res = r1::tokenize(m, req);
+      res = r1::tokenize(server->ctx, m, req);
       break;
     default:
-      res = r1::handle_detokenize(m, req);
+      res = r1::handle_detokenize(server->ctx, req);
       break;
   }
   r1::check_response(res);

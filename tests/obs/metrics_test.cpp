@@ -109,7 +109,7 @@ Exposition parse(const std::string& text) {
 TEST(MetricsTest, EveryFamilyHasItsNameAndType) {
   Metrics m;
   m.model("r1-1.5b");  // one series per model family
-  m.inc_requests("/v1/chat/completions", "r1-1.5b", 200);
+  m.inc_requests("/v1/chat/completions", "r1-1.5b", "1", 200);
   m.inc_rate_limited("/v1/chat/completions");
   const Exposition e = parse(m.serialize());
 
@@ -186,10 +186,11 @@ TEST(GpuMonitorTest, OpensOnlyWhereNvmlIs) {
 
 TEST(MetricsTest, CountersAndGaugesCarryTheirLabels) {
   Metrics m;
-  m.inc_requests("/v1/chat/completions", "r1-7b", 200);
-  m.inc_requests("/v1/chat/completions", "r1-7b", 200);
-  m.inc_requests("/v1/chat/completions", "r1-7b", 429);
-  m.inc_requests("/v1/completions", "r1-1.5b", 400);
+  m.inc_requests("/v1/chat/completions", "r1-7b", "3", 200);
+  m.inc_requests("/v1/chat/completions", "r1-7b", "3", 200);
+  m.inc_requests("/v1/chat/completions", "r1-7b", "4", 200);  // a canary's own series
+  m.inc_requests("/v1/chat/completions", "r1-7b", "3", 429);
+  m.inc_requests("/v1/completions", "r1-1.5b", "1", 400);
   m.inc_rate_limited("/v1/chat/completions");
   m.add_prompt_tokens("r1-7b", 120);
   m.add_generation_tokens("r1-7b", 50);
@@ -208,15 +209,20 @@ TEST(MetricsTest, CountersAndGaugesCarryTheirLabels) {
 
   const Exposition e = parse(m.serialize());
   using L = std::map<std::string, std::string>;
-  const L chat7b = {{"route", "/v1/chat/completions"}, {"model", "r1-7b"}};
+  const L chat7b = {{"route", "/v1/chat/completions"}, {"model", "r1-7b"}, {"version", "3"}};
   L ok = chat7b;
   ok["status"] = "200";
   L limited = chat7b;
   limited["status"] = "429";
+  L canary = ok;
+  canary["version"] = "4";
   EXPECT_EQ(e.value("r1serve_requests_total", ok), 2);
+  EXPECT_EQ(e.value("r1serve_requests_total", canary), 1);
   EXPECT_EQ(e.value("r1serve_requests_total", limited), 1);
-  EXPECT_EQ(e.value("r1serve_requests_total",
-                    {{"route", "/v1/completions"}, {"model", "r1-1.5b"}, {"status", "400"}}),
+  EXPECT_EQ(e.value("r1serve_requests_total", {{"route", "/v1/completions"},
+                                               {"model", "r1-1.5b"},
+                                               {"version", "1"},
+                                               {"status", "400"}}),
             1);
   EXPECT_EQ(e.value("r1serve_rate_limited_total", {{"route", "/v1/chat/completions"}}), 1);
   const L model = {{"model", "r1-7b"}};
@@ -306,7 +312,7 @@ TEST(MetricsTest, ConcurrentUpdatesGiveExactTotals) {
       // Half the threads look the handles up each time, half keep them.
       ModelMetrics& kept = m.model("shared");
       for (int i = 0; i < kPerThread; ++i) {
-        m.inc_requests("/v1/completions", "shared", 200);
+        m.inc_requests("/v1/completions", "shared", "1", 200);
         if (t % 2 == 0) {
           m.add_generation_tokens("shared", 3);
           m.model("per-thread-" + std::to_string(t)).add_prompt_tokens(1);
@@ -320,9 +326,11 @@ TEST(MetricsTest, ConcurrentUpdatesGiveExactTotals) {
   for (std::thread& t : threads) t.join();
 
   const Exposition e = parse(m.serialize());
-  EXPECT_EQ(e.value("r1serve_requests_total",
-                    {{"route", "/v1/completions"}, {"model", "shared"}, {"status", "200"}}),
-            kThreads * kPerThread);
+  EXPECT_EQ(
+      e.value(
+          "r1serve_requests_total",
+          {{"route", "/v1/completions"}, {"model", "shared"}, {"version", "1"}, {"status", "200"}}),
+      kThreads * kPerThread);
   EXPECT_EQ(e.value("r1serve_generation_tokens_total", {{"model", "shared"}}),
             3.0 * kThreads * kPerThread);
   EXPECT_EQ(e.value("r1serve_time_to_first_token_seconds_count", {{"model", "shared"}}),
@@ -337,7 +345,7 @@ TEST(MetricsTest, ConcurrentUpdatesGiveExactTotals) {
 TEST(MetricsTest, ModelLabelsAreCapped) {
   Metrics m;
   for (int i = 0; i < Metrics::kMaxModels + 10; ++i) {
-    m.inc_requests("/v1/completions", std::to_string(i) + "m", 404);
+    m.inc_requests("/v1/completions", std::to_string(i) + "m", "7", 404);
   }
   m.model("0m").add_prompt_tokens(1);  // known before the cap: keeps its name
   m.model("late").add_prompt_tokens(2);
@@ -349,6 +357,7 @@ TEST(MetricsTest, ModelLabelsAreCapped) {
   EXPECT_EQ(n_request_series, Metrics::kMaxModels + 1);
   EXPECT_EQ(e.value("r1serve_requests_total", {{"route", "/v1/completions"},
                                                {"model", std::string(Metrics::kOverflowModel)},
+                                               {"version", ""},
                                                {"status", "404"}}),
             10);
   EXPECT_EQ(e.value("r1serve_prompt_tokens_total", {{"model", "0m"}}), 1);
@@ -359,11 +368,12 @@ TEST(MetricsTest, ModelLabelsAreCapped) {
 TEST(MetricsTest, LabelValuesAreEscaped) {
   Metrics m;
   const std::string odd = "a\"b\\c\nd";
-  m.inc_requests("/v1/completions", odd, 200);
+  m.inc_requests("/v1/completions", odd, "2", 200);
   const Exposition e = parse(m.serialize());
-  EXPECT_EQ(e.value("r1serve_requests_total",
-                    {{"route", "/v1/completions"}, {"model", odd}, {"status", "200"}}),
-            1);
+  EXPECT_EQ(
+      e.value("r1serve_requests_total",
+              {{"route", "/v1/completions"}, {"model", odd}, {"version", "2"}, {"status", "200"}}),
+      1);
 }
 
 TEST(MetricsTest, ProcessWideInstanceIsOne) {

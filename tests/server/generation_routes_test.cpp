@@ -236,13 +236,42 @@ TEST_F(GenerationRoutesTest, ACanaryIsStickyPerUser) {
 }
 
 TEST_F(GenerationRoutesTest, AKeyOnlySeesItsModels) {
-  HttpRequest req = chat();
-  req.allowed_models = {"other"};
-  const HttpResponse res = handle_chat_completions(ctx_, req);
+  const HttpRequest req = chat();
+  CallContext call;
+  call.allowed_models = {"other"};
+  const HttpResponse res = handle_chat_completions(ctx_, req, call);
   EXPECT_EQ(res.status, 404);
   EXPECT_EQ(e1_->n_submitted(), 0);
-  req.allowed_models = {"tiny"};
-  EXPECT_EQ(handle_chat_completions(ctx_, req).status, 200);
+  call.allowed_models = {"tiny"};
+  EXPECT_EQ(handle_chat_completions(ctx_, req, call).status, 200);
+}
+
+// The guard's callbacks: the parsed body once (the audit trail's prompt),
+// and the usage with the model and version that served the call; the
+// request metric carries the version too.
+TEST_F(GenerationRoutesTest, TheCallIsToldItsBodyAndItsUsageByVersion) {
+  int n_bodies = 0;
+  json seen_body;
+  CallUsage last;
+  CallContext call;
+  call.on_body = [&](const json& b) {
+    ++n_bodies;
+    seen_body = b;
+  };
+  call.on_usage = [&](const CallUsage& u) { last = u; };
+  const HttpResponse res = handle_chat_completions(ctx_, chat({{"model", "tiny@2"}}), call);
+  ASSERT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(n_bodies, 1);
+  EXPECT_EQ(seen_body["messages"][0]["content"], "Hi");
+  EXPECT_EQ(last.model, "tiny");
+  EXPECT_EQ(last.version, "2");
+  EXPECT_EQ(last.completion_tokens, 7);  // "hm", </think>, "\n\nNo"
+  EXPECT_EQ(last.prompt_tokens, static_cast<int64_t>(e2_->last().prompt.size()));
+  EXPECT_NE(
+      metrics_.serialize().find(
+          R"(r1serve_requests_total{model="tiny",route="/v1/chat/completions",status="200",version="2"})"),
+      std::string::npos)
+      << metrics_.serialize();
 }
 
 TEST_F(GenerationRoutesTest, AFullQueueIs429) {

@@ -39,10 +39,10 @@ TEST_F(UsageLedgerTest, SumsPerPrincipalAndModelAndSurvivesRestarts) {
   {
     auto ledger = UsageLedger::open(path_);
     ASSERT_TRUE(ledger.ok()) << ledger.status().message();
-    ASSERT_TRUE((*ledger)->add("alice", "m1", {1, 10, 5, 2, 0}).ok());
-    ASSERT_TRUE((*ledger)->add("alice", "m1", {1, 7, 3, 0, 1}).ok());
-    ASSERT_TRUE((*ledger)->add("bob", "m1", {1, 1, 1, 1, 0}).ok());
-    ASSERT_TRUE((*ledger)->add("alice", "m2", {1, 2, 2, 0, 0}).ok());
+    ASSERT_TRUE((*ledger)->add("alice", "m1", "1", {1, 10, 5, 2, 0}).ok());
+    ASSERT_TRUE((*ledger)->add("alice", "m1", "1", {1, 7, 3, 0, 1}).ok());
+    ASSERT_TRUE((*ledger)->add("bob", "m1", "1", {1, 1, 1, 1, 0}).ok());
+    ASSERT_TRUE((*ledger)->add("alice", "m2", "1", {1, 2, 2, 0, 0}).ok());
   }  // no clean shutdown step exists: every add is already on disk
   EXPECT_EQ(count_lines(), 4);
   auto again = UsageLedger::open(path_);
@@ -59,17 +59,51 @@ TEST_F(UsageLedgerTest, SumsPerPrincipalAndModelAndSurvivesRestarts) {
   EXPECT_EQ(rows[1].model, "m2");
   EXPECT_EQ(rows[2].principal, "bob");
   EXPECT_EQ(count_lines(), 3) << "opening compacts to one line per principal and model";
-  ASSERT_TRUE((*again)->add("bob", "m1", {1, 4, 4, 0, 0}).ok());
+  ASSERT_TRUE((*again)->add("bob", "m1", "1", {1, 4, 4, 0, 0}).ok());
   again->reset();
   auto third = UsageLedger::open(path_);
   ASSERT_TRUE(third.ok());
   EXPECT_EQ((*third)->rows()[2].totals.prompt_tokens, 5);
 }
 
+// Each loaded version of a model has its own totals, so a canary's usage is
+// told apart; a line written before versions were metered reads as
+// version "".
+TEST_F(UsageLedgerTest, VersionsAreMeteredApart) {
+  std::ofstream(path_) << "{\"principal\":\"a\",\"model\":\"m\",\"requests\":1,"
+                          "\"prompt_tokens\":3,\"completion_tokens\":1,"
+                          "\"reasoning_tokens\":0,\"cache_hits\":0}\n";
+  {
+    auto ledger = UsageLedger::open(path_);
+    ASSERT_TRUE(ledger.ok()) << ledger.status().message();
+    ASSERT_TRUE((*ledger)->add("a", "m", "1", {1, 10, 5, 0, 0}).ok());
+    ASSERT_TRUE((*ledger)->add("a", "m", "2", {1, 20, 6, 0, 0}).ok());
+    ASSERT_TRUE((*ledger)->add("a", "m", "1", {1, 30, 7, 0, 0}).ok());
+  }
+  auto again = UsageLedger::open(path_);
+  ASSERT_TRUE(again.ok());
+  const auto rows = (*again)->rows();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].version, "");
+  EXPECT_EQ(rows[0].totals.prompt_tokens, 3);
+  EXPECT_EQ(rows[1].version, "1");
+  EXPECT_EQ(rows[1].totals.prompt_tokens, 40);
+  EXPECT_EQ(rows[1].totals.requests, 2);
+  EXPECT_EQ(rows[2].version, "2");
+  EXPECT_EQ(rows[2].totals.completion_tokens, 6);
+  // A version that is not a string is damage.
+  again->reset();
+  std::ofstream(path_, std::ios::trunc)
+      << "{\"principal\":\"a\",\"model\":\"m\",\"version\":2,\"requests\":1,"
+         "\"prompt_tokens\":3,\"completion_tokens\":1,\"reasoning_tokens\":0,"
+         "\"cache_hits\":0}\n{}\n";
+  EXPECT_FALSE(UsageLedger::open(path_).ok());
+}
+
 TEST_F(UsageLedgerTest, ATornLastLineIsDroppedOtherDamageIsAnError) {
   {
     auto ledger = UsageLedger::open(path_);
-    ASSERT_TRUE((*ledger)->add("alice", "m", {1, 10, 5, 0, 0}).ok());
+    ASSERT_TRUE((*ledger)->add("alice", "m", "1", {1, 10, 5, 0, 0}).ok());
   }
   std::ofstream(path_, std::ios::app) << "{\"principal\":\"alice\",\"mod";
   auto torn = UsageLedger::open(path_);
@@ -114,7 +148,7 @@ TEST_F(UsageLedgerTest, CountsAreNonNegativeIntegersAndSumsSaturate) {
 TEST(UsageLedgerMemoryTest, WithoutAFileUsageStaysInMemory) {
   auto ledger = UsageLedger::open("");
   ASSERT_TRUE(ledger.ok());
-  ASSERT_TRUE((*ledger)->add("p", "m", {1, 2, 3, 1, 0}).ok());
+  ASSERT_TRUE((*ledger)->add("p", "m", "1", {1, 2, 3, 1, 0}).ok());
   EXPECT_EQ((*ledger)->rows().at(0).totals.completion_tokens, 3);
 }
 

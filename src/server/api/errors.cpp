@@ -1,5 +1,7 @@
 #include "server/api/errors.h"
 
+#include "server/api/openai_response.h"
+
 namespace r1 {
 
 int http_status_for(StatusCode code) {
@@ -120,7 +122,24 @@ nlohmann::json error_json(const ApiError& error) {
 }
 
 std::string error_body(const ApiError& error) {
-  return error_json(error).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return to_json_text(error_json(error));
+}
+
+HttpResponse json_response(const nlohmann::json& body, int status) {
+  HttpResponse res;
+  res.status = status;
+  res.body = to_json_text(body);
+  return res;
+}
+
+HttpResponse error_response(const ApiError& error) {
+  HttpResponse res;
+  res.status = error.http_status;
+  res.body = error_body(error);
+  if (error.retry_after_seconds > 0) {
+    res.headers["Retry-After"] = std::to_string(error.retry_after_seconds);
+  }
+  return res;
 }
 
 }  // namespace r1

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "server/http/http_server.h"
 
 namespace r1 {
 
@@ -81,5 +82,10 @@ class [[nodiscard]] ApiResult {
  private:
   std::variant<T, ApiError> v_;
 };
+
+// An OpenAI-shaped error response (Retry-After when the error carries one).
+HttpResponse error_response(const ApiError& error);
+// A JSON body with `status`: every route's non-error answer.
+HttpResponse json_response(const nlohmann::json& body, int status = 200);
 
 }  // namespace r1

@@ -109,9 +109,6 @@ struct RequestRouting {
   std::string user;
 };
 RequestRouting routing_of(const nlohmann::json& body);
-// The same from the text, found without building the document (a SAX
-// pass); everything stays empty for a body that is not a JSON object.
-RequestRouting peek_routing(std::string_view body);
 
 // The body as a JSON object: 400 for malformed JSON or another value.
 ApiResult<nlohmann::json> parse_request_body(std::string_view text);

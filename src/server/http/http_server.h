@@ -16,29 +16,12 @@
 
 namespace r1 {
 
-// What a generation has used so far; reported cumulatively.
-struct CallUsage {
-  int64_t prompt_tokens = 0;
-  int64_t completion_tokens = 0;  // reasoning included
-  int64_t reasoning_tokens = 0;
-  bool cache_hit = false;  // answered from the response cache
-  std::string model;       // the model and loaded version that served the call
-  std::string version;
-};
-
 struct HttpRequest {
   std::string method;
   std::string path;
   std::string body;
   std::string remote_addr;
-  std::string request_id;  // X-Request-Id if valid, else generated
-  std::string principal;   // set by the server's auth check: the caller's id, "" if anonymous
-  // Set by the auth check too: the models the caller may see (empty: all).
-  std::vector<std::string> allowed_models;
-  // Set for an accounted caller: told the call's usage so far (cumulative)
-  // as tokens are generated and once more at the end (rate-limit budget,
-  // usage ledger, audit record).
-  std::function<void(const CallUsage&)> on_usage;
+  std::string request_id;                           // X-Request-Id if valid, else generated
   std::multimap<std::string, std::string> headers;  // names as the client sent them
   std::multimap<std::string, std::string> query;    // decoded query-string parameters
   // The segments a route's "{name}" parts took ("/admin/models/{name}/x").

@@ -15,10 +15,11 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string line_for(const std::string& principal, const std::string& model, const UsageTotals& t) {
+std::string line_for(const UsageLedger::Key& k, const UsageTotals& t) {
   nlohmann::ordered_json j;
-  j["principal"] = principal;
-  j["model"] = model;
+  j["principal"] = std::get<0>(k);
+  j["model"] = std::get<1>(k);
+  j["version"] = std::get<2>(k);
   j["requests"] = t.requests;
   j["prompt_tokens"] = t.prompt_tokens;
   j["completion_tokens"] = t.completion_tokens;
@@ -36,13 +37,14 @@ bool count_at(const json& j, const char* key, int64_t* out) {
   return true;
 }
 
-bool parse_line(const std::string& line, std::string* principal, std::string* model,
-                UsageTotals* t) {
+// A line written before versions were metered has no "version": "".
+bool parse_line(const std::string& line, UsageLedger::Key* k, UsageTotals* t) {
   const json j = json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return false;
   try {
-    *principal = j.at("principal").get<std::string>();
-    *model = j.at("model").get<std::string>();
+    std::get<0>(*k) = j.at("principal").get<std::string>();
+    std::get<1>(*k) = j.at("model").get<std::string>();
+    std::get<2>(*k) = j.value("version", std::string());
   } catch (const json::exception&) {
     return false;
   }
@@ -88,22 +90,22 @@ Result<std::unique_ptr<UsageLedger>> UsageLedger::open(const std::string& path) 
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     for (size_t i = 0; i < lines.size(); ++i) {
       if (lines[i].empty()) continue;
-      std::string principal, model;
+      Key k;
       UsageTotals t;
-      if (!parse_line(lines[i], &principal, &model, &t)) {
+      if (!parse_line(lines[i], &k, &t)) {
         if (i + 1 == lines.size()) break;  // torn by a crash mid-append: never acknowledged
         return data_loss("usage file " + path + ": line " + std::to_string(i + 1) +
                          " is not a usage record");
       }
-      ledger->totals_[{principal, model}] += t;
+      ledger->totals_[k] += t;
     }
   }
-  // Compact: one line per (principal, model), swapped in atomically.
+  // Compact: one line per (principal, model, version), swapped in atomically.
   const std::string tmp = path + ".tmp";
   std::FILE* out = std::fopen(tmp.c_str(), "wb");
   if (out == nullptr) return unavailable("usage file " + tmp + ": cannot create it");
   for (const auto& [k, t] : ledger->totals_) {
-    const std::string line = line_for(k.first, k.second, t);
+    const std::string line = line_for(k, t);
     std::fwrite(line.data(), 1, line.size(), out);
   }
   const Status synced = sync_file(out, tmp);
@@ -122,11 +124,12 @@ UsageLedger::~UsageLedger() {
 }
 
 Status UsageLedger::add(const std::string& principal, const std::string& model,
-                        const UsageTotals& delta) {
+                        const std::string& version, const UsageTotals& delta) {
+  const Key k{principal, model, version};
   std::lock_guard<std::mutex> lock(mu_);
-  totals_[{principal, model}] += delta;
+  totals_[k] += delta;
   if (file_ == nullptr) return ok_status();
-  const std::string line = line_for(principal, model, delta);
+  const std::string line = line_for(k, delta);
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size()) {
     return unavailable("usage file " + path_ + ": write failed");
   }
@@ -136,7 +139,9 @@ Status UsageLedger::add(const std::string& principal, const std::string& model,
 std::vector<UsageRow> UsageLedger::rows() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<UsageRow> out;
-  for (const auto& [k, t] : totals_) out.push_back(UsageRow{k.first, k.second, t});
+  for (const auto& [k, t] : totals_) {
+    out.push_back(UsageRow{std::get<0>(k), std::get<1>(k), std::get<2>(k), t});
+  }
   return out;
 }
 

@@ -1,9 +1,9 @@
-// Usage per principal and model: requests, prompt / completion / reasoning
+// Usage per principal, model and model version: requests, prompt / completion / reasoning
 // tokens and response-cache hits. With a file, every call's usage is
 // appended as one JSON line and synced to disk (fdatasync) before the call's
 // response is acknowledged, so a restart, or a crash, loses nothing that was
 // answered. Opening the file sums its lines and rewrites it compacted (one
-// line per principal and model) through a temporary file and a rename. A
+// line per principal, model and version) through a temporary file and a rename. A
 // torn last line (a crash mid-write) is dropped; damage anywhere else is an
 // error. Thread-safe.
 #pragma once
@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,7 @@ struct UsageTotals {
 struct UsageRow {
   std::string principal;
   std::string model;
+  std::string version;  // the loaded version that served the calls
   UsageTotals totals;
 };
 
@@ -42,16 +44,19 @@ class UsageLedger {
   static Result<std::unique_ptr<UsageLedger>> open(const std::string& path);
   ~UsageLedger();
 
-  Status add(const std::string& principal, const std::string& model, const UsageTotals& delta);
-  // Sorted by principal, then model.
+  Status add(const std::string& principal, const std::string& model, const std::string& version,
+             const UsageTotals& delta);
+  // Sorted by principal, then model, then version.
   std::vector<UsageRow> rows() const;
+
+  using Key = std::tuple<std::string, std::string, std::string>;  // principal, model, version
 
  private:
   UsageLedger() = default;
 
   std::string path_;
   mutable std::mutex mu_;  // guards everything below
-  std::map<std::pair<std::string, std::string>, UsageTotals> totals_;
+  std::map<Key, UsageTotals> totals_;
   std::FILE* file_ = nullptr;
 };
 
