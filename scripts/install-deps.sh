@@ -17,13 +17,14 @@ mode="${R1SERVE_DEPS:-full}"
 
 if [[ "$mode" == runtime ]]; then
   packages=(libpcre2-8-0 libicu72 libprometheus-cpp-core1.0 libcpp-httplib0.11 libssl3
-            libhiredis0.14 libyaml-cpp0.7 libstdc++6 zlib1g libbrotli1 curl ca-certificates)
+            libhiredis0.14 libyaml-cpp0.7 libsqlite3-0 libstdc++6 zlib1g libbrotli1 curl
+            ca-certificates)
 else
   # Build and run time.
   packages=(
     build-essential cmake ninja-build pkg-config git
     nlohmann-json3-dev libpcre2-dev libcli11-dev libicu-dev
-    libcpp-httplib-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev libhiredis-dev
+    libcpp-httplib-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev libhiredis-dev libsqlite3-dev
     libgtest-dev libgmock-dev libbenchmark-dev
   )
 fi

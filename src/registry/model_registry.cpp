@@ -10,6 +10,8 @@
 #include <optional>
 #include <sstream>
 
+#include "registry/mlflow_sqlite.h"
+
 namespace r1 {
 
 namespace {
@@ -71,6 +73,33 @@ std::string trim(std::string s) {
   return s.substr(i);
 }
 
+// One version of an MLflow registry, as either store keeps it: a deleted
+// version, or one without a number, is skipped. storage_location is where
+// the registry resolved the source to (for models:/ sources, the logged
+// model's artifacts); a location that is not local is kept as it is, so
+// that resolving the version can say why it cannot be served.
+void add_mlflow_version(RegistryModel* m, const std::string& number, const std::string& stage,
+                        const std::string& storage_location, const std::string& source) {
+  if (stage == "Deleted_Internal") return;
+  const std::optional<int64_t> n = parse_number(number);
+  if (!n) return;
+  const std::string& location = storage_location.empty() ? source : storage_location;
+  RegistryVersion rv{*n, location, stage};
+  if (std::optional<std::string> p = local_path(location)) {
+    rv.path = fs::path(*p).lexically_normal().string();
+  }
+  m->versions[*n] = std::move(rv);
+}
+
+// The database file of a sqlite: URI (sqlite:///relative, sqlite:////absolute).
+std::optional<std::string> sqlite_path(const std::string& uri) {
+  constexpr std::string_view kScheme = "sqlite:///";
+  if (uri.rfind(kScheme, 0) != 0) return std::nullopt;
+  std::string path = uri.substr(kScheme.size());
+  if (const size_t q = path.find('?'); q != std::string::npos) path.resize(q);
+  return path;
+}
+
 std::string names_of(const std::vector<RegistryModel>& models) {
   std::string s;
   for (const RegistryModel& m : models) s += (s.empty() ? "" : ", ") + m.name;
@@ -95,7 +124,13 @@ std::string default_mlflow_store() {
   for (const char* var : {"MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_URI"}) {
     const char* v = std::getenv(var);
     if (v == nullptr || *v == '\0') continue;
+    if (sqlite_path(v)) return v;
     if (std::optional<std::string> p = local_path(v)) return *p;
+  }
+  // As MLflow 3 chooses: a file store that exists, else its database.
+  std::error_code ec;
+  if (!fs::is_directory("mlruns/models", ec) && is_sqlite_file("mlflow.db")) {
+    return "sqlite:///mlflow.db";
   }
   return "mlruns";
 }
@@ -239,29 +274,11 @@ Result<ModelRegistry> ModelRegistry::read_mlflow(const std::string& mlruns) {
         const fs::path vmeta = v.path() / "meta.yaml";
         if (!fs::is_regular_file(vmeta)) continue;
         const YAML::Node vm = YAML::Load(read_text(vmeta));
-        const std::string stage = vm["current_stage"] && !vm["current_stage"].IsNull()
-                                      ? vm["current_stage"].as<std::string>()
-                                      : "";
-        if (stage == "Deleted_Internal") continue;
-        const std::optional<int64_t> n =
-            parse_number(vm["version"] ? vm["version"].as<std::string>() : dir.substr(8));
-        if (!n) continue;
-        // storage_location is where the registry resolved the source to
-        // (for models:/ sources, the logged model's artifacts).
-        std::string location;
-        for (const char* key : {"storage_location", "source"}) {
-          if (vm[key] && !vm[key].IsNull() && !vm[key].as<std::string>().empty()) {
-            location = vm[key].as<std::string>();
-            break;
-          }
-        }
-        // A location that is not local is kept as it is, so that resolving
-        // the version can say why it cannot be served.
-        RegistryVersion rv{*n, location, stage};
-        if (std::optional<std::string> p = local_path(location)) {
-          rv.path = fs::path(*p).lexically_normal().string();
-        }
-        m.versions[*n] = std::move(rv);
+        auto field = [&vm](const char* key) {
+          return vm[key] && !vm[key].IsNull() ? vm[key].as<std::string>() : std::string();
+        };
+        add_mlflow_version(&m, vm["version"] ? field("version") : dir.substr(8),
+                           field("current_stage"), field("storage_location"), field("source"));
       }
       const fs::path aliases = model_dir.path() / "aliases";
       if (fs::is_directory(aliases)) {
@@ -279,7 +296,33 @@ Result<ModelRegistry> ModelRegistry::read_mlflow(const std::string& mlruns) {
   return r;
 }
 
+Result<ModelRegistry> ModelRegistry::read_mlflow_db(const std::string& db_path) {
+  R1_ASSIGN_OR_RETURN(const MlflowRows rows, read_mlflow_sqlite(db_path));
+  ModelRegistry r;
+  r.source_ = db_path;
+  std::map<std::string, RegistryModel> by_name;
+  for (const std::string& name : rows.models) by_name[name].name = name;
+  for (const MlflowVersionRow& v : rows.versions) {
+    const auto m = by_name.find(v.model);
+    if (m == by_name.end()) continue;
+    add_mlflow_version(&m->second, v.version, v.stage, v.storage_location, v.source);
+  }
+  for (const MlflowAliasRow& a : rows.aliases) {
+    const auto m = by_name.find(a.model);
+    const std::optional<int64_t> n = parse_number(a.version);
+    if (m != by_name.end() && n && m->second.versions.count(*n) != 0) {
+      m->second.aliases[a.alias] = *n;
+    }
+  }
+  for (auto& [name, m] : by_name) {
+    if (m.versions.empty()) continue;
+    R1_RETURN_IF_ERROR(r.add(std::move(m)));
+  }
+  return r;
+}
+
 Result<ModelRegistry> ModelRegistry::open(const std::string& path) {
+  if (std::optional<std::string> db = sqlite_path(path)) return read_mlflow_db(*db);
   std::error_code ec;
   fs::path p(path);
   if (fs::is_directory(p, ec)) {
@@ -289,13 +332,16 @@ Result<ModelRegistry> ModelRegistry::open(const std::string& path) {
       return read_mlflow(p.string());
     else if (fs::is_directory(p / "mlruns" / "models"))
       return read_mlflow((p / "mlruns").string());
+    else if (is_sqlite_file((p / "mlflow.db").string()))
+      return read_mlflow_db((p / "mlflow.db").string());
     else {
       return not_found(path +
-                       ": neither a registry (registry.yaml) nor an MLflow file store "
-                       "(mlruns/models)");
+                       ": neither a registry (registry.yaml), an MLflow file store "
+                       "(mlruns/models) nor an MLflow database (mlflow.db)");
     }
   }
   if (!fs::is_regular_file(p, ec)) return not_found(path + ": no such registry file or folder");
+  if (is_sqlite_file(p.string())) return read_mlflow_db(p.string());
   return parse_yaml(read_text(p), fs::absolute(p).parent_path().string(), p.string());
 }
 

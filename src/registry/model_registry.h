@@ -14,6 +14,9 @@
 //     storage_location, current_stage) and models/NAME/aliases/ALIAS
 //     (the version number); deleted versions are skipped. A version's
 //     location must be a local path or a file: URI.
+//   - an MLflow registry in SQLite (MLflow 3's default store): a
+//     sqlite:///PATH URI, the database file, or a folder holding mlflow.db;
+//     the same models, versions, stages and aliases from its tables.
 //   - one model folder or file (`--model DIR` without a registry): one model,
 //     version 1.
 #pragma once
@@ -54,12 +57,14 @@ struct ResolvedVersion {
 
 class ModelRegistry {
  public:
-  // A registry YAML file, a folder holding registry.yaml, or an MLflow file
-  // store (the mlruns folder or its parent).
+  // A registry YAML file, a folder holding registry.yaml, an MLflow file
+  // store (the mlruns folder or its parent), or an MLflow database (a
+  // sqlite:/// URI, the file, or a folder holding mlflow.db).
   static Result<ModelRegistry> open(const std::string& path);
   static Result<ModelRegistry> parse_yaml(const std::string& text, const std::string& base_dir,
                                           const std::string& label);
   static Result<ModelRegistry> read_mlflow(const std::string& mlruns);
+  static Result<ModelRegistry> read_mlflow_db(const std::string& db_path);
   // One model named `name` whose version 1 is `path`.
   static ModelRegistry single(const std::string& name, const std::string& path);
 
@@ -86,7 +91,9 @@ class ModelRegistry {
 bool is_model_uri(const std::string& ref);
 
 // Where an MLflow registry lives when none is named: MLFLOW_REGISTRY_URI,
-// else MLFLOW_TRACKING_URI (file: URIs and plain paths), else ./mlruns.
+// else MLFLOW_TRACKING_URI (file: and sqlite:/// URIs, plain paths), else
+// ./mlruns if it holds models, else ./mlflow.db if it exists (MLflow 3's
+// own choice), else ./mlruns.
 std::string default_mlflow_store();
 
 }  // namespace r1

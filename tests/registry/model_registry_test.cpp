@@ -1,9 +1,14 @@
-// Registry YAML and reference resolution. (The MLflow file store is tested
-// against MLflow's own client in test_registry.py.)
+// Registry YAML and reference resolution; databases that are not MLflow's.
+// (MLflow's file store and SQLite store are tested against MLflow's own
+// client in test_registry.py.)
 #include "registry/model_registry.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace r1 {
@@ -131,6 +136,39 @@ TEST(ModelRegistryTest, ModelUrisAreRecognised) {
   EXPECT_TRUE(is_model_uri("models:/a/1"));
   EXPECT_FALSE(is_model_uri("/models/a"));
   EXPECT_FALSE(is_model_uri("models/a"));
+}
+
+// A SQLite file that is not an MLflow registry, or a file that only claims
+// to be SQLite, is refused with what it is, never read as an empty registry.
+TEST(ModelRegistryTest, DatabasesThatAreNotMlflowsAreRefused) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("r1serve-db-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string other = (dir / "other.db").string();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(other.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE experiments (id INTEGER)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto r = ModelRegistry::open(other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not an MLflow database"), std::string::npos)
+      << r.status().message();
+  r = ModelRegistry::open("sqlite:///" + other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not an MLflow database"), std::string::npos);
+
+  const std::string fake = (dir / "fake.db").string();
+  std::ofstream(fake, std::ios::binary)
+      << std::string("SQLite format 3\0", 16) << std::string(4000, '\x7f');
+  r = ModelRegistry::open(fake);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(fake), std::string::npos) << r.status().message();
+
+  r = ModelRegistry::open("sqlite:///" + (dir / "missing.db").string());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not a SQLite database"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 """Model registries and integrity manifests, end to end.
 
 MLflow's own client (mlflow-skinny, PyPI) registers generated model folders
-in a local file store; r1serve resolves models:/ URIs and aliases through
-it and serves the version they name (checked through the official OpenAI
+in each of MLflow's local stores, the file store (mlruns/) and the SQLite
+database (MLflow 3's default); r1serve resolves models:/ URIs and aliases
+through them and serves the version they name (checked through the official OpenAI
 client). `r1serve manifest` is checked against Python's hashlib, and serve
 refuses a version whose files no longer match it, naming the file.
 """
@@ -56,14 +57,20 @@ def versions(work):
     return v1, v2
 
 
-@pytest.fixture(scope="module")
-def mlruns(work, versions):
-    """An MLflow file store with model "tiny-r1": version 1 -> v1 (alias
-    production), 2 -> v2 (alias staging, stage Staging), 3 deleted."""
-    store = os.path.join(work, "mlruns")
-    uri = "file://" + store
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+@pytest.fixture(scope="module", params=["file", "sqlite"])
+def store(request, work, versions):
+    """An MLflow registry with model "tiny-r1": version 1 -> v1 (alias
+    production), 2 -> v2 (alias staging, stage Staging), 3 deleted. Kept
+    in the file store (mlruns/) or in SQLite (mlflow.db). Returns
+    (what --model-repo takes, MLflow's URI for it)."""
+    if request.param == "file":
+        path = os.path.join(work, "mlruns")
+        uri = "file://" + path
+        repo = path
+    else:
+        path = os.path.join(work, "mlflow.db")
+        uri = "sqlite:///" + path
+        repo = uri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_registered_model("tiny-r1")
     v1, v2 = versions
@@ -75,7 +82,7 @@ def mlruns(work, versions):
     client.transition_model_version_stage("tiny-r1", b.version, "Staging")
     client.delete_model_version("tiny-r1", c.version)
     assert (a.version, b.version) == ("1", "2") or (a.version, b.version) == (1, 2)
-    return store
+    return repo, uri
 
 
 def run(*args, env=None):
@@ -171,8 +178,8 @@ def test_a_missing_manifest_is_an_error_only_when_asked_for(work, versions):
     assert res.returncode != 0 and "r1serve manifest" in res.stderr
 
 
-def test_mlflow_alias_is_served_with_its_version(mlruns, versions):
-    with serve(["--model", "models:/tiny-r1@production", "--model-repo", mlruns]) as s:
+def test_mlflow_alias_is_served_with_its_version(store, versions):
+    with serve(["--model", "models:/tiny-r1@production", "--model-repo", store[0]]) as s:
         client = OpenAI(base_url=s.base + "/v1", api_key="unused")
         cards = {m.id: m for m in client.models.list().data}
         assert set(cards) == {"tiny-r1", "tiny-r1@1", "tiny-r1@production"}
@@ -198,27 +205,44 @@ def test_mlflow_alias_is_served_with_its_version(mlruns, versions):
     ("tiny-r1", 1, 0),  # a bare name follows production
     ("tiny-r1@1", 1, 0),
 ])
-def test_mlflow_references_resolve_like_mlflow(mlruns, versions, ref, version, path_index):
+def test_mlflow_references_resolve_like_mlflow(store, versions, ref, version, path_index):
     # `verify` resolves and names the folder it checks; the versions carry
     # no manifest, so it reports which folder it looked for one in.
-    res = run("verify", ref, "--model-repo", mlruns)
+    res = run("verify", ref, "--model-repo", store[0])
     assert res.returncode != 0
     want = versions[path_index]
     assert want + ":" in res.stderr or want + "/" in res.stderr, res.stderr
     # MLflow's own resolution agrees on the version.
-    client = MlflowClient(registry_uri="file://" + mlruns)
+    client = MlflowClient(registry_uri=store[1])
     if ref.startswith("models:/") and "@" in ref:
         mv = client.get_model_version_by_alias("tiny-r1", ref.split("@")[1])
         assert int(mv.version) == version
 
 
-def test_the_default_mlflow_store_comes_from_the_environment(mlruns, versions):
-    env = dict(os.environ, MLFLOW_TRACKING_URI="file://" + mlruns)
+def test_the_default_mlflow_store_comes_from_the_environment(store, versions):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=store[1])
     env.pop("MLFLOW_REGISTRY_URI", None)
     with serve(["--model", "models:/tiny-r1@staging"], env=env) as s:
         client = OpenAI(base_url=s.base + "/v1", api_key="unused")
         ids = {m.id for m in client.models.list().data}
         assert ids == {"tiny-r1", "tiny-r1@2", "tiny-r1@staging"}
+
+
+def test_an_mlflow_database_is_found_as_a_file_a_folder_and_by_default(store, versions, work):
+    if not store[1].startswith("sqlite:"):
+        pytest.skip("the SQLite store's own forms")
+    alone = tempfile.mkdtemp(dir=work)  # a folder holding mlflow.db and nothing else
+    db = os.path.join(alone, "mlflow.db")
+    shutil.copy(store[1][len("sqlite:///"):], db)
+    binary = os.path.abspath(BIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    for args in (["--model-repo", db], ["--model-repo", alone], []):
+        # No manifest: verify names the folder it resolved to, staging's.
+        res = subprocess.run([binary, "verify", "models:/tiny-r1@staging", *args], cwd=alone,
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode != 0
+        assert versions[1] + ":" in res.stderr or versions[1] + "/" in res.stderr, \
+            (args, res.stderr)
 
 
 @pytest.mark.parametrize("ref, words", [
@@ -229,8 +253,8 @@ def test_the_default_mlflow_store_comes_from_the_environment(mlruns, versions):
     ("models:/tiny-r1/Production", "no version in stage Production"),
     ("models:/tiny-r1", "models:/NAME/VERSION"),
 ])
-def test_bad_references_get_clear_errors(mlruns, ref, words):
-    res = subprocess.run([BIN, "serve", "--model", ref, "--model-repo", mlruns, "--port", "0"],
+def test_bad_references_get_clear_errors(store, ref, words):
+    res = subprocess.run([BIN, "serve", "--model", ref, "--model-repo", store[0], "--port", "0"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
     assert words in res.stderr, res.stderr
