@@ -120,7 +120,6 @@ Status run_serve(const ServeArgs& a) {
   Authenticator* auth = guard.auth.get();
 
   VersionSettings vs;
-  vs.served_model_name = a.served_model_name;
   vs.kv_cache_bytes = a.kv_cache_bytes;
   vs.kv_cache_fraction = a.kv_cache_fraction;
   vs.max_model_len = a.max_model_len;

@@ -151,7 +151,7 @@ Result<std::shared_ptr<ServedModel>> VersionLoader::load(const std::string& mode
            std::to_string(tokens / std::max<int64_t>(1, context)));
 
   auto m = std::make_shared<ServedModel>();
-  m->name = from_registry_ || s_.served_model_name.empty() ? model : s_.served_model_name;
+  m->name = model;  // a folder served alone is registered under its served name
   m->version = version;
   if (from_registry_) {
     // Registry versions answer to NAME@VERSION and NAME@ALIAS, and list them.

@@ -21,7 +21,6 @@ namespace r1 {
 
 // What `serve` loads every version with.
 struct VersionSettings {
-  std::string served_model_name;  // overrides the name of a folder served alone
   int threads = 0;
   int64_t kv_cache_bytes = 0;  // 0: kv_cache_fraction of available memory, per version
   double kv_cache_fraction = 0.25;
