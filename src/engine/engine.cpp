@@ -81,6 +81,19 @@ Result<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request) {
                         std::to_string(backend_.n_kv_blocks() * backend_.block_size()) +
                         " tokens)");
   }
+  if (!request.resume_output.empty()) {
+    // The generator must be the one the output was drawn from.
+    if (!request.sampling.seed && !is_greedy(request.sampling)) {
+      return invalid_argument("a resumed sampled generation needs the seed it was drawn with");
+    }
+    int32_t previous = -1;
+    for (int32_t i : request.resume_forced) {
+      if (i <= previous || i >= static_cast<int32_t>(request.resume_output.size())) {
+        return invalid_argument("resume_forced must be ascending indices into resume_output");
+      }
+      previous = i;
+    }
+  }
   request.arrival = std::chrono::steady_clock::now();
   auto stream = std::make_shared<RequestStream>();
   {
@@ -152,8 +165,8 @@ void Engine::drain_inbox() {
     cancels.swap(cancels_);
   }
   for (auto& [req, stream] : incoming) {
-    RequestSpec spec{req.id,       req.prompt,   req.sampling,       req.max_tokens,
-                     req.stop_ids, req.priority, req.prompt_logprobs};
+    RequestSpec spec{req.id,       req.prompt,   req.sampling,        req.max_tokens,
+                     req.stop_ids, req.priority, req.prompt_logprobs, req.resume_output};
     Status st = scheduler_.add_request(std::move(spec));
     if (!st.ok()) {
       EngineEvent e;
@@ -170,6 +183,10 @@ void Engine::drain_inbox() {
     live.in_reasoning = live.request.starts_in_reasoning && live.request.think_end_id >= 0;
     const std::string id = live.request.id;
     Live& added = live_.emplace(id, std::move(live)).first->second;
+    if (!added.request.resume_output.empty()) {
+      replay_resumed(id, added);
+      continue;
+    }
     // A budget of zero: not one reasoning token; the close comes first.
     if (budget_spent(added)) close_reasoning(id, added);
   }
@@ -331,11 +348,42 @@ bool Engine::budget_spent(const Live& live) const {
          !live.request.budget_close_ids.empty();
 }
 
+void Engine::replay_resumed(const std::string& id, Live& live) {
+  const EngineRequest& r = live.request;
+  // How far a forced close had got: -1 when none had begun.
+  int64_t closed = -1;
+  auto begin_close = [&] {
+    live.in_reasoning = false;
+    closed = 0;
+  };
+  if (budget_spent(live)) begin_close();  // a budget of zero closes first
+  size_t next_forced = 0;
+  for (size_t i = 0; i < r.resume_output.size(); ++i) {
+    if (next_forced < r.resume_forced.size() &&
+        r.resume_forced[next_forced] == static_cast<int32_t>(i)) {
+      ++next_forced;
+      if (closed >= 0) ++closed;
+      continue;
+    }
+    (void)live.sampler.next_draw();  // the draw this token took (none when greedy)
+    track_reasoning(live, r.resume_output[i]);
+    if (budget_spent(live)) begin_close();
+  }
+  const auto& close = r.budget_close_ids;
+  if (closed >= 0 && closed < static_cast<int64_t>(close.size())) {
+    force_tokens(id, live, std::span<const int32_t>(close).subspan(static_cast<size_t>(closed)));
+  }
+}
+
 void Engine::close_reasoning(const std::string& id, Live& live) {
   live.in_reasoning = false;
-  const Status appended = scheduler_.append_tokens(id, live.request.budget_close_ids);
+  force_tokens(id, live, live.request.budget_close_ids);
+}
+
+void Engine::force_tokens(const std::string& id, Live& live, std::span<const int32_t> ids) {
+  const Status appended = scheduler_.append_tokens(id, ids);
   if (appended.ok()) {
-    for (int32_t token : live.request.budget_close_ids) {
+    for (int32_t token : ids) {
       EngineEvent forced;
       forced.token = SampledToken{token, 0.0f, {}};
       forced.forced = true;

@@ -63,6 +63,15 @@ struct EngineRequest {
   bool starts_in_reasoning = true;
   int32_t think_end_id = -1;  // </think>; -1 = the model has none
   std::vector<int32_t> budget_close_ids;
+  // Resuming a generation begun elsewhere (from a checkpoint): the output
+  // it had produced, prefilled after the prompt and never sent again, and
+  // the indices in it of the tokens the engine forced (the reasoning
+  // budget's close). The sampler's generator (sampling.seed must be set),
+  // the reasoning budget, the penalties and max_tokens carry on as if this
+  // engine had produced them, so the tokens that follow are the ones the
+  // uninterrupted request would have produced. Empty: a new request.
+  std::vector<int32_t> resume_output;
+  std::vector<int32_t> resume_forced;  // ascending indices into resume_output
   // Set by submit(): when the request arrived (for the queue-time metric).
   std::chrono::steady_clock::time_point arrival{};
 };
@@ -113,6 +122,12 @@ class Engine : public EngineClient {
   void step();
   void finish_live(const std::string& id, EngineEvent event);
   void track_reasoning(Live& live, int32_t token);
+  // Brings a resumed request's sampler and reasoning state to where its
+  // output left them; forces what is left of a close it had begun.
+  void replay_resumed(const std::string& id, Live& live);
+  // Forces `ids` into the output (events marked forced); when they do not
+  // fit under max_tokens, aborts the request to end with kLength.
+  void force_tokens(const std::string& id, Live& live, std::span<const int32_t> ids);
   // Whether `live` is still reasoning with its budget used up.
   bool budget_spent(const Live& live) const;
   // Forces the close ids into the output (events marked forced); when they

@@ -41,6 +41,7 @@ Request::Request(RequestSpec spec, int64_t arrival_order)
       n_prompt_tokens(static_cast<int32_t>(tokens.size())) {
   R1_CHECK(n_prompt_tokens > 0);
   tokens.reserve(tokens.size() + static_cast<size_t>(max_tokens));
+  tokens.insert(tokens.end(), spec.output.begin(), spec.output.end());
 }
 
 }  // namespace r1

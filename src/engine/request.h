@@ -41,6 +41,10 @@ struct RequestSpec {
   // it and the k most likely tokens. Such a request skips the prefix cache
   // until its prompt has been scored.
   int32_t prompt_logprobs = -1;
+  // Output produced before (a generation resumed from a checkpoint): it
+  // follows the prompt, is computed like a preempted request's tokens, and
+  // counts toward max_tokens and the penalties as output.
+  std::vector<int32_t> output;
 };
 
 struct Request {

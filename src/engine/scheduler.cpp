@@ -67,7 +67,20 @@ Status Scheduler::check_admissible(const RequestSpec& spec) const {
     return invalid_argument("max_tokens must be at least 1, got " + num(spec.max_tokens));
   }
   R1_RETURN_IF_ERROR(check_ids(spec.prompt, config_.vocab_size, "prompt"));
+  R1_RETURN_IF_ERROR(check_ids(spec.output, config_.vocab_size, "resumed output"));
   R1_RETURN_IF_ERROR(check_ids(spec.stop_ids, config_.vocab_size, "stop"));
+  if (static_cast<int64_t>(spec.output.size()) >= spec.max_tokens) {
+    return invalid_argument("the resumed output (" + num(static_cast<int64_t>(spec.output.size())) +
+                            " tokens) leaves no room under max_tokens " + num(spec.max_tokens));
+  }
+  for (int32_t t : spec.output) {
+    if (std::find(spec.stop_ids.begin(), spec.stop_ids.end(), t) != spec.stop_ids.end()) {
+      return invalid_argument("the resumed output holds a stop id: that generation had ended");
+    }
+  }
+  if (!spec.output.empty() && spec.prompt_logprobs >= 0) {
+    return invalid_argument("a resumed generation cannot score its prompt");
+  }
   R1_RETURN_IF_ERROR(validate(spec.sampling));
   if (spec.prompt_logprobs < -1 ||
       (config_.vocab_size > 0 && spec.prompt_logprobs > config_.vocab_size)) {

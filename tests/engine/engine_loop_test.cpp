@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -265,6 +266,71 @@ TEST_F(ReasoningBudgetTest, ACloseThatDoesNotFitEndsTheRequestAtLength) {
   EXPECT_EQ(got.finish, EndReason::kLength);
   EXPECT_EQ(got.tokens, std::vector<int32_t>(greedy_.begin(), greedy_.begin() + 3));
   for (bool f : got.forced) EXPECT_FALSE(f);
+}
+
+// A generation resumed from any point of its output (as a checkpoint holds
+// it: the tokens so far and which of them were forced) goes on with the
+// tokens and forced flags of the uninterrupted run and ends the same way:
+// seeded sampling with penalties, a reasoning budget whose close can be cut
+// anywhere, on a fresh engine (all recomputed) and on the same one (prefix
+// cache hits).
+TEST_F(ReasoningBudgetTest, AResumedGenerationGoesOnAsIfUninterrupted) {
+  EngineRequest r = with_budget(4, -1, /*max_tokens=*/14);
+  r.sampling.temperature = 0.9f;
+  r.sampling.top_k = 40;
+  r.sampling.seed = 1234;
+  r.sampling.frequency_penalty = 0.5f;
+  r.sampling.repetition_penalty = 1.2f;
+  const Collected whole = run(r);
+  ASSERT_EQ(whole.tokens.size(), 14u);
+  ASSERT_TRUE(std::count(whole.forced.begin(), whole.forced.end(), true) == 3);
+  auto b = backend(64);
+  Engine shared(*b, EngineOptions{});
+  ASSERT_TRUE(drain(**shared.submit(r)).error.ok());
+  for (size_t cut = 1; cut < whole.tokens.size(); ++cut) {
+    EngineRequest resumed = r;
+    resumed.id = "resumed-" + std::to_string(cut);
+    resumed.resume_output.assign(whole.tokens.begin(), whole.tokens.begin() + cut);
+    for (size_t i = 0; i < cut; ++i) {
+      if (whole.forced[i]) resumed.resume_forced.push_back(static_cast<int32_t>(i));
+    }
+    for (bool fresh : {true, false}) {
+      std::unique_ptr<CpuBackend> own = fresh ? backend(64) : nullptr;
+      std::optional<Engine> fresh_engine;
+      if (fresh) fresh_engine.emplace(*own, EngineOptions{});
+      Engine& engine = fresh ? *fresh_engine : shared;
+      auto s = engine.submit(resumed);
+      ASSERT_TRUE(s.ok()) << s.status().message();
+      const Collected rest = drain(**s);
+      EXPECT_EQ(rest.finish, whole.finish) << cut;
+      EXPECT_EQ(rest.tokens, std::vector<int32_t>(whole.tokens.begin() + cut, whole.tokens.end()))
+          << "cut at " << cut << (fresh ? " (fresh engine)" : " (prefix cache)");
+      EXPECT_EQ(rest.forced, std::vector<bool>(whole.forced.begin() + cut, whole.forced.end()))
+          << cut;
+    }
+  }
+}
+
+TEST_F(EngineLoopTest, BadResumptionsAreRefused) {
+  auto b = backend(16);
+  Engine engine(*b, EngineOptions{});
+  EngineRequest r = request(1);
+  r.max_tokens = 4;
+  r.resume_output = {1, 2, 3, 4};  // nothing left to generate
+  auto s = engine.submit(r);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(drain(**s).finish, EndReason::kError);
+  r.resume_output = {1, 2};
+  r.sampling.temperature = 0.7f;  // sampled, without the seed it was drawn with
+  EXPECT_EQ(engine.submit(r).status().code(), StatusCode::kInvalidArgument);
+  r.sampling.seed = 9;
+  r.resume_forced = {1, 0};
+  EXPECT_EQ(engine.submit(r).status().code(), StatusCode::kInvalidArgument);
+  r.resume_forced = {};
+  r.stop_ids = {2};  // it had ended
+  s = engine.submit(r);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(drain(**s).finish, EndReason::kError);
 }
 
 TEST_F(EngineLoopTest, BadSubmissionsAreRefused) {
