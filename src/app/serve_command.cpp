@@ -18,6 +18,7 @@
 #include "app/commands.h"
 #include "app/config_layers.h"
 #include "app/guardrails_setup.h"
+#include "app/interruption.h"
 #include "app/loaded_model.h"
 #include "app/registry_resolve.h"
 #include "app/version_loader.h"
@@ -67,6 +68,7 @@ struct ServeArgs {
   DeviceArgs device;
   bool special_tokens_in_messages = false;
   GuardrailArgs guard;
+  InterruptionArgs interruption;
 };
 
 // HTTP workers: every request the engine may hold (running or queued) keeps
@@ -118,6 +120,9 @@ Status run_serve(const ServeArgs& a) {
   // unless --auth-disabled says so on purpose.
   R1_ASSIGN_OR_RETURN(Guardrails guard, make_guardrails(a.guard, a.host));
   Authenticator* auth = guard.auth.get();
+  // Spot-safe serving: checkpoints of generations in flight.
+  R1_ASSIGN_OR_RETURN(std::unique_ptr<Resumption> resumption,
+                      make_resumption(a.interruption, &metrics()));
 
   VersionSettings vs;
   vs.kv_cache_bytes = a.kv_cache_bytes;
@@ -206,8 +211,14 @@ Status run_serve(const ServeArgs& a) {
     VersionLoader::warm_up(*m);
     return std::shared_ptr<const ServedModel>(std::move(m));
   };
-  OpenAiServer server(table, metrics(), *access_log, ho, guard.server(), server_loader);
+  ServerGuardrails guardrails = guard.server();
+  guardrails.resumption = resumption.get();
+  OpenAiServer server(table, metrics(), *access_log, ho, guardrails, server_loader);
   R1_ASSIGN_OR_RETURN(int port, server.bind());
+  R1_ASSIGN_OR_RETURN(std::unique_ptr<SpotNoticeWatcher> spot_watcher,
+                      make_spot_watcher(a.interruption, [&server](const std::string& notice) {
+                        server.interrupt(notice);
+                      }));
   std::string names;
   for (const auto& [name, version] : initial) names += (names.empty() ? "" : ", ") + name;
   log_info("serving " + names + " on " + (server.tls() ? "https://" : "http://") + a.host + ":" +
@@ -243,6 +254,7 @@ Status run_serve(const ServeArgs& a) {
     }
     log_info("signal " + std::to_string(sig) + ": draining (up to " +
              std::to_string(a.drain_timeout) + " s)");
+    server.interrupt(sig == SIGTERM ? "SIGTERM" : "signal " + std::to_string(sig));
     const bool all =
         server.drain(std::chrono::milliseconds(static_cast<int64_t>(a.drain_timeout * 1000)));
     log_info(all ? "drained; exiting" : "drain timeout; exiting with requests unfinished");
@@ -371,6 +383,7 @@ void add_serve_command(CLI::App& app, int* exit_code) {
                 "tokenise added tokens inside message contents as special tokens (Hugging "
                 "Face's behaviour; lets a client forge role markers)");
   add_guardrail_options(cmd, &a->guard);
+  add_interruption_options(cmd, &a->interruption);
   cmd->add_option("--max-model-len", a->max_model_len,
                   "context length to serve (prompt + output); 0 = the model's");
   cmd->callback([a, cmd, exit_code] {

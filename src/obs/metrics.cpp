@@ -161,6 +161,41 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   queue_time_ =
       histogram(r, "request_queue_time_seconds", "Time requests spent waiting, in seconds.");
   batch_size_ = histogram(r, "batch_size", "Sequences in one forward step.");
+  checkpoints_written_ = &counter(r, "checkpoints_written_total",
+                                  "Checkpoints of generations in flight written to the store.")
+                              ->Add({});
+  checkpoint_errors_ =
+      &counter(r, "checkpoint_errors_total", "Checkpoint writes or reads the store failed.")
+           ->Add({});
+  resumes_ =
+      counter(r, "resumes_total", "Resumption requests by result: resumed, not_found or refused.");
+  for (const char* result : {"resumed", "not_found", "refused"}) {
+    resumes_by_result_[result] = &resumes_->Add({{"result", result}});
+  }
+  recomputed_tokens_ =
+      &counter(r, "resume_recomputed_tokens_total",
+               "Output tokens computed again to resume generations (prefilled or regenerated).")
+           ->Add({});
+  interrupted_ = &gauge(r, "interruption_notice",
+                        "1 once the replica got an interruption notice (SIGTERM, spot notice).")
+                      ->Add({});
+}
+
+void Metrics::inc_checkpoints_written() {
+  checkpoints_written_->Increment();
+}
+void Metrics::inc_checkpoint_errors() {
+  checkpoint_errors_->Increment();
+}
+void Metrics::inc_resumes(std::string_view result) {
+  const auto it = resumes_by_result_.find(result);
+  if (it != resumes_by_result_.end()) it->second->Increment();
+}
+void Metrics::add_resume_recomputed_tokens(int64_t n) {
+  recomputed_tokens_->Increment(static_cast<double>(n));
+}
+void Metrics::set_interrupted(bool on) {
+  interrupted_->Set(on ? 1.0 : 0.0);
 }
 
 Metrics::~Metrics() = default;

@@ -160,6 +160,17 @@ class Metrics {
   void set_gpu_memory_total(int64_t bytes);
   void set_gpu_power(double watts);
 
+  // Resuming generations on another replica (no labels but the result):
+  //   checkpoints_written_total, checkpoint_errors_total,
+  //   resumes_total{result}: result = resumed | not_found | refused,
+  //   resume_recomputed_tokens_total: output tokens computed again,
+  //   interruption_notice: 1 once the replica was told it will go.
+  void inc_checkpoints_written();
+  void inc_checkpoint_errors();
+  void inc_resumes(std::string_view result);
+  void add_resume_recomputed_tokens(int64_t n);
+  void set_interrupted(bool on);
+
   // Everything in the Prometheus text exposition format (version 0.0.4).
   std::string serialize() const;
 
@@ -205,6 +216,12 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* tpot_;
   prometheus::Family<prometheus::Histogram>* queue_time_;
   prometheus::Family<prometheus::Histogram>* batch_size_;
+  prometheus::Counter* checkpoints_written_;
+  prometheus::Counter* checkpoint_errors_;
+  prometheus::Family<prometheus::Counter>* resumes_;
+  std::map<std::string, prometheus::Counter*, std::less<>> resumes_by_result_;  // fixed at start
+  prometheus::Counter* recomputed_tokens_;
+  prometheus::Gauge* interrupted_;
 
   // Guards the caches below (not the metrics themselves, which are atomic).
   std::mutex mu_;

@@ -34,12 +34,18 @@ struct CallContext {
   // Set when the audit trail records prompts: given an inference request's
   // body once the handler has parsed it (the body is parsed once).
   std::function<void(const nlohmann::json& body)> on_body;
+  // Told the request id of the generation the call resumes (the audit
+  // record becomes a "resume" event).
+  std::function<void(const std::string& request_id)> on_resume;
 
   void usage(const CallUsage& u) const {
     if (on_usage) on_usage(u);
   }
   void body(const nlohmann::json& b) const {
     if (on_body) on_body(b);
+  }
+  void resumes(const std::string& request_id) const {
+    if (on_resume) on_resume(request_id);
   }
 };
 

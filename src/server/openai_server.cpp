@@ -11,6 +11,7 @@
 #include "server/api/generation_routes.h"
 #include "server/api/openai_request.h"
 #include "server/api/openai_response.h"
+#include "server/api/resumption.h"
 
 namespace r1 {
 
@@ -52,7 +53,7 @@ HttpResponse OpenAiServer::guarded(const HttpRequest& req, const CallContext& ca
                                                        : "the server is drained by an operator"));
   }
   GenerationRoutesContext ctx{&models_, &metrics_, &access_log_, &in_flight_,
-                              g_.cache, nullptr,   nullptr};
+                              g_.cache, nullptr,   nullptr,      g_.resumption};
   return handler(ctx, req, call);
 }
 
@@ -181,6 +182,22 @@ void OpenAiServer::add_routes() {
   route("POST", "/detokenize", dev, false, [tokens](const HttpRequest& r, const CallContext& c) {
     return handle_detokenize(tokens, r, c);
   });
+}
+
+void OpenAiServer::interrupt(const std::string& why) {
+  if (interrupted_.exchange(true)) return;
+  draining_.store(true);
+  metrics_.set_ready(false);
+  metrics_.set_interrupted(true);
+  if (g_.resumption != nullptr) {
+    g_.resumption->interrupt();
+    log_warning(why + ": out of rotation; generations in flight are checkpointed (" +
+                std::string(g_.resumption->kind()) + ") and resume on another replica");
+  } else {
+    log_warning(why +
+                ": out of rotation; no checkpoint store, so generations in flight "
+                "finish here or are lost");
+  }
 }
 
 bool OpenAiServer::drain(std::chrono::milliseconds timeout) {

@@ -63,6 +63,11 @@ class OpenAiServer {
   // (POST /admin/drain only takes the replica out of rotation: /ready and
   // inference answer 503 until POST /admin/resume.)
   bool drain(std::chrono::milliseconds timeout);
+  // The replica will go (SIGTERM, a spot notice): it leaves rotation (/ready
+  // and new inference requests 503) and, with a checkpoint store, every
+  // resumable generation in flight writes its checkpoint and ends, telling
+  // its client how to resume on another replica. Idempotent.
+  void interrupt(const std::string& why);
   int in_flight() const { return in_flight_.load(); }
 
   // Loads `ref` (a version number or alias) of served model `name` if it is
@@ -102,6 +107,7 @@ class OpenAiServer {
   std::atomic<bool> started_{false};        // ready once; /startup stays 200 after
   std::atomic<bool> draining_{false};       // shutting down (drain())
   std::atomic<bool> admin_drained_{false};  // taken out of rotation by POST /admin/drain
+  std::atomic<bool> interrupted_{false};    // interrupt() was called
   std::atomic<int> in_flight_{0};
   // Engine counters already added to the metrics (the engine reports totals).
   std::mutex counters_mu_;

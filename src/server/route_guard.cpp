@@ -141,6 +141,10 @@ HttpResponse RouteGuard::handle(const HttpRequest& req, const Route& route,
   auto call = std::make_shared<Call>(limiter, g_.audit, route.inference ? g_.usage : nullptr,
                                      route.inference ? &metrics_ : nullptr, std::move(audit));
   call_ctx.on_usage = [call](const CallUsage& u) { call->report(u); };
+  call_ctx.on_resume = [call](const std::string& id) {
+    call->record.event = "resume";
+    call->record.resumes = id;
+  };
   if (route.inference && g_.audit_prompts) {
     // The handler parses the body; the audit record takes the prompt from it.
     call_ctx.on_body = [call](const nlohmann::json& body) {

@@ -36,6 +36,9 @@ struct ServerGuardrails {
   UsageLedger* usage = nullptr;
   // Whole answers of deterministic requests; may be null.
   ResponseCache* cache = nullptr;
+  // Checkpoints of generations in flight, for resumption on another
+  // replica (server/api/resumption.h); may be null.
+  class Resumption* resumption = nullptr;
 };
 
 class RouteGuard {

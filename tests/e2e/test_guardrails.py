@@ -27,7 +27,7 @@ import pytest
 sys.path.insert(0, os.path.join(
     os.environ.get("R1SERVE_SOURCE_DIR")
     or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tools", "python"))
-from r1serve_harness import Server, fetch, poll, post, serve_args  # noqa: E402
+from r1serve_harness import Redis, Server, fetch, poll, post, serve_args  # noqa: E402
 
 BIN = os.environ.get("R1SERVE_BINARY", "")
 
@@ -270,33 +270,6 @@ def test_forwarded_principal_trusted_from_configured_proxies_only(work, start):
         assert res.status == 401
     finally:
         s.stop()
-
-
-class Redis:
-    """A redis-server on a unix socket in `dir`; ready once it answers PING."""
-
-    def __init__(self, dir):
-        self.sock = os.path.join(dir, "redis.sock")
-        self.log = os.path.join(dir, "redis.log")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", self.sock, "--dir", dir,
-             "--save", "", "--appendonly", "no", "--logfile", self.log],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def pong():
-            r = subprocess.run(["redis-cli", "-s", self.sock, "PING"],
-                               capture_output=True, text=True, timeout=10)
-            return r.stdout.strip() == "PONG"
-
-        def log():
-            return read(self.log) if os.path.exists(self.log) else "(no redis.log)"
-
-        poll("redis-server to answer PING", pong, kStartSeconds,
-             lambda: self.proc.poll() is None, log, ignore=(OSError, subprocess.SubprocessError))
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait(timeout=kStopSeconds)
 
 
 @pytest.fixture

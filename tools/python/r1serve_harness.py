@@ -1,8 +1,8 @@
 """What the pytest suites that drive the real r1serve binary share
 (tests/e2e/test_openai_server.py, tests/e2e/test_guardrails.py,
-tests/deploy/test_prometheus.py): HTTP on a fresh connection per request,
+tests/e2e/test_resume.py, tests/deploy/test_prometheus.py): HTTP on a fresh connection per request,
 polls with deadlines, child processes whose stderr is collected as it comes,
-and `r1serve serve` on port 0.
+`r1serve serve` on port 0, and a redis-server on a unix socket.
 
 Every wait is a poll with a deadline. One that reaches its deadline, or whose
 process exits first, fails the test with what the process wrote on stderr.
@@ -229,3 +229,35 @@ def make_test_model(binary, out, seconds=600):
                               capture_output=True, text=True, timeout=seconds)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"r1serve make-test-model still running after {seconds} s: {e.stderr}")
+
+
+class Redis:
+    """A redis-server on a unix socket in `dir`, ready once it answers PING;
+    url is what r1serve's Redis options take."""
+
+    def __init__(self, dir):
+        self.sock = os.path.join(dir, "redis.sock")
+        self.url = "unix:" + self.sock
+        self.log = os.path.join(dir, "redis.log")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", self.sock, "--dir", dir,
+             "--save", "", "--appendonly", "no", "--logfile", self.log],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def pong():
+            r = subprocess.run(["redis-cli", "-s", self.sock, "PING"],
+                               capture_output=True, text=True, timeout=10)
+            return r.stdout.strip() == "PONG"
+
+        def log():
+            if not os.path.exists(self.log):
+                return "(no redis.log)"
+            with open(self.log) as f:
+                return f.read()
+
+        poll("redis-server to answer PING", pong, START_SECONDS,
+             lambda: self.proc.poll() is None, log, ignore=(OSError, subprocess.SubprocessError))
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(timeout=STOP_SECONDS)

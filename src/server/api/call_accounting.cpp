@@ -1,5 +1,6 @@
 #include "server/api/call_accounting.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -37,7 +38,15 @@ Usage usage_of(const Job& job, const std::vector<std::unique_ptr<ChoiceRun>>& ru
 
 void report_usage(const Job& job, const std::vector<std::unique_ptr<ChoiceRun>>& runs) {
   if (!job.call.on_usage || runs.empty()) return;
-  const Usage u = usage_of(job, runs);
+  Usage u = usage_of(job, runs);
+  if (job.resumed) {
+    // What earlier replicas' ledgers count is not counted again.
+    u.prompt_tokens = std::max<int64_t>(0, u.prompt_tokens - job.resumed->counted_prompt_tokens);
+    u.completion_tokens =
+        std::max<int64_t>(0, u.completion_tokens - job.resumed->counted_completion_tokens);
+    u.reasoning_tokens =
+        std::max<int64_t>(0, u.reasoning_tokens - job.resumed->counted_reasoning_tokens);
+  }
   job.call.usage(CallUsage{u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, false,
                            job.model, job.version});
 }
@@ -52,6 +61,10 @@ void record_job(const GenerationRoutesContext& ctx, const Job& job, int status,
     out += r->n_tokens();
     reasoning += r->n_reasoning_tokens();
   }
+  // Tokens generated here: a resumed job's checkpoint output was replayed.
+  const int64_t replayed = job.resumed ? static_cast<int64_t>(job.resumed->output.size()) : 0;
+  const int64_t new_out = std::max<int64_t>(0, out - replayed);
+  const int64_t new_reasoning = std::max<int64_t>(0, reasoning - job.replayed_reasoning);
   if (ctx.metrics) {
     ctx.metrics->inc_requests(job.route, m.name, m.version, status);
     if (status != 200 && !runs.empty()) {
@@ -62,14 +75,14 @@ void record_job(const GenerationRoutesContext& ctx, const Job& job, int status,
       int64_t n_prefilled = 0;
       for (const auto& r : runs) n_prefilled += r->sampled_any() ? 1 : 0;
       mm.add_prompt_tokens(static_cast<int64_t>(job.prompt.size()) * n_prefilled);
-      mm.add_generation_tokens(out);
-      mm.add_reasoning_tokens(reasoning);
+      mm.add_generation_tokens(new_out);
+      mm.add_reasoning_tokens(new_reasoning);
     }
     if (status == 200) {
       ModelMetrics& mm = ctx.metrics->model(m.name);
       mm.add_prompt_tokens(static_cast<int64_t>(job.prompt.size()) * job.opt.n);
-      mm.add_generation_tokens(out);
-      mm.add_reasoning_tokens(reasoning);
+      mm.add_generation_tokens(new_out);
+      mm.add_reasoning_tokens(new_reasoning);
       mm.observe_e2e_latency(seconds_between(job.arrival, now));
       if (!runs.empty() && runs[0]->n_tokens() > 0) {
         mm.observe_queue_time(runs[0]->queue_seconds());

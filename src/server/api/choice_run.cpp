@@ -14,6 +14,8 @@ ChoiceDelta ChoiceRun::on_event(const EngineEvent& e) {
     }
     if (!e.forced) sampled_any_ = true;
     last_token_ = e.time;
+    if (e.forced) forced_at_.push_back(static_cast<int32_t>(n_tokens_));
+    output_.push_back(logprobs_ ? *e.token : SampledToken{e.token->id, 0.0f, {}});
     ++n_tokens_;
     if (chat_) counter_.push(e.token->id);
     if (logprobs_ && !e.forced) d.logprobs.push_back(entry(*e.token));

@@ -69,6 +69,10 @@ class ChoiceRun {
   std::chrono::steady_clock::time_point first_token() const { return first_token_; }
   double queue_seconds() const { return queue_seconds_; }
   std::chrono::steady_clock::time_point last_token() const { return last_token_; }
+  // The output so far, as a checkpoint keeps it: every token (with its
+  // logprobs when they were asked for) and which ones the engine forced.
+  const std::vector<SampledToken>& output() const { return output_; }
+  const std::vector<int32_t>& forced_at() const { return forced_at_; }
 
  private:
   LogprobEntry entry(const SampledToken& t) const;
@@ -96,6 +100,8 @@ class ChoiceRun {
   std::chrono::steady_clock::time_point first_token_{}, last_token_{};
   double queue_seconds_ = 0;
   bool sampled_any_ = false;
+  std::vector<SampledToken> output_;
+  std::vector<int32_t> forced_at_;
 };
 
 }  // namespace r1

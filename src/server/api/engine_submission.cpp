@@ -36,6 +36,14 @@ ApiResult<std::vector<std::unique_ptr<ChoiceRun>>> submit_choices(const ServedMo
     r.max_reasoning_tokens =
         job.chat ? job.opt.max_reasoning_tokens.value_or(m.default_max_reasoning_tokens) : -1;
     r.budget_close_ids = m.reasoning_close_ids;
+    if (job.resumable) {
+      // A generator another replica can restore: its seed is in the checkpoint.
+      r.sampling.seed = job.seed;
+    }
+    if (job.resumed) {
+      for (const SampledToken& t : job.resumed->output) r.resume_output.push_back(t.id);
+      r.resume_forced = job.resumed->forced;
+    }
     auto stream = m.engine->submit(r);
     if (!stream.ok()) {
       for (auto& run : runs) m.engine->cancel(run->engine_id());

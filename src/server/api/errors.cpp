@@ -108,6 +108,13 @@ ApiError not_ready(std::string message, int retry_after_seconds) {
   return e;
 }
 
+ApiError replica_interrupted(const std::string& how) {
+  ApiError e = make(503, "This replica is going away; the generation was checkpointed. " + how, "",
+                    "replica_interrupted");
+  e.retry_after_seconds = 1;
+  return e;
+}
+
 ApiError internal(std::string message) {
   return make(500, std::move(message));
 }

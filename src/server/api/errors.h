@@ -55,6 +55,9 @@ ApiError queue_full(int retry_after_seconds);                         // 429, co
 // A client (or the balancer in front) should try again elsewhere or later.
 ApiError not_ready(std::string message, int retry_after_seconds = 5);
 ApiError internal(std::string message);  // 500
+// 503, code "replica_interrupted": the replica is going away and has
+// checkpointed the generation; `how` says how to resume it elsewhere.
+ApiError replica_interrupted(const std::string& how);
 
 // {"error": {"message", "type", "param", "code"}}; param and code are null when
 // empty.

@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "obs/access_log.h"
 #include "obs/metrics.h"
+#include "server/api/checkpoint.h"
 #include "server/api/openai_request.h"
 #include "server/call_context.h"
 #include "server/model_table.h"
@@ -32,6 +34,8 @@ struct GenerationRoutesContext {
   // or whole, is done.
   const ServedModel* model = nullptr;
   std::shared_ptr<const ServedModel> keep;
+  // Checkpoints for resumption elsewhere (resumption.h); null when off.
+  class Resumption* resumption = nullptr;
 };
 
 using GenerationClock = std::chrono::steady_clock;
@@ -55,6 +59,18 @@ struct Job {
   std::string model, version;              // the version serving the job
   std::string cache_key;                   // set when the answer goes into the response cache
   std::string cache_state;                 // for the access log: "hit", "miss", "bypass" or ""
+  // The response's "id" and "created" (kept across replicas when resumed).
+  std::string response_id;
+  int64_t created = 0;
+  // Resumption (resumption.h): set when the server keeps checkpoints and
+  // the job has one choice.
+  bool resumable = false;
+  std::string resume_id;  // the id it is resumed by: the request's X-Request-Id
+  uint64_t seed = 0;      // its generator's (the server's choice when the client gave none)
+  std::string digest;     // of the request body, to match a resumption to it
+  std::optional<Checkpoint> resumed;  // the checkpoint this job goes on from
+  int64_t client_has = 0;             // output tokens the client already has (resumed)
+  int64_t replayed_reasoning = 0;     // reasoning tokens among the checkpoint's output
 };
 
 // Counts a request in flight (drain waits on it) for its lifetime.

@@ -1,5 +1,6 @@
 #include "server/api/generation_routes.h"
 
+#include <random>
 #include <string>
 #include <utility>
 #include <variant>
@@ -11,10 +12,23 @@
 #include "server/api/engine_submission.h"
 #include "server/api/openai_response.h"
 #include "server/api/responders.h"
+#include "server/api/resumption.h"
+#include "server/ops/response_cache.h"
 
 namespace r1 {
 
 namespace {
+
+uint64_t random_seed() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng();
+}
+
+ApiError resume_conflict(std::string message) {
+  ApiError e = bad_request(std::move(message), "", "resume_mismatch");
+  e.http_status = 409;
+  return e;
+}
 
 // Checks shared by both routes: model name, prompt room, then runs the job.
 HttpResponse run_job(const GenerationRoutesContext& ctx, Job job, const HttpRequest& req,
@@ -45,7 +59,30 @@ HttpResponse run_job(const GenerationRoutesContext& ctx, Job job, const HttpRequ
     res.headers["X-R1serve-Model-Version"] = m.version_id();
     return res;
   };
-  if (std::optional<HttpResponse> hit = consult_cache(ctx, job, req, body)) {
+  job.response_id = make_response_id(job.chat ? "chatcmpl" : "cmpl");
+  job.created = unix_time_now();
+  job.digest = ResponseCache::key_for(m.version_id(), job.route, body);
+  job.resumable = ctx.resumption != nullptr && job.opt.n == 1;
+  if (job.resumable) {
+    job.resume_id = job.request_id;
+    job.seed = job.opt.sampling.seed.value_or(random_seed());
+  }
+  if (job.resumed) {
+    // The same request as the one that was checkpointed, or nothing.
+    const Checkpoint& c = *job.resumed;
+    if (!job.resumable || c.route != job.route || c.digest != job.digest ||
+        c.prompt != job.prompt) {
+      if (ctx.metrics) ctx.metrics->inc_resumes("refused");
+      record_job(ctx, job, 409, {});
+      return error_response(resume_conflict("this request differs from the one request " +
+                                            c.request_id +
+                                            " made; resume it with the same route and body"));
+    }
+    job.resume_id = c.request_id;
+    job.seed = c.seed;
+    job.response_id = c.response_id;
+    job.created = c.created;
+  } else if (std::optional<HttpResponse> hit = consult_cache(ctx, job, req, body)) {
     return versioned(std::move(*hit));
   }
   auto runs = submit_choices(m, job);
@@ -53,9 +90,25 @@ HttpResponse run_job(const GenerationRoutesContext& ctx, Job job, const HttpRequ
     record_job(ctx, job, runs.error().http_status, {});
     return error_response(runs.error());
   }
+  ChoiceDelta replayed;
+  if (job.resumed) {
+    // The text state of the output so far, and what of it the client lacks.
+    ChoiceRun& run = *(*runs)[0];
+    replayed = replay_output(run, *job.resumed, job.client_has);
+    job.replayed_reasoning = run.n_reasoning_tokens();
+    job.call.resumes(job.resume_id);
+    if (ctx.metrics) {
+      ctx.metrics->inc_resumes("resumed");
+      ctx.metrics->add_resume_recomputed_tokens(static_cast<int64_t>(job.resumed->output.size()));
+    }
+    log_info("request " + job.request_id + " resumes " + job.resume_id + " after " +
+             std::to_string(job.resumed->output.size()) + " output tokens");
+  }
   report_usage(job, *runs);  // the prompt is charged now, completions as they come
-  if (job.opt.stream)
-    return versioned(respond_streamed(ctx, std::move(job), std::move(runs).value()));
+  if (job.opt.stream) {
+    return versioned(
+        respond_streamed(ctx, std::move(job), std::move(runs).value(), std::move(replayed)));
+  }
   InFlight guard(ctx.in_flight);
   return versioned(respond_whole(ctx, job, std::move(runs).value()));
 }
@@ -111,15 +164,73 @@ Job job_for(const HttpRequest& req, const CallContext& call, std::string route) 
   return job;
 }
 
+// A generation this request resumes (Last-Event-ID or X-R1serve-Resume).
+struct Resuming {
+  std::optional<Checkpoint> from;
+  int64_t client_has = 0;  // output tokens the client has
+};
+
 // The body parsed (once), handed to the audit trail, and the version that
 // serves it chosen from it. A body that is not a JSON object still routes
-// to the default version (so its error is counted there) and gets 400.
+// to the default version (so its error is counted there) and gets 400. A
+// resumption goes to the version its checkpoint names.
 struct Opened {
   std::optional<nlohmann::json> body;
   std::optional<HttpResponse> refused;  // set: the request ends here
   bool bad_body = false;                // refused for the body (400), not the model
+  Resuming resuming;
 };
-Opened open_request(GenerationRoutesContext& ctx, const HttpRequest& req, const CallContext& call) {
+
+// The checkpoint a resumption names, and the version it was made with as
+// ctx's; or why it cannot go on here.
+std::optional<HttpResponse> open_resumption(GenerationRoutesContext& ctx, const HttpRequest& req,
+                                            const CallContext& call, Resuming* out) {
+  auto target = resume_target(req.header("Last-Event-ID"), req.header("X-R1serve-Resume"));
+  if (!target.ok()) return error_response(api_error(target.status(), "Last-Event-ID"));
+  if (!*target) return std::nullopt;
+  auto refuse = [&](const char* result, ApiError e) {
+    if (ctx.metrics) ctx.metrics->inc_resumes(result);
+    return std::optional<HttpResponse>(error_response(e));
+  };
+  const std::string& id = (*target)->request_id;
+  if (ctx.resumption == nullptr) {
+    return refuse("refused", bad_request("this server keeps no checkpoints to resume from "
+                                         "(serve --checkpoint-store)",
+                                         "", "resume_unsupported"));
+  }
+  auto found = ctx.resumption->load(call.principal, id);
+  if (!found.ok()) {
+    return refuse("refused",
+                  not_ready("the checkpoint store cannot be read: " + found.status().message()));
+  }
+  if (!*found) {
+    ApiError e = model_not_found("");
+    e.message = "No generation to resume for request " + id +
+                ": it finished, its checkpoint expired, it was never checkpointed, or another "
+                "caller began it.";
+    e.param = "";
+    e.code = "resume_not_found";
+    return refuse("not_found", e);
+  }
+  const Checkpoint& c = **found;
+  std::shared_ptr<const ServedModel> v =
+      ctx.models->route(c.model + "@" + c.version, "", call.allowed_models);
+  if (!v || v->version != c.version) {
+    ApiError e = bad_request("request " + id + " was begun by " + c.model + "@" + c.version +
+                                 ", which this replica does not serve; resume it on one that does",
+                             "", "resume_version_not_loaded");
+    e.http_status = 409;
+    return refuse("refused", e);
+  }
+  ctx.keep = std::move(v);
+  ctx.model = ctx.keep.get();
+  out->client_has = (*target)->client_has.value_or(c.sent);
+  out->from = std::move(**found);
+  return std::nullopt;
+}
+
+Opened open_request(GenerationRoutesContext& ctx, const HttpRequest& req, const CallContext& call,
+                    bool may_resume = true) {
   Opened o;
   ApiResult<nlohmann::json> body = parse_request_body(req.body);
   if (body.ok()) call.body(*body);
@@ -131,6 +242,10 @@ Opened open_request(GenerationRoutesContext& ctx, const HttpRequest& req, const 
     o.bad_body = true;
     return o;
   }
+  if (may_resume) {
+    o.refused = open_resumption(ctx, req, call, &o.resuming);
+    if (o.refused) return o;
+  }
   o.body = std::move(body).value();
   return o;
 }
@@ -138,9 +253,12 @@ Opened open_request(GenerationRoutesContext& ctx, const HttpRequest& req, const 
 // A chat request from its parsed body; `predict` answers in /predict's
 // shape ({"response", "reasoning"}) instead of OpenAI's.
 HttpResponse run_chat(const GenerationRoutesContext& ctx, const HttpRequest& req,
-                      const CallContext& call, const nlohmann::json& body, bool predict) {
+                      const CallContext& call, const nlohmann::json& body, bool predict,
+                      Resuming resuming) {
   const ServedModel& m = *ctx.model;
   Job job = job_for(req, call, predict ? "/predict" : "/v1/chat/completions");
+  job.resumed = std::move(resuming.from);
+  job.client_has = resuming.client_has;
   job.chat = true;
   job.predict = predict;
   auto parsed = chat_completion_request_from(body, m.generation, limits_for(m));
@@ -180,7 +298,7 @@ HttpResponse handle_chat_completions(const GenerationRoutesContext& routes, cons
     }
     return std::move(*o.refused);
   }
-  return run_chat(ctx, req, call, *o.body, false);
+  return run_chat(ctx, req, call, *o.body, false, std::move(o.resuming));
 }
 
 HttpResponse handle_completions(const GenerationRoutesContext& routes, const HttpRequest& req,
@@ -193,6 +311,8 @@ HttpResponse handle_completions(const GenerationRoutesContext& routes, const Htt
     return std::move(*o.refused);
   }
   const ServedModel& m = *ctx.model;
+  job.resumed = std::move(o.resuming.from);
+  job.client_has = o.resuming.client_has;
   auto parsed = completion_request_from(*o.body, m.generation, limits_for(m));
   if (!parsed.ok()) {
     record_job(ctx, job, parsed.error().http_status, {});
@@ -236,14 +356,14 @@ HttpResponse handle_predict(const GenerationRoutesContext& routes, const HttpReq
   const nlohmann::json chat = {{"model", ctx.model->version_id()},
                                {"max_tokens", max_tokens},
                                {"messages", {{{"role", "user"}, {"content", body["text"]}}}}};
-  return run_chat(ctx, req, call, chat, true);
+  return run_chat(ctx, req, call, chat, true, std::move(o.resuming));
 }
 
 HttpResponse handle_tokenize(const GenerationRoutesContext& routes, const HttpRequest& req,
                              const CallContext& call) {
   GenerationRoutesContext ctx = routes;
   ctx.metrics = nullptr;  // not a generation: requests_total does not count it
-  Opened o = open_request(ctx, req, call);
+  Opened o = open_request(ctx, req, call, /*may_resume=*/false);
   if (o.refused) {
     if (!o.bad_body) return std::move(*o.refused);
     return error_response(
@@ -284,7 +404,7 @@ HttpResponse handle_detokenize(const GenerationRoutesContext& routes, const Http
                                const CallContext& call) {
   GenerationRoutesContext ctx = routes;
   ctx.metrics = nullptr;  // not a generation: requests_total does not count it
-  Opened o = open_request(ctx, req, call);
+  Opened o = open_request(ctx, req, call, /*may_resume=*/false);
   const auto expected = [] {
     return error_response(bad_request("expected {\"tokens\": [ids]}", "tokens"));
   };

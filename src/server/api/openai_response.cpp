@@ -227,6 +227,10 @@ std::string sse_event(const json& value) {
   return "data: " + to_json_text(value) + "\n\n";
 }
 
+std::string sse_event(const json& value, const std::string& id) {
+  return "id: " + id + "\ndata: " + to_json_text(value) + "\n\n";
+}
+
 std::string sse_done() {
   return "data: [DONE]\n\n";
 }

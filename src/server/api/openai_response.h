@@ -136,6 +136,9 @@ int64_t unix_time_now();
 std::string to_json_text(const nlohmann::json& value);
 // "data: <json>\n\n"
 std::string sse_event(const nlohmann::json& value);
+// The same with an SSE id ("id: ID"), which a client that reconnects sends
+// back as Last-Event-ID.
+std::string sse_event(const nlohmann::json& value, const std::string& id);
 // "data: [DONE]\n\n"
 std::string sse_done();
 

@@ -58,4 +58,27 @@ Result<HttpClientResponse> HttpClient::post(
   return out;
 }
 
+Result<HttpClientResponse> HttpClient::send(
+    const std::string& method, const std::string& path,
+    const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body,
+    int timeout_ms) const {
+  httplib::Client client(host_, port_);
+  const time_t sec = timeout_ms / 1000;
+  const time_t usec = static_cast<time_t>(timeout_ms % 1000) * 1000;
+  client.set_connection_timeout(sec, usec);
+  client.set_read_timeout(sec, usec);
+  client.set_write_timeout(sec, usec);
+  httplib::Request req;
+  req.method = method;
+  req.path = path;
+  req.body = body;
+  for (const auto& [k, v] : headers) req.set_header(k, v);
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  if (!client.send(req, res, err)) {
+    return unavailable(method + " " + path + ": " + httplib::to_string(err));
+  }
+  return HttpClientResponse{res.status, res.body};
+}
+
 }  // namespace r1

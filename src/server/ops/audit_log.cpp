@@ -186,6 +186,7 @@ Status AuditLog::write(const AuditRecord& r) {
   j["client"] = r.client;
   if (!r.source.empty()) j["source"] = r.source;
   if (!r.prompt.empty()) j["prompt"] = r.prompt;
+  if (!r.resumes.empty()) j["resumes"] = r.resumes;
   std::lock_guard<std::mutex> lock(mu_);
   j["seq"] = last_seq_ + 1;
   j["prev"] = last_hash_;

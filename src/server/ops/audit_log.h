@@ -43,11 +43,14 @@ struct AuditRecord {
   int64_t reasoning_tokens = 0;
   bool cache_hit = false;  // answered from the response cache
   std::string client;      // remote address
-  std::string event;       // "call", "auth_failure" or "rate_limited"
+  std::string event;       // "call", "resume", "auth_failure" or "rate_limited"
   std::string source;      // how the principal was identified: api_key, jwt, forwarded
   // The request's prompt (messages, prompt or text, as JSON) when the server
   // records prompts (--audit-prompts); omitted otherwise.
   std::string prompt;
+  // A "resume" call: the request id of the generation it resumed (begun on
+  // another replica, or on this one before the client lost it).
+  std::string resumes;
 };
 
 class AuditLog {

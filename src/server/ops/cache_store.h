@@ -1,6 +1,7 @@
-// Where the response cache keeps its entries: in this process (MemoryCacheStore)
-// or in Redis, shared by replicas (RedisCacheStore). Keys are hex SHA-256
-// digests; values are opaque bytes.
+// Where the response cache and the generation checkpoints keep their
+// entries: in this process (MemoryCacheStore), in Redis (RedisCacheStore) or
+// in a directory (DirectoryStore), the last two shared by replicas. Keys are
+// hex SHA-256 digests; values are opaque bytes.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,9 @@ class CacheStore {
   virtual Result<std::optional<std::string>> get(const std::string& key) = 0;
   // Stores `value` for `ttl_seconds` (> 0).
   virtual Status put(const std::string& key, const std::string& value, int64_t ttl_seconds) = 0;
-  // "memory" or "redis": for logs and metrics.
+  // Drops the entry; absent is fine.
+  virtual Status remove(const std::string& key) = 0;
+  // "memory", "redis" or "directory": for logs and metrics.
   virtual const char* kind() const = 0;
 };
 

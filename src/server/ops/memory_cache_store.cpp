@@ -62,4 +62,11 @@ size_t MemoryCacheStore::size() const {
   return lru_.size();
 }
 
+Status MemoryCacheStore::remove(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto it = index_.find(key);
+  if (it != index_.end()) erase(it->second);
+  return ok_status();
+}
+
 }  // namespace r1

@@ -20,6 +20,7 @@ class MemoryCacheStore final : public CacheStore {
 
   Result<std::optional<std::string>> get(const std::string& key) override;
   Status put(const std::string& key, const std::string& value, int64_t ttl_seconds) override;
+  Status remove(const std::string& key) override;
   const char* kind() const override { return "memory"; }
 
   int64_t bytes() const;

@@ -202,4 +202,19 @@ Status RedisCacheStore::put(const std::string& key, const std::string& value, in
   return ok_status();
 }
 
+Status RedisCacheStore::remove(const std::string& key) {
+  const std::string k = prefix_ + key;
+  std::lock_guard<std::mutex> lock(mu_);
+  SigpipeGuard no_sigpipe;
+  R1_RETURN_IF_ERROR(ensure_connected());
+  Reply r(static_cast<redisReply*>(redisCommand(ctx_, "DEL %b", k.data(), k.size())));
+  if (!r) {
+    const std::string why = ctx_->errstr;
+    drop(why);
+    return unavailable("Redis DEL: " + why);
+  }
+  if (r->type == REDIS_REPLY_ERROR) return unavailable("Redis DEL: " + std::string(r->str));
+  return ok_status();
+}
+
 }  // namespace r1

@@ -36,6 +36,7 @@ class RedisCacheStore final : public CacheStore {
 
   Result<std::optional<std::string>> get(const std::string& key) override;
   Status put(const std::string& key, const std::string& value, int64_t ttl_seconds) override;
+  Status remove(const std::string& key) override;
   const char* kind() const override { return "redis"; }
 
  private:
