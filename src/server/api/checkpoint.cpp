@@ -111,7 +111,9 @@ Result<Checkpoint> Checkpoint::from_json(const json& j) {
 }
 
 std::string checkpoint_key(const std::string& principal, const std::string& request_id) {
-  return sha256_hex("r1serve-checkpoint-v1\n" + principal + "\n" + request_id);
+  // Length-prefixed, so no two (principal, id) pairs make the same text.
+  return sha256_hex("r1serve-checkpoint-v1\n" + std::to_string(principal.size()) + ":" + principal +
+                    "\n" + request_id);
 }
 
 Result<std::optional<ResumeTarget>> resume_target(const std::string& last_event_id,
