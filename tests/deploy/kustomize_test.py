@@ -13,7 +13,10 @@ objects against each other and against r1serve itself:
   with a read-only root filesystem; the gpu overlay asks for one GPU;
 - the HPA targets the Deployment on CPU 70% and queue depth; the keda overlay
   swaps it for a ScaledObject on queue depth and KV-cache usage;
-- the PrometheusRule carries exactly the groups of deploy/prometheus/rules.yml.
+- the PrometheusRule carries exactly the groups of deploy/prometheus/rules.yml;
+- the spot overlay checkpoints into the Redis its NetworkPolicy admits, reads
+  the spot notice from the metadata address it may reach, and drains inside
+  GCP's 30 s notice.
 
 Usage: kustomize_test.py SOURCE_DIR R1SERVE_BINARY
 """
@@ -27,7 +30,7 @@ import yaml
 
 SRC, BIN = sys.argv[1], sys.argv[2]
 K8S = os.path.join(SRC, "deploy", "k8s")
-OVERLAYS = ["cpu", "gpu", "edge", "keda"]
+OVERLAYS = ["cpu", "gpu", "edge", "keda", "spot"]
 failures = []
 
 
@@ -193,6 +196,19 @@ check("/health" in " ".join(open(os.path.join(SRC, "deploy", "docker", "Dockerfi
 # Per-overlay specifics.
 edge_cfg = yaml.safe_load(config_of(render("edge"), "r1serve-config")["data"]["config.yaml"])
 check(edge_cfg.get("dtype") == "int8", "[edge] int8 weights")
+spot = render("spot")
+spot_cfg = yaml.safe_load(config_of(spot, "r1serve-config")["data"]["config.yaml"])
+check(spot_cfg.get("checkpoint-store", "off").startswith("redis://redis:"),
+      "[spot] checkpoints into the cluster's Redis")
+check(spot_cfg.get("spot-notice") in ("aws", "gcp"), "[spot] reads the spot notice")
+spot_egress = by_kind(spot, "NetworkPolicy")[0]["spec"]["egress"]
+check(any(t.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "redis"
+          for e in spot_egress for t in e.get("to", [])), "[spot] egress to Redis")
+check(any(t.get("ipBlock", {}).get("cidr") == "169.254.169.254/32"
+          for e in spot_egress for t in e.get("to", [])), "[spot] egress to the metadata endpoint")
+spot_pod = by_kind(spot, "Deployment")[0]["spec"]["template"]["spec"]
+check(spot_pod["terminationGracePeriodSeconds"] <= 30, "[spot] grace inside GCP's 30 s notice")
+check(spot_pod["affinity"]["nodeAffinity"], "[spot] on spot nodes")
 
 if failures:
     print("\n".join("FAIL " + f for f in failures))
