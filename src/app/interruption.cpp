@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/config_layers.h"
 #include "obs/log.h"
 #include "server/http/http_client.h"
 #include "server/ops/directory_store.h"
@@ -15,7 +16,7 @@ void add_interruption_options(CLI::App* cmd, InterruptionArgs* a) {
                   "where generations in flight are checkpointed so another replica can resume "
                   "them: off, redis://[:password@]host[:port][/db], unix:/path/redis.sock, or a "
                   "directory shared by the replicas")
-      ->group(group);
+      ->group(kSecretsGroup);  // a Redis URL may carry its password
   cmd->add_option("--checkpoint-every", a->checkpoint_every,
                   "checkpoint every N output tokens (a hard kill loses at most N); 0: only on "
                   "an interruption notice")

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,9 @@
 #include "engine/engine_client.h"
 #include "obs/access_log.h"
 #include "obs/metrics.h"
+#include "server/api/resumption.h"
 #include "server/model_table.h"
+#include "server/ops/memory_cache_store.h"
 
 namespace r1 {
 namespace {
@@ -42,7 +45,8 @@ class ScriptedEngine : public EngineClient {
     if (refuse_) return resource_exhausted("queue full");
     auto stream = std::make_shared<RequestStream>();
     const int32_t n = std::min<int32_t>(request.max_tokens, static_cast<int32_t>(tokens_.size()));
-    for (int32_t i = 0; i < n; ++i) {
+    // A resumed request goes on after the output it was given.
+    for (int32_t i = static_cast<int32_t>(request.resume_output.size()); i < n; ++i) {
       EngineEvent e;
       e.token = SampledToken{tokens_[static_cast<size_t>(i)], -0.5f, {}};
       e.n_prompt_tokens = static_cast<int32_t>(request.prompt.size());
@@ -272,6 +276,93 @@ TEST_F(GenerationRoutesTest, TheCallIsToldItsBodyAndItsUsageByVersion) {
           R"(r1serve_requests_total{model="tiny",route="/v1/chat/completions",status="200",version="2"})"),
       std::string::npos)
       << metrics_.serialize();
+}
+
+// Collects a stream's SSE events; write() fails from the `fail_at`-th call
+// on (a client that leaves).
+class Collector : public StreamWriter {
+ public:
+  explicit Collector(int fail_at = -1) : fail_at_(fail_at) {}
+  bool write(const std::string& bytes) override {
+    if (fail_at_ >= 0 && n_++ >= fail_at_) return false;
+    text += bytes;
+    return true;
+  }
+  bool client_connected() const override { return fail_at_ < 0 || n_ < fail_at_; }
+  // The reasoning and content the chunks carried, and the last event id.
+  std::string reasoning, content, last_id;
+  int roles = 0;
+  void parse() {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("id: ", 0) == 0) last_id = line.substr(4);
+      if (line.rfind("data: {", 0) != 0) continue;
+      const json j = json::parse(line.substr(6));
+      for (const json& c : j.value("choices", json::array())) {
+        const json& d = c["delta"];
+        roles += d.contains("role");
+        if (d.contains("reasoning_content") && d["reasoning_content"].is_string()) {
+          reasoning += d["reasoning_content"].get<std::string>();
+        }
+        if (d.contains("content") && d["content"].is_string()) {
+          content += d["content"].get<std::string>();
+        }
+      }
+    }
+  }
+  std::string text;
+
+ private:
+  int fail_at_;
+  int n_ = 0;
+};
+
+// A client leaves a stream; it comes back with Last-Event-ID and gets only
+// what it lacks, generated after the checkpoint's output (the engine is
+// handed that output to go on from), with usage counted once. Another
+// caller cannot resume it.
+TEST_F(GenerationRoutesTest, AStreamTheClientLeftResumesWhereItsClientStopped) {
+  Resumption resumption(std::make_unique<MemoryCacheStore>(1 << 20), ResumptionOptions{1, 60});
+  ctx_.resumption = &resumption;
+  CallUsage first_usage, second_usage;
+  CallContext alice;
+  alice.principal = "alice";
+  alice.on_usage = [&](const CallUsage& u) { first_usage = u; };
+  const HttpRequest req = chat({{"stream", true}});
+  HttpResponse res = handle_chat_completions(ctx_, req, alice);
+  ASSERT_TRUE(res.stream);
+  Collector leaves(3);  // the role chunk and two more, then gone
+  res.stream(leaves);
+  leaves.parse();
+  ASSERT_EQ(leaves.last_id, "test:2");
+  EXPECT_EQ(leaves.reasoning, "ok");
+
+  HttpRequest again = req;
+  again.headers.emplace("Last-Event-ID", leaves.last_id);
+  CallContext bob;
+  bob.principal = "bob";
+  EXPECT_EQ(handle_chat_completions(ctx_, again, bob).status, 404);
+  alice.on_usage = [&](const CallUsage& u) { second_usage = u; };
+  res = handle_chat_completions(ctx_, again, alice);
+  ASSERT_EQ(res.status, 200) << res.body;
+  ASSERT_TRUE(res.stream);
+  Collector rest;
+  res.stream(rest);
+  rest.parse();
+  EXPECT_EQ(rest.roles, 0);
+  EXPECT_EQ(leaves.reasoning + rest.reasoning, "ok");
+  EXPECT_EQ(leaves.content + rest.content, "\n\nYes");
+  const std::vector<int32_t> resumed_from = e1_->last().resume_output;
+  ASSERT_GE(resumed_from.size(), 2u);
+  EXPECT_EQ(resumed_from[0], 'o');
+  EXPECT_EQ(resumed_from[1], 'k');
+  // Eight tokens in all ("ok", </think>, "\n\nYes"): what the first call
+  // counted is not counted again.
+  EXPECT_EQ(first_usage.completion_tokens + second_usage.completion_tokens, 8);
+  EXPECT_EQ(second_usage.prompt_tokens, 0);
+  EXPECT_EQ(first_usage.prompt_tokens, static_cast<int64_t>(e1_->last().prompt.size()));
+  // Finished: nothing left to resume.
+  EXPECT_EQ(handle_chat_completions(ctx_, again, alice).status, 404);
 }
 
 TEST_F(GenerationRoutesTest, AFullQueueIs429) {

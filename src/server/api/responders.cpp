@@ -226,7 +226,7 @@ HttpResponse respond_streamed(const GenerationRoutesContext& ctx, Job job,
     if (ok && job.resumed && (!replayed.empty() || replayed.finished)) {
       // What the client missed of the output before the checkpoint.
       ok = w.write(chunk(0, replayed));
-      sent = std::max(sent, runs[0]->n_tokens());
+      if (ok) sent = std::max(sent, runs[0]->n_tokens());
     }
     const auto wait = std::chrono::milliseconds(runs.size() == 1 ? 200 : 2);
     bool interrupted = false;
@@ -261,7 +261,7 @@ HttpResponse respond_streamed(const GenerationRoutesContext& ctx, Job job,
         }
         if (!d.empty() || d.finished) {
           ok = w.write(chunk(i, d));
-          sent = std::max(sent, r.n_tokens());
+          if (ok) sent = std::max(sent, r.n_tokens());
         }
         ckpt.tick(r, sent);
       }
