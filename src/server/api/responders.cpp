@@ -252,7 +252,7 @@ HttpResponse respond_streamed(const GenerationRoutesContext& ctx, Job job,
           continue;
         }
         offsets[i] += static_cast<int64_t>(d.content.size());
-        if (r.n_tokens() <= sent && e->token) {
+        if (job.resumed && r.n_tokens() <= job.client_has && e->token) {
           // Regenerated after a hard kill: the client has this token's text.
           if (ctx.metrics) ctx.metrics->add_resume_recomputed_tokens(1);
           d.content.clear();
