@@ -25,7 +25,7 @@ fetch-model: deps
 	@scripts/fetch-model.sh >/dev/null
 
 test: build fetch-model
-	ctest --test-dir $(BUILD) -LE "gpu|fresh|emulated" --output-on-failure -j $(JOBS)
+	ctest --test-dir $(BUILD) -LE "gpu|fresh|emulated|tsan_subset" --output-on-failure -j $(JOBS)
 
 # Only the binary: the demo does not wait for the test programs to compile.
 binary: deps

@@ -5,6 +5,7 @@
 //
 // The chain, in this order:
 //   raw logits -> [logprobs are taken here: log_softmax of the raw row]
+//   -> min_tokens: the stop ids masked while the output is shorter
 //   -> repetition, frequency, presence penalties
 //   -> temperature < 1e-5: greedy argmax, lowest id on ties; done
 //   -> temperature -> top-k -> top-p -> min-p -> one draw from what is left.
@@ -12,6 +13,7 @@
 // reported as an alternative.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -32,7 +34,17 @@ struct SamplingParams {
   std::optional<uint64_t> seed;     // same seed -> same tokens
   bool logprobs = false;            // report the chosen token's logprob
   int32_t n_top_logprobs = 0;       // alternatives to report (0..20); needs `logprobs`
+  // vLLM's min_tokens: while fewer than `min_tokens` tokens have been
+  // generated, the ids in `min_tokens_ids` (the request's stop ids) cannot
+  // be sampled.
+  int32_t min_tokens = 0;
+  std::vector<int32_t> min_tokens_ids;
 };
+
+// Whether the min_tokens mask applies to a step after `n_generated` tokens.
+inline bool masks_stop_ids(const SamplingParams& p, size_t n_generated) {
+  return !p.min_tokens_ids.empty() && n_generated < static_cast<size_t>(std::max(0, p.min_tokens));
+}
 
 // INVALID_ARGUMENT naming the field and the value for values out of range.
 Status validate(const SamplingParams& params);
@@ -58,9 +70,10 @@ struct SampledToken {
 // scoring; k may be as large as the row.
 std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t k);
 
-// Applies the three penalties to `logits` in place (the second step of the
-// chain; exposed so a device sampler can be checked against it step by step).
-// Every token id in `prompt` and `generated` must be in [0, logits.size()):
+// Applies the min_tokens mask (-inf) and the three penalties to `logits` in
+// place (the steps after the logprobs; exposed so a device sampler can be
+// checked against it step by step). Every token id in `prompt`,
+// `generated` and a mask that applies must be in [0, logits.size()):
 // INVALID_ARGUMENT otherwise, with `logits` left unchanged.
 Status apply_penalties(const SamplingParams& params, std::span<float> logits,
                        std::span<const int32_t> prompt, std::span<const int32_t> generated);

@@ -335,6 +335,18 @@ Status CudaBackend::upload_step(const ForwardBatch& batch, std::span<const RowRe
         ids.insert(ids.end(), in.prompt.begin(), in.prompt.end());
         ids.insert(ids.end(), in.generated.begin(), in.generated.end());
       }
+      if (masks_stop_ids(p, in.generated.size())) {
+        const int64_t vocab = config_.vocab_size;
+        if (std::any_of(p.min_tokens_ids.begin(), p.min_tokens_ids.end(),
+                        [&](int32_t id) { return id < 0 || id >= vocab; })) {
+          results[r].status = invalid_argument("a min_tokens stop id is outside the vocabulary");
+          d = kcu::DeviceRow{};
+          continue;
+        }
+        d.masked_offset = static_cast<int64_t>(ids.size());
+        d.n_masked = static_cast<int32_t>(p.min_tokens_ids.size());
+        ids.insert(ids.end(), p.min_tokens_ids.begin(), p.min_tokens_ids.end());
+      }
     }
   }
   const int64_t meta_ints = 5 * t + table_ints;

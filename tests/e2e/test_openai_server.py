@@ -668,3 +668,66 @@ def test_sigterm_drains_16_streams_complete_new_requests_get_503_exit_0(model_di
             for r in results:
                 assert r.result()["finish"] == "length"
         assert s.wait_exit() == 0
+
+
+def logprob_entries(server, stream, **req):
+    """The logprob entries (token bytes and alternatives) of a chat
+    completion's first choice, whole or streamed, and its finish reason."""
+    if not stream:
+        r = server.client.chat.completions.create(**req)
+        return list(r.choices[0].logprobs.content), r.choices[0].finish_reason
+    entries, finish = [], None
+    for chunk in server.client.chat.completions.create(**req, stream=True):
+        for c in chunk.choices:
+            if c.logprobs and c.logprobs.content:
+                entries.extend(c.logprobs.content)
+            if c.finish_reason:
+                finish = c.finish_reason
+    return entries, finish
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_min_tokens_keeps_the_stop_ids_out_until_reached(server, stream):
+    # A greedy run names the token at position k; as a stop id it ends the
+    # output there. With min_tokens past k that token cannot be sampled at
+    # k: the output goes on with the best other token (the run's own
+    # alternatives at k, from the raw distribution, say which).
+    base = chat("Count slowly with me", max_tokens=16, logprobs=True, top_logprobs=5)
+    first, _ = logprob_entries(server, False, **base)
+    for k in range(2, 12):
+        ids = server.post("/tokenize", json.dumps({"prompt": first[k].token})).json()["tokens"]
+        if len(ids) != 1 or bytes(first[k].bytes) in [bytes(e.bytes) for e in first[:k]]:
+            continue
+        detok = server.post("/detokenize", json.dumps({"tokens": ids})).json()["prompt"]
+        if detok == first[k].token:
+            break
+    else:
+        pytest.skip("no early token of this model is a single vocabulary entry")
+    stop = ids[0]
+    stopped, finish = logprob_entries(server, stream, **base, extra_body={"stop_token_ids": [stop]})
+    assert len(stopped) == k + 1 and finish == "stop"
+    longer, finish = logprob_entries(
+        server, stream, **base, extra_body={"stop_token_ids": [stop], "min_tokens": k + 2})
+    got = [bytes(e.bytes) for e in longer]
+    assert got[:k] == [bytes(e.bytes) for e in first[:k]]
+    masked = bytes(first[k].bytes)
+    best_other = next(bytes(t.bytes) for t in first[k].top_logprobs if bytes(t.bytes) != masked)
+    assert got[k] == best_other
+    assert len(got) > k + 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ignore_eos_is_accepted_for_fixed_lengths(server, stream):
+    for route, body in [("chat", chat("Go on", max_tokens=12, stream=stream)),
+                        ("completions", {"model": "tiny", "prompt": "Go on", "max_tokens": 12,
+                                         "temperature": 0, "stream": stream})]:
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        extra = {"ignore_eos": True, "min_tokens": 12}
+        create = (server.client.chat.completions.create if route == "chat"
+                  else server.client.completions.create)
+        if stream:
+            usage = [c.usage for c in create(**body, extra_body=extra) if c.usage][-1]
+        else:
+            usage = create(**body, extra_body=extra).usage
+        assert usage.completion_tokens == 12, route

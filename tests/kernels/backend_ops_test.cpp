@@ -4,6 +4,9 @@
 // R1SERVE_REQUIRE_GPU=1 (scripts/gpu-check.sh) that is a failure instead.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -232,7 +235,7 @@ TEST_P(BackendOpsTest, SamplerMatchesTheReference) {
     const char* name;
     SamplingParams p;
   };
-  std::vector<Case> cases(7);
+  std::vector<Case> cases(10);
   cases[0] = {"greedy", {}};
   cases[0].p.temperature = 0.0f;
   cases[1] = {"greedy + penalties", {}};
@@ -254,10 +257,36 @@ TEST_P(BackendOpsTest, SamplerMatchesTheReference) {
   cases[6] = {"logprobs", {}};
   cases[6].p.logprobs = true;
   cases[6].p.n_top_logprobs = 5;
+  // min_tokens: the 4 generated tokens are fewer than 6, so the stop ids
+  // (the greedy choice among them) cannot be sampled; with 4 they can.
+  int32_t top = 0;  // the most likely finite entry
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (std::isfinite(logits[i]) && logits[i] > logits[static_cast<size_t>(top)]) {
+      top = static_cast<int32_t>(i);
+    }
+  }
+  cases[7] = {"greedy + min_tokens", {}};
+  cases[7].p.temperature = 0.0f;
+  cases[7].p.min_tokens = 6;
+  cases[7].p.min_tokens_ids = {top, 3};
+  cases[8] = {"min_tokens + penalties", {}};
+  cases[8].p.temperature = 0.7f;
+  cases[8].p.min_tokens = 6;
+  cases[8].p.min_tokens_ids = {top, 17, 999};
+  cases[8].p.frequency_penalty = 0.4f;
+  cases[9] = {"min_tokens reached", {}};
+  cases[9].p.temperature = 0.0f;
+  cases[9].p.min_tokens = 4;
+  cases[9].p.min_tokens_ids = {top};
   std::mt19937_64 draws(13);
   for (const Case& c : cases) {
     auto dist = sampling_distribution(c.p, logits, prompt, generated);
     ASSERT_TRUE(dist.ok()) << dist.status().message();
+    if (masks_stop_ids(c.p, generated.size())) {
+      for (int32_t id : c.p.min_tokens_ids) EXPECT_EQ((*dist)[static_cast<size_t>(id)], 0.0);
+    } else if (!c.p.min_tokens_ids.empty()) {
+      EXPECT_EQ((*dist)[static_cast<size_t>(top)], 1.0) << c.name << ": greedy, unmasked";
+    }
     int differ = 0;
     for (int i = 0; i < 300; ++i) {
       const uint64_t draw = draws();

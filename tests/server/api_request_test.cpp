@@ -362,6 +362,26 @@ TEST(ApiRequestTest, MaxTokensAndMaxCompletionTokens) {
   expect_completion_400({{completion(R"("max_completion_tokens": 5)"), "max_completion_tokens"}});
 }
 
+// vLLM's ignore_eos and min_tokens, which serving benchmarks send for fixed
+// output lengths, in chat and completions.
+TEST(ApiRequestTest, IgnoreEosAndMinTokens) {
+  ChatCompletionRequest r =
+      chat_ok(chat(R"("ignore_eos": true, "min_tokens": 16, "max_tokens": 16)"));
+  EXPECT_TRUE(r.options.ignore_eos);
+  EXPECT_EQ(r.options.min_tokens, 16);
+  r = chat_ok(chat(R"("ignore_eos": null, "min_tokens": null)"));
+  EXPECT_FALSE(r.options.ignore_eos);
+  EXPECT_EQ(r.options.min_tokens, 0);
+  CompletionRequest c = completion_ok(completion(R"("ignore_eos": true, "min_tokens": 3)"));
+  EXPECT_TRUE(c.options.ignore_eos);
+  EXPECT_EQ(c.options.min_tokens, 3);
+  expect_chat_400({{chat(R"("ignore_eos": "yes")"), "ignore_eos"},
+                   {chat(R"("min_tokens": -1)"), "min_tokens"},
+                   {chat(R"("min_tokens": 1.5)"), "min_tokens"},
+                   {chat(R"("min_tokens": 9, "max_completion_tokens": 8)"), "min_tokens"}});
+  expect_completion_400({{completion(R"("min_tokens": 20, "max_tokens": 10)"), "min_tokens"}});
+}
+
 TEST(ApiRequestTest, StopForms) {
   EXPECT_EQ(chat_ok(chat(R"("stop": "\n\n")")).options.stop, std::vector<std::string>{"\n\n"});
   EXPECT_EQ(chat_ok(chat(R"("stop": ["a", "", "bc"])")).options.stop,

@@ -365,6 +365,27 @@ TEST_F(GenerationRoutesTest, AStreamTheClientLeftResumesWhereItsClientStopped) {
   EXPECT_EQ(handle_chat_completions(ctx_, again, alice).status, 404);
 }
 
+// ignore_eos leaves the model's end ids out of the engine request (the
+// request's own stop ids stay); min_tokens masks the stop ids in sampling.
+TEST_F(GenerationRoutesTest, IgnoreEosAndMinTokensReachTheEngine) {
+  ASSERT_EQ(handle_chat_completions(ctx_, chat({{"stop_token_ids", {99}}})).status, 200);
+  EXPECT_EQ(e1_->last().stop_ids, (std::vector<int32_t>{kEos, 99}));
+  EXPECT_EQ(e1_->last().sampling.min_tokens, 0);
+  ASSERT_EQ(handle_chat_completions(
+                ctx_, chat({{"stop_token_ids", {99}}, {"ignore_eos", true}, {"min_tokens", 5}}))
+                .status,
+            200);
+  EXPECT_EQ(e1_->last().stop_ids, (std::vector<int32_t>{99}));
+  EXPECT_EQ(e1_->last().sampling.min_tokens, 5);
+  EXPECT_EQ(e1_->last().sampling.min_tokens_ids, (std::vector<int32_t>{99}));
+  // More than the context leaves: refused, never sent.
+  const int before = e1_->n_submitted();
+  json big = {{"min_tokens", 5000}};
+  big["max_tokens"] = nullptr;
+  EXPECT_EQ(handle_chat_completions(ctx_, chat(big)).status, 400);
+  EXPECT_EQ(e1_->n_submitted(), before);
+}
+
 TEST_F(GenerationRoutesTest, AFullQueueIs429) {
   e1_->refuse(true);
   const HttpResponse res = handle_chat_completions(ctx_, chat());

@@ -129,6 +129,9 @@ struct DeviceRow {
   uint64_t draw = 0;
   int64_t ids_offset = 0;  // the row's prompt then generated ids in the flat id array
   int32_t n_prompt = 0, n_generated = 0;
+  // min_tokens: ids masked (-inf) for this step, in the flat id array.
+  int64_t masked_offset = 0;
+  int32_t n_masked = 0;
 };
 
 struct DeviceRowResult {

@@ -116,8 +116,12 @@ __global__ void __launch_bounds__(kBlock)
     const bool repetition = r.repetition_penalty != 1.0f;
     const bool frequency = r.frequency_penalty != 0.0f;
     const bool presence = r.presence_penalty != 0.0f;
-    if (repetition || frequency || presence) {
+    if (repetition || frequency || presence || r.n_masked > 0) {
       for (int i = threadIdx.x; i < n; i += blockDim.x) w[i] = l[i];
+      __syncthreads();
+      // min_tokens: the stop ids cannot be sampled yet.
+      const int32_t* masked = ids + r.masked_offset;
+      for (int i = threadIdx.x; i < r.n_masked; i += blockDim.x) w[masked[i]] = -INFINITY;
       __syncthreads();
       const int n_ids = r.n_prompt + r.n_generated;
       if (repetition) {

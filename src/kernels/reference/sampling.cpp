@@ -254,6 +254,9 @@ Status validate(const SamplingParams& p) {
     return invalid_argument("n_top_logprobs (" + std::to_string(p.n_top_logprobs) +
                             ") needs logprobs to be enabled");
   }
+  if (p.min_tokens < 0) {
+    return out_of_range_field("min_tokens", "0 or more", std::to_string(p.min_tokens));
+  }
   return ok_status();
 }
 
@@ -269,9 +272,14 @@ Status apply_penalties(const SamplingParams& params, std::span<float> logits,
   const bool repetition = params.repetition_penalty != 1.0f;
   const bool frequency = params.frequency_penalty != 0.0f;
   const bool presence = params.presence_penalty != 0.0f;
+  const bool mask = masks_stop_ids(params, generated.size());
   if (repetition) R1_RETURN_IF_ERROR(check_ids(prompt, logits.size(), "prompt"));
   if (repetition || frequency || presence) {
     R1_RETURN_IF_ERROR(check_ids(generated, logits.size(), "generated"));
+  }
+  if (mask) {
+    R1_RETURN_IF_ERROR(check_ids(params.min_tokens_ids, logits.size(), "min_tokens stop"));
+    for (int32_t id : params.min_tokens_ids) logits[id] = -kInf;
   }
 
   if (repetition) {
@@ -333,7 +341,7 @@ Status prepare(const SamplingParams& params, std::span<const float> logits,
                int32_t* greedy_id, double* total) {
   Scratch& scratch = thread_scratch();
   std::span<const float> l = logits;
-  if (has_penalties(params)) {
+  if (has_penalties(params) || masks_stop_ids(params, generated.size())) {
     scratch.penalised.assign(logits.begin(), logits.end());
     R1_RETURN_IF_ERROR(apply_penalties(params, scratch.penalised, prompt, generated));
     l = scratch.penalised;
@@ -411,7 +419,7 @@ Result<SampledToken> sample_row(const SamplingParams& params, std::span<const fl
                                 uint64_t draw) {
   int32_t greedy_id = -1;
   double total = 0.0;
-  if (is_greedy(params) && !has_penalties(params)) {
+  if (is_greedy(params) && !has_penalties(params) && !masks_stop_ids(params, generated.size())) {
     // The common greedy step: the lowest id of the largest finite logit, in
     // one branch-light pass (NaN fails both comparisons, +inf the second).
     float l_max = -kInf;

@@ -58,6 +58,11 @@ void ChoiceRun::route(const std::string& text, ChoiceDelta* d) {
 
 void ChoiceRun::feed(const std::string& piece, ChoiceDelta* d) {
   if (stopped_ || piece.empty()) return;
+  if (n_tokens_ < min_tokens_) {
+    // min_tokens: stop strings are not looked for yet (as vLLM).
+    route(piece, d);
+    return;
+  }
   StopMatch m = stops_.push(piece);
   route(m.text, d);
   if (m.stopped) {

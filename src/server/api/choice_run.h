@@ -48,7 +48,8 @@ class ChoiceRun {
         counter_(chat && starts_in_reasoning, m.think_start_id, m.think_end_id),
         chat_(chat),
         logprobs_(logprobs),
-        n_top_(n_top) {}
+        n_top_(n_top),
+        min_tokens_(opt.min_tokens) {}
 
   RequestStream& stream() { return *stream_; }
   const std::string& engine_id() const { return engine_id_; }
@@ -90,6 +91,7 @@ class ChoiceRun {
   bool chat_;
   bool logprobs_;
   int32_t n_top_;
+  int32_t min_tokens_;  // stop strings do not end the output before this many tokens
   bool done_ = false;
   bool stopped_ = false;
   FinishReason finish_ = FinishReason::kStop;

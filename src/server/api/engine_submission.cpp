@@ -27,9 +27,15 @@ ApiResult<std::vector<std::unique_ptr<ChoiceRun>>> submit_choices(const ServedMo
     r.sampling = job.opt.sampling;
     if (r.sampling.seed && i > 0) r.sampling.seed = *r.sampling.seed + static_cast<uint64_t>(i);
     r.max_tokens = job.max_tokens;
-    r.stop_ids = m.stop_ids;
+    // ignore_eos: the model's end-of-sequence ids do not end it; the
+    // request's own stop ids still do.
+    if (!job.opt.ignore_eos) r.stop_ids = m.stop_ids;
     r.stop_ids.insert(r.stop_ids.end(), job.opt.stop_token_ids.begin(),
                       job.opt.stop_token_ids.end());
+    if (job.opt.min_tokens > 0) {
+      r.sampling.min_tokens = job.opt.min_tokens;
+      r.sampling.min_tokens_ids = r.stop_ids;
+    }
     r.priority = job.opt.priority;
     r.starts_in_reasoning = job.starts_in_reasoning;
     r.think_end_id = m.think_end_id.value_or(-1);

@@ -47,6 +47,14 @@ HttpResponse run_job(const GenerationRoutesContext& ctx, Job job, const HttpRequ
     return error_response(max_tokens.error());
   }
   job.max_tokens = *max_tokens;
+  if (job.opt.min_tokens > job.max_tokens) {
+    const ApiError e = bad_request("min_tokens (" + std::to_string(job.opt.min_tokens) +
+                                       ") is more than the " + std::to_string(job.max_tokens) +
+                                       " tokens the context leaves for the completion",
+                                   "min_tokens");
+    record_job(ctx, job, e.http_status, {});
+    return error_response(e);
+  }
   job.logprobs = job.opt.sampling.logprobs;
   job.n_top = job.opt.sampling.n_top_logprobs;
   if (!job.opt.ignored_fields.empty()) {

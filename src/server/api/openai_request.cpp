@@ -42,6 +42,8 @@ const std::set<std::string, std::less<>>& known_keys(Endpoint endpoint) {
                                                            "user",
                                                            "max_reasoning_tokens",
                                                            "priority",
+                                                           "ignore_eos",
+                                                           "min_tokens",
                                                            "logit_bias",
                                                            "response_format",
                                                            "tools",
@@ -68,6 +70,8 @@ const std::set<std::string, std::less<>>& known_keys(Endpoint endpoint) {
                                                                   "user",
                                                                   "max_reasoning_tokens",
                                                                   "priority",
+                                                                  "ignore_eos",
+                                                                  "min_tokens",
                                                                   "logit_bias",
                                                                   "response_format",
                                                                   "echo",
@@ -428,6 +432,18 @@ MaybeError parse_common(const json& body, Endpoint endpoint, const GenerationCon
   std::optional<int64_t> priority;
   if (MaybeError e = read_int(body, "priority", kInt32Min, kInt32Max, &priority)) return e;
   if (priority) out->priority = static_cast<int32_t>(*priority);
+  // vLLM's extensions for fixed output lengths (serving benchmarks send them).
+  if (MaybeError e = read_bool(body, "ignore_eos", &out->ignore_eos)) return e;
+  std::optional<int64_t> min_tokens;
+  if (MaybeError e = read_int(body, "min_tokens", 0, kInt32Max, &min_tokens)) return e;
+  if (min_tokens) {
+    out->min_tokens = static_cast<int32_t>(*min_tokens);
+    if (out->max_tokens && out->min_tokens > *out->max_tokens) {
+      return bad_request("min_tokens (" + std::to_string(out->min_tokens) + ") must not exceed " +
+                             out->max_tokens_param + " (" + std::to_string(*out->max_tokens) + ")",
+                         "min_tokens");
+    }
+  }
 
   if (MaybeError e = check_unsupported(body, endpoint, out->n)) return e;
 

@@ -86,7 +86,12 @@ struct GenerationOptions {
   // r1serve extension: close the thinking after this many tokens; empty = the
   // server default.
   std::optional<int32_t> max_reasoning_tokens;
-  int32_t priority = 0;                     // vLLM extension: lower runs earlier
+  int32_t priority = 0;  // vLLM extension: lower runs earlier
+  // vLLM extensions: generate past the model's end-of-sequence ids (the
+  // request's stop_token_ids and stop strings still apply), and at least
+  // min_tokens tokens before any stop id or stop string can end it.
+  bool ignore_eos = false;
+  int32_t min_tokens = 0;
   std::vector<std::string> ignored_fields;  // accepted keys without effect, sorted
 };
 
