@@ -169,13 +169,16 @@ void Engine::drain_inbox() {
                      req.stop_ids, req.priority, req.prompt_logprobs, req.resume_output};
     Status st = scheduler_.add_request(std::move(spec));
     if (!st.ok()) {
+      {
+        // Free first: a client that sees the end may reuse the id at once.
+        std::lock_guard<std::mutex> lock(mu_);
+        ids_in_use_.erase(req.id);
+      }
       EngineEvent e;
       e.finished = true;
       e.end_reason = EndReason::kError;
       e.error = st;
       stream->push(e);
-      std::lock_guard<std::mutex> lock(mu_);
-      ids_in_use_.erase(req.id);
       continue;
     }
     const uint64_t fallback_seed = options_.seed + n_submitted_++;
@@ -199,11 +202,15 @@ void Engine::drain_inbox() {
 void Engine::finish_live(const std::string& id, EngineEvent event) {
   auto it = live_.find(id);
   if (it == live_.end()) return;
-  event.finished = true;
-  it->second.stream->push(std::move(event));
+  const std::shared_ptr<RequestStream> stream = it->second.stream;
   live_.erase(it);
-  std::lock_guard<std::mutex> lock(mu_);
-  ids_in_use_.erase(id);
+  {
+    // Free first: a client that sees the end may reuse the id at once.
+    std::lock_guard<std::mutex> lock(mu_);
+    ids_in_use_.erase(id);
+  }
+  event.finished = true;
+  stream->push(std::move(event));
 }
 
 void Engine::track_reasoning(Live& live, int32_t token) {
