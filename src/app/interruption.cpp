@@ -1,5 +1,7 @@
 #include "app/interruption.h"
 
+#include <cctype>
+
 #include <nlohmann/json.hpp>
 
 #include "app/config_layers.h"

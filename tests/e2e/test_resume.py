@@ -141,12 +141,24 @@ def read_all(stream, into=None, until=None):
     return got
 
 
-def uninterrupted(server, body):
-    s = Stream(server.base, body, {"X-Request-Id": "base-" + os.urandom(4).hex()})
+def uninterrupted(server, body, headers=None):
+    s = Stream(server.base, body, {**(headers or {}), "X-Request-Id": "base-" + os.urandom(4).hex()})
     got = read_all(s)
     s.close()
     assert got.done and got.error is None, got.error
     return got
+
+
+def sigterm_after(server, n_tokens):
+    """A read_all() `until` that sends `server` SIGTERM once the client has
+    `n_tokens` tokens, and reads on."""
+    sent = []
+
+    def until(got):
+        if len(got.tokens) >= n_tokens and not sent:
+            sent.append(server.proc.send_signal(signal.SIGTERM))
+        return False
+    return until
 
 
 def assert_joined(first, rest, whole):
@@ -208,14 +220,7 @@ def test_sigterm_mid_stream_resumes_on_another_replica(model, redis, replica_b, 
     a = start(model, redis.url, ["--checkpoint-every", "4", "--usage-file", usage_a])
     rid = "sigterm-" + sampling
     s = Stream(a.base, body, {"X-Request-Id": rid})
-    sent = []
-
-    def interrupt_after_some(got):
-        if len(got.tokens) >= 40 and not sent:
-            sent.append(a.proc.send_signal(signal.SIGTERM))
-        return False
-
-    first = read_all(s, until=interrupt_after_some)
+    first = read_all(s, until=sigterm_after(a, 40))
     s.close()
     a.wait_exit()
     # The stream ends with how to resume; /ready would answer 503 meanwhile.
@@ -404,14 +409,7 @@ def test_a_shared_directory_is_a_checkpoint_store_too(model, work):
         body = chat(temperature=0.9, seed=51)
         whole = uninterrupted(b, body)
         s = Stream(a.base, body, {"X-Request-Id": "dir-1"})
-        sent = []
-
-        def interrupt_after_some(got):
-            if len(got.tokens) >= 40 and not sent:
-                sent.append(a.proc.send_signal(signal.SIGTERM))
-            return False
-
-        first = read_all(s, until=interrupt_after_some)
+        first = read_all(s, until=sigterm_after(a, 40))
         s.close()
         assert first.error and first.error["code"] == "replica_interrupted", first.error
         s = Stream(b.base, body, {"Last-Event-ID": first.last_id})
@@ -451,7 +449,7 @@ def test_only_the_caller_who_began_it_resumes_a_stream_its_client_left(model, re
         assert s.status == 200
         rest = read_all(s)
         s.close()
-        whole = uninterrupted_as(s1, body, alice)
+        whole = uninterrupted(s1, body, alice)
         assert_joined(first, rest, whole)
         records = [json.loads(line) for line in open(audit) if line.strip()]
         resumed = [r for r in records if r["event"] == "resume"]
@@ -459,13 +457,6 @@ def test_only_the_caller_who_began_it_resumes_a_stream_its_client_left(model, re
             and resumed[0]["principal"] == "alice", resumed
     finally:
         s1.stop(signal.SIGTERM)
-
-
-def uninterrupted_as(server, body, headers):
-    s = Stream(server.base, body, {**headers, "X-Request-Id": "base-" + os.urandom(4).hex()})
-    got = read_all(s)
-    s.close()
-    return got
 
 
 @pytest.mark.parametrize("headers, status, code", [

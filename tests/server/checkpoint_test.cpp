@@ -80,6 +80,7 @@ TEST(CheckpointTest, DamagedValuesAreRefused) {
   EXPECT_FALSE(damaged([](json& j) { j["forced"] = {3}; }).ok());
   EXPECT_FALSE(damaged([](json& j) { j["sent"] = 4; }).ok());
   EXPECT_FALSE(damaged([](json& j) { j["seed"] = "x"; }).ok());
+  EXPECT_FALSE(damaged([](json& j) { j["seed"] = "-1"; }).ok());
   EXPECT_FALSE(damaged([](json& j) { j["logprobs"].erase(0); }).ok());
   EXPECT_FALSE(Checkpoint::from_json(json("text")).ok());
 }

@@ -71,7 +71,12 @@ Result<Checkpoint> Checkpoint::from_json(const json& j) {
     c.response_id = j.at("response_id").get<std::string>();
     c.created = j.at("created").get<int64_t>();
     c.prompt = j.at("prompt").get<std::vector<int32_t>>();
-    c.seed = std::stoull(j.at("seed").get<std::string>());
+    const std::string seed = j.at("seed").get<std::string>();
+    if (seed.empty() || seed.size() > 20 ||
+        seed.find_first_not_of("0123456789") != std::string::npos) {
+      return data_loss("checkpoint seed is not a number");
+    }
+    c.seed = std::stoull(seed);
     const auto ids = j.at("output").get<std::vector<int32_t>>();
     const json* logprobs = j.contains("logprobs") ? &j["logprobs"] : nullptr;
     if (logprobs != nullptr && (!logprobs->is_array() || logprobs->size() != ids.size())) {

@@ -108,6 +108,10 @@ ApiError not_ready(std::string message, int retry_after_seconds) {
   return e;
 }
 
+ApiError conflict(std::string message, std::string code) {
+  return make(409, std::move(message), "", std::move(code));
+}
+
 ApiError replica_interrupted(const std::string& how) {
   ApiError e = make(503, "This replica is going away; the generation was checkpointed. " + how, "",
                     "replica_interrupted");

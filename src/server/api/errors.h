@@ -55,6 +55,8 @@ ApiError queue_full(int retry_after_seconds);                         // 429, co
 // A client (or the balancer in front) should try again elsewhere or later.
 ApiError not_ready(std::string message, int retry_after_seconds = 5);
 ApiError internal(std::string message);  // 500
+// 409 with `code`: the request conflicts with state the server holds.
+ApiError conflict(std::string message, std::string code);
 // 503, code "replica_interrupted": the replica is going away and has
 // checkpointed the generation; `how` says how to resume it elsewhere.
 ApiError replica_interrupted(const std::string& how);

@@ -24,12 +24,6 @@ uint64_t random_seed() {
   return rng();
 }
 
-ApiError resume_conflict(std::string message) {
-  ApiError e = bad_request(std::move(message), "", "resume_mismatch");
-  e.http_status = 409;
-  return e;
-}
-
 // Checks shared by both routes: model name, prompt room, then runs the job.
 HttpResponse run_job(const GenerationRoutesContext& ctx, Job job, const HttpRequest& req,
                      const nlohmann::json& body) {
@@ -82,9 +76,9 @@ HttpResponse run_job(const GenerationRoutesContext& ctx, Job job, const HttpRequ
         c.prompt != job.prompt) {
       if (ctx.metrics) ctx.metrics->inc_resumes("refused");
       record_job(ctx, job, 409, {});
-      return error_response(resume_conflict("this request differs from the one request " +
-                                            c.request_id +
-                                            " made; resume it with the same route and body"));
+      return error_response(conflict("this request differs from the one request " + c.request_id +
+                                         " made; resume it with the same route and body",
+                                     "resume_mismatch"));
     }
     job.resume_id = c.request_id;
     job.seed = c.seed;
@@ -212,11 +206,9 @@ std::optional<HttpResponse> open_resumption(GenerationRoutesContext& ctx, const 
                   not_ready("the checkpoint store cannot be read: " + found.status().message()));
   }
   if (!*found) {
-    ApiError e = model_not_found("");
-    e.message = "No generation to resume for request " + id +
-                ": it finished, its checkpoint expired, it was never checkpointed, or another "
-                "caller began it.";
-    e.param = "";
+    ApiError e = api_error(not_found("No generation to resume for request " + id +
+                                     ": it finished, its checkpoint expired, it was never "
+                                     "checkpointed, or another caller began it."));
     e.code = "resume_not_found";
     return refuse("not_found", e);
   }
@@ -224,11 +216,11 @@ std::optional<HttpResponse> open_resumption(GenerationRoutesContext& ctx, const 
   std::shared_ptr<const ServedModel> v =
       ctx.models->route(c.model + "@" + c.version, "", call.allowed_models);
   if (!v || v->version != c.version) {
-    ApiError e = bad_request("request " + id + " was begun by " + c.model + "@" + c.version +
-                                 ", which this replica does not serve; resume it on one that does",
-                             "", "resume_version_not_loaded");
-    e.http_status = 409;
-    return refuse("refused", e);
+    return refuse("refused",
+                  conflict("request " + id + " was begun by " + c.model + "@" + c.version +
+                               ", which this replica does not serve; resume it on "
+                               "one that does",
+                           "resume_version_not_loaded"));
   }
   ctx.keep = std::move(v);
   ctx.model = ctx.keep.get();

@@ -129,7 +129,7 @@ void RedisCacheStore::drop(const std::string& why) {
   backoff_ = std::min(backoff_ * 2, 5.0);
   if (!reported_down_) {
     reported_down_ = true;
-    log_warning("response cache: Redis at " + address_.describe() + " unavailable (" + why +
+    log_warning("Redis at " + address_.describe() + " (" + prefix_ + "*)" + " unavailable (" + why +
                 "); serving without the shared cache until it is back");
   }
 }
@@ -164,7 +164,7 @@ Status RedisCacheStore::ensure_connected() {
   backoff_ = 0.25;
   if (reported_down_) {
     reported_down_ = false;
-    log_info("response cache: Redis at " + address_.describe() + " is back");
+    log_info("Redis at " + address_.describe() + " (" + prefix_ + "*) is back");
   }
   return ok_status();
 }
