@@ -37,6 +37,11 @@ struct CallContext {
   // Told the request id of the generation the call resumes (the audit
   // record becomes a "resume" event).
   std::function<void(const std::string& request_id)> on_resume;
+  // Set for an accounted caller: told that the call's usage is final. The
+  // ledger line and audit record are written then, so a stream calls it
+  // before its last event: a client that has read the end of an answer finds
+  // it counted. Without the call they are written when the response is done.
+  std::function<void()> on_settle;
 
   void usage(const CallUsage& u) const {
     if (on_usage) on_usage(u);
@@ -46,6 +51,9 @@ struct CallContext {
   }
   void resumes(const std::string& request_id) const {
     if (on_resume) on_resume(request_id);
+  }
+  void settle() const {
+    if (on_settle) on_settle();
   }
 };
 

@@ -37,8 +37,9 @@ void write_audit(AuditLog* audit, const AuditRecord& record) {
 // One accounted call, alive until its response is done: at return for a
 // whole body, when the stream function (which holds a reference) is
 // destroyed for a stream. Charges tokens to the rate limiter as they are
-// reported, and at the end releases the concurrency slot, adds the usage to
-// the ledger and writes the audit record.
+// reported; adds the usage to the ledger and writes the audit record when
+// settled (a stream settles before its last event) or at the end; releases
+// the concurrency slot at the end.
 struct Call {
   Call(RateLimiter* l, AuditLog* a, UsageLedger* u, Metrics* m, AuditRecord r)
       : limiter(l), audit(a), usage_ledger(u), metrics(m), record(std::move(r)) {}
@@ -46,6 +47,12 @@ struct Call {
   Call& operator=(const Call&) = delete;
   ~Call() {
     if (limiter != nullptr) limiter->release(record.principal);
+    settle();
+  }
+  // Adds the usage to the ledger and writes the audit record, once.
+  void settle() {
+    if (settled) return;
+    settled = true;
     if (reported) {
       record.prompt_tokens = usage.prompt_tokens;
       record.completion_tokens = usage.completion_tokens;
@@ -87,6 +94,7 @@ struct Call {
   CallUsage usage;
   int64_t charged = 0;
   bool reported = false;
+  bool settled = false;
 };
 
 }  // namespace
@@ -141,6 +149,7 @@ HttpResponse RouteGuard::handle(const HttpRequest& req, const Route& route,
   auto call = std::make_shared<Call>(limiter, g_.audit, route.inference ? g_.usage : nullptr,
                                      route.inference ? &metrics_ : nullptr, std::move(audit));
   call_ctx.on_usage = [call](const CallUsage& u) { call->report(u); };
+  call_ctx.on_settle = [call] { call->settle(); };
   call_ctx.on_resume = [call](const std::string& id) {
     call->record.event = "resume";
     call->record.resumes = id;

@@ -437,3 +437,36 @@ def test_tokens_per_minute_charged_while_a_stream_generates(work, start):
             f"remaining {remaining}, elapsed {elapsed}"
     finally:
         s.stop()
+
+
+def test_a_stream_is_in_the_usage_ledger_before_its_end(work, start):
+    """A streamed call's usage is on disk before the client reads the end of
+    the stream: a client (or a billing job) that has the whole answer finds it
+    counted, on this replica and after a crash."""
+    keys = write(os.path.join(work, "settle-keys.yaml"),
+                 "keys:\n"
+                 f"  - id: dev\n    sha256: {sha('sk-settle-dev')}\n    roles: [developer]\n"
+                 f"  - id: ops\n    sha256: {sha('sk-settle-ops')}\n    roles: [operator]\n")
+    usage_file = os.path.join(work, "settle-usage.jsonl")
+    s = start(["--api-keys", keys, "--usage-file", usage_file])
+    try:
+        client = openai.OpenAI(base_url=f"{s.base}/v1", api_key="sk-settle-dev", max_retries=0)
+        stream = client.chat.completions.create(
+            **chat_body("count to ten", max_tokens=24), stream=True,
+            stream_options={"include_usage": True})
+        seen = None
+        for c in stream:
+            if c.usage:
+                # The last event before [DONE]: the ledger has the call already.
+                usage = fetch(f"{s.base}/admin/usage?principal=dev",
+                              headers=bearer("sk-settle-ops")).json()["data"]
+                lines = [json.loads(x) for x in open(usage_file) if x.strip()]
+                seen = (c.usage, usage, lines)
+        assert seen, "no usage chunk despite stream_options.include_usage"
+        u, usage, lines = seen
+        assert [[x["requests"], x["prompt_tokens"], x["completion_tokens"]] for x in usage] == \
+            [[1, u.prompt_tokens, u.completion_tokens]]
+        assert [[x["principal"], x["completion_tokens"]] for x in lines] == \
+            [["dev", u.completion_tokens]]
+    finally:
+        s.stop(signal.SIGTERM)

@@ -278,6 +278,33 @@ TEST_F(GenerationRoutesTest, TheCallIsToldItsBodyAndItsUsageByVersion) {
       << metrics_.serialize();
 }
 
+// A stream settles its call (the ledger line, the audit record) once, after
+// the last usage report and before the client can read the end: the usage
+// chunk and [DONE] come after it.
+TEST_F(GenerationRoutesTest, AStreamSettlesItsCallBeforeItsEnd) {
+  CollectingWriter w;
+  int settles = 0;
+  size_t written_at_settle = 0;
+  CallUsage last, at_settle;
+  CallContext call;
+  call.on_usage = [&](const CallUsage& u) { last = u; };
+  call.on_settle = [&] {
+    ++settles;
+    written_at_settle = w.out.size();
+    at_settle = last;
+  };
+  HttpResponse res = handle_chat_completions(
+      ctx_, chat({{"stream", true}, {"stream_options", {{"include_usage", true}}}}), call);
+  ASSERT_EQ(res.status, 200) << res.body;
+  res.stream(w);
+  EXPECT_EQ(settles, 1);
+  EXPECT_EQ(at_settle.completion_tokens, 8);  // o k </think> \n \n Y e s
+  EXPECT_EQ(last.completion_tokens, at_settle.completion_tokens);
+  const std::string after = w.out.substr(written_at_settle);
+  EXPECT_NE(after.find("\"usage\":{"), std::string::npos) << after;
+  EXPECT_NE(after.find("data: [DONE]"), std::string::npos) << after;
+}
+
 // Collects a stream's SSE events; write() fails from the `fail_at`-th call
 // on (a client that leaves).
 class Collector : public StreamWriter {

@@ -268,13 +268,14 @@ HttpResponse respond_streamed(const GenerationRoutesContext& ctx, Job job,
     }
     if (interrupted) {
       cancel_all();
+      record_job(ctx, job, 503, runs);
+      job.call.settle();  // counted before the client hears where to go on
       const std::string last = sse_event_id(job.resume_id, sent);
       w.write(event(
           error_json(replica_interrupted("Send the same request to another replica with the header "
                                          "Last-Event-ID: " +
                                          last + ".")),
           sent));
-      record_job(ctx, job, 503, runs);
       return;
     }
     if (!ok) {
@@ -284,6 +285,8 @@ HttpResponse respond_streamed(const GenerationRoutesContext& ctx, Job job,
       return;
     }
     ckpt.ended();
+    record_job(ctx, job, 200, runs);
+    job.call.settle();  // counted before the client reads the end
     if (usage_on) {
       const Usage usage = usage_of(job, runs);
       w.write(event(job.chat ? chat_usage_chunk_json(header, usage)
@@ -291,7 +294,6 @@ HttpResponse respond_streamed(const GenerationRoutesContext& ctx, Job job,
                     sent));
     }
     w.write(sse_done());
-    record_job(ctx, job, 200, runs);
   };
   return res;
 }
