@@ -13,6 +13,7 @@
 #include "app/memory_bandwidth.h"
 #include "engine/offline_run.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/peak.h"
 #include "model/cuda_backend.h"
 
 namespace r1 {
@@ -43,6 +44,25 @@ nlohmann::ordered_json profile_json(const StepProfile& p, int gen_tokens, double
     out.push_back(op);
   }
   return out;
+}
+
+// Multiply-adds of the layers' matrix products per token (q, k, v, o, gate,
+// up, down); attention's own products are left out (at 512 positions they
+// are under 2% of a 1.5B layer's).
+int64_t layer_macs_per_token(const ModelConfig& c) {
+  const int64_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+  return c.n_layers * (c.hidden_size * (q + 2 * kv) + q * c.hidden_size +
+                       3 * c.hidden_size * c.intermediate_size);
+}
+
+// The peak a dtype's matrix kernels run against: int8 multiply-adds for the
+// integer formats, bf16 (or the f32 FMAs it is widened to) for the others.
+const kernels::cpu::ArithmeticPeak* peak_for(const std::string& dtype,
+                                             const kernels::cpu::ArithmeticPeak& int8,
+                                             const kernels::cpu::ArithmeticPeak& bf16) {
+  if (dtype == "int8" || dtype == "int4") return &int8;
+  if (dtype == "bf16" || dtype == "f16") return &bf16;
+  return nullptr;
 }
 
 }  // namespace
@@ -78,6 +98,20 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
     return s;
   };
   R1_ASSIGN_OR_RETURN(BandwidthSample bw, measure_bw(3));
+  // The arithmetic peaks, on the same threads, before and after the runs
+  // (best of both).
+  kernels::cpu::ArithmeticPeak int8_peak, bf16_peak;
+  auto measure_peaks = [&] {
+    if (lo.device.cuda) return;
+    const kernels::cpu::ArithmeticPeak i8 = kernels::cpu::measure_int8_peak(triad_pool);
+    const kernels::cpu::ArithmeticPeak b16 = kernels::cpu::measure_bf16_peak(triad_pool);
+    if (i8.macs_per_second > int8_peak.macs_per_second) int8_peak = i8;
+    if (b16.macs_per_second > bf16_peak.macs_per_second) bf16_peak = b16;
+  };
+  measure_peaks();
+  const std::string dtype = a.precision.dtype.empty() ? "file" : a.precision.dtype;
+  std::vector<nlohmann::ordered_json> records;
+  double batch1_step_s = 0.0;  // the 1-sequence median step, for the batched runs' ratio
 
   // One measurement per batch size, on the model loaded once.
   auto run_batch = [&](const int batch) -> Status {
@@ -185,7 +219,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
     out["arch"] = c.arch == Arch::kQwen2 ? "qwen2" : "llama";
     out["hidden_size"] = c.hidden_size;
     out["n_layers"] = c.n_layers;
-    out["dtype"] = a.precision.dtype.empty() ? "file" : a.precision.dtype;
+    out["dtype"] = dtype;
     out["lm_head_dtype"] = lo.precision.lm_head_dtype()
                                ? std::string(dtype_name(*lo.precision.lm_head_dtype()))
                                : "file";
@@ -215,16 +249,63 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
     out["decode_step_ms_p90"] = quantile(0.9) * 1e3;
     out["decode_tokens_per_second_median_step"] = median_step_tps;
     out["decode_fraction_of_bound_median_step"] = median_step_tps / bound;
+    if (batch == 1) batch1_step_s = quantile(0.5);
+    // A batched step against a 1-sequence one: 1.0 would be a batch for
+    // the price of one sequence (bound by reading the weights once).
+    if (batch > 1 && batch1_step_s > 0) {
+      out["decode_step_vs_batch1_median"] = quantile(0.5) / batch1_step_s;
+    }
+    // Multiply-add rates against the peak measured in this run.
+    const int64_t macs = layer_macs_per_token(c);
+    const int64_t head_macs = c.hidden_size * c.vocab_size;  // logits of one token
+    const double prefill_macs = static_cast<double>(macs) * a.prompt_tokens * batch +
+                                static_cast<double>(head_macs) * batch;
+    const double decode_macs = static_cast<double>(macs + head_macs) * batch;
+    out["layer_macs_per_token"] = macs;
+    out["prefill_gmacs"] = prefill_macs / prefill_s / 1e9;
+    out["decode_gmacs_median_step"] = decode_macs / quantile(0.5) / 1e9;
+    if (!lo.device.cuda) {
+      out["int8_peak_gmacs"] = int8_peak.macs_per_second / 1e9;
+      out["int8_peak_instruction"] = int8_peak.instruction;
+      out["bf16_peak_gmacs"] = bf16_peak.macs_per_second / 1e9;
+      out["bf16_peak_instruction"] = bf16_peak.instruction;
+      if (const auto* p = peak_for(dtype, int8_peak, bf16_peak)) {
+        out["prefill_fraction_of_peak"] = prefill_macs / prefill_s / p->macs_per_second;
+        out["decode_fraction_of_peak_median_step"] =
+            decode_macs / quantile(0.5) / p->macs_per_second;
+      }
+    }
     if (a.profile)
       out["decode_profile"] = profile_json(profile, static_cast<int>(decoded), bw.median());
+    records.push_back(std::move(out));
+    return ok_status();
+  };
+  // A batched run is compared with a 1-sequence one of the same run: that
+  // goes first, added when the list lacks it.
+  std::vector<int> batches = a.batches;
+  std::stable_sort(batches.begin(), batches.end());
+  if (batches.back() > 1 && batches.front() != 1) batches.insert(batches.begin(), 1);
+  for (int batch : batches) R1_RETURN_IF_ERROR(run_batch(batch));
+  measure_peaks();
+  for (nlohmann::ordered_json& out : records) {
+    if (!lo.device.cuda) {
+      // The best of the peaks measured before and after the runs.
+      out["int8_peak_gmacs"] = int8_peak.macs_per_second / 1e9;
+      out["bf16_peak_gmacs"] = bf16_peak.macs_per_second / 1e9;
+      if (const auto* p = peak_for(dtype, int8_peak, bf16_peak)) {
+        out["prefill_fraction_of_peak"] =
+            out["prefill_gmacs"].get<double>() * 1e9 / p->macs_per_second;
+        out["decode_fraction_of_peak_median_step"] =
+            out["decode_gmacs_median_step"].get<double>() * 1e9 / p->macs_per_second;
+      }
+    }
     if (a.json) {
       std::cout << out.dump() << "\n";
     } else {
       for (const auto& [k, v] : out.items()) std::cout << k << ": " << v.dump() << "\n";
+      std::cout << "\n";
     }
-    return ok_status();
-  };
-  for (int batch : a.batches) R1_RETURN_IF_ERROR(run_batch(batch));
+  }
   return ok_status();
 }
 

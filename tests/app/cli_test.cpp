@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/cpu_features.h"
 #include "format/safetensors.h"
 
 namespace r1 {
@@ -266,6 +267,49 @@ TEST_F(CliTest, DeviceCudaWithoutAGpuIsAOneLineError) {
     EXPECT_NE(r.err.find("CUDA", at), std::string::npos) << r.err;
     // Only the error line (serve may log its start-up before it).
     EXPECT_EQ(r.err.find('\n', at), r.err.size() - 1) << r.err;
+  }
+}
+
+// A batched offline run is paired with a 1-sequence run of the same
+// process, and both are set against the arithmetic peak measured then: the
+// multiply-adds per token are the layer matrices' elements (counted here
+// from the weight file), and each fraction is the rate over the peak.
+TEST_F(CliTest, OfflineBenchBatchesAgainstOneSequenceAndThePeak) {
+  CliRun r = r1serve("bench --offline --model " + model().string() +
+                     " --dtype int8 --threads 2 --prompt-tokens 8 --gen-tokens 4 --batch 3 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<nlohmann::json> runs;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) runs.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(runs.size(), 2u) << r.out;
+  EXPECT_EQ(runs[0].at("batch"), 1);
+  EXPECT_EQ(runs[1].at("batch"), 3);
+  EXPECT_FALSE(runs[0].contains("decode_step_vs_batch1_median"));
+  EXPECT_NEAR(runs[1].at("decode_step_vs_batch1_median").get<double>(),
+              runs[1].at("decode_step_ms_median").get<double>() /
+                  runs[0].at("decode_step_ms_median").get<double>(),
+              1e-9);
+  auto file = SafetensorsFile::open((model() / "model.safetensors").string());
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  int64_t layer_elements = 0;
+  for (const TensorInfo& t : (*file)->tensors()) {
+    if (t.name.find(".layers.") != std::string::npos && t.name.ends_with("_proj.weight")) {
+      layer_elements += t.n_elements();
+    }
+  }
+  const std::string instruction = runs[1].at("int8_peak_instruction");
+  const CpuFeatures& f = cpu_features();
+  EXPECT_EQ(instruction, f.avx512f && f.avx512bw && f.avx512vnni ? "vpdpbusd zmm"
+                         : f.avx2                                ? "vpmaddubsw+vpmaddwd ymm"
+                                                                 : "scalar imul+add");
+  for (const auto& j : runs) {
+    EXPECT_EQ(j.at("layer_macs_per_token").get<int64_t>(), layer_elements);
+    const double peak = j.at("int8_peak_gmacs").get<double>();
+    EXPECT_GT(peak, 0.0);
+    EXPECT_NEAR(j.at("prefill_fraction_of_peak").get<double>(),
+                j.at("prefill_gmacs").get<double>() / peak, 1e-9);
+    EXPECT_NEAR(j.at("decode_fraction_of_peak_median_step").get<double>(),
+                j.at("decode_gmacs_median_step").get<double>() / peak, 1e-9);
   }
 }
 
