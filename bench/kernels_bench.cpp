@@ -67,6 +67,9 @@ void run(benchmark::State& state, DType dtype, int64_t n_tokens, int64_t rows = 
   state.SetBytesProcessed(state.iterations() * matrix_bytes(w));
   state.counters["tokens/s"] = benchmark::Counter(
       static_cast<double>(state.iterations() * n_tokens), benchmark::Counter::kIsRate);
+  state.counters["GMAC/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n_tokens * rows * kCols) / 1e9,
+                         benchmark::Counter::kIsRate);
   state.SetLabel(std::string(dtype_name(dtype)) + " " +
                  std::string(cpu::isa_name(cpu::active_isa())));
 }
@@ -90,7 +93,17 @@ void prefill64_int4(benchmark::State& s) {
   run(s, DType::kQ4, 64);
 }
 
-constexpr int64_t kHotRows = 512;
+constexpr int64_t kHotRows =
+    512;  // Batched products with the weights in L2 (256 rows, 384 KB of int8): the
+// kernels' arithmetic rate, to set against `bench --offline`'s int8 peak.
+// Args: threads, tokens.
+void hot_tokens_int8(benchmark::State& s) {
+  run(s, DType::kQ8, s.range(1), kHotRows / 2);
+}
+void hot_tokens_bf16(benchmark::State& s) {
+  run(s, DType::kBF16, s.range(1), kHotRows / 4);
+}
+
 void hot_decode_bf16(benchmark::State& s) {
   run(s, DType::kBF16, 1, kHotRows);
 }
@@ -174,6 +187,8 @@ BENCHMARK(decode_int4)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(prefill64_bf16)->Arg(2)->UseRealTime();
 BENCHMARK(prefill64_int8)->Arg(2)->UseRealTime();
 BENCHMARK(prefill64_int4)->Arg(2)->UseRealTime();
+BENCHMARK(hot_tokens_int8)->ArgsProduct({{1, 2}, {8, 32, 64}})->UseRealTime();
+BENCHMARK(hot_tokens_bf16)->ArgsProduct({{1, 2}, {8, 64}})->UseRealTime();
 BENCHMARK(hot_decode_bf16)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(hot_decode_int8)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(hot_decode_int4)->Arg(1)->Arg(2)->UseRealTime();

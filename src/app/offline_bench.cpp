@@ -130,7 +130,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
     int32_t last_seqs = 0, last_tokens = 0;
     EngineOptions eo = offline_engine_options(lo.max_batched_tokens, 0);
     eo.max_seqs = std::max(batch, 1);
-    eo.on_step = [&](int32_t n_seqs, int32_t n_tokens) {
+    eo.on_step = [&](int32_t n_seqs, int32_t n_tokens, double) {
       last_seqs = n_seqs;
       last_tokens = n_tokens;
     };

@@ -271,9 +271,12 @@ void Engine::step() {
     }
   }
   std::vector<RowResult> results(n_rows);
+  const auto step_start = std::chrono::steady_clock::now();
   Status st = backend_.step(input.forward_batch(), rows, results);
   if (options_.on_step) {
-    options_.on_step(static_cast<int32_t>(input.requests.size()), input.n_tokens());
+    options_.on_step(
+        static_cast<int32_t>(input.requests.size()), input.n_tokens(),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
   }
   std::unordered_map<std::string, SampledToken> sampled;  // by request: one row each
   StepOutput output;

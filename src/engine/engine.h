@@ -34,8 +34,9 @@ struct EngineOptions {
   SchedulingPolicy policy = SchedulingPolicy::kFcfs;
   uint64_t seed = 0;  // requests without a seed draw from seed + arrival
   // Called on the engine thread after every forward step with the number of
-  // sequences and tokens it carried (the batch_size metric). Must be cheap.
-  std::function<void(int32_t n_seqs, int32_t n_tokens)> on_step;
+  // sequences and tokens it carried and the seconds the backend took (the
+  // batch_size and engine_step_seconds metrics). Must be cheap.
+  std::function<void(int32_t n_seqs, int32_t n_tokens, double seconds)> on_step;
   // false: no thread; the caller drives the steps with run_once() (the CLI
   // commands' synchronous loop).
   bool threaded = true;

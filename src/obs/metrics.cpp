@@ -37,6 +37,20 @@ const std::vector<double>& batch_size_buckets() {
   return kBuckets;
 }
 
+const std::vector<double>& step_seconds_buckets() {
+  static const std::vector<double> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08,
+                                               0.16,  0.32,   0.64,  1.28, 2.56, 5.12, 10.0};
+  return kBuckets;
+}
+
+namespace {
+
+// engine_step_seconds' seqs buckets: upper bounds and label values.
+constexpr std::array<int64_t, 6> kStepSeqsUpTo = {1, 4, 8, 16, 32, INT64_MAX};
+constexpr std::array<const char*, 6> kStepSeqsLabel = {"1", "2-4", "5-8", "9-16", "17-32", "33+"};
+
+}  // namespace
+
 // --- ModelMetrics -----------------------------------------------------------
 
 // prometheus::Counter ignores negative increments; callers pass counts >= 0.
@@ -95,6 +109,16 @@ void ModelMetrics::observe_queue_time(double seconds) {
 }
 void ModelMetrics::observe_batch_size(int64_t n_seqs) {
   batch_size_->Observe(double(n_seqs));
+}
+
+void ModelMetrics::observe_step(int64_t n_seqs, int64_t n_tokens, double seconds) {
+  if (n_tokens != n_seqs) {
+    prefill_step_->Observe(seconds);
+    return;
+  }
+  size_t i = 0;
+  while (n_seqs > kStepSeqsUpTo[i]) ++i;
+  decode_step_[i]->Observe(seconds);
 }
 
 // --- Metrics ----------------------------------------------------------------
@@ -161,6 +185,9 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   queue_time_ =
       histogram(r, "request_queue_time_seconds", "Time requests spent waiting, in seconds.");
   batch_size_ = histogram(r, "batch_size", "Sequences in one forward step.");
+  step_seconds_ = histogram(r, "engine_step_seconds",
+                            "Forward steps in seconds: kind decode (one token per sequence, seqs "
+                            "its batch) or prefill.");
   checkpoints_written_ = &counter(r, "checkpoints_written_total",
                                   "Checkpoints of generations in flight written to the store.")
                               ->Add({});
@@ -232,6 +259,13 @@ ModelMetrics& Metrics::model(std::string_view model) {
   m->tpot_ = &tpot_->Add(labels, tpot_buckets());
   m->queue_time_ = &queue_time_->Add(labels, request_latency_buckets());
   m->batch_size_ = &batch_size_->Add(labels, batch_size_buckets());
+  m->prefill_step_ = &step_seconds_->Add({{"model", label}, {"kind", "prefill"}, {"seqs", "any"}},
+                                         step_seconds_buckets());
+  for (size_t i = 0; i < kStepSeqsLabel.size(); ++i) {
+    m->decode_step_[i] =
+        &step_seconds_->Add({{"model", label}, {"kind", "decode"}, {"seqs", kStepSeqsLabel[i]}},
+                            step_seconds_buckets());
+  }
   ModelMetrics& ref = *m;
   models_.emplace(std::move(label), std::move(m));
   return ref;

@@ -9,6 +9,7 @@
 // ModelMetrics reference from Metrics::model() and skip the lookup.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -35,6 +36,7 @@ const std::vector<double>& ttft_buckets();             // time_to_first_token_se
 const std::vector<double>& tpot_buckets();             // time_per_output_token_seconds
 const std::vector<double>& request_latency_buckets();  // e2e and queue time
 const std::vector<double>& batch_size_buckets();       // 1, 2, 4, ..., 512 sequences
+const std::vector<double>& step_seconds_buckets();     // engine_step_seconds, 1 ms to 10 s
 
 // The series of one model label. Owned by the Metrics that made it; the
 // reference stays valid for that Metrics' lifetime. Cheap: each call is one
@@ -69,6 +71,11 @@ class ModelMetrics {
   void observe_tpot(double seconds);
   void observe_queue_time(double seconds);
   void observe_batch_size(int64_t n_seqs);  // sequences in one forward step
+  // engine_step_seconds{kind,seqs}: how long one forward step took. kind
+  // "decode" when every sequence carried one token, else "prefill"; a
+  // decode step's seqs is its batch in buckets (1, 2-4, 5-8, 9-16, 17-32,
+  // 33+), so a step's cost at concurrency 8 can be set against one at 1.
+  void observe_step(int64_t n_seqs, int64_t n_tokens, double seconds);
 
  private:
   friend class Metrics;
@@ -92,6 +99,8 @@ class ModelMetrics {
   prometheus::Histogram* tpot_ = nullptr;
   prometheus::Histogram* queue_time_ = nullptr;
   prometheus::Histogram* batch_size_ = nullptr;
+  prometheus::Histogram* prefill_step_ = nullptr;
+  std::array<prometheus::Histogram*, 6> decode_step_{};  // by seqs bucket
 };
 
 class Metrics {
@@ -216,6 +225,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* tpot_;
   prometheus::Family<prometheus::Histogram>* queue_time_;
   prometheus::Family<prometheus::Histogram>* batch_size_;
+  prometheus::Family<prometheus::Histogram>* step_seconds_;
   prometheus::Counter* checkpoints_written_;
   prometheus::Counter* checkpoint_errors_;
   prometheus::Family<prometheus::Counter>* resumes_;

@@ -85,7 +85,7 @@ TEST_F(OfflineRunTest, GreedyTokensDoNotDependOnTheBatch) {
   auto together_backend = backend(3);
   int steps = 0;
   EngineOptions o = offline_engine_options(64, 0);
-  o.on_step = [&](int32_t, int32_t) { ++steps; };
+  o.on_step = [&](int32_t, int32_t, double) { ++steps; };
   Engine engine(*together_backend, o);
   auto res = run_offline(engine, reqs);
   ASSERT_TRUE(res.ok()) << res.status().message();

@@ -132,6 +132,7 @@ TEST(MetricsTest, EveryFamilyHasItsNameAndType) {
       {"r1serve_time_per_output_token_seconds", "histogram"},
       {"r1serve_request_queue_time_seconds", "histogram"},
       {"r1serve_batch_size", "histogram"},
+      {"r1serve_engine_step_seconds", "histogram"},
   };
   for (const auto& [name, type] : expected) {
     auto it = e.types.find(name);
@@ -292,9 +293,43 @@ TEST(MetricsTest, HistogramBucketsCountObservations) {
   EXPECT_EQ(bucket("r1serve_request_queue_time_seconds", "0.3"), 1);
 }
 
+// A step is a decode step when every sequence carried one token; its batch
+// falls in one seqs bucket. Any other step is a prefill step.
+TEST(MetricsTest, StepsByKindAndBatch) {
+  Metrics m;
+  ModelMetrics& mm = m.model("r1");
+  mm.observe_step(1, 1, 0.03);
+  mm.observe_step(4, 4, 0.05);
+  mm.observe_step(5, 5, 0.07);
+  mm.observe_step(8, 8, 0.09);
+  mm.observe_step(33, 33, 0.5);
+  mm.observe_step(1, 40, 0.2);   // a prompt
+  mm.observe_step(8, 12, 0.15);  // decodes and a prompt chunk together
+  const Exposition e = parse(m.serialize());
+  const std::string step = "r1serve_engine_step_seconds";
+  auto count = [&](const char* kind, const char* seqs) {
+    return e.value(step + "_count", {{"model", "r1"}, {"kind", kind}, {"seqs", seqs}});
+  };
+  auto sum = [&](const char* kind, const char* seqs) {
+    return e.value(step + "_sum", {{"model", "r1"}, {"kind", kind}, {"seqs", seqs}});
+  };
+  EXPECT_EQ(count("decode", "1"), 1);
+  EXPECT_EQ(count("decode", "2-4"), 1);
+  EXPECT_EQ(count("decode", "5-8"), 2);
+  EXPECT_NEAR(sum("decode", "5-8"), 0.16, 1e-12);
+  EXPECT_EQ(count("decode", "9-16"), 0);
+  EXPECT_EQ(count("decode", "17-32"), 0);
+  EXPECT_EQ(count("decode", "33+"), 1);
+  EXPECT_EQ(count("prefill", "any"), 2);
+  EXPECT_NEAR(sum("prefill", "any"), 0.35, 1e-12);
+  EXPECT_EQ(e.value(step + "_bucket",
+                    {{"model", "r1"}, {"kind", "decode"}, {"seqs", "5-8"}, {"le", "0.08"}}),
+            1);
+}
+
 TEST(MetricsTest, BucketBoundsAreIncreasing) {
-  for (const auto* b :
-       {&ttft_buckets(), &tpot_buckets(), &request_latency_buckets(), &batch_size_buckets()}) {
+  for (const auto* b : {&ttft_buckets(), &tpot_buckets(), &request_latency_buckets(),
+                        &batch_size_buckets(), &step_seconds_buckets()}) {
     ASSERT_FALSE(b->empty());
     for (size_t i = 1; i < b->size(); ++i) EXPECT_LT((*b)[i - 1], (*b)[i]);
   }
