@@ -51,6 +51,9 @@ void add_precision_options(CLI::App* cmd, PrecisionArgs* a) {
                   "columns per int8 scale (a multiple of 32); 0 = one scale per output channel (32 "
                   "for GGUF block formats, one scale per block)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype,
+                  "the KV cache's element type: bf16 (half the bytes attention reads), f32 (CPU "
+                  "only), or auto: f32 when the layers compute from f32 weights, else bf16");
 }
 
 void add_device_options(CLI::App* cmd, DeviceArgs* a) {
@@ -66,6 +69,18 @@ Result<LoadOptions> load_options(const PrecisionArgs& precision, const DeviceArg
   R1_ASSIGN_OR_RETURN(lo.precision, parse_precision(precision));
   R1_ASSIGN_OR_RETURN(lo.device, parse_device(device.device));
   lo.fp8 = precision.dtype == "fp8";
+  if (precision.kv_cache_dtype != "auto") {
+    const std::optional<DType> kv = parse_dtype(precision.kv_cache_dtype);
+    if (!kv || (*kv != DType::kBF16 && *kv != DType::kF32)) {
+      return invalid_argument("--kv-cache-dtype " + precision.kv_cache_dtype +
+                              ": expected auto, bf16 or f32");
+    }
+    if (lo.device.cuda && *kv != DType::kBF16) {
+      return invalid_argument("--kv-cache-dtype " + precision.kv_cache_dtype +
+                              ": a GPU's KV cache is bf16");
+    }
+    lo.kv_cache_dtype = kv;
+  }
   lo.gpu_memory_utilization = device.gpu_memory_utilization;
   return lo;
 }

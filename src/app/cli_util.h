@@ -24,6 +24,7 @@ struct PrecisionArgs {
   std::string lm_head_dtype;
   std::string embed_dtype;
   int64_t int8_group_size = 0;
+  std::string kv_cache_dtype = "auto";
 };
 void add_precision_options(CLI::App* cmd, PrecisionArgs* args);
 // INVALID_ARGUMENT naming the flag for a dtype it does not know. "fp8" is

@@ -58,6 +58,7 @@ Result<std::unique_ptr<Backend>> create_backend(const ModelFolder& folder,
   cpu.n_threads = options.n_threads;
   cpu.block_size = 16;
   cpu.precision = options.precision;
+  cpu.kv_dtype = options.kv_cache_dtype;
   const int64_t n_blocks = (options.kv_cache_tokens + cpu.block_size - 1) / cpu.block_size;
   if (options.kv_cache_tokens <= 0 || n_blocks > INT32_MAX / cpu.block_size) {
     return out_of_range("KV cache of " + std::to_string(options.kv_cache_tokens) +

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -31,6 +32,8 @@ struct LoadOptions {
   // gpu_memory_utilization leaves.
   int64_t kv_cache_tokens = 4096;
   WeightPrecision precision;  // conversions at load
+  // CPU: bf16 or f32, unset = CpuBackend::auto_kv_dtype; a GPU's cache is bf16.
+  std::optional<DType> kv_cache_dtype;
   DeviceChoice device;
   bool fp8 = false;                      // --dtype fp8 (GPU only)
   double gpu_memory_utilization = 0.90;  // GPU only

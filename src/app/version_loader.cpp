@@ -119,7 +119,12 @@ Result<std::shared_ptr<ServedModel>> VersionLoader::load(const std::string& mode
   // What the version needs, checked before anything big is allocated: its
   // files (mapped, or converted at about their size) and its KV cache.
   LoadOptions lo = s_.load;
-  const int64_t per_token = CpuBackend::kv_bytes_per_token(folder.config);
+  const DType kv_dtype =
+      lo.device.cuda
+          ? DType::kBF16
+          : lo.kv_cache_dtype.value_or(CpuBackend::auto_kv_dtype(*folder.weights, lo.precision));
+  const int64_t per_token = CpuBackend::kv_bytes_per_token(folder.config, kv_dtype);
+  if (!lo.device.cuda) lo.kv_cache_dtype = kv_dtype;
   const int64_t available = available_memory_bytes();
   const int64_t kv_budget = s_.kv_cache_bytes > 0
                                 ? s_.kv_cache_bytes
@@ -127,8 +132,8 @@ Result<std::shared_ptr<ServedModel>> VersionLoader::load(const std::string& mode
   lo.kv_cache_tokens = std::max<int64_t>(16, kv_budget / per_token);
   if (lo.device.cuda) {
     // The KV cache takes what --gpu-memory-utilization leaves, unless
-    // --kv-cache-bytes sizes it (bf16 K/V: half the CPU's bytes per token).
-    lo.kv_cache_tokens = s_.kv_cache_bytes > 0 ? s_.kv_cache_bytes * 2 / per_token : 0;
+    // --kv-cache-bytes sizes it.
+    lo.kv_cache_tokens = s_.kv_cache_bytes > 0 ? s_.kv_cache_bytes / per_token : 0;
   } else {
     const int64_t weights = bytes_of(v.path);
     if (weights + kv_budget > available) {
@@ -145,7 +150,8 @@ Result<std::shared_ptr<ServedModel>> VersionLoader::load(const std::string& mode
   const int64_t context = s_.max_model_len > 0
                               ? std::min(s_.max_model_len, folder.config.max_position_embeddings)
                               : folder.config.max_position_embeddings;
-  log_info(id + ": KV cache " + std::to_string(owned->backend->n_kv_blocks()) + " blocks of " +
+  log_info(id + ": KV cache (" + std::string(dtype_name(kv_dtype)) + ") " +
+           std::to_string(owned->backend->n_kv_blocks()) + " blocks of " +
            std::to_string(owned->backend->block_size()) + " tokens = " + std::to_string(tokens) +
            " tokens; max concurrent sequences at full context: " +
            std::to_string(tokens / std::max<int64_t>(1, context)));

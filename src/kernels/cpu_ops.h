@@ -46,12 +46,18 @@ void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n_t
 void silu_mul(const float* gate, const float* up, int64_t n_tokens, int64_t n, int64_t in_stride,
               int64_t out_stride, float* out, ThreadPool& pool);
 
+// A bf16 cache stores each value rounded to nearest (ties to even).
 void kv_store(const KvLayerView& kv, const float* k, const float* v, const int32_t* slot_mapping,
               int64_t n_tokens);
+void kv_store(const KvLayerViewBf16& kv, const float* k, const float* v,
+              const int32_t* slot_mapping, int64_t n_tokens);
 
 // Online-softmax attention over the paged cache; each K/V row is read once for
-// all the query heads of its GQA group.
+// all the query heads of its GQA group. A bf16 cache is widened to f32 as it
+// is read: the result is the f32 cache's with the stored values.
 void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch& batch,
+                     int64_t n_heads, float scale, float* out, ThreadPool& pool);
+void paged_attention(const float* q, const KvLayerViewBf16& kv, const AttentionBatch& batch,
                      int64_t n_heads, float scale, float* out, ThreadPool& pool);
 
 // Low-level dot products of one weight row with one activation row (f32 accumulation).

@@ -89,15 +89,19 @@ int64_t matrix_bytes(const MatrixView& m);
 float matrix_at(const MatrixView& m, int64_t r, int64_t c);
 
 // The geometry of a paged KV cache for one layer:
-// k, v: [n_blocks, block_size, n_kv_heads, head_dim] f32.
-struct KvLayerView {
-  float* k = nullptr;
-  float* v = nullptr;
+// k, v: [n_blocks, block_size, n_kv_heads, head_dim] of T: f32, or bf16
+// (uint16_t, the top half of an f32) for half the bytes.
+template <typename T>
+struct KvLayerViewOf {
+  T* k = nullptr;
+  T* v = nullptr;
   int32_t n_blocks = 0;
   int32_t block_size = 0;
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
 };
+using KvLayerView = KvLayerViewOf<float>;
+using KvLayerViewBf16 = KvLayerViewOf<uint16_t>;
 
 // Which tokens of a batch belong to which sequence, and where each sequence's
 // KV lives. Tokens of sequence s are [query_start[s], query_start[s+1]).

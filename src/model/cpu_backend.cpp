@@ -12,8 +12,14 @@ namespace r1 {
 
 namespace kc = kernels::cpu;
 
-int64_t CpuBackend::kv_bytes_per_token(const ModelConfig& c) {
-  return 2 * c.n_layers * c.n_kv_heads * c.head_dim * static_cast<int64_t>(sizeof(float));
+int64_t CpuBackend::kv_bytes_per_token(const ModelConfig& c, DType kv_dtype) {
+  return 2 * c.n_layers * c.n_kv_heads * c.head_dim * static_cast<int64_t>(dtype_size(kv_dtype));
+}
+
+DType CpuBackend::auto_kv_dtype(const WeightFiles& files, const WeightPrecision& precision) {
+  if (precision.layers) return *precision.layers == DType::kF32 ? DType::kF32 : DType::kBF16;
+  const TensorInfo* q = files.find("model.layers.0.self_attn.q_proj.weight");
+  return q != nullptr && q->dtype == DType::kF32 ? DType::kF32 : DType::kBF16;
 }
 
 Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config,
@@ -22,6 +28,11 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config
                                                        const CpuBackendOptions& options) {
   if (options.block_size <= 0) return invalid_argument("block size must be positive");
   if (options.n_kv_blocks <= 0) return invalid_argument("the KV cache needs at least one block");
+  const DType kv_dtype = options.kv_dtype.value_or(auto_kv_dtype(*files, options.precision));
+  if (kv_dtype != DType::kBF16 && kv_dtype != DType::kF32) {
+    return invalid_argument("the KV cache holds bf16 or f32, not " +
+                            std::string(dtype_name(kv_dtype)));
+  }
   // Slot ids (block * block_size + offset) are int32 throughout the engine.
   if (static_cast<int64_t>(options.n_kv_blocks) * options.block_size > INT32_MAX) {
     return out_of_range("a KV cache of " + std::to_string(options.n_kv_blocks) + " blocks of " +
@@ -35,10 +46,10 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config
   ArchSpec spec = arch_spec(config);
   R1_ASSIGN_OR_RETURN(ModelWeights weights, bind_weights(config, spec.qkv_bias, *files,
                                                          options.precision, options.n_threads));
-  const int64_t cache_floats = static_cast<int64_t>(options.n_kv_blocks) * options.block_size *
-                               config.n_kv_heads * config.head_dim;
+  const int64_t cache_elems = static_cast<int64_t>(options.n_kv_blocks) * options.block_size *
+                              config.n_kv_heads * config.head_dim;
   const int64_t cache_bytes =
-      2 * config.n_layers * cache_floats * static_cast<int64_t>(sizeof(float));
+      2 * config.n_layers * cache_elems * static_cast<int64_t>(dtype_size(kv_dtype));
   if (cache_bytes > (int64_t{1} << 40)) {
     return resource_exhausted("KV cache of " + std::to_string(cache_bytes) + " bytes requested");
   }
@@ -46,11 +57,19 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config
       config, std::move(files), std::move(weights), std::move(spec), n_valid_vocab, options));
   R1_RETURN_IF_ERROR(convert_weights(backend->weights_, options.precision, backend->pool_));
   try {
-    backend->k_cache_.resize(static_cast<size_t>(config.n_layers));
-    backend->v_cache_.resize(static_cast<size_t>(config.n_layers));
-    for (int64_t l = 0; l < config.n_layers; ++l) {
-      backend->k_cache_[l].resize(static_cast<size_t>(cache_floats));
-      backend->v_cache_[l].resize(static_cast<size_t>(cache_floats));
+    auto allocate = [&](auto& k, auto& v) {
+      k.resize(static_cast<size_t>(config.n_layers));
+      v.resize(static_cast<size_t>(config.n_layers));
+      for (int64_t l = 0; l < config.n_layers; ++l) {
+        k[l].resize(static_cast<size_t>(cache_elems));
+        v[l].resize(static_cast<size_t>(cache_elems));
+      }
+    };
+    backend->kv_dtype_ = kv_dtype;
+    if (kv_dtype == DType::kBF16) {
+      allocate(backend->k_cache16_, backend->v_cache16_);
+    } else {
+      allocate(backend->k_cache_, backend->v_cache_);
     }
   } catch (const std::bad_alloc&) {
     return resource_exhausted("cannot allocate a KV cache of " + std::to_string(cache_bytes) +
@@ -120,13 +139,15 @@ void CpuBackend::qkv(int64_t layer) {
   kc::matmul_multi(h_.data(), n_tokens_, qkv, pool_);
 }
 
-kernels::KvLayerView CpuBackend::kv_layer(int64_t layer) {
-  return kernels::KvLayerView{k_cache_[layer].data(),
-                              v_cache_[layer].data(),
-                              options_.n_kv_blocks,
-                              options_.block_size,
-                              static_cast<int32_t>(config_.n_kv_heads),
-                              static_cast<int32_t>(config_.head_dim)};
+template <typename T>
+kernels::KvLayerViewOf<T> CpuBackend::kv_layer(int64_t layer, std::vector<AlignedBuffer<T>>& k,
+                                               std::vector<AlignedBuffer<T>>& v) {
+  return kernels::KvLayerViewOf<T>{k[layer].data(),
+                                   v[layer].data(),
+                                   options_.n_kv_blocks,
+                                   options_.block_size,
+                                   static_cast<int32_t>(config_.n_kv_heads),
+                                   static_cast<int32_t>(config_.head_dim)};
 }
 
 void CpuBackend::rope_store(int64_t layer, const ForwardBatch& batch) {
@@ -135,14 +156,26 @@ void CpuBackend::rope_store(int64_t layer, const ForwardBatch& batch) {
            c.head_dim, pool_);
   kc::rope(k_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n_tokens_, c.n_kv_heads,
            c.head_dim, pool_);
-  kc::kv_store(kv_layer(layer), k_.data(), v_.data(), batch.slot_mapping.data(), n_tokens_);
+  if (kv_dtype_ == DType::kBF16) {
+    kc::kv_store(kv_layer(layer, k_cache16_, v_cache16_), k_.data(), v_.data(),
+                 batch.slot_mapping.data(), n_tokens_);
+  } else {
+    kc::kv_store(kv_layer(layer, k_cache_, v_cache_), k_.data(), v_.data(),
+                 batch.slot_mapping.data(), n_tokens_);
+  }
 }
 
 void CpuBackend::attention(int64_t layer, const ForwardBatch& batch) {
   kernels::AttentionBatch ab{batch.n_seqs(), batch.query_start.data(), batch.positions.data(),
                              batch.block_tables.data(), batch.max_blocks_per_seq};
   const float scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
-  kc::paged_attention(q_.data(), kv_layer(layer), ab, config_.n_heads, scale, attn_.data(), pool_);
+  if (kv_dtype_ == DType::kBF16) {
+    kc::paged_attention(q_.data(), kv_layer(layer, k_cache16_, v_cache16_), ab, config_.n_heads,
+                        scale, attn_.data(), pool_);
+  } else {
+    kc::paged_attention(q_.data(), kv_layer(layer, k_cache_, v_cache_), ab, config_.n_heads, scale,
+                        attn_.data(), pool_);
+  }
 }
 
 void CpuBackend::o_proj(int64_t layer) {
@@ -201,7 +234,7 @@ int64_t CpuBackend::bytes(StepOp op, int64_t layer, const ForwardBatch& batch) c
 // Each sequence reads its K/V up to its last position once per layer (all
 // query heads of a group share the read), summed over layers.
 int64_t CpuBackend::kv_bytes_read(const ForwardBatch& batch) const {
-  return attended_positions(batch) * kv_bytes_per_token(config_);
+  return attended_positions(batch) * kv_bytes_per_token(config_, kv_dtype_);
 }
 
 Status CpuBackend::step(const ForwardBatch& batch, std::span<const RowRequest> rows,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 
 #include "core/aligned_buffer.h"
@@ -19,6 +20,9 @@ struct CpuBackendOptions {
   int32_t n_kv_blocks = 0;    // KV cache size in blocks
   int32_t block_size = 16;    // tokens per block
   WeightPrecision precision;  // conversions at load; default: the file's dtypes
+  // The KV cache's element type: bf16 (half the bytes attention reads at
+  // long contexts, as the GPU backend's) or f32; unset: auto_kv_dtype().
+  std::optional<DType> kv_dtype;
 };
 
 class CpuBackend final : public Backend, private DecoderOps {
@@ -40,7 +44,11 @@ class CpuBackend final : public Backend, private DecoderOps {
   void set_profile(StepProfile* profile) override { profile_ = profile; }
 
   // Bytes of KV cache per token (all layers, K and V).
-  static int64_t kv_bytes_per_token(const ModelConfig& config);
+  static int64_t kv_bytes_per_token(const ModelConfig& config, DType kv_dtype);
+  // The KV cache's dtype when none is asked for, as vLLM's "auto": f32 for
+  // layers computed from f32 weights (converted, or the file's), else bf16.
+  static DType auto_kv_dtype(const WeightFiles& files, const WeightPrecision& precision);
+  DType kv_dtype() const { return kv_dtype_; }
 
  private:
   CpuBackend(const ModelConfig& config, std::shared_ptr<const WeightFiles> files,
@@ -50,7 +58,9 @@ class CpuBackend final : public Backend, private DecoderOps {
   // (padding ids at -inf).
   void forward(const ForwardBatch& batch);
   void ensure_scratch(int64_t n_tokens, int64_t n_logit_rows);
-  kernels::KvLayerView kv_layer(int64_t layer);
+  template <typename T>
+  kernels::KvLayerViewOf<T> kv_layer(int64_t layer, std::vector<AlignedBuffer<T>>& k,
+                                     std::vector<AlignedBuffer<T>>& v);
 
   // DecoderOps, over the activations below.
   void embed(const ForwardBatch& batch) override;
@@ -74,10 +84,13 @@ class CpuBackend final : public Backend, private DecoderOps {
   ArchSpec spec_;
   int32_t n_valid_vocab_;
   CpuBackendOptions options_;
+  DType kv_dtype_;
   ThreadPool pool_;
   StepProfile* profile_ = nullptr;
-  // KV cache, per layer: [n_blocks, block_size, n_kv_heads, head_dim] f32.
+  // KV cache, per layer: [n_blocks, block_size, n_kv_heads, head_dim] of
+  // options_.kv_dtype (one of the two pairs is allocated).
   std::vector<AlignedBuffer<float>> k_cache_, v_cache_;
+  std::vector<AlignedBuffer<uint16_t>> k_cache16_, v_cache16_;
   // Activations for up to scratch_tokens_ tokens (grown on demand, reused).
   int64_t scratch_tokens_ = 0;
   int64_t n_tokens_ = 0;       // of the step being run

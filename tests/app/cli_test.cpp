@@ -313,6 +313,27 @@ TEST_F(CliTest, OfflineBenchBatchesAgainstOneSequenceAndThePeak) {
   }
 }
 
+// --kv-cache-dtype takes auto, bf16 or f32 (a GPU's cache is bf16 only),
+// and the flag reaches the cache: the scores of a bf16 and an f32 cache
+// differ by the rounding of K and V (numerics_test checks each against the
+// oracle).
+TEST_F(CliTest, KvCacheDtypeIsCheckedAndBothRun) {
+  const std::string m = model().string();
+  for (const std::string& args :
+       {"generate --model " + m + " --ids 1,2 --kv-cache-dtype f16",
+        "score --model " + m + " --ids 1,2 --kv-cache-dtype int8",
+        "generate --model " + m + " --ids 1,2 --device cuda --kv-cache-dtype f32"}) {
+    CliRun r = r1serve(args);
+    EXPECT_EQ(r.status, 1) << args << "\nstderr: " << r.err;
+    EXPECT_NE(r.err.find("--kv-cache-dtype"), std::string::npos) << args << "\n" << r.err;
+  }
+  CliRun f32 = r1serve("score --model " + m + " --ids 1,2,3,4 --top 1 --kv-cache-dtype f32");
+  CliRun bf16 = r1serve("score --model " + m + " --ids 1,2,3,4 --top 1 --kv-cache-dtype bf16");
+  ASSERT_EQ(f32.status, 0) << f32.err;
+  ASSERT_EQ(bf16.status, 0) << bf16.err;
+  EXPECT_NE(f32.out, bf16.out) << "the two caches gave identical scores";
+}
+
 TEST_F(CliTest, AuditVerifyReportsTheFirstBrokenRecord) {
   const fs::path log = fs::current_path() / ("audit-" + std::to_string(getpid()) + ".jsonl");
   // Two records chained by hand the way the server writes them: the hash is

@@ -635,9 +635,11 @@ def test_a_user_message_cannot_forge_role_markers_tokenize_and_prompt_token_coun
 
 def test_a_tiny_kv_cache_forces_preemption_every_request_finishes_with_the_same_output(
         server, model_dir):
-    # 20 blocks of 16 tokens (512 bytes of KV per token for the tiny model).
-    with start_server(model_dir, ["--kv-cache-bytes", str(20 * 16 * 512),
+    # 20 blocks of 16 tokens (256 bytes of bf16 KV per token for the tiny
+    # model: 2 layers x 2 kv heads x 16 dims x K and V x 2 bytes).
+    with start_server(model_dir, ["--kv-cache-bytes", str(20 * 16 * 256),
                                   "--max-model-len", "512"]) as small:
+        assert "KV cache (bf16) 20 blocks of 16 tokens" in small.stderr(), small.stderr()
         prompts = [f"Preempt me {i} {'and again ' * i}" for i in range(8)]
         with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
             together = list(pool.map(lambda p: small.client.chat.completions.create(

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernel_test_util.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
@@ -131,11 +132,29 @@ TEST_P(CpuOpsTest, PagedAttentionMatchesReferenceOnMixedBatch) {
     std::vector<float> want(q.size()), got(q.size());
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     reference::paged_attention(q.data(), kv, batch, n_heads, scale, want.data());
+    // A bf16 cache of the same values: its answer is the reference's over
+    // the values it stores (each rounded to the nearest bf16).
+    std::vector<uint16_t> kb(k.size()), vb(v.size());
+    std::vector<float> kr(k.size()), vr(v.size());
+    for (size_t i = 0; i < k.size(); ++i) {
+      kb[i] = f32_to_bf16(k[i]);
+      vb[i] = f32_to_bf16(v[i]);
+      kr[i] = bf16_to_f32(kb[i]);
+      vr[i] = bf16_to_f32(vb[i]);
+    }
+    const KvLayerViewBf16 kv16{kb.data(), vb.data(), n_blocks, block_size, n_kv, d};
+    std::vector<float> want16(q.size());
+    reference::paged_attention(q.data(), {kr.data(), vr.data(), n_blocks, block_size, n_kv, d},
+                               batch, n_heads, scale, want16.data());
     // Copies: clang before 16 cannot capture structured bindings.
     testing::for_each_isa([&, n_heads = n_heads, d = d](const std::string& isa) {
       std::fill(got.begin(), got.end(), NAN);
       cpu::paged_attention(q.data(), kv, batch, n_heads, scale, got.data(), pool_);
       expect_close(got, want, 2e-6f, 1e-5f, "paged_attention " + isa + " d " + std::to_string(d));
+      std::fill(got.begin(), got.end(), NAN);
+      cpu::paged_attention(q.data(), kv16, batch, n_heads, scale, got.data(), pool_);
+      expect_close(got, want16, 2e-6f, 1e-5f,
+                   "paged_attention bf16 " + isa + " d " + std::to_string(d));
     });
   }
 }
@@ -152,10 +171,19 @@ TEST_P(CpuOpsTest, PagedAttentionPropagatesANanInTheCache) {
   AttentionBatch batch{1, qs.data(), pos.data(), tables.data(), 2};
   auto q = random_floats(static_cast<size_t>(n_heads * d), 73, -2.f, 2.f);
   std::vector<float> got(q.size());
+  std::vector<uint16_t> kb(k.size()), vb(v.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    kb[i] = f32_to_bf16(k[i]);
+    vb[i] = f32_to_bf16(v[i]);
+  }
+  const KvLayerViewBf16 kv16{kb.data(), vb.data(), n_blocks, block_size, n_kv, d};
   testing::for_each_isa([&](const std::string& isa) {
     std::fill(got.begin(), got.end(), 0.0f);
     cpu::paged_attention(q.data(), kv, batch, n_heads, 0.1f, got.data(), pool_);
     for (float f : got) ASSERT_TRUE(std::isnan(f)) << isa;
+    std::fill(got.begin(), got.end(), 0.0f);
+    cpu::paged_attention(q.data(), kv16, batch, n_heads, 0.1f, got.data(), pool_);
+    for (float f : got) ASSERT_TRUE(std::isnan(f)) << "bf16 " << isa;
   });
 }
 
@@ -172,6 +200,14 @@ TEST_P(CpuOpsTest, KvStoreWritesSlots) {
   expect_close(k2, k1, 0, 0, "k");
   expect_close(v2, v1, 0, 0, "v");
   EXPECT_EQ(k1[11 * n_kv * d + 3], k[3]);
+  // A bf16 cache: the same slots, each value rounded to nearest even.
+  std::vector<uint16_t> kb(k1.size(), 0), vb(k1.size(), 0);
+  cpu::kv_store(KvLayerViewBf16{kb.data(), vb.data(), n_blocks, block_size, n_kv, d}, k.data(),
+                v.data(), slots.data(), 3);
+  for (size_t i = 0; i < k1.size(); ++i) {
+    ASSERT_EQ(kb[i], f32_to_bf16(k1[i])) << i;
+    ASSERT_EQ(vb[i], f32_to_bf16(v1[i])) << i;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, CpuOpsTest, ::testing::Values(1, 2, 3));

@@ -299,7 +299,13 @@ def linear(x, w, b=None):
 
 
 # Quantisation settings (set by main); None = the weights as stored.
-QUANT = {"layers": None, "lm_head": None, "group": 0, "act": False}
+QUANT = {"layers": None, "lm_head": None, "group": 0, "act": False, "kv_bf16": False}
+
+
+def to_bf16(x):
+    """x as a bf16 KV cache stores it: rounded to float32, then to the
+    nearest bf16 (ties to even), back in the working precision."""
+    return x.to(torch.float32).to(torch.bfloat16).to(DTYPE)
 
 
 def _pad32(w):
@@ -419,6 +425,8 @@ def final_hidden(cfg, ckpt, ids):
         v = v.view(t, nkv, D).transpose(0, 1)
         q = apply_rope(q, cos, sin)
         k = apply_rope(k, cos, sin)
+        if QUANT["kv_bf16"]:
+            k, v = to_bf16(k), to_bf16(v)
         o = causal_attention(q, k, v, scale)
         o = o.transpose(0, 1).reshape(t, nh * D)
         x = x + qlinear(o, g(a + "o_proj.weight", [H, nh * D]), bias(a + "o_proj.bias", [H], cfg.o_bias), kind=QUANT["layers"])
@@ -528,6 +536,8 @@ def main(argv=None):
                     help="columns per int8 scale, 0 = one per output channel")
     ap.add_argument("--act-quant", action="store_true",
                     help="quantise the inputs of quantised products as the kernels do")
+    ap.add_argument("--kv-bf16", action="store_true",
+                    help="round K (after RoPE) and V to bf16, as r1serve's bf16 KV cache stores them")
     ap.add_argument("--sequences", action="store_true",
                     help="--ids-file holds one sequence per line, each run on its own")
     args = ap.parse_args(argv)
@@ -538,6 +548,7 @@ def main(argv=None):
     QUANT["lm_head"] = None if head == "none" else head
     QUANT["group"] = args.int8_group
     QUANT["act"] = args.act_quant
+    QUANT["kv_bf16"] = args.kv_bf16
     if args.sequences:
         # One independent sequence per line; the positions of all of them,
         # sequence after sequence, in one output.

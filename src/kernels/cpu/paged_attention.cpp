@@ -6,13 +6,18 @@
 // chunk's V rows are read once and added into every head's accumulator.
 // The vector bodies (AVX-512, AVX2, scalar) are picked per call from
 // active_isa(); a token's result depends only on its own context, not on
-// the batch around it or the thread that computes it.
+// the batch around it or the thread that computes it. The cache holds f32
+// or bf16 (half the bytes to read at long contexts); every body is a
+// template over the element type, and a bf16 row is widened to f32 as it
+// is loaded, so both compute the same arithmetic on the stored values.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/dtype.h"
+#include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/avx512_util.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu_ops.h"
@@ -31,11 +36,43 @@ int32_t seq_of_token(const AttentionBatch& batch, int32_t t) {
 
 // scores[g * kChunk + i] = scale * (q_g . k_i) for the chunk's n rows
 // (q_g = q0 + g * d).
-using ScoreFn = void (*)(const float* q0, int64_t group, int64_t d, const float* const* k, int n,
+template <typename T>
+using ScoreFn = void (*)(const float* q0, int64_t group, int64_t d, const T* const* k, int n,
                          float scale, float* scores);
 // acc_g += sum over i of w[g * kChunk + i] * v_i (acc_g = acc + g * d).
-using AccumulateFn = void (*)(float* acc, int64_t group, int64_t d, const float* const* v, int n,
+template <typename T>
+using AccumulateFn = void (*)(float* acc, int64_t group, int64_t d, const T* const* v, int n,
                               const float* w);
+
+// A cache element as f32; 8 and 16 of them from a row.
+inline float to_f32(float x) {
+  return x;
+}
+inline float to_f32(uint16_t x) {
+  return bf16_to_f32(x);
+}
+__attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+__attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* p) {
+  return widen_bf16x8(p);
+}
+#define R1_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+R1_AVX512 inline __m512 load16(const float* p) {
+  return _mm512_loadu_ps(p);
+}
+R1_AVX512 inline __m512 load16(const uint16_t* p) {
+  const __m512i wide =
+      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+R1_AVX512 inline __m512 load16(__mmask16 m, const float* p) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+R1_AVX512 inline __m512 load16(__mmask16 m, const uint16_t* p) {
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
 
 // v[i] = exp(v[i] - m) for i < n; returns their sum.
 using ExpFn = float (*)(float* v, int n, float m);
@@ -51,18 +88,28 @@ float exp_shifted(float* v, int n, float m) {
 
 // The scalar and AVX2 paths: dot_f32 per (head, position), which takes the
 // active ISA's body.
-void scores_dot(const float* q0, int64_t group, int64_t d, const float* const* k, int n,
-                float scale, float* scores) {
+// (bf16 rows: dot_bf16, the same loop over widened values.)
+inline float dot_row(const float* q, const float* k, int64_t d) {
+  return dot_f32(q, k, d);
+}
+inline float dot_row(const float* q, const uint16_t* k, int64_t d) {
+  return dot_bf16(k, q, d);
+}
+
+template <typename T>
+void scores_dot(const float* q0, int64_t group, int64_t d, const T* const* k, int n, float scale,
+                float* scores) {
   for (int64_t g = 0; g < group; ++g) {
-    for (int i = 0; i < n; ++i) scores[g * kChunk + i] = dot_f32(q0 + g * d, k[i], d) * scale;
+    for (int i = 0; i < n; ++i) scores[g * kChunk + i] = dot_row(q0 + g * d, k[i], d) * scale;
   }
 }
 
-void accumulate_scalar(float* acc, int64_t group, int64_t d, const float* const* v, int n,
+template <typename T>
+void accumulate_scalar(float* acc, int64_t group, int64_t d, const T* const* v, int n,
                        const float* w) {
   for (int64_t g = 0; g < group; ++g) {
     for (int i = 0; i < n; ++i) {
-      for (int64_t j = 0; j < d; ++j) acc[g * d + j] += w[g * kChunk + i] * v[i][j];
+      for (int64_t j = 0; j < d; ++j) acc[g * d + j] += w[g * kChunk + i] * to_f32(v[i][j]);
     }
   }
 }
@@ -72,11 +119,10 @@ void accumulate_scalar(float* acc, int64_t group, int64_t d, const float* const*
 // broadcasts and C loads feed H * C FMAs. (One 8-column vector at a time
 // took a load and a broadcast per FMA, so the load ports set the pace.)
 // Each accumulator element sees the same FMAs in the same order either way.
-template <int H, int C>
+template <int H, int C, typename T>
 __attribute__((target("avx2,fma"))) inline void accumulate_tile_avx2(float* acc, int64_t d,
-                                                                     int64_t j,
-                                                                     const float* const* v, int n,
-                                                                     const float* w) {
+                                                                     int64_t j, const T* const* v,
+                                                                     int n, const float* w) {
   __m256 s[H][C];
   for (int h = 0; h < H; ++h) {
     for (int c = 0; c < C; ++c) s[h][c] = _mm256_loadu_ps(acc + h * d + j + 8 * c);
@@ -85,7 +131,7 @@ __attribute__((target("avx2,fma"))) inline void accumulate_tile_avx2(float* acc,
     __m256 wi[H];
     for (int h = 0; h < H; ++h) wi[h] = _mm256_broadcast_ss(w + h * kChunk + i);
     for (int c = 0; c < C; ++c) {
-      const __m256 vc = _mm256_loadu_ps(v[i] + j + 8 * c);
+      const __m256 vc = load8(v[i] + j + 8 * c);
       for (int h = 0; h < H; ++h) s[h][c] = _mm256_fmadd_ps(wi[h], vc, s[h][c]);
     }
   }
@@ -94,9 +140,9 @@ __attribute__((target("avx2,fma"))) inline void accumulate_tile_avx2(float* acc,
   }
 }
 
+template <typename T>
 __attribute__((target("avx2,fma"))) void accumulate_avx2(float* acc, int64_t group, int64_t d,
-                                                         const float* const* v, int n,
-                                                         const float* w) {
+                                                         const T* const* v, int n, const float* w) {
   const int64_t d32 = d / 32 * 32;
   int64_t g = 0;
   for (; g + 2 <= group; g += 2) {
@@ -114,7 +160,7 @@ __attribute__((target("avx2,fma"))) void accumulate_avx2(float* acc, int64_t gro
     const float* wg = w + g * kChunk;
     for (int64_t j = d32; j + 8 <= d; j += 8) accumulate_tile_avx2<1, 1>(a, d, j, v, n, wg);
     for (int64_t j = d / 8 * 8; j < d; ++j) {
-      for (int i = 0; i < n; ++i) a[j] += wg[i] * v[i][j];
+      for (int i = 0; i < n; ++i) a[j] += wg[i] * to_f32(v[i][j]);
     }
   }
 }
@@ -130,17 +176,18 @@ __attribute__((target("avx2,fma"))) inline __m128 sum4_avx2(__m256 a0, __m256 a1
 
 // q . k over d columns as 8 lanes of partial sums; the columns past a
 // multiple of 8 are added into lane 0.
-__attribute__((target("avx2,fma"))) inline __m256 dot_lanes_avx2(const float* q, const float* k,
+template <typename T>
+__attribute__((target("avx2,fma"))) inline __m256 dot_lanes_avx2(const float* q, const T* k,
                                                                  int64_t d) {
   __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
   int64_t j = 0;
   for (; j + 16 <= d; j += 16) {
-    a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k + j), a);
-    b = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), _mm256_loadu_ps(k + j + 8), b);
+    a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8(k + j), a);
+    b = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), load8(k + j + 8), b);
   }
-  for (; j + 8 <= d; j += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k + j), a);
+  for (; j + 8 <= d; j += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8(k + j), a);
   float tail = 0.0f;
-  for (; j < d; ++j) tail += q[j] * k[j];
+  for (; j < d; ++j) tail += q[j] * to_f32(k[j]);
   return _mm256_add_ps(_mm256_add_ps(a, b), _mm256_setr_ps(tail, 0, 0, 0, 0, 0, 0, 0));
 }
 
@@ -149,8 +196,9 @@ __attribute__((target("avx2,fma"))) inline __m256 dot_lanes_avx2(const float* q,
 // multiple of 16 the four dot products also share each load of q (ten
 // loads per eight FMAs, not sixteen), with dot_lanes_avx2's arithmetic
 // per position.
+template <typename T>
 __attribute__((target("avx2,fma"))) void scores_avx2(const float* q0, int64_t group, int64_t d,
-                                                     const float* const* k, int n, float scale,
+                                                     const T* const* k, int n, float scale,
                                                      float* scores) {
   const __m128 sc = _mm_set1_ps(scale);
   for (int64_t g = 0; g < group; ++g) {
@@ -164,8 +212,8 @@ __attribute__((target("avx2,fma"))) void scores_avx2(const float* q0, int64_t gr
         for (int64_t j = 0; j < d; j += 16) {
           const __m256 qa = _mm256_loadu_ps(q + j), qb = _mm256_loadu_ps(q + j + 8);
           for (int p = 0; p < 4; ++p) {
-            a[p] = _mm256_fmadd_ps(qa, _mm256_loadu_ps(k[i + p] + j), a[p]);
-            b[p] = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k[i + p] + j + 8), b[p]);
+            a[p] = _mm256_fmadd_ps(qa, load8(k[i + p] + j), a[p]);
+            b[p] = _mm256_fmadd_ps(qb, load8(k[i + p] + j + 8), b[p]);
           }
         }
         // dot_lanes_avx2 adds a zero tail into lane 0 here: x + 0 is x.
@@ -230,18 +278,18 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* v, int n, floa
 }
 
 // q . k over d columns, 16 lanes of partial sums (the lanes past d: 0).
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline __m512 dot_lanes(
-    const float* q, const float* k, int64_t d) {
+template <typename T>
+R1_AVX512 inline __m512 dot_lanes(const float* q, const T* k, int64_t d) {
   __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
   int64_t j = 0;
   for (; j + 32 <= d; j += 32) {
-    a = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_loadu_ps(k + j), a);
-    b = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16), _mm512_loadu_ps(k + j + 16), b);
+    a = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), load16(k + j), a);
+    b = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16), load16(k + j + 16), b);
   }
   for (; j < d; j += 16) {
     const __mmask16 m =
         d - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (d - j)) - 1);
-    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j), _mm512_maskz_loadu_ps(m, k + j), a);
+    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j), load16(m, k + j), a);
   }
   return _mm512_add_ps(a, b);
 }
@@ -262,9 +310,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline __m128 sum4
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void scores_avx512(
-    const float* q0, int64_t group, int64_t d, const float* const* k, int n, float scale,
-    float* scores) {
+template <typename T>
+R1_AVX512 void scores_avx512(const float* q0, int64_t group, int64_t d, const T* const* k, int n,
+                             float scale, float* scores) {
   const __m128 sc = _mm_set1_ps(scale);
   if (d == 128) {
     // The head's query stays in eight registers while the chunk's K rows
@@ -272,13 +320,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void scores_avx512
     for (int64_t g = 0; g < group; ++g) {
       __m512 qv[8];
       for (int c = 0; c < 8; ++c) qv[c] = _mm512_loadu_ps(q0 + g * d + 16 * c);
-      auto dot128 = [&](const float* k)
-          __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) {
-        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
-        __m512 b = _mm512_mul_ps(qv[1], _mm512_loadu_ps(k + 16));
+      auto dot128 = [&](const T* k) R1_AVX512 {
+        __m512 a = _mm512_mul_ps(qv[0], load16(k));
+        __m512 b = _mm512_mul_ps(qv[1], load16(k + 16));
         for (int c = 2; c < 8; c += 2) {
-          a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k + 16 * c), a);
-          b = _mm512_fmadd_ps(qv[c + 1], _mm512_loadu_ps(k + 16 * c + 16), b);
+          a = _mm512_fmadd_ps(qv[c], load16(k + 16 * c), a);
+          b = _mm512_fmadd_ps(qv[c + 1], load16(k + 16 * c + 16), b);
         }
         return _mm512_add_ps(a, b);
       };
@@ -332,8 +379,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) float exp_shifted_
   return _mm512_reduce_add_ps(e);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void accumulate_avx512(
-    float* acc, int64_t group, int64_t d, const float* const* v, int n, const float* w) {
+template <typename T>
+R1_AVX512 void accumulate_avx512(float* acc, int64_t group, int64_t d, const T* const* v, int n,
+                                 const float* w) {
   if (d == 128) {
     // Two heads' accumulators (16 registers) stay put while the chunk's V
     // rows pass: each V vector is loaded once for both, each weight
@@ -352,7 +400,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void accumulate_av
       for (int i = 0; i < n; ++i) {
         const __m512 x0 = _mm512_set1_ps(w0[i]), x1 = _mm512_set1_ps(w1[i]);
         for (int k = 0; k < 8; ++k) {
-          const __m512 vk = _mm512_loadu_ps(v[i] + 16 * k);
+          const __m512 vk = load16(v[i] + 16 * k);
           s0[k] = _mm512_fmadd_ps(x0, vk, s0[k]);
           s1[k] = _mm512_fmadd_ps(x1, vk, s1[k]);
         }
@@ -379,7 +427,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void accumulate_av
         for (int i = 0; i < n; ++i) {
           const __m512 wi = _mm512_set1_ps(wg[i]);
           for (int k = 0; k < 8; ++k) {
-            s[k] = _mm512_fmadd_ps(wi, _mm512_loadu_ps(v[i] + j + 16 * k), s[k]);
+            s[k] = _mm512_fmadd_ps(wi, load16(v[i] + j + 16 * k), s[k]);
           }
         }
         for (int k = 0; k < 8; ++k) _mm512_storeu_ps(a + 16 * k, s[k]);
@@ -395,33 +443,32 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void accumulate_av
           d - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (d - j)) - 1);
       __m512 s = _mm512_maskz_loadu_ps(m, a + j);
       for (int i = 0; i < n; ++i) {
-        s = _mm512_fmadd_ps(_mm512_set1_ps(wg[i]), _mm512_maskz_loadu_ps(m, v[i] + j), s);
+        s = _mm512_fmadd_ps(_mm512_set1_ps(wg[i]), load16(m, v[i] + j), s);
       }
       _mm512_mask_storeu_ps(a + j, m, s);
     }
   }
 }
 
-}  // namespace
-
-void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch& batch,
-                     int64_t n_heads, float scale, float* out, ThreadPool& pool) {
+template <typename T>
+void attention(const float* q, const KvLayerViewOf<T>& kv, const AttentionBatch& batch,
+               int64_t n_heads, float scale, float* out, ThreadPool& pool) {
   const int64_t d = kv.head_dim;
   const int64_t n_kv = kv.n_kv_heads;
   const int64_t group = n_heads / n_kv;
   const int64_t kv_row = n_kv * d;
   const int32_t n_tokens = batch.query_start[batch.n_seqs];
-  ScoreFn score_fn = scores_dot;
-  AccumulateFn accumulate_fn = accumulate_scalar;
+  ScoreFn<T> score_fn = scores_dot<T>;
+  AccumulateFn<T> accumulate_fn = accumulate_scalar<T>;
   ExpFn exp_fn = exp_shifted;
   if (active_isa() == Isa::kAvx512) {
-    score_fn = scores_avx512;
+    score_fn = scores_avx512<T>;
     exp_fn = exp_shifted_avx512;
-    accumulate_fn = accumulate_avx512;
+    accumulate_fn = accumulate_avx512<T>;
   } else if (active_isa() == Isa::kAvx2) {
-    score_fn = scores_avx2;
+    score_fn = scores_avx2<T>;
     exp_fn = exp_shifted_avx2;
-    accumulate_fn = accumulate_avx2;
+    accumulate_fn = accumulate_avx2<T>;
   }
   pool.parallel_for(
       static_cast<size_t>(n_tokens) * static_cast<size_t>(n_kv),
@@ -431,8 +478,8 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
         run_max.resize(static_cast<size_t>(group));
         run_sum.resize(static_cast<size_t>(group));
         scores.resize(static_cast<size_t>(group * kChunk));
-        const float* k_rows[kChunk];
-        const float* v_rows[kChunk];
+        const T* k_rows[kChunk];
+        const T* v_rows[kChunk];
         for (size_t item = begin; item < end; ++item) {
           const int32_t t = static_cast<int32_t>(item / static_cast<size_t>(n_kv));
           const int64_t kvh = static_cast<int64_t>(item % static_cast<size_t>(n_kv));
@@ -485,5 +532,19 @@ void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch
         }
       });
 }
+
+}  // namespace
+
+void paged_attention(const float* q, const KvLayerView& kv, const AttentionBatch& batch,
+                     int64_t n_heads, float scale, float* out, ThreadPool& pool) {
+  attention(q, kv, batch, n_heads, scale, out, pool);
+}
+
+void paged_attention(const float* q, const KvLayerViewBf16& kv, const AttentionBatch& batch,
+                     int64_t n_heads, float scale, float* out, ThreadPool& pool) {
+  attention(q, kv, batch, n_heads, scale, out, pool);
+}
+
+#undef R1_AVX512
 
 }  // namespace r1::kernels::cpu
