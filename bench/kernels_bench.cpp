@@ -114,22 +114,30 @@ void hot_decode_int4(benchmark::State& s) {
   run(s, DType::kQ4, 1, kHotRows);
 }
 
+float from_f32(float x, float) {
+  return x;
+}
+uint16_t from_f32(float x, uint16_t) {
+  return f32_to_bf16(x);
+}
+
 // Decode attention for one token over every layer of the 1.5b shape (28
 // layers, 12 query heads, 2 kv heads, head size 128, f32 KV cache in blocks
 // of 16) at a context of state.range(0) positions, 2 threads; reports the KV
 // bytes read per second (28 MB per token at 512 positions, 229 MB at 4096).
-void decode_attention(benchmark::State& state) {
+template <typename T>
+void decode_attention_of(benchmark::State& state) {
   constexpr int64_t kLayers = 28, kHeads = 12, kKv = 2, kDim = 128, kBlock = 16;
   const int64_t ctx = state.range(0);
   const int32_t n_blocks = static_cast<int32_t>((ctx + kBlock - 1) / kBlock);
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  std::vector<std::vector<float>> k(kLayers), v(kLayers);
+  std::vector<std::vector<T>> k(kLayers), v(kLayers);
   for (int64_t l = 0; l < kLayers; ++l) {
     k[l].resize(static_cast<size_t>(n_blocks * kBlock * kKv * kDim));
     v[l].resize(k[l].size());
-    for (auto& f : k[l]) f = d(rng);
-    for (auto& f : v[l]) f = d(rng);
+    for (auto& f : k[l]) f = from_f32(d(rng), T{});
+    for (auto& f : v[l]) f = from_f32(d(rng), T{});
   }
   std::vector<float> q(kHeads * kDim), out(q.size());
   for (auto& f : q) f = d(rng);
@@ -141,13 +149,21 @@ void decode_attention(benchmark::State& state) {
   ThreadPool pool(2);
   for (auto _ : state) {
     for (int64_t l = 0; l < kLayers; ++l) {
-      const KvLayerView kv{k[l].data(), v[l].data(), n_blocks, kBlock, kKv, kDim};
+      const KvLayerViewOf<T> kv{k[l].data(), v[l].data(), n_blocks, kBlock, kKv, kDim};
       cpu::paged_attention(q.data(), kv, batch, kHeads, 0.088f, out.data(), pool);
     }
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetBytesProcessed(state.iterations() * kLayers * ctx * 2 * kKv * kDim * 4);
+  state.SetBytesProcessed(state.iterations() * kLayers * ctx * 2 * kKv * kDim *
+                          static_cast<int64_t>(sizeof(T)));
   state.SetLabel(std::string(cpu::isa_name(cpu::active_isa())));
+}
+
+void decode_attention(benchmark::State& state) {
+  decode_attention_of<float>(state);
+}
+void decode_attention_bf16(benchmark::State& state) {
+  decode_attention_of<uint16_t>(state);
 }
 
 // Prefill attention: one prompt of state.range(0) tokens attending
@@ -180,6 +196,7 @@ void prefill_attention(benchmark::State& state) {
 }
 
 BENCHMARK(decode_attention)->Arg(512)->Arg(4096)->UseRealTime();
+BENCHMARK(decode_attention_bf16)->Arg(512)->Arg(4096)->UseRealTime();
 BENCHMARK(prefill_attention)->Arg(512)->UseRealTime();
 BENCHMARK(decode_bf16)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(decode_int8)->Arg(1)->Arg(2)->UseRealTime();

@@ -46,7 +46,11 @@ void rope(float* x, const int32_t* positions, const float* inv_freq, int64_t n_t
 void silu_mul(const float* gate, const float* up, int64_t n_tokens, int64_t n, int64_t in_stride,
               int64_t out_stride, float* out, ThreadPool& pool);
 
-// A bf16 cache stores each value rounded to nearest (ties to even).
+// The CPU cache's own layout: V as KvLayerView says, K transposed within a
+// block, [n_blocks, n_kv_heads, head_dim, block_size] (a head's scores over
+// a block are then vectors of FMAs). Only kv_store writes it and only
+// paged_attention reads it. A bf16 cache stores each value rounded to
+// nearest (ties to even).
 void kv_store(const KvLayerView& kv, const float* k, const float* v, const int32_t* slot_mapping,
               int64_t n_tokens);
 void kv_store(const KvLayerViewBf16& kv, const float* k, const float* v,

@@ -199,7 +199,8 @@ TEST_F(CliTest, OfflineBenchProfileCoversTheStepAndItsWeightBytes) {
   const int64_t kv_row =
       2 * cfg.at("num_hidden_layers").get<int64_t>() *
       cfg.at("num_key_value_heads").get<int64_t>() *
-      (cfg.at("hidden_size").get<int64_t>() / cfg.at("num_attention_heads").get<int64_t>()) * 4;
+      (cfg.at("hidden_size").get<int64_t>() / cfg.at("num_attention_heads").get<int64_t>()) *
+      2;  // bf16 K and V: --kv-cache-dtype auto for a bf16 model
   for (const auto& op : ops) {
     if (op.at("op") == "attention") {
       EXPECT_EQ(op.at("bytes_per_token").get<int64_t>(), (9 + 10 + 11) * kv_row / 3);

@@ -98,115 +98,156 @@ TEST_P(CpuOpsTest, SiluMulMatchesReference) {
   expect_close(got, want, 1e-6f, 1e-5f, "silu_mul");
 }
 
+// The CPU cache has its own layout (K transposed within a block), so a test
+// cache is written by cpu::kv_store from the same per-slot rows that form
+// the reference's cache: `k` and `v` are [n_slots, n_kv, d], which is both
+// the reference layout and kv_store's token-major input.
+struct CpuCaches {
+  std::vector<float> k, v;       // f32 cache
+  std::vector<uint16_t> kb, vb;  // bf16 cache
+  std::vector<float> kr, vr;     // the bf16 cache's values, in the reference layout
+  KvLayerView f32;
+  KvLayerViewBf16 bf16;
+  KvLayerView rounded;
+};
+
+CpuCaches cpu_caches(std::vector<float>& k, std::vector<float>& v, int32_t n_blocks,
+                     int32_t block_size, int32_t n_kv, int32_t d) {
+  CpuCaches c;
+  c.k.assign(k.size(), NAN);
+  c.v.assign(v.size(), NAN);
+  c.kb.assign(k.size(), 0);
+  c.vb.assign(v.size(), 0);
+  c.kr.resize(k.size());
+  c.vr.resize(v.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    c.kr[i] = bf16_to_f32(f32_to_bf16(k[i]));
+    c.vr[i] = bf16_to_f32(f32_to_bf16(v[i]));
+  }
+  c.f32 = {c.k.data(), c.v.data(), n_blocks, block_size, n_kv, d};
+  c.bf16 = {c.kb.data(), c.vb.data(), n_blocks, block_size, n_kv, d};
+  c.rounded = {c.kr.data(), c.vr.data(), n_blocks, block_size, n_kv, d};
+  std::vector<int32_t> slots(static_cast<size_t>(n_blocks * block_size));
+  std::iota(slots.begin(), slots.end(), 0);
+  cpu::kv_store(c.f32, k.data(), v.data(), slots.data(), static_cast<int64_t>(slots.size()));
+  cpu::kv_store(c.bf16, k.data(), v.data(), slots.data(), static_cast<int64_t>(slots.size()));
+  return c;
+}
+
 // A batch of three sequences at different lengths whose blocks are scattered
 // through the cache; some tokens are a prefill chunk on top of cached blocks,
 // one is a single decode token. Head sizes below, at and above the vector
 // widths (with tails), 64 (SmolLM2: 3 query heads per kv head), 128 and 256
-// with groups of 6, 5 (odd) and 1 query heads per kv head, and contexts over one 16-position chunk,
-// on every ISA path.
+// with groups of 6, 5 (odd), 3 and 1 query heads per kv head; blocks of 4
+// (chunks shorter than 16 positions), 16 (the server's) and 32 (two chunks
+// per block), contexts over several chunks with a short last one; on every
+// ISA path, with an f32 and a bf16 cache.
 TEST_P(CpuOpsTest, PagedAttentionMatchesReferenceOnMixedBatch) {
-  for (auto [n_heads, n_kv, d] :
-       {std::tuple{6, 2, 16}, std::tuple{4, 4, 9}, std::tuple{5, 1, 33}, std::tuple{12, 2, 128},
-        std::tuple{4, 2, 40}, std::tuple{10, 2, 128}, std::tuple{12, 12, 128},
-        std::tuple{4, 2, 256}, std::tuple{9, 3, 64}}) {
-    const int32_t block_size = 4, n_blocks = 40;
-    auto k = random_floats(static_cast<size_t>(n_blocks * block_size * n_kv * d), 51, -2.f, 2.f);
-    auto v = random_floats(k.size(), 52);
-    KvLayerView kv{k.data(), v.data(), n_blocks, block_size, n_kv, d};
-    // Sequence lengths 13, 1 and 30; this step computes the last 5, 1 and 1 tokens.
-    const int32_t max_blocks = 8;
-    std::vector<int32_t> tables(3 * max_blocks, -1);
-    std::vector<int32_t> perm(n_blocks);
-    std::iota(perm.begin(), perm.end(), 0);
-    std::shuffle(perm.begin(), perm.end(), std::mt19937(5));
-    int used = 0;
-    for (int s = 0; s < 3; ++s) {
-      int len = std::vector<int>{13, 1, 30}[s];
-      for (int b = 0; b < (len + block_size - 1) / block_size; ++b)
-        tables[s * max_blocks + b] = perm[used++];
+  for (int32_t block_size : {4, 16, 32}) {
+    for (auto [n_heads, n_kv, d] :
+         {std::tuple{6, 2, 16}, std::tuple{4, 4, 9}, std::tuple{5, 1, 33}, std::tuple{12, 2, 128},
+          std::tuple{4, 2, 40}, std::tuple{10, 2, 128}, std::tuple{12, 12, 128},
+          std::tuple{4, 2, 256}, std::tuple{9, 3, 64}, std::tuple{14, 2, 128}}) {
+      const int32_t n_blocks = 160 / block_size;
+      auto k = random_floats(static_cast<size_t>(n_blocks * block_size * n_kv * d), 51, -2.f, 2.f);
+      auto v = random_floats(k.size(), 52);
+      const KvLayerView kv{k.data(), v.data(), n_blocks, block_size, n_kv, d};
+      const CpuCaches c = cpu_caches(k, v, n_blocks, block_size, n_kv, d);
+      // Sequence lengths 13, 1 and 50; this step computes the last 5, 1 and 1 tokens.
+      const int32_t max_blocks = 16;
+      std::vector<int32_t> tables(3 * max_blocks, -1);
+      std::vector<int32_t> perm(n_blocks);
+      std::iota(perm.begin(), perm.end(), 0);
+      std::shuffle(perm.begin(), perm.end(), std::mt19937(5));
+      int used = 0;
+      for (int s = 0; s < 3; ++s) {
+        int len = std::vector<int>{13, 1, 50}[s];
+        for (int b = 0; b < (len + block_size - 1) / block_size; ++b)
+          tables[s * max_blocks + b] = perm[used++];
+      }
+      std::vector<int32_t> qs = {0, 5, 6, 7};
+      std::vector<int32_t> pos = {8, 9, 10, 11, 12, 0, 49};
+      AttentionBatch batch{3, qs.data(), pos.data(), tables.data(), max_blocks};
+      auto q = random_floats(static_cast<size_t>(7 * n_heads * d), 53, -2.f, 2.f);
+      std::vector<float> want(q.size()), want16(q.size()), got(q.size());
+      const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+      reference::paged_attention(q.data(), kv, batch, n_heads, scale, want.data());
+      // The bf16 cache's answer is the reference's over the values it
+      // stores (each rounded to the nearest bf16).
+      reference::paged_attention(q.data(), c.rounded, batch, n_heads, scale, want16.data());
+      const std::string what =
+          " d " + std::to_string(d) + " block " + std::to_string(block_size) + " ";
+      // Copies: clang before 16 cannot capture structured bindings.
+      testing::for_each_isa([&, n_heads = n_heads](const std::string& isa) {
+        std::fill(got.begin(), got.end(), NAN);
+        cpu::paged_attention(q.data(), c.f32, batch, n_heads, scale, got.data(), pool_);
+        expect_close(got, want, 2e-6f, 1e-5f, "paged_attention" + what + isa);
+        std::fill(got.begin(), got.end(), NAN);
+        cpu::paged_attention(q.data(), c.bf16, batch, n_heads, scale, got.data(), pool_);
+        expect_close(got, want16, 2e-6f, 1e-5f, "paged_attention bf16" + what + isa);
+      });
     }
-    std::vector<int32_t> qs = {0, 5, 6, 7};
-    std::vector<int32_t> pos = {8, 9, 10, 11, 12, 0, 29};
-    AttentionBatch batch{3, qs.data(), pos.data(), tables.data(), max_blocks};
-    auto q = random_floats(static_cast<size_t>(7 * n_heads * d), 53, -2.f, 2.f);
-    std::vector<float> want(q.size()), got(q.size());
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    reference::paged_attention(q.data(), kv, batch, n_heads, scale, want.data());
-    // A bf16 cache of the same values: its answer is the reference's over
-    // the values it stores (each rounded to the nearest bf16).
-    std::vector<uint16_t> kb(k.size()), vb(v.size());
-    std::vector<float> kr(k.size()), vr(v.size());
-    for (size_t i = 0; i < k.size(); ++i) {
-      kb[i] = f32_to_bf16(k[i]);
-      vb[i] = f32_to_bf16(v[i]);
-      kr[i] = bf16_to_f32(kb[i]);
-      vr[i] = bf16_to_f32(vb[i]);
-    }
-    const KvLayerViewBf16 kv16{kb.data(), vb.data(), n_blocks, block_size, n_kv, d};
-    std::vector<float> want16(q.size());
-    reference::paged_attention(q.data(), {kr.data(), vr.data(), n_blocks, block_size, n_kv, d},
-                               batch, n_heads, scale, want16.data());
-    // Copies: clang before 16 cannot capture structured bindings.
-    testing::for_each_isa([&, n_heads = n_heads, d = d](const std::string& isa) {
-      std::fill(got.begin(), got.end(), NAN);
-      cpu::paged_attention(q.data(), kv, batch, n_heads, scale, got.data(), pool_);
-      expect_close(got, want, 2e-6f, 1e-5f, "paged_attention " + isa + " d " + std::to_string(d));
-      std::fill(got.begin(), got.end(), NAN);
-      cpu::paged_attention(q.data(), kv16, batch, n_heads, scale, got.data(), pool_);
-      expect_close(got, want16, 2e-6f, 1e-5f,
-                   "paged_attention bf16 " + isa + " d " + std::to_string(d));
-    });
   }
 }
 
 TEST_P(CpuOpsTest, PagedAttentionPropagatesANanInTheCache) {
   // A NaN in one cached K row must reach the output on every path (not be
   // flushed to a zero weight), so corrupt state shows instead of hiding.
+  // Positions 5 (a full chunk) and 20 (the short last chunk) in turn.
   const int32_t block_size = 16, n_blocks = 2, n_kv = 1, d = 128, n_heads = 2;
-  auto k = random_floats(static_cast<size_t>(n_blocks * block_size * n_kv * d), 71, -2.f, 2.f);
-  auto v = random_floats(k.size(), 72);
-  k[static_cast<size_t>(20 * d + 5)] = NAN;  // position 20, in the second chunk
-  KvLayerView kv{k.data(), v.data(), n_blocks, block_size, n_kv, d};
-  std::vector<int32_t> tables = {0, 1}, qs = {0, 1}, pos = {25};
-  AttentionBatch batch{1, qs.data(), pos.data(), tables.data(), 2};
-  auto q = random_floats(static_cast<size_t>(n_heads * d), 73, -2.f, 2.f);
-  std::vector<float> got(q.size());
-  std::vector<uint16_t> kb(k.size()), vb(v.size());
-  for (size_t i = 0; i < k.size(); ++i) {
-    kb[i] = f32_to_bf16(k[i]);
-    vb[i] = f32_to_bf16(v[i]);
+  for (int at : {5, 20}) {
+    auto k = random_floats(static_cast<size_t>(n_blocks * block_size * n_kv * d), 71, -2.f, 2.f);
+    auto v = random_floats(k.size(), 72);
+    k[static_cast<size_t>(at * d + 5)] = NAN;
+    const CpuCaches c = cpu_caches(k, v, n_blocks, block_size, n_kv, d);
+    std::vector<int32_t> tables = {0, 1}, qs = {0, 1}, pos = {25};
+    AttentionBatch batch{1, qs.data(), pos.data(), tables.data(), 2};
+    auto q = random_floats(static_cast<size_t>(n_heads * d), 73, -2.f, 2.f);
+    std::vector<float> got(q.size());
+    testing::for_each_isa([&](const std::string& isa) {
+      std::fill(got.begin(), got.end(), 0.0f);
+      cpu::paged_attention(q.data(), c.f32, batch, n_heads, 0.1f, got.data(), pool_);
+      for (float f : got) ASSERT_TRUE(std::isnan(f)) << isa << " at " << at;
+      std::fill(got.begin(), got.end(), 0.0f);
+      cpu::paged_attention(q.data(), c.bf16, batch, n_heads, 0.1f, got.data(), pool_);
+      for (float f : got) ASSERT_TRUE(std::isnan(f)) << "bf16 " << isa << " at " << at;
+    });
   }
-  const KvLayerViewBf16 kv16{kb.data(), vb.data(), n_blocks, block_size, n_kv, d};
-  testing::for_each_isa([&](const std::string& isa) {
-    std::fill(got.begin(), got.end(), 0.0f);
-    cpu::paged_attention(q.data(), kv, batch, n_heads, 0.1f, got.data(), pool_);
-    for (float f : got) ASSERT_TRUE(std::isnan(f)) << isa;
-    std::fill(got.begin(), got.end(), 0.0f);
-    cpu::paged_attention(q.data(), kv16, batch, n_heads, 0.1f, got.data(), pool_);
-    for (float f : got) ASSERT_TRUE(std::isnan(f)) << "bf16 " << isa;
-  });
 }
 
+// kv_store puts every value of a token where the layout says: V at
+// [slot, head, dim], K at [block, head, dim, offset], bf16 rounded to
+// nearest even; slots it was not given stay untouched.
 TEST_P(CpuOpsTest, KvStoreWritesSlots) {
   const int32_t block_size = 3, n_blocks = 4, n_kv = 2, d = 5;
-  std::vector<float> k1(n_blocks * block_size * n_kv * d, 0.f), v1(k1.size(), 0.f);
-  auto k2 = k1, v2 = v1;
+  const size_t cache = static_cast<size_t>(n_blocks * block_size * n_kv * d);
   auto k = random_floats(3 * n_kv * d, 61), v = random_floats(3 * n_kv * d, 62);
   std::vector<int32_t> slots = {11, 0, 5};
-  reference::kv_store({k1.data(), v1.data(), n_blocks, block_size, n_kv, d}, k.data(), v.data(),
-                      slots.data(), 3);
-  cpu::kv_store({k2.data(), v2.data(), n_blocks, block_size, n_kv, d}, k.data(), v.data(),
-                slots.data(), 3);
-  expect_close(k2, k1, 0, 0, "k");
-  expect_close(v2, v1, 0, 0, "v");
-  EXPECT_EQ(k1[11 * n_kv * d + 3], k[3]);
-  // A bf16 cache: the same slots, each value rounded to nearest even.
-  std::vector<uint16_t> kb(k1.size(), 0), vb(k1.size(), 0);
+  std::vector<float> kc(cache, -7.f), vc(cache, -7.f);
+  std::vector<uint16_t> kb(cache, 7), vb(cache, 7);
+  cpu::kv_store(KvLayerView{kc.data(), vc.data(), n_blocks, block_size, n_kv, d}, k.data(),
+                v.data(), slots.data(), 3);
   cpu::kv_store(KvLayerViewBf16{kb.data(), vb.data(), n_blocks, block_size, n_kv, d}, k.data(),
                 v.data(), slots.data(), 3);
-  for (size_t i = 0; i < k1.size(); ++i) {
-    ASSERT_EQ(kb[i], f32_to_bf16(k1[i])) << i;
-    ASSERT_EQ(vb[i], f32_to_bf16(v1[i])) << i;
+  std::vector<bool> k_written(cache, false), v_written(cache, false);
+  for (int t = 0; t < 3; ++t) {
+    const int slot = slots[t], block = slot / block_size, off = slot % block_size;
+    for (int h = 0; h < n_kv; ++h) {
+      for (int j = 0; j < d; ++j) {
+        const float kx = k[(t * n_kv + h) * d + j], vx = v[(t * n_kv + h) * d + j];
+        const size_t ki = static_cast<size_t>(((block * n_kv + h) * d + j) * block_size + off);
+        const size_t vi = static_cast<size_t>((slot * n_kv + h) * d + j);
+        ASSERT_EQ(kc[ki], kx) << t << " " << h << " " << j;
+        ASSERT_EQ(vc[vi], vx) << t << " " << h << " " << j;
+        ASSERT_EQ(kb[ki], f32_to_bf16(kx));
+        ASSERT_EQ(vb[vi], f32_to_bf16(vx));
+        k_written[ki] = v_written[vi] = true;
+      }
+    }
+  }
+  for (size_t i = 0; i < cache; ++i) {
+    if (!k_written[i]) ASSERT_TRUE(kc[i] == -7.f && kb[i] == 7) << i;
+    if (!v_written[i]) ASSERT_TRUE(vc[i] == -7.f && vb[i] == 7) << i;
   }
 }
 

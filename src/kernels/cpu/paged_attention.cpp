@@ -1,15 +1,19 @@
 // Paged attention with an online softmax. Work items are (token, kv head)
-// pairs. The context is taken in chunks of up to kChunk positions: the K
-// rows of a chunk are read once for all `group` query heads of the kv head
-// (GQA) to give a chunk of scores per head; each head's running max,
+// pairs. The context is taken in chunks of up to kChunk positions that do
+// not cross a cache block. The CPU cache stores K transposed within a block
+// ([n_blocks, n_kv_heads, head_dim, block_size]), so the chunk's scores of
+// a query head are kChunk lanes of FMAs over head_dim broadcast query
+// values, with no horizontal sums, and the rows of K loaded once serve
+// every query head of the kv head (GQA). Each head's running max,
 // denominator and accumulator are rescaled at most once per chunk; then the
-// chunk's V rows are read once and added into every head's accumulator.
-// The vector bodies (AVX-512, AVX2, scalar) are picked per call from
-// active_isa(); a token's result depends only on its own context, not on
-// the batch around it or the thread that computes it. The cache holds f32
-// or bf16 (half the bytes to read at long contexts); every body is a
-// template over the element type, and a bf16 row is widened to f32 as it
-// is loaded, so both compute the same arithmetic on the stored values.
+// chunk's V rows (V is stored as the reference's, [n_blocks, block_size,
+// n_kv_heads, head_dim]) are read once and added into every head's
+// accumulator. The vector bodies (AVX-512, AVX2, scalar) are picked per
+// call from active_isa(); a token's result depends only on its own context,
+// not on the batch around it or the thread that computes it. The cache
+// holds f32 or bf16 (half the bytes to read at long contexts); every body
+// is a template over the element type, and a bf16 value is widened to f32
+// as it is loaded, so both compute the same arithmetic on the stored values.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -34,10 +38,11 @@ int32_t seq_of_token(const AttentionBatch& batch, int32_t t) {
   return static_cast<int32_t>(std::upper_bound(batch.query_start, end, t) - batch.query_start) - 1;
 }
 
-// scores[g * kChunk + i] = scale * (q_g . k_i) for the chunk's n rows
-// (q_g = q0 + g * d).
+// scores[g * kChunk + i] = scale * (q_g . k_i) for i < kChunk (q_g = q0 +
+// g * d), K given transposed: element j of position i at kt[j * stride + i].
+// All kChunk lanes are computed; the caller uses the chunk's first n.
 template <typename T>
-using ScoreFn = void (*)(const float* q0, int64_t group, int64_t d, const T* const* k, int n,
+using ScoreFn = void (*)(const float* q0, int64_t group, int64_t d, const T* kt, int64_t stride,
                          float scale, float* scores);
 // acc_g += sum over i of w[g * kChunk + i] * v_i (acc_g = acc + g * d).
 template <typename T>
@@ -88,19 +93,16 @@ float exp_shifted(float* v, int n, float m) {
 
 // The scalar and AVX2 paths: dot_f32 per (head, position), which takes the
 // active ISA's body.
-// (bf16 rows: dot_bf16, the same loop over widened values.)
-inline float dot_row(const float* q, const float* k, int64_t d) {
-  return dot_f32(q, k, d);
-}
-inline float dot_row(const float* q, const uint16_t* k, int64_t d) {
-  return dot_bf16(k, q, d);
-}
-
 template <typename T>
-void scores_dot(const float* q0, int64_t group, int64_t d, const T* const* k, int n, float scale,
-                float* scores) {
+void scores_scalar(const float* q0, int64_t group, int64_t d, const T* kt, int64_t stride,
+                   float scale, float* scores) {
   for (int64_t g = 0; g < group; ++g) {
-    for (int i = 0; i < n; ++i) scores[g * kChunk + i] = dot_row(q0 + g * d, k[i], d) * scale;
+    float acc[kChunk] = {};
+    for (int64_t j = 0; j < d; ++j) {
+      const float qj = q0[g * d + j];
+      for (int i = 0; i < kChunk; ++i) acc[i] += qj * to_f32(kt[j * stride + i]);
+    }
+    for (int i = 0; i < kChunk; ++i) scores[g * kChunk + i] = acc[i] * scale;
   }
 }
 
@@ -123,20 +125,51 @@ template <int H, int C, typename T>
 __attribute__((target("avx2,fma"))) inline void accumulate_tile_avx2(float* acc, int64_t d,
                                                                      int64_t j, const T* const* v,
                                                                      int n, const float* w) {
-  __m256 s[H][C];
-  for (int h = 0; h < H; ++h) {
-    for (int c = 0; c < C; ++c) s[h][c] = _mm256_loadu_ps(acc + h * d + j + 8 * c);
+  // Named accumulators, as in scores_tile_avx2 (an array was stored on
+  // every position).
+  static_assert(H >= 1 && H <= 2 && C >= 1 && C <= 4);
+  float* a0 = acc + j;
+  float* a1 = acc + d + j;
+  __m256 s00 = _mm256_loadu_ps(a0), s01 = s00, s02 = s00, s03 = s00;
+  __m256 s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+  if constexpr (C > 1) {
+    s01 = _mm256_loadu_ps(a0 + 8);
+    s02 = _mm256_loadu_ps(a0 + 16);
+    s03 = _mm256_loadu_ps(a0 + 24);
   }
-  for (int i = 0; i < n; ++i) {
-    __m256 wi[H];
-    for (int h = 0; h < H; ++h) wi[h] = _mm256_broadcast_ss(w + h * kChunk + i);
-    for (int c = 0; c < C; ++c) {
-      const __m256 vc = load8(v[i] + j + 8 * c);
-      for (int h = 0; h < H; ++h) s[h][c] = _mm256_fmadd_ps(wi[h], vc, s[h][c]);
+  if constexpr (H > 1) {
+    s10 = _mm256_loadu_ps(a1);
+    if constexpr (C > 1) {
+      s11 = _mm256_loadu_ps(a1 + 8);
+      s12 = _mm256_loadu_ps(a1 + 16);
+      s13 = _mm256_loadu_ps(a1 + 24);
     }
   }
-  for (int h = 0; h < H; ++h) {
-    for (int c = 0; c < C; ++c) _mm256_storeu_ps(acc + h * d + j + 8 * c, s[h][c]);
+  for (int i = 0; i < n; ++i) {
+    const __m256 w0 = _mm256_broadcast_ss(w + i);
+    const __m256 w1 = H > 1 ? _mm256_broadcast_ss(w + kChunk + i) : w0;
+#define R1_COLUMN(c)                                             \
+  if constexpr (C > c) {                                         \
+    const __m256 vc = load8(v[i] + j + 8 * (c));                 \
+    s0##c = _mm256_fmadd_ps(w0, vc, s0##c);                      \
+    if constexpr (H > 1) s1##c = _mm256_fmadd_ps(w1, vc, s1##c); \
+  }
+    R1_COLUMN(0) R1_COLUMN(1) R1_COLUMN(2) R1_COLUMN(3)
+#undef R1_COLUMN
+  }
+  _mm256_storeu_ps(a0, s00);
+  if constexpr (C > 1) {
+    _mm256_storeu_ps(a0 + 8, s01);
+    _mm256_storeu_ps(a0 + 16, s02);
+    _mm256_storeu_ps(a0 + 24, s03);
+  }
+  if constexpr (H > 1) {
+    _mm256_storeu_ps(a1, s10);
+    if constexpr (C > 1) {
+      _mm256_storeu_ps(a1 + 8, s11);
+      _mm256_storeu_ps(a1 + 16, s12);
+      _mm256_storeu_ps(a1 + 24, s13);
+    }
   }
 }
 
@@ -165,73 +198,72 @@ __attribute__((target("avx2,fma"))) void accumulate_avx2(float* acc, int64_t gro
   }
 }
 
-// The lane sums of four AVX2 vectors, as [sum(a0), sum(a1), sum(a2), sum(a3)].
-__attribute__((target("avx2,fma"))) inline __m128 sum4_avx2(__m256 a0, __m256 a1, __m256 a2,
-                                                            __m256 a3) {
-  const __m256 s01 = _mm256_hadd_ps(a0, a1);  // per 128-bit half: a0 a0 a1 a1
-  const __m256 s23 = _mm256_hadd_ps(a2, a3);
-  const __m256 s = _mm256_hadd_ps(s01, s23);  // per half: a0 a1 a2 a3
-  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-}
-
-// q . k over d columns as 8 lanes of partial sums; the columns past a
-// multiple of 8 are added into lane 0.
-template <typename T>
-__attribute__((target("avx2,fma"))) inline __m256 dot_lanes_avx2(const float* q, const T* k,
-                                                                 int64_t d) {
-  __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-  int64_t j = 0;
-  for (; j + 16 <= d; j += 16) {
-    a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8(k + j), a);
-    b = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), load8(k + j + 8), b);
+// H query heads (from q0, d apart) x the chunk's 16 positions: 2H
+// accumulators, and per column j two loads of K (16 positions) and H
+// broadcasts of q feed 2H FMAs. The accumulators are named variables: in an
+// array GCC stored every one of them on every j (a store per FMA, which
+// set the pace).
+template <int H, typename T>
+__attribute__((target("avx2,fma"))) inline void scores_tile_avx2(const float* q0, int64_t d,
+                                                                 const T* kt, int64_t stride,
+                                                                 float scale, float* scores) {
+  static_assert(H >= 1 && H <= 6);
+  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+         a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+  for (int64_t j = 0; j < d; ++j) {
+    const __m256 k0 = load8(kt + j * stride), k1 = load8(kt + j * stride + 8);
+#define R1_HEAD(h)                                         \
+  if constexpr (H > h) {                                   \
+    const __m256 qj = _mm256_broadcast_ss(q0 + (h)*d + j); \
+    a##h##0 = _mm256_fmadd_ps(qj, k0, a##h##0);            \
+    a##h##1 = _mm256_fmadd_ps(qj, k1, a##h##1);            \
   }
-  for (; j + 8 <= d; j += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8(k + j), a);
-  float tail = 0.0f;
-  for (; j < d; ++j) tail += q[j] * to_f32(k[j]);
-  return _mm256_add_ps(_mm256_add_ps(a, b), _mm256_setr_ps(tail, 0, 0, 0, 0, 0, 0, 0));
+    R1_HEAD(0) R1_HEAD(1) R1_HEAD(2) R1_HEAD(3) R1_HEAD(4) R1_HEAD(5)
+#undef R1_HEAD
+  }
+  const __m256 sc = _mm256_set1_ps(scale);
+  const __m256 out[6][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
+  for (int h = 0; h < H; ++h) {
+    _mm256_storeu_ps(scores + h * kChunk, _mm256_mul_ps(out[h][0], sc));
+    _mm256_storeu_ps(scores + h * kChunk + 8, _mm256_mul_ps(out[h][1], sc));
+  }
 }
 
-// Four positions per pass, their sums reduced together (one horizontal
-// reduction per four dot products instead of one each). Where d is a
-// multiple of 16 the four dot products also share each load of q (ten
-// loads per eight FMAs, not sixteen), with dot_lanes_avx2's arithmetic
-// per position.
+// Heads in tiles of up to six (12 accumulators, two K vectors and a
+// broadcast in the 16 registers).
 template <typename T>
 __attribute__((target("avx2,fma"))) void scores_avx2(const float* q0, int64_t group, int64_t d,
-                                                     const T* const* k, int n, float scale,
+                                                     const T* kt, int64_t stride, float scale,
                                                      float* scores) {
-  const __m128 sc = _mm_set1_ps(scale);
-  for (int64_t g = 0; g < group; ++g) {
+  static_assert(kChunk == 16);
+  for (int64_t g = 0; g < group;) {
     const float* q = q0 + g * d;
     float* out = scores + g * kChunk;
-    int i = 0;
-    if (d % 16 == 0) {
-      for (; i + 4 <= n; i += 4) {
-        __m256 a[4], b[4];
-        for (int p = 0; p < 4; ++p) a[p] = b[p] = _mm256_setzero_ps();
-        for (int64_t j = 0; j < d; j += 16) {
-          const __m256 qa = _mm256_loadu_ps(q + j), qb = _mm256_loadu_ps(q + j + 8);
-          for (int p = 0; p < 4; ++p) {
-            a[p] = _mm256_fmadd_ps(qa, load8(k[i + p] + j), a[p]);
-            b[p] = _mm256_fmadd_ps(qb, load8(k[i + p] + j + 8), b[p]);
-          }
-        }
-        // dot_lanes_avx2 adds a zero tail into lane 0 here: x + 0 is x.
-        const __m128 s = sum4_avx2(_mm256_add_ps(a[0], b[0]), _mm256_add_ps(a[1], b[1]),
-                                   _mm256_add_ps(a[2], b[2]), _mm256_add_ps(a[3], b[3]));
-        _mm_storeu_ps(out + i, _mm_mul_ps(s, sc));
-      }
-    }
-    for (; i + 4 <= n; i += 4) {
-      const __m128 s = sum4_avx2(dot_lanes_avx2(q, k[i], d), dot_lanes_avx2(q, k[i + 1], d),
-                                 dot_lanes_avx2(q, k[i + 2], d), dot_lanes_avx2(q, k[i + 3], d));
-      _mm_storeu_ps(out + i, _mm_mul_ps(s, sc));
-    }
-    for (; i < n; ++i) {
-      const __m256 l = dot_lanes_avx2(q, k[i], d);
-      const __m128 h = _mm_add_ps(_mm256_castps256_ps128(l), _mm256_extractf128_ps(l, 1));
-      const __m128 t = _mm_add_ps(h, _mm_movehl_ps(h, h));
-      out[i] = _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t))) * scale;
+    switch (std::min<int64_t>(6, group - g)) {
+      case 6:
+        scores_tile_avx2<6>(q, d, kt, stride, scale, out);
+        g += 6;
+        break;
+      case 5:
+        scores_tile_avx2<5>(q, d, kt, stride, scale, out);
+        g += 5;
+        break;
+      case 4:
+        scores_tile_avx2<4>(q, d, kt, stride, scale, out);
+        g += 4;
+        break;
+      case 3:
+        scores_tile_avx2<3>(q, d, kt, stride, scale, out);
+        g += 3;
+        break;
+      case 2:
+        scores_tile_avx2<2>(q, d, kt, stride, scale, out);
+        g += 2;
+        break;
+      default:
+        scores_tile_avx2<1>(q, d, kt, stride, scale, out);
+        g += 1;
+        break;
     }
   }
 }
@@ -277,78 +309,63 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* v, int n, floa
   return sum;
 }
 
-// q . k over d columns, 16 lanes of partial sums (the lanes past d: 0).
-template <typename T>
-R1_AVX512 inline __m512 dot_lanes(const float* q, const T* k, int64_t d) {
-  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
-  int64_t j = 0;
-  for (; j + 32 <= d; j += 32) {
-    a = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), load16(k + j), a);
-    b = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16), load16(k + j + 16), b);
+// H query heads x the chunk's 16 positions, one vector each: per column j
+// one load of K and H broadcasts feed H FMAs.
+template <int H, typename T>
+R1_AVX512 inline void scores_tile_avx512(const float* q0, int64_t d, const T* kt, int64_t stride,
+                                         float scale, float* scores) {
+  __m512 a[H];
+  for (int h = 0; h < H; ++h) a[h] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < d; ++j) {
+    const __m512 k = load16(kt + j * stride);
+    for (int h = 0; h < H; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(q0[h * d + j]), k, a[h]);
   }
-  for (; j < d; j += 16) {
-    const __mmask16 m =
-        d - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (d - j)) - 1);
-    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j), load16(m, k + j), a);
-  }
-  return _mm512_add_ps(a, b);
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int h = 0; h < H; ++h) _mm512_storeu_ps(scores + h * kChunk, _mm512_mul_ps(a[h], sc));
 }
 
-// The lane sums of four vectors, as [sum(a0), sum(a1), sum(a2), sum(a3)].
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline __m128 sum4(__m512 a0,
-                                                                                 __m512 a1,
-                                                                                 __m512 a2,
-                                                                                 __m512 a3) {
-  // Per 128-bit lane: [a0 a1 a0 a1] partial sums, then [a0 a1 a2 a3].
-  const __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
-  const __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
-  const __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(s01), _mm512_castps_pd(s23));
-  const __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(s01), _mm512_castps_pd(s23));
-  const __m512 s = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s),
-                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
+// Heads in tiles of up to eight (eight chains of dependent FMAs cover the
+// FMA latency at two per cycle).
 template <typename T>
-R1_AVX512 void scores_avx512(const float* q0, int64_t group, int64_t d, const T* const* k, int n,
+R1_AVX512 void scores_avx512(const float* q0, int64_t group, int64_t d, const T* kt, int64_t stride,
                              float scale, float* scores) {
-  const __m128 sc = _mm_set1_ps(scale);
-  if (d == 128) {
-    // The head's query stays in eight registers while the chunk's K rows
-    // pass; two accumulators per position.
-    for (int64_t g = 0; g < group; ++g) {
-      __m512 qv[8];
-      for (int c = 0; c < 8; ++c) qv[c] = _mm512_loadu_ps(q0 + g * d + 16 * c);
-      auto dot128 = [&](const T* k) R1_AVX512 {
-        __m512 a = _mm512_mul_ps(qv[0], load16(k));
-        __m512 b = _mm512_mul_ps(qv[1], load16(k + 16));
-        for (int c = 2; c < 8; c += 2) {
-          a = _mm512_fmadd_ps(qv[c], load16(k + 16 * c), a);
-          b = _mm512_fmadd_ps(qv[c + 1], load16(k + 16 * c + 16), b);
-        }
-        return _mm512_add_ps(a, b);
-      };
-      float* out = scores + g * kChunk;
-      int i = 0;
-      for (; i + 4 <= n; i += 4) {
-        const __m128 s = sum4(dot128(k[i]), dot128(k[i + 1]), dot128(k[i + 2]), dot128(k[i + 3]));
-        _mm_storeu_ps(out + i, _mm_mul_ps(s, sc));
-      }
-      for (; i < n; ++i) out[i] = _mm512_reduce_add_ps(dot128(k[i])) * scale;
-    }
-    return;
-  }
-  for (int64_t g = 0; g < group; ++g) {
+  for (int64_t g = 0; g < group;) {
     const float* q = q0 + g * d;
     float* out = scores + g * kChunk;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-      const __m128 s = sum4(dot_lanes(q, k[i], d), dot_lanes(q, k[i + 1], d),
-                            dot_lanes(q, k[i + 2], d), dot_lanes(q, k[i + 3], d));
-      _mm_storeu_ps(out + i, _mm_mul_ps(s, sc));
+    switch (std::min<int64_t>(8, group - g)) {
+      case 8:
+        scores_tile_avx512<8>(q, d, kt, stride, scale, out);
+        g += 8;
+        break;
+      case 7:
+        scores_tile_avx512<7>(q, d, kt, stride, scale, out);
+        g += 7;
+        break;
+      case 6:
+        scores_tile_avx512<6>(q, d, kt, stride, scale, out);
+        g += 6;
+        break;
+      case 5:
+        scores_tile_avx512<5>(q, d, kt, stride, scale, out);
+        g += 5;
+        break;
+      case 4:
+        scores_tile_avx512<4>(q, d, kt, stride, scale, out);
+        g += 4;
+        break;
+      case 3:
+        scores_tile_avx512<3>(q, d, kt, stride, scale, out);
+        g += 3;
+        break;
+      case 2:
+        scores_tile_avx512<2>(q, d, kt, stride, scale, out);
+        g += 2;
+        break;
+      default:
+        scores_tile_avx512<1>(q, d, kt, stride, scale, out);
+        g += 1;
+        break;
     }
-    for (; i < n; ++i) out[i] = _mm512_reduce_add_ps(dot_lanes(q, k[i], d)) * scale;
   }
 }
 
@@ -450,6 +467,26 @@ R1_AVX512 void accumulate_avx512(float* acc, int64_t group, int64_t d, const T* 
   }
 }
 
+// Asks for the next chunk's K (its columns of the head's transposed block:
+// head_dim runs of n elements, bs apart) and V rows while this one
+// computes. A block's K for one head is a few KB on a page of its own, and
+// the hardware prefetchers, which stop at page boundaries, left every chunk
+// waiting on its first lines.
+template <typename T>
+inline void prefetch_chunk(const KvLayerViewOf<T>& kv, int64_t block, int64_t kvh, int64_t off,
+                           int64_t n) {
+  const int64_t d = kv.head_dim, n_kv = kv.n_kv_heads, bs = kv.block_size;
+  const char* k = reinterpret_cast<const char*>(kv.k + (block * n_kv + kvh) * d * bs + off);
+  const int64_t k_bytes = ((d - 1) * bs + n) * static_cast<int64_t>(sizeof(T));
+  for (int64_t b = 0; b < k_bytes; b += 64) _mm_prefetch(k + b, _MM_HINT_T0);
+  for (int64_t i = 0; i < n; ++i) {
+    const char* v = reinterpret_cast<const char*>(kv.v + ((block * bs + off + i) * n_kv + kvh) * d);
+    for (int64_t b = 0; b < d * static_cast<int64_t>(sizeof(T)); b += 64) {
+      _mm_prefetch(v + b, _MM_HINT_T0);
+    }
+  }
+}
+
 template <typename T>
 void attention(const float* q, const KvLayerViewOf<T>& kv, const AttentionBatch& batch,
                int64_t n_heads, float scale, float* out, ThreadPool& pool) {
@@ -457,8 +494,9 @@ void attention(const float* q, const KvLayerViewOf<T>& kv, const AttentionBatch&
   const int64_t n_kv = kv.n_kv_heads;
   const int64_t group = n_heads / n_kv;
   const int64_t kv_row = n_kv * d;
+  const int64_t bs = kv.block_size;
   const int32_t n_tokens = batch.query_start[batch.n_seqs];
-  ScoreFn<T> score_fn = scores_dot<T>;
+  ScoreFn<T> score_fn = scores_scalar<T>;
   AccumulateFn<T> accumulate_fn = accumulate_scalar<T>;
   ExpFn exp_fn = exp_shifted;
   if (active_isa() == Isa::kAvx512) {
@@ -474,11 +512,12 @@ void attention(const float* q, const KvLayerViewOf<T>& kv, const AttentionBatch&
       static_cast<size_t>(n_tokens) * static_cast<size_t>(n_kv),
       [&](size_t begin, size_t end, int) {
         thread_local std::vector<float> acc, run_max, run_sum, scores;
+        thread_local std::vector<T> k_pad;  // a short chunk's K, [d, kChunk], zero past n
         acc.resize(static_cast<size_t>(group * d));
         run_max.resize(static_cast<size_t>(group));
         run_sum.resize(static_cast<size_t>(group));
         scores.resize(static_cast<size_t>(group * kChunk));
-        const T* k_rows[kChunk];
+        k_pad.resize(static_cast<size_t>(d * kChunk));
         const T* v_rows[kChunk];
         for (size_t item = begin; item < end; ++item) {
           const int32_t t = static_cast<int32_t>(item / static_cast<size_t>(n_kv));
@@ -491,24 +530,36 @@ void attention(const float* q, const KvLayerViewOf<T>& kv, const AttentionBatch&
           std::fill(acc.begin(), acc.end(), 0.0f);
           std::fill(run_max.begin(), run_max.end(), -INFINITY);
           std::fill(run_sum.begin(), run_sum.end(), 0.0f);
-          // Position p0 + i is row `off` of the sequence's block `blk`; both
-          // advance with p, since a division per position (block_size is
-          // not a constant) cost a fifth of a chunk's time (one thread,
-          // cache-resident KV: 0.90 -> 0.73 us per 16 positions of one kv
-          // head of the 1.5b shape).
+          // Chunks of up to kChunk positions within one block: position
+          // p0 + i is row off + i of the sequence's block `blk`.
           int64_t blk = 0, off = 0;
-          for (int64_t p0 = 0; p0 < n_ctx; p0 += kChunk) {
-            const int n = static_cast<int>(std::min<int64_t>(kChunk, n_ctx - p0));
-            for (int i = 0; i < n; ++i) {
-              const int64_t slot = static_cast<int64_t>(table[blk]) * kv.block_size + off;
-              k_rows[i] = kv.k + slot * kv_row + kvh * d;
-              v_rows[i] = kv.v + slot * kv_row + kvh * d;
-              if (++off == kv.block_size) {
-                off = 0;
-                ++blk;
+          for (int64_t p0 = 0; p0 < n_ctx;) {
+            const int n = static_cast<int>(std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
+            const int64_t block = table[blk];
+            // This kv head's transposed K in the block, from column `off`.
+            const T* kt = kv.k + (block * n_kv + kvh) * d * bs + off;
+            for (int i = 0; i < n; ++i)
+              v_rows[i] = kv.v + (block * bs + off + i) * kv_row + kvh * d;
+            if (n == kChunk) {
+              score_fn(q0, group, d, kt, bs, scale, scores.data());
+            } else {
+              // A short chunk (the context's end, or a block under kChunk
+              // positions): its columns, zero-padded, so the vector bodies
+              // never read past the block.
+              for (int64_t j = 0; j < d; ++j) {
+                for (int i = 0; i < kChunk; ++i)
+                  k_pad[j * kChunk + i] = i < n ? kt[j * bs + i] : T{};
               }
+              score_fn(q0, group, d, k_pad.data(), kChunk, scale, scores.data());
             }
-            score_fn(q0, group, d, k_rows, n, scale, scores.data());
+            p0 += n;
+            off += n;
+            if (off == bs) {
+              off = 0;
+              ++blk;
+            }
+            if (p0 < n_ctx)
+              prefetch_chunk(kv, table[blk], kvh, off, std::min<int64_t>(kChunk, n_ctx - p0));
             for (int64_t g = 0; g < group; ++g) {
               float* sc = scores.data() + g * kChunk;
               const float m = std::max(run_max[g], *std::max_element(sc, sc + n));
