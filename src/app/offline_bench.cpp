@@ -249,6 +249,15 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
     out["decode_step_ms_p90"] = quantile(0.9) * 1e3;
     out["decode_tokens_per_second_median_step"] = median_step_tps;
     out["decode_fraction_of_bound_median_step"] = median_step_tps / bound;
+    // At long contexts a step also reads every sequence's KV cache: the
+    // bound with those bytes (the mean context of the timed steps) counted.
+    const double mean_context = a.prompt_tokens + (a.gen_tokens + 1) / 2.0;
+    const double kv_bytes = mean_context * static_cast<double>(backend.kv_bytes_per_position());
+    const double bound_with_kv =
+        bw.median() * 1e9 * batch / (static_cast<double>(bytes) + kv_bytes * batch);
+    out["kv_bytes_per_token"] = kv_bytes;
+    out["decode_bound_with_kv_tokens_per_second"] = bound_with_kv;
+    out["decode_fraction_of_bound_with_kv_median_step"] = median_step_tps / bound_with_kv;
     if (batch == 1) batch1_step_s = quantile(0.5);
     // A batched step against a 1-sequence one: 1.0 would be a batch for
     // the price of one sequence (bound by reading the weights once).

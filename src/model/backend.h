@@ -62,6 +62,9 @@ class Backend {
   // Weight bytes one decode step reads per token (the bandwidth bound's
   // numerator: tokens/s <= bandwidth / this).
   virtual int64_t weight_bytes_per_token() const = 0;
+  // KV-cache bytes one position of context holds, all layers, K and V (a
+  // decode step reads them for every position it attends to).
+  virtual int64_t kv_bytes_per_position() const = 0;
 
   // Runs the model over the batch, writing its K/V into the cache slots,
   // then samples and scores each logit row as `rows` (one per

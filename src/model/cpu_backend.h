@@ -41,6 +41,7 @@ class CpuBackend final : public Backend, private DecoderOps {
   Status step(const ForwardBatch& batch, std::span<const RowRequest> rows,
               std::span<RowResult> results) override;
   int64_t weight_bytes_per_token() const override { return r1::weight_bytes_per_token(weights_); }
+  int64_t kv_bytes_per_position() const override { return kv_bytes_per_token(config_, kv_dtype_); }
   void set_profile(StepProfile* profile) override { profile_ = profile; }
 
   // Bytes of KV cache per token (all layers, K and V).

@@ -303,7 +303,20 @@ TEST_F(CliTest, OfflineBenchBatchesAgainstOneSequenceAndThePeak) {
   EXPECT_EQ(instruction, f.avx512f && f.avx512bw && f.avx512vnni ? "vpdpbusd zmm"
                          : f.avx2                                ? "vpmaddubsw+vpmaddwd ymm"
                                                                  : "scalar imul+add");
+  // The KV bytes a decode token reads: the timed steps' mean context
+  // (8 + (4 + 1) / 2 positions) x K and V of every layer in bf16.
+  const auto cfg = nlohmann::json::parse(read_file(model() / "config.json"));
+  const double kv_position =
+      2.0 * cfg.at("num_hidden_layers").get<int64_t>() *
+      cfg.at("num_key_value_heads").get<int64_t>() *
+      (cfg.at("hidden_size").get<int64_t>() / cfg.at("num_attention_heads").get<int64_t>()) * 2;
   for (const auto& j : runs) {
+    EXPECT_DOUBLE_EQ(j.at("kv_bytes_per_token").get<double>(), 10.5 * kv_position);
+    const double batch = j.at("batch").get<double>();
+    EXPECT_NEAR(j.at("decode_bound_with_kv_tokens_per_second").get<double>(),
+                j.at("triad_gbps_median").get<double>() * 1e9 * batch /
+                    (j.at("weight_bytes_per_token").get<double>() + batch * 10.5 * kv_position),
+                1e-6 * j.at("decode_bound_with_kv_tokens_per_second").get<double>());
     EXPECT_EQ(j.at("layer_macs_per_token").get<int64_t>(), layer_elements);
     const double peak = j.at("int8_peak_gmacs").get<double>();
     EXPECT_GT(peak, 0.0);

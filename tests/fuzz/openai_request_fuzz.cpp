@@ -64,6 +64,7 @@ class IdleBackend final : public Backend {
   int32_t n_kv_blocks() const override { return 64; }
   int32_t block_size() const override { return 16; }
   int64_t weight_bytes_per_token() const override { return 1; }
+  int64_t kv_bytes_per_position() const override { return 1; }
   Status step(const ForwardBatch&, std::span<const RowRequest>, std::span<RowResult>) override {
     std::abort();  // nothing is ever scheduled
   }

@@ -62,6 +62,9 @@ class CudaBackend final : public Backend, private DecoderOps {
   int32_t n_kv_blocks() const override { return n_blocks_; }
   int32_t block_size() const override { return options_.block_size; }
   int64_t weight_bytes_per_token() const override { return weight_bytes_; }
+  int64_t kv_bytes_per_position() const override {
+    return 2 * config_.n_layers * config_.n_kv_heads * config_.head_dim * 2;  // bf16
+  }
   void set_profile(StepProfile* profile) override { profile_ = profile; }
   Status step(const ForwardBatch& batch, std::span<const RowRequest> rows,
               std::span<RowResult> results) override;
