@@ -91,8 +91,7 @@ float exp_shifted(float* v, int n, float m) {
   return sum;
 }
 
-// The scalar and AVX2 paths: dot_f32 per (head, position), which takes the
-// active ISA's body.
+// The scalar path: every head's 16 lanes, one column of K at a time.
 template <typename T>
 void scores_scalar(const float* q0, int64_t group, int64_t d, const T* kt, int64_t stride,
                    float scale, float* scores) {
@@ -127,7 +126,7 @@ __attribute__((target("avx2,fma"))) inline void accumulate_tile_avx2(float* acc,
                                                                      int n, const float* w) {
   // Named accumulators, as in scores_tile_avx2 (an array was stored on
   // every position).
-  static_assert(H >= 1 && H <= 2 && C >= 1 && C <= 4);
+  static_assert((H == 1 || H == 2) && (C == 1 || C == 4));
   float* a0 = acc + j;
   float* a1 = acc + d + j;
   __m256 s00 = _mm256_loadu_ps(a0), s01 = s00, s02 = s00, s03 = s00;
