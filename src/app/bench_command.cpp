@@ -115,9 +115,15 @@ Status run_bench(const BenchArgs& a) {
   auto body_for = [&](int index) {
     std::string prompt = std::to_string(index) + ":";
     for (int i = 0; i < a.prompt_tokens; ++i) prompt += " the";
-    const nlohmann::json req = {
-        {"model", model},   {"prompt", prompt}, {"max_tokens", a.max_tokens},
-        {"temperature", 0}, {"stream", true},   {"stream_options", {{"include_usage", true}}}};
+    // ignore_eos: every request runs to max_tokens, as serving benchmarks
+    // ask, so runs compare equal work.
+    const nlohmann::json req = {{"model", model},
+                                {"prompt", prompt},
+                                {"max_tokens", a.max_tokens},
+                                {"ignore_eos", true},
+                                {"temperature", 0},
+                                {"stream", true},
+                                {"stream_options", {{"include_usage", true}}}};
     return req.dump();
   };
 
