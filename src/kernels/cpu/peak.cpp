@@ -23,10 +23,10 @@ namespace {
 constexpr int64_t kIterations = 1 << 21;  // about 10-50 ms per round
 constexpr int kRounds = 5;
 
-template <typename T>
-inline void launder(T& v) {
-  asm volatile("" : "+x"(v));
-}
+// In the calling function, whose target attribute lets the compiler give a
+// 256- or 512-bit operand its register (clang refuses it in a helper
+// without the attribute).
+#define R1_LAUNDER(v) asm volatile("" : "+x"(v))
 
 // Each returns the multiply-adds it did; `sink` keeps the result alive.
 #define R1_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
@@ -37,7 +37,7 @@ R1_VNNI int64_t int8_vnni_loop(int64_t n, std::atomic<int64_t>* sink) {
   __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-5);
   for (int64_t i = 0; i < n; ++i) {
     for (int k = 0; k < K; ++k) {
-      launder(b);
+      R1_LAUNDER(b);
       acc[k] = _mm512_dpbusd_epi32(acc[k], a, b);
     }
   }
@@ -57,7 +57,7 @@ __attribute__((target("avx2"))) int64_t int8_avx2_loop(int64_t n, std::atomic<in
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t i = 0; i < n; ++i) {
     for (int k = 0; k < K; ++k) {
-      launder(b);
+      R1_LAUNDER(b);
       acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
     }
   }
@@ -77,7 +77,7 @@ R1_BF16 int64_t bf16_dp_loop(int64_t n, std::atomic<int64_t>* sink) {
   __m512bh b = a;
   for (int64_t i = 0; i < n; ++i) {
     for (int k = 0; k < K; ++k) {
-      launder(b);
+      R1_LAUNDER(b);
       acc[k] = _mm512_dpbf16_ps(acc[k], a, b);
     }
   }
@@ -96,7 +96,7 @@ __attribute__((target("avx512f"))) int64_t f32_avx512_loop(int64_t n, std::atomi
   __m512 a = _mm512_set1_ps(1e-7f), b = _mm512_set1_ps(1e-7f);
   for (int64_t i = 0; i < n; ++i) {
     for (int k = 0; k < K; ++k) {
-      launder(b);
+      R1_LAUNDER(b);
       acc[k] = _mm512_fmadd_ps(a, b, acc[k]);
     }
   }
@@ -114,7 +114,7 @@ __attribute__((target("avx2,fma"))) int64_t f32_avx2_loop(int64_t n, std::atomic
   __m256 a = _mm256_set1_ps(1e-7f), b = _mm256_set1_ps(1e-7f);
   for (int64_t i = 0; i < n; ++i) {
     for (int k = 0; k < K; ++k) {
-      launder(b);
+      R1_LAUNDER(b);
       acc[k] = _mm256_fmadd_ps(a, b, acc[k]);
     }
   }
@@ -172,6 +172,8 @@ double best_rate(ThreadPool& pool, Loop loop, int64_t iterations) {
   for (int r = 0; r < kRounds; ++r) best = std::max(best, round());
   return best;
 }
+
+#undef R1_LAUNDER
 
 }  // namespace
 
