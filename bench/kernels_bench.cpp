@@ -93,10 +93,11 @@ void prefill64_int4(benchmark::State& s) {
   run(s, DType::kQ4, 64);
 }
 
-constexpr int64_t kHotRows =
-    512;  // Batched products with the weights in L2 (256 rows, 384 KB of int8): the
-// kernels' arithmetic rate, to set against `bench --offline`'s int8 peak.
-// Args: threads, tokens.
+constexpr int64_t kHotRows = 512;
+
+// Batched products with the weights in L2 (256 rows, 384 KB of int8; 128
+// rows of bf16): the kernels' arithmetic rate, to set against `bench
+// --offline`'s peaks. Args: threads, tokens.
 void hot_tokens_int8(benchmark::State& s) {
   run(s, DType::kQ8, s.range(1), kHotRows / 2);
 }
@@ -122,9 +123,10 @@ uint16_t from_f32(float x, uint16_t) {
 }
 
 // Decode attention for one token over every layer of the 1.5b shape (28
-// layers, 12 query heads, 2 kv heads, head size 128, f32 KV cache in blocks
-// of 16) at a context of state.range(0) positions, 2 threads; reports the KV
-// bytes read per second (28 MB per token at 512 positions, 229 MB at 4096).
+// layers, 12 query heads, 2 kv heads, head size 128, KV cache in blocks of
+// 16, f32 or bf16) at a context of state.range(0) positions, 2 threads;
+// reports the KV bytes read per second (f32: 28 MB per token at 512
+// positions, 229 MB at 4096; bf16 half).
 template <typename T>
 void decode_attention_of(benchmark::State& state) {
   constexpr int64_t kLayers = 28, kHeads = 12, kKv = 2, kDim = 128, kBlock = 16;

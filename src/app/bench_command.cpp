@@ -200,7 +200,8 @@ void add_bench_command(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--gen-tokens", off->gen_tokens, "--offline: tokens to decode");
   cmd->add_option("--batch", off->batches,
-                  "--offline: sequences prefilled and decoded together; a list (1,8,64) runs each")
+                  "--offline: sequences prefilled and decoded together; a list (1,8,64) runs "
+                  "each, smallest first, with a 1-sequence run added for the batched runs' ratio")
       ->delimiter(',');
   cmd->add_flag("--profile", off->profile,
                 "--offline: where decode's time goes, op by op, with each product's GB/s");

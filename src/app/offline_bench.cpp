@@ -130,7 +130,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
     int32_t last_seqs = 0, last_tokens = 0;
     EngineOptions eo = offline_engine_options(lo.max_batched_tokens, 0);
     eo.max_seqs = std::max(batch, 1);
-    eo.on_step = [&](int32_t n_seqs, int32_t n_tokens, double) {
+    eo.on_step = [&](int32_t n_seqs, int32_t n_tokens, bool, double) {
       last_seqs = n_seqs;
       last_tokens = n_tokens;
     };
@@ -294,7 +294,11 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
   std::vector<int> batches = a.batches;
   std::stable_sort(batches.begin(), batches.end());
   if (batches.back() > 1 && batches.front() != 1) batches.insert(batches.begin(), 1);
-  for (int batch : batches) R1_RETURN_IF_ERROR(run_batch(batch));
+  Status status = ok_status();
+  for (int batch : batches) {
+    status = run_batch(batch);
+    if (!status.ok()) break;  // the runs before it are still printed
+  }
   measure_peaks();
   for (nlohmann::ordered_json& out : records) {
     if (!lo.device.cuda) {
@@ -315,7 +319,7 @@ Status run_offline_bench(const OfflineBenchArgs& a) {
       std::cout << "\n";
     }
   }
-  return ok_status();
+  return status;
 }
 
 }  // namespace r1

@@ -183,9 +183,9 @@ Result<std::shared_ptr<ServedModel>> VersionLoader::load(const std::string& mode
 
   EngineOptions eo = s_.engine;
   ModelMetrics* model_metrics = &metrics().model(m->name);
-  eo.on_step = [model_metrics](int32_t n_seqs, int32_t n_tokens, double seconds) {
+  eo.on_step = [model_metrics](int32_t n_seqs, int32_t, bool decode, double seconds) {
     model_metrics->observe_batch_size(n_seqs);
-    model_metrics->observe_step(n_seqs, n_tokens, seconds);
+    model_metrics->observe_step(n_seqs, decode, seconds);
   };
   owned->engine = std::make_unique<Engine>(*owned->backend, eo);
   m->engine = owned->engine.get();

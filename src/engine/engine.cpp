@@ -274,8 +274,15 @@ void Engine::step() {
   const auto step_start = std::chrono::steady_clock::now();
   Status st = backend_.step(input.forward_batch(), rows, results);
   if (options_.on_step) {
+    // A decode step: every sequence adds one token after its first output
+    // (a prompt's last one-token chunk is prefill).
+    bool decode = true;
+    for (const ScheduledRequest& s : input.requests) {
+      const Request* r = scheduler_.find(s.request_id);
+      decode = decode && s.n_new_tokens == 1 && r != nullptr && r->n_output_tokens() > 0;
+    }
     options_.on_step(
-        static_cast<int32_t>(input.requests.size()), input.n_tokens(),
+        static_cast<int32_t>(input.requests.size()), input.n_tokens(), decode,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
   }
   std::unordered_map<std::string, SampledToken> sampled;  // by request: one row each

@@ -34,9 +34,10 @@ struct EngineOptions {
   SchedulingPolicy policy = SchedulingPolicy::kFcfs;
   uint64_t seed = 0;  // requests without a seed draw from seed + arrival
   // Called on the engine thread after every forward step with the number of
-  // sequences and tokens it carried and the seconds the backend took (the
+  // sequences and tokens it carried, whether it only decoded (one token per
+  // sequence, each past its prompt), and the seconds the backend took (the
   // batch_size and engine_step_seconds metrics). Must be cheap.
-  std::function<void(int32_t n_seqs, int32_t n_tokens, double seconds)> on_step;
+  std::function<void(int32_t n_seqs, int32_t n_tokens, bool decode, double seconds)> on_step;
   // false: no thread; the caller drives the steps with run_once() (the CLI
   // commands' synchronous loop).
   bool threaded = true;

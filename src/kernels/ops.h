@@ -90,7 +90,10 @@ float matrix_at(const MatrixView& m, int64_t r, int64_t c);
 
 // The geometry of a paged KV cache for one layer:
 // k, v: [n_blocks, block_size, n_kv_heads, head_dim] of T: f32, or bf16
-// (uint16_t, the top half of an f32) for half the bytes.
+// (uint16_t, the top half of an f32) for half the bytes. That is the
+// reference kernels' layout; the CPU kernels store K transposed within a
+// block (cpu_ops.h), and only their kv_store writes what their attention
+// reads.
 template <typename T>
 struct KvLayerViewOf {
   T* k = nullptr;

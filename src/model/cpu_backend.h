@@ -1,5 +1,6 @@
-// The CPU backend: weights mmap'd in their stored dtype, f32 activations and
-// f32 paged KV cache, kernels from kernels/cpu_ops.h on a persistent pool.
+// The CPU backend: weights mmap'd in their stored dtype, f32 activations, a
+// paged KV cache in bf16 (or f32), kernels from kernels/cpu_ops.h on a
+// persistent pool.
 #pragma once
 
 #include <memory>
@@ -88,8 +89,9 @@ class CpuBackend final : public Backend, private DecoderOps {
   DType kv_dtype_;
   ThreadPool pool_;
   StepProfile* profile_ = nullptr;
-  // KV cache, per layer: [n_blocks, block_size, n_kv_heads, head_dim] of
-  // options_.kv_dtype (one of the two pairs is allocated).
+  // KV cache, per layer, in kv_dtype_ (one of the two pairs is allocated),
+  // laid out as the CPU kernels want it (kernels/cpu_ops.h: K transposed
+  // within a block).
   std::vector<AlignedBuffer<float>> k_cache_, v_cache_;
   std::vector<AlignedBuffer<uint16_t>> k_cache16_, v_cache16_;
   // Activations for up to scratch_tokens_ tokens (grown on demand, reused).

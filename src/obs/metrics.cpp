@@ -111,8 +111,8 @@ void ModelMetrics::observe_batch_size(int64_t n_seqs) {
   batch_size_->Observe(double(n_seqs));
 }
 
-void ModelMetrics::observe_step(int64_t n_seqs, int64_t n_tokens, double seconds) {
-  if (n_tokens != n_seqs) {
+void ModelMetrics::observe_step(int64_t n_seqs, bool decode, double seconds) {
+  if (!decode) {
     prefill_step_->Observe(seconds);
     return;
   }

@@ -72,10 +72,11 @@ class ModelMetrics {
   void observe_queue_time(double seconds);
   void observe_batch_size(int64_t n_seqs);  // sequences in one forward step
   // engine_step_seconds{kind,seqs}: how long one forward step took. kind
-  // "decode" when every sequence carried one token, else "prefill"; a
-  // decode step's seqs is its batch in buckets (1, 2-4, 5-8, 9-16, 17-32,
-  // 33+), so a step's cost at concurrency 8 can be set against one at 1.
-  void observe_step(int64_t n_seqs, int64_t n_tokens, double seconds);
+  // "decode" for a step that only decoded (one token per sequence), else
+  // "prefill"; a decode step's seqs is its batch in buckets (1, 2-4, 5-8,
+  // 9-16, 17-32, 33+), so a step's cost at concurrency 8 can be set against
+  // one at 1.
+  void observe_step(int64_t n_seqs, bool decode, double seconds);
 
  private:
   friend class Metrics;

@@ -85,12 +85,50 @@ TEST_F(OfflineRunTest, GreedyTokensDoNotDependOnTheBatch) {
   auto together_backend = backend(3);
   int steps = 0;
   EngineOptions o = offline_engine_options(64, 0);
-  o.on_step = [&](int32_t, int32_t, double) { ++steps; };
+  o.on_step = [&](int32_t, int32_t, bool, double) { ++steps; };
   Engine engine(*together_backend, o);
   auto res = run_offline(engine, reqs);
   ASSERT_TRUE(res.ok()) << res.status().message();
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ((*res)[i].tokens, alone[i]) << "request " << i;
   EXPECT_GT(steps, 10);
+}
+
+// on_step says which steps only decoded: not a prompt's steps, not even a
+// one-token prompt's (one new token, no output yet), nor a step that
+// mixes a prompt chunk with decodes.
+TEST_F(OfflineRunTest, StepsSayWhetherTheyOnlyDecoded) {
+  auto b = backend(1);
+  std::vector<std::pair<int32_t, bool>> steps;  // (sequences, decode)
+  EngineOptions o = offline_engine_options(64, 0);
+  o.on_step = [&](int32_t n_seqs, int32_t, bool decode, double seconds) {
+    EXPECT_GE(seconds, 0.0);
+    steps.emplace_back(n_seqs, decode);
+  };
+  Engine engine(*b, o);
+  auto reqs = requests(2);
+  reqs[0].id = "one-token-prompt";
+  reqs[1].id = "later";
+  reqs[0].prompt = {5};
+  reqs[0].max_tokens = 3;
+  reqs[0].stop_ids.clear();
+  ASSERT_TRUE(run_offline(engine, {reqs[0]}).ok());
+  EXPECT_EQ(steps, (std::vector<std::pair<int32_t, bool>>{{1, false}, {1, true}, {1, true}}));
+  // A second request arriving while the first decodes: its prompt's step
+  // carries the first's decode too, and is not a decode step.
+  steps.clear();
+  reqs[1].max_tokens = 2;
+  reqs[1].stop_ids.clear();
+  auto first = engine.submit(reqs[0]);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(engine.run_once());  // the first's prompt
+  auto second = engine.submit(reqs[1]);
+  ASSERT_TRUE(second.ok());
+  while (engine.run_once()) {
+  }
+  ASSERT_GE(steps.size(), 3u);
+  EXPECT_EQ(steps[0], std::make_pair(1, false));
+  EXPECT_EQ(steps[1], std::make_pair(2, false));  // the first decodes, the second's prompt
+  EXPECT_EQ(steps[2], std::make_pair(2, true));
 }
 
 TEST_F(OfflineRunTest, NeverSamplesPaddingRows) {

@@ -293,18 +293,18 @@ TEST(MetricsTest, HistogramBucketsCountObservations) {
   EXPECT_EQ(bucket("r1serve_request_queue_time_seconds", "0.3"), 1);
 }
 
-// A step is a decode step when every sequence carried one token; its batch
-// falls in one seqs bucket. Any other step is a prefill step.
+// A decode step's batch falls in one seqs bucket; any other step is a
+// prefill step.
 TEST(MetricsTest, StepsByKindAndBatch) {
   Metrics m;
   ModelMetrics& mm = m.model("r1");
-  mm.observe_step(1, 1, 0.03);
-  mm.observe_step(4, 4, 0.05);
-  mm.observe_step(5, 5, 0.07);
-  mm.observe_step(8, 8, 0.09);
-  mm.observe_step(33, 33, 0.5);
-  mm.observe_step(1, 40, 0.2);   // a prompt
-  mm.observe_step(8, 12, 0.15);  // decodes and a prompt chunk together
+  mm.observe_step(1, true, 0.03);
+  mm.observe_step(4, true, 0.05);
+  mm.observe_step(5, true, 0.07);
+  mm.observe_step(8, true, 0.09);
+  mm.observe_step(33, true, 0.5);
+  mm.observe_step(1, false, 0.2);   // a prompt
+  mm.observe_step(8, false, 0.15);  // decodes and a prompt chunk together
   const Exposition e = parse(m.serialize());
   const std::string step = "r1serve_engine_step_seconds";
   auto count = [&](const char* kind, const char* seqs) {

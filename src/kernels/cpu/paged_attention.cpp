@@ -3,8 +3,8 @@
 // not cross a cache block. The CPU cache stores K transposed within a block
 // ([n_blocks, n_kv_heads, head_dim, block_size]), so the chunk's scores of
 // a query head are kChunk lanes of FMAs over head_dim broadcast query
-// values, with no horizontal sums, and the rows of K loaded once serve
-// every query head of the kv head (GQA). Each head's running max,
+// values, with no horizontal sums, and the rows of K loaded once serve up
+// to 6 (AVX2) or 8 (AVX-512) query heads of the kv head (GQA). Each head's running max,
 // denominator and accumulator are rescaled at most once per chunk; then the
 // chunk's V rows (V is stored as the reference's, [n_blocks, block_size,
 // n_kv_heads, head_dim]) are read once and added into every head's
@@ -128,7 +128,7 @@ __attribute__((target("avx2,fma"))) inline void accumulate_tile_avx2(float* acc,
   // every position).
   static_assert((H == 1 || H == 2) && (C == 1 || C == 4));
   float* a0 = acc + j;
-  float* a1 = acc + d + j;
+  float* a1 = H > 1 ? acc + d + j : a0;  // the second head's, when there is one
   __m256 s00 = _mm256_loadu_ps(a0), s01 = s00, s02 = s00, s03 = s00;
   __m256 s10 = s00, s11 = s00, s12 = s00, s13 = s00;
   if constexpr (C > 1) {
@@ -467,17 +467,28 @@ R1_AVX512 void accumulate_avx512(float* acc, int64_t group, int64_t d, const T* 
 }
 
 // Asks for the next chunk's K (its columns of the head's transposed block:
-// head_dim runs of n elements, bs apart) and V rows while this one
-// computes. A block's K for one head is a few KB on a page of its own, and
-// the hardware prefetchers, which stop at page boundaries, left every chunk
-// waiting on its first lines.
+// head_dim runs of n elements, bs apart; n <= bs - off) and V rows while
+// this one computes. A block's K for one head is a few KB on a page of its
+// own, and the hardware prefetchers, which stop at page boundaries, left
+// every chunk waiting on its first lines.
 template <typename T>
 inline void prefetch_chunk(const KvLayerViewOf<T>& kv, int64_t block, int64_t kvh, int64_t off,
                            int64_t n) {
   const int64_t d = kv.head_dim, n_kv = kv.n_kv_heads, bs = kv.block_size;
-  const char* k = reinterpret_cast<const char*>(kv.k + (block * n_kv + kvh) * d * bs + off);
-  const int64_t k_bytes = ((d - 1) * bs + n) * static_cast<int64_t>(sizeof(T));
-  for (int64_t b = 0; b < k_bytes; b += 64) _mm_prefetch(k + b, _MM_HINT_T0);
+  const T* kt = kv.k + (block * n_kv + kvh) * d * bs + off;
+  if (n == bs) {
+    // Whole rows: the head's block is one span.
+    const char* k = reinterpret_cast<const char*>(kt);
+    const int64_t k_bytes = d * bs * static_cast<int64_t>(sizeof(T));
+    for (int64_t b = 0; b < k_bytes; b += 64) _mm_prefetch(k + b, _MM_HINT_T0);
+  } else {
+    // The first and last element of each run (a run spans at most two
+    // lines while it is under 64 bytes).
+    for (int64_t j = 0; j < d; ++j) {
+      _mm_prefetch(reinterpret_cast<const char*>(kt + j * bs), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(kt + j * bs + n - 1), _MM_HINT_T0);
+    }
+  }
   for (int64_t i = 0; i < n; ++i) {
     const char* v = reinterpret_cast<const char*>(kv.v + ((block * bs + off + i) * n_kv + kvh) * d);
     for (int64_t b = 0; b < d * static_cast<int64_t>(sizeof(T)); b += 64) {
@@ -557,8 +568,10 @@ void attention(const float* q, const KvLayerViewOf<T>& kv, const AttentionBatch&
               off = 0;
               ++blk;
             }
-            if (p0 < n_ctx)
-              prefetch_chunk(kv, table[blk], kvh, off, std::min<int64_t>(kChunk, n_ctx - p0));
+            if (p0 < n_ctx) {
+              prefetch_chunk(kv, table[blk], kvh, off,
+                             std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
+            }
             for (int64_t g = 0; g < group; ++g) {
               float* sc = scores.data() + g * kChunk;
               const float m = std::max(run_max[g], *std::max_element(sc, sc + n));
