@@ -5,6 +5,7 @@
 #include <limits>
 #include <new>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cpu_ops.h"
 
@@ -139,15 +140,22 @@ void CpuBackend::qkv(int64_t layer) {
   kc::matmul_multi(h_.data(), n_tokens_, qkv, pool_);
 }
 
-template <typename T>
-kernels::KvLayerViewOf<T> CpuBackend::kv_layer(int64_t layer, std::vector<AlignedBuffer<T>>& k,
-                                               std::vector<AlignedBuffer<T>>& v) {
-  return kernels::KvLayerViewOf<T>{k[layer].data(),
-                                   v[layer].data(),
-                                   options_.n_kv_blocks,
-                                   options_.block_size,
-                                   static_cast<int32_t>(config_.n_kv_heads),
-                                   static_cast<int32_t>(config_.head_dim)};
+template <typename Fn>
+void CpuBackend::with_kv_layer(int64_t layer, Fn&& fn) {
+  auto view = [&](auto& k, auto& v) {
+    using T = std::remove_reference_t<decltype(*k[layer].data())>;
+    return kernels::KvLayerViewOf<T>{k[layer].data(),
+                                     v[layer].data(),
+                                     options_.n_kv_blocks,
+                                     options_.block_size,
+                                     static_cast<int32_t>(config_.n_kv_heads),
+                                     static_cast<int32_t>(config_.head_dim)};
+  };
+  if (kv_dtype_ == DType::kBF16) {
+    fn(view(k_cache16_, v_cache16_));
+  } else {
+    fn(view(k_cache_, v_cache_));
+  }
 }
 
 void CpuBackend::rope_store(int64_t layer, const ForwardBatch& batch) {
@@ -156,26 +164,18 @@ void CpuBackend::rope_store(int64_t layer, const ForwardBatch& batch) {
            c.head_dim, pool_);
   kc::rope(k_.data(), batch.positions.data(), spec_.rope_inv_freq.data(), n_tokens_, c.n_kv_heads,
            c.head_dim, pool_);
-  if (kv_dtype_ == DType::kBF16) {
-    kc::kv_store(kv_layer(layer, k_cache16_, v_cache16_), k_.data(), v_.data(),
-                 batch.slot_mapping.data(), n_tokens_);
-  } else {
-    kc::kv_store(kv_layer(layer, k_cache_, v_cache_), k_.data(), v_.data(),
-                 batch.slot_mapping.data(), n_tokens_);
-  }
+  with_kv_layer(layer, [&](const auto& kv) {
+    kc::kv_store(kv, k_.data(), v_.data(), batch.slot_mapping.data(), n_tokens_);
+  });
 }
 
 void CpuBackend::attention(int64_t layer, const ForwardBatch& batch) {
   kernels::AttentionBatch ab{batch.n_seqs(), batch.query_start.data(), batch.positions.data(),
                              batch.block_tables.data(), batch.max_blocks_per_seq};
   const float scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
-  if (kv_dtype_ == DType::kBF16) {
-    kc::paged_attention(q_.data(), kv_layer(layer, k_cache16_, v_cache16_), ab, config_.n_heads,
-                        scale, attn_.data(), pool_);
-  } else {
-    kc::paged_attention(q_.data(), kv_layer(layer, k_cache_, v_cache_), ab, config_.n_heads, scale,
-                        attn_.data(), pool_);
-  }
+  with_kv_layer(layer, [&](const auto& kv) {
+    kc::paged_attention(q_.data(), kv, ab, config_.n_heads, scale, attn_.data(), pool_);
+  });
 }
 
 void CpuBackend::o_proj(int64_t layer) {

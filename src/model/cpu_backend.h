@@ -60,9 +60,9 @@ class CpuBackend final : public Backend, private DecoderOps {
   // (padding ids at -inf).
   void forward(const ForwardBatch& batch);
   void ensure_scratch(int64_t n_tokens, int64_t n_logit_rows);
-  template <typename T>
-  kernels::KvLayerViewOf<T> kv_layer(int64_t layer, std::vector<AlignedBuffer<T>>& k,
-                                     std::vector<AlignedBuffer<T>>& v);
+  // fn(layer's KV view), the view of the cache's element type.
+  template <typename Fn>
+  void with_kv_layer(int64_t layer, Fn&& fn);
 
   // DecoderOps, over the activations below.
   void embed(const ForwardBatch& batch) override;

@@ -119,6 +119,11 @@ class NumericsTest : public ::testing::TestWithParam<std::tuple<std::string, std
   static std::string kv_flag(const std::string& dtype) {
     return dtype == "f32" ? "" : " --kv-bf16";
   }
+  // The entry for `id` in one position's list, or null.
+  static const TopEntry* find(const std::vector<TopEntry>& list, int id) {
+    auto it = std::find_if(list.begin(), list.end(), [&](const TopEntry& e) { return e.id == id; });
+    return it == list.end() ? nullptr : &*it;
+  }
   // Per position, the largest |logprob| difference over want's entries
   // (1e9 for an entry missing from got).
   static std::vector<double> errors(const TopList& want, const TopList& got) {
@@ -126,9 +131,8 @@ class NumericsTest : public ::testing::TestWithParam<std::tuple<std::string, std
     for (size_t p = 0; p < want.size(); ++p) {
       double e = 0;
       for (const TopEntry& w : want[p]) {
-        auto it = std::find_if(got[p].begin(), got[p].end(),
-                               [&](const TopEntry& g) { return g.id == w.id; });
-        e = std::max(e, it == got[p].end() ? 1e9 : std::fabs(it->logprob - w.logprob));
+        const TopEntry* g = find(got[p], w.id);
+        e = std::max(e, g == nullptr ? 1e9 : std::fabs(g->logprob - w.logprob));
       }
       out.push_back(e);
     }
@@ -163,32 +167,25 @@ class NumericsTest : public ::testing::TestWithParam<std::tuple<std::string, std
                       " --top 10 --chunk " + std::to_string(chunk) + " --ids " + csv(ids)));
     ASSERT_EQ(want.size(), ids.size());
     ASSERT_EQ(got.size(), ids.size());
-    double max_err = 0;
-    std::vector<double> position_err;
     for (size_t p = 0; p < ids.size(); ++p) {
-      double err = 0;
       for (const TopEntry& w : want[p]) {
-        auto it = std::find_if(got[p].begin(), got[p].end(),
-                               [&](const TopEntry& g) { return g.id == w.id; });
-        ASSERT_NE(it, got[p].end())
-            << "position " << p << ": oracle's id " << w.id << " missing from our top 10";
-        err = std::max(err, std::fabs(it->logprob - w.logprob));
-        ASSERT_NEAR(it->logprob, w.logprob, tolerance) << "position " << p << " id " << w.id;
+        const TopEntry* g = find(got[p], w.id);
+        ASSERT_NE(g, nullptr) << "position " << p << ": oracle's id " << w.id
+                              << " missing from our top 10";
+        ASSERT_NEAR(g->logprob, w.logprob, tolerance) << "position " << p << " id " << w.id;
       }
-      max_err = std::max(max_err, err);
-      position_err.push_back(err);
       const double fifth = want[p].back().logprob;
       for (size_t k = 0; k < 5; ++k) {
         const TopEntry& g = got[p][k];
-        bool in_oracle = std::any_of(want[p].begin(), want[p].end(),
-                                     [&](const TopEntry& w) { return w.id == g.id; });
-        if (!in_oracle) {
+        if (find(want[p], g.id) == nullptr) {
           EXPECT_LE(g.logprob, fifth + tolerance)
               << "position " << p << ": our id " << g.id << " is not in the oracle's top 5";
         }
       }
     }
     fs::remove(ids_file);
+    const std::vector<double> position_err = errors(want, got);
+    const double max_err = *std::max_element(position_err.begin(), position_err.end());
     const double median_err = median(position_err);
     if (bf16_kv) {
       EXPECT_LE(median_err, kBf16KvMedian);

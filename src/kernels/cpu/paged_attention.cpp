@@ -67,16 +67,29 @@ R1_AVX512 inline __m512 load16(const float* p) {
   return _mm512_loadu_ps(p);
 }
 R1_AVX512 inline __m512 load16(const uint16_t* p) {
-  const __m512i wide =
-      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  return widen_bf16x16(p);
 }
 R1_AVX512 inline __m512 load16(__mmask16 m, const float* p) {
   return _mm512_maskz_loadu_ps(m, p);
 }
 R1_AVX512 inline __m512 load16(__mmask16 m, const uint16_t* p) {
-  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  return widen_bf16x16(p, m);
+}
+
+// tile(std::integral_constant<int, H>{}, g) for the group's query heads in
+// tiles of Max heads from head g on, the last tile smaller: the score
+// bodies' register tiles are compile-time sizes.
+template <int H, typename Tile>
+inline void tile_of(int64_t n, int64_t g, Tile& tile) {
+  if (n == H) {
+    tile(std::integral_constant<int, H>{}, g);
+  } else if constexpr (H > 1) {
+    tile_of<H - 1>(n, g, tile);
+  }
+}
+template <int Max, typename Tile>
+inline void for_head_tiles(int64_t group, Tile&& tile) {
+  for (int64_t g = 0; g < group; g += Max) tile_of<Max>(std::min<int64_t>(Max, group - g), g, tile);
 }
 
 // v[i] = exp(v[i] - m) for i < n; returns their sum.
@@ -235,36 +248,10 @@ __attribute__((target("avx2,fma"))) void scores_avx2(const float* q0, int64_t gr
                                                      const T* kt, int64_t stride, float scale,
                                                      float* scores) {
   static_assert(kChunk == 16);
-  for (int64_t g = 0; g < group;) {
-    const float* q = q0 + g * d;
-    float* out = scores + g * kChunk;
-    switch (std::min<int64_t>(6, group - g)) {
-      case 6:
-        scores_tile_avx2<6>(q, d, kt, stride, scale, out);
-        g += 6;
-        break;
-      case 5:
-        scores_tile_avx2<5>(q, d, kt, stride, scale, out);
-        g += 5;
-        break;
-      case 4:
-        scores_tile_avx2<4>(q, d, kt, stride, scale, out);
-        g += 4;
-        break;
-      case 3:
-        scores_tile_avx2<3>(q, d, kt, stride, scale, out);
-        g += 3;
-        break;
-      case 2:
-        scores_tile_avx2<2>(q, d, kt, stride, scale, out);
-        g += 2;
-        break;
-      default:
-        scores_tile_avx2<1>(q, d, kt, stride, scale, out);
-        g += 1;
-        break;
-    }
-  }
+  for_head_tiles<6>(
+      group, [&](auto h, int64_t g) __attribute__((target("avx2,fma"))) {
+        scores_tile_avx2<decltype(h)::value>(q0 + g * d, d, kt, stride, scale, scores + g * kChunk);
+      });
 }
 
 // exp(x) for x <= 0, 8 lanes: exp_shifted_avx512's range reduction and
@@ -328,44 +315,9 @@ R1_AVX512 inline void scores_tile_avx512(const float* q0, int64_t d, const T* kt
 template <typename T>
 R1_AVX512 void scores_avx512(const float* q0, int64_t group, int64_t d, const T* kt, int64_t stride,
                              float scale, float* scores) {
-  for (int64_t g = 0; g < group;) {
-    const float* q = q0 + g * d;
-    float* out = scores + g * kChunk;
-    switch (std::min<int64_t>(8, group - g)) {
-      case 8:
-        scores_tile_avx512<8>(q, d, kt, stride, scale, out);
-        g += 8;
-        break;
-      case 7:
-        scores_tile_avx512<7>(q, d, kt, stride, scale, out);
-        g += 7;
-        break;
-      case 6:
-        scores_tile_avx512<6>(q, d, kt, stride, scale, out);
-        g += 6;
-        break;
-      case 5:
-        scores_tile_avx512<5>(q, d, kt, stride, scale, out);
-        g += 5;
-        break;
-      case 4:
-        scores_tile_avx512<4>(q, d, kt, stride, scale, out);
-        g += 4;
-        break;
-      case 3:
-        scores_tile_avx512<3>(q, d, kt, stride, scale, out);
-        g += 3;
-        break;
-      case 2:
-        scores_tile_avx512<2>(q, d, kt, stride, scale, out);
-        g += 2;
-        break;
-      default:
-        scores_tile_avx512<1>(q, d, kt, stride, scale, out);
-        g += 1;
-        break;
-    }
-  }
+  for_head_tiles<8>(group, [&](auto h, int64_t g) R1_AVX512 {
+    scores_tile_avx512<decltype(h)::value>(q0 + g * d, d, kt, stride, scale, scores + g * kChunk);
+  });
 }
 
 // v[i] = exp(v[i] - m) for i < n (every v[i] <= m); returns their sum.
