@@ -6,14 +6,30 @@
 # only, -DGGML_NATIVE=ON, into the model cache.
 #
 #   scripts/bench-llama-cpp.sh [MODEL.gguf] [THREADS]
+#   scripts/bench-llama-cpp.sh --prefill-pairs [ROUNDS] [THREADS]
+#
+# --prefill-pairs: pp512 of the R1-Distill-Qwen-1.5B shape (random
+# weights, `make-test-model --size 1.5b`) written as Q8_0, Q4_0 and F16 GGUF
+# files by tools/reference/hf_to_gguf.py (llama.cpp's gguf-py), each against
+# r1serve's counterpart on the same file (int8 in groups of 32, int4, bf16),
+# the two in turn for ROUNDS rounds (default 3); prints every run and the
+# median ratio per pair. The files (about 6.5 GB) are made once into the
+# model cache.
 #
 # Prints one block per implementation and dtype; docs/PERFORMANCE.md records
 # the results. Not a test: timings belong to the machine they ran on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-model="${1:-$(scripts/fetch-model.sh --llama-cpp)}"
-threads="${2:-$(nproc)}"
+pairs=0
+if [[ "${1:-}" == "--prefill-pairs" ]]; then
+  pairs=1
+  rounds="${2:-3}"
+  threads="${3:-$(nproc)}"
+else
+  model="${1:-$(scripts/fetch-model.sh --llama-cpp)}"
+  threads="${2:-$(nproc)}"
+fi
 scripts/fetch-model.sh --llama-cpp >/dev/null
 cache="${R1SERVE_MODEL_CACHE:-$HOME/.cache/r1serve/models}"
 src="$cache/llama.cpp-src"
@@ -29,6 +45,43 @@ if [[ ! -x "$src/build/bin/llama-bench" ]]; then
 fi
 bin="$src/build/bin"
 r1=build/release/r1serve
+
+if [[ $pairs == 1 ]]; then
+  shape="$cache/r1-1.5b-shape"
+  if [[ ! -f "$shape/ok" ]]; then
+    rm -rf "$shape"
+    "$r1" make-test-model --arch qwen2 --size 1.5b --dtype f32 --seed 1 --out "$shape/hf" >&2
+    for type in Q8_0 Q4_0 F16; do
+      .venv/bin/python tools/reference/hf_to_gguf.py "$shape/hf" "$shape/$type.gguf" --type "$type"
+    done
+    rm -rf "$shape/hf"
+    touch "$shape/ok"
+  fi
+  echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "== R1-Distill-Qwen-1.5B shape, pp512, threads: $threads, commit $(git rev-parse --short HEAD)"
+  for pair in Q8_0:int8/32 Q4_0:int4 F16:bf16; do
+    type="${pair%%:*}" ours="${pair#*:}"
+    dtype_arg=()
+    [[ "$ours" != int8/32 ]] && dtype_arg=(--dtype "$ours")
+    ratios=()
+    for ((round = 1; round <= rounds; round++)); do
+      theirs=$("$bin/llama-bench" -m "$shape/$type.gguf" -t "$threads" -p 512 -n 0 -r 1 -o csv \
+        2>/dev/null | awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "avg_ts") c = i}
+                               NR == 2 {gsub(/"/, "", $c); print $c}')
+      mine=$("$r1" bench --offline --model "$shape/$type.gguf" "${dtype_arg[@]}" --threads \
+        "$threads" --prompt-tokens 512 --gen-tokens 1 2>/dev/null |
+        awk '/^prefill_tokens_per_second:/ {print $2}')
+      ratio=$(awk -v a="$mine" -v b="$theirs" 'BEGIN {printf "%.2f", a / b}')
+      ratios+=("$ratio")
+      printf '%s vs r1serve %s, round %d: llama.cpp %.1f tok/s, r1serve %.1f tok/s, ratio %s\n' \
+        "$type" "$ours" "$round" "$theirs" "$mine" "$ratio"
+    done
+    median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    echo "== $type vs r1serve $ours: median ratio $median"
+  done
+  exit 0
+fi
+
 text="$(mktemp)"
 trap 'rm -f "$text"' EXIT
 # The text both perplexities read: the README and docs/ARCHITECTURE.md,

@@ -112,9 +112,13 @@ def write_gguf(folder, path, qtype, arch=None, drop=None, ffn=None, tokenizer_mo
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     # the tokenizer, as llama.cpp's gpt2 vocab writer lays it out
     n = max(max(tok["model"]["vocab"].values()), max(a["id"] for a in tok["added_tokens"])) + 1
-    tokens, types = [""] * n, [1] * n
+    # Ids the tokenizer leaves out, up to the embedding's rows (Qwen2 pads
+    # 151665 ids to 151936), are named [PAD<id>] and typed unused, as the
+    # converter does, so llama.cpp's vocabulary size matches the embedding.
+    n = max(n, cfg.get("vocab_size", n))
+    tokens, types = [f"[PAD{i}]" for i in range(n)], [5] * n
     for t, i in tok["model"]["vocab"].items():
-        tokens[i] = t
+        tokens[i], types[i] = t, 1
     for a in tok["added_tokens"]:
         tokens[a["id"]] = a["content"]
         types[a["id"]] = 3 if a["special"] else 4
@@ -130,7 +134,15 @@ def write_gguf(folder, path, qtype, arch=None, drop=None, ffn=None, tokenizer_mo
     w.add_add_bos_token(tcfg.get("add_bos_token", False))
     w.add_add_eos_token(tcfg.get("add_eos_token", False))
     w.add_chat_template(tcfg["chat_template"])
-    tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.exists(index):  # sharded: the files the index names
+        with open(index) as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        shards = ["model.safetensors"]
+    tensors = {}
+    for shard in shards:
+        tensors.update(read_safetensors(os.path.join(folder, shard)))
     for hf, arr in tensors.items():
         name = gguf_name(hf)
         if name == drop:

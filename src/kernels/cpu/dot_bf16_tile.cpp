@@ -1,9 +1,9 @@
 // bf16 weight rows against f32 activation rows, R rows x T tokens at a
 // time (R <= 4, T <= 3): the register-blocked product behind bf16 decode
-// (4 rows a run apart x 1 token: four streams) and prefill (3 rows x 3
+// (4 rows a run apart x 1 token: four streams) and prefill (4 rows x 3
 // tokens).
 // Each widened weight vector serves T tokens and each activation vector R
-// rows, so a 3 x 3 tile issues 3 widenings, 3 activation loads and 9 FMAs
+// rows, so a 4 x 3 tile issues 4 widenings, 3 activation loads and 12 FMAs
 // per 8 columns, where one dot product per (row, token) issues a widening
 // and a load per FMA.
 //
@@ -55,11 +55,23 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint16_t* w, int64_t ro
   }
   const int64_t n8 = n / 8 * 8;
   for (int64_t i = 0; i < n8; i += 8) {
-    __m256 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = widen_bf16x8(w + r * row_stride + i);
-    for (int t = 0; t < T; ++t) {
-      const __m256 xv = _mm256_loadu_ps(x[t] + i);
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+    if constexpr (R > T) {
+      // More rows than tokens (4 x 3): the tokens' vectors stay in
+      // registers and each row's widened vector is used at once, so 12
+      // accumulators, 3 activations and 1 weight fill the 16 registers.
+      __m256 xv[T];
+      for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x[t] + i);
+      for (int r = 0; r < R; ++r) {
+        const __m256 wv = widen_bf16x8(w + r * row_stride + i);
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+      }
+    } else {
+      __m256 wv[R];
+      for (int r = 0; r < R; ++r) wv[r] = widen_bf16x8(w + r * row_stride + i);
+      for (int t = 0; t < T; ++t) {
+        const __m256 xv = _mm256_loadu_ps(x[t] + i);
+        for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+      }
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -89,8 +101,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) inline void step_a
 // Steps of 16 columns alternate between two accumulators per (row, token)
 // (step s adds into acc[s % 2]; the last, masked step too), summed at the
 // end: decode takes one row at a time, and a single chain of dependent FMAs
-// would hold it to one step per FMA latency. 3 x 3 tiles keep their 18
-// accumulators in registers (AVX-512 has 32).
+// would hold it to one step per FMA latency. 4 x 3 tiles keep their 24
+// accumulators, 4 weight vectors and an activation vector in registers
+// (AVX-512 has 32).
 template <int R, int T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void tile_avx512(
     const uint16_t* w, int64_t row_stride, const float* const* x, int64_t n, float* out) {
