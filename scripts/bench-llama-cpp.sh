@@ -13,7 +13,7 @@
 # files by tools/reference/hf_to_gguf.py (llama.cpp's gguf-py), each against
 # r1serve's counterpart on the same file (int8 in groups of 32, int4, bf16),
 # the two in turn for ROUNDS rounds (default 3); prints every run and the
-# median ratio per pair. The files (about 6.5 GB) are made once into the
+# median ratio per pair (the lower middle one for an even ROUNDS). The files (about 6.5 GB) are made once into the
 # model cache.
 #
 # Prints one block per implementation and dtype; docs/PERFORMANCE.md records
@@ -65,12 +65,15 @@ if [[ $pairs == 1 ]]; then
     [[ "$ours" != int8/32 ]] && dtype_arg=(--dtype "$ours")
     ratios=()
     for ((round = 1; round <= rounds; round++)); do
-      theirs=$("$bin/llama-bench" -m "$shape/$type.gguf" -t "$threads" -p 512 -n 0 -r 1 -o csv \
-        2>/dev/null | awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "avg_ts") c = i}
-                               NR == 2 {gsub(/"/, "", $c); print $c}')
+      theirs=$("$bin/llama-bench" -m "$shape/$type.gguf" -t "$threads" -p 512 -n 0 -r 1 -o json \
+        2>/dev/null | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[0]["avg_ts"])')
       mine=$("$r1" bench --offline --model "$shape/$type.gguf" "${dtype_arg[@]}" --threads \
         "$threads" --prompt-tokens 512 --gen-tokens 1 2>/dev/null |
         awk '/^prefill_tokens_per_second:/ {print $2}')
+      if [[ -z "$theirs" || -z "$mine" ]]; then
+        echo "bench-llama-cpp: a pp512 run on $type.gguf printed no rate" >&2
+        exit 1
+      fi
       ratio=$(awk -v a="$mine" -v b="$theirs" 'BEGIN {printf "%.2f", a / b}')
       ratios+=("$ratio")
       printf '%s vs r1serve %s, round %d: llama.cpp %.1f tok/s, r1serve %.1f tok/s, ratio %s\n' \

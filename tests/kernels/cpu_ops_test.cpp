@@ -35,7 +35,8 @@ TEST_P(CpuOpsTest, MatmulMatchesReferenceForEveryWeightDtype) {
     int64_t n_tokens, rows, cols;
   };
   for (Shape s :
-       {Shape{1, 37, 61}, Shape{3, 129, 67}, Shape{7, 5, 257}, Shape{1, 1, 1}, Shape{5, 64, 128}}) {
+       {Shape{1, 37, 61}, Shape{3, 129, 67}, Shape{7, 5, 257}, Shape{1, 1, 1}, Shape{5, 64, 128},
+        Shape{7, 67, 2048}}) {  // 2048: bf16 prefill's row blocks of 64, and 3 rows left
     for (DType dt : {DType::kF32, DType::kBF16, DType::kF16}) {
       auto w = random_matrix(s.rows, s.cols, dt, 11 + s.rows);
       auto x = random_floats(static_cast<size_t>(s.n_tokens * s.cols), 5 + s.cols);
@@ -246,8 +247,12 @@ TEST_P(CpuOpsTest, KvStoreWritesSlots) {
     }
   }
   for (size_t i = 0; i < cache; ++i) {
-    if (!k_written[i]) ASSERT_TRUE(kc[i] == -7.f && kb[i] == 7) << i;
-    if (!v_written[i]) ASSERT_TRUE(vc[i] == -7.f && vb[i] == 7) << i;
+    if (!k_written[i]) {
+      ASSERT_TRUE(kc[i] == -7.f && kb[i] == 7) << i;
+    }
+    if (!v_written[i]) {
+      ASSERT_TRUE(vc[i] == -7.f && vb[i] == 7) << i;
+    }
   }
 }
 

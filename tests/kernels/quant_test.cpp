@@ -253,8 +253,10 @@ TEST(QuantMatmulInvarianceTest, TokensAloneOrTogetherAnyThreadsGiveTheSameBits) 
   // thread count: each (row, token) result is bit-identical whatever kernel
   // shape computed it.
   // 200 columns: 7 blocks (one short int4 group); 288: 9 (three int8
-  // groups of 96); 600: 19 (a full group of 16, then 3).
-  for (const int64_t cols : {200, 288, 600}) {
+  // groups of 96); 600: 19 (a full group of 16, then 3); 2048: bf16
+  // prefill takes its rows in two blocks (256 KB of weights is 64 rows)
+  // and a leftover of 3.
+  for (const int64_t cols : {200, 288, 600, 2048}) {
     const int64_t rows = 67, n_tokens = 11;
     auto w = random_matrix(rows, cols, DType::kBF16, 31);
     auto x = random_floats(static_cast<size_t>(n_tokens * cols), 32, -3.0f, 3.0f);

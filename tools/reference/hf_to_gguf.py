@@ -11,6 +11,8 @@ files are independent of r1serve's GGUF reader.
   python3 tools/reference/hf_to_gguf.py FOLDER OUT.gguf [--type F32|F16|Q8_0|Q4_0|Q4_K|...]
 
 Matrices whose rows are not a whole number of the type's blocks stay F32.
+Sharded folders (model.safetensors.index.json) are read whole; ids the
+tokenizer leaves out up to config's vocab_size become [PAD<id>] tokens.
 """
 
 import argparse

@@ -55,10 +55,11 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint16_t* w, int64_t ro
   }
   const int64_t n8 = n / 8 * 8;
   for (int64_t i = 0; i < n8; i += 8) {
-    if constexpr (R > T) {
-      // More rows than tokens (4 x 3): the tokens' vectors stay in
-      // registers and each row's widened vector is used at once, so 12
-      // accumulators, 3 activations and 1 weight fill the 16 registers.
+    if constexpr (R > T && T > 1) {
+      // Prefill's 4 x 3 (and its leftovers 3 x 2, 4 x 2): the tokens'
+      // vectors stay in registers and each row's widened vector is used at
+      // once, so 12 accumulators, 3 activations and 1 weight fill the 16
+      // registers. Decode (R x 1) keeps the order below.
       __m256 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x[t] + i);
       for (int r = 0; r < R; ++r) {

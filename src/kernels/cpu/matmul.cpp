@@ -1,8 +1,9 @@
 // Matrix products y = x W^T for every weight dtype. Threads split the output
 // rows (prefill: one range each; decode: chunks handed out in turn, see
 // for_row_ranges); each thread walks its rows once and takes every token
-// against a row while the row is hot in L1, so the weights stream from
-// memory once per call whatever the number of tokens. For int8/int4 weights
+// against a row (or, for bf16 prefill, a block of rows) while it is hot in
+// L1 (L2), so the weights stream from memory once per call whatever the
+// number of tokens. For int8/int4 weights
 // the activations are first quantised once per call (blocks of 32, quant.h;
 // for int4 also arranged as its layout wants), and each weight block is
 // applied to up to four tokens from registers.
@@ -109,13 +110,15 @@ void bf16_rows_times_tokens(const MatrixView& w, int64_t begin, int64_t end, con
   }
   // Prefill: 4 rows x 3 tokens, whose 12 accumulators, 3 activation
   // vectors and 1 widened weight vector fill the 16 registers (3 x 3 held
-  // 3 weight vectors: 23-32 against 31-37 tok/s, pp512 of the 1.5b shape).
-  // Blocks of rows (about 256 KB of weights, kept in L2) against one
-  // triple of tokens at a time: the triple's activations stay in L1 while
-  // the block's rows pass, and every token's activations come from L3 once
-  // per block. (Tiles of 96 KB of rows against 96 KB of tokens read the
-  // activations from L2 for every row tile and from L3 once per 32 rows of
-  // the 1.5b shape, 5 rows of its down_proj.)
+  // 3 weight vectors: pp512 of the 1.5b shape 24-32 against 29-37 tok/s in
+  // six paired runs). Rows go in blocks of about 256 KB of weights (kept in
+  // L2) against one triple of tokens at a time, so every token's
+  // activations come from L3 once per block; a 1536-wide triple stays in
+  // L1 while the block's rows pass (down_proj's, 105 KB, comes from L2).
+  // gate/up arrive here in matmul_silu_mul's chunks of 16 rows. (Before:
+  // 96 KB of rows against 96 KB of tokens, so the activations came from
+  // L3 once per 30 rows of a 1536-wide product and per 3 rows of
+  // down_proj.)
   const int64_t rows_per_tile = a.n_tokens < 3 ? 1 : 4;
   const int64_t block_rows = std::max<int64_t>(
       rows_per_tile, kBf16BlockBytes / (w.cols * 2) / rows_per_tile * rows_per_tile);
