@@ -13,8 +13,8 @@
 # files by tools/reference/hf_to_gguf.py (llama.cpp's gguf-py), each against
 # r1serve's counterpart on the same file (int8 in groups of 32, int4, bf16),
 # the two in turn for ROUNDS rounds (default 3); prints every run and the
-# median ratio per pair (the lower middle one for an even ROUNDS). The files (about 6.5 GB) are made once into the
-# model cache.
+# median ratio per pair (the lower middle one for an even ROUNDS). The
+# files (about 6.5 GB) are made once into the model cache.
 #
 # Prints one block per implementation and dtype; docs/PERFORMANCE.md records
 # the results. Not a test: timings belong to the machine they ran on.
@@ -26,6 +26,10 @@ if [[ "${1:-}" == "--prefill-pairs" ]]; then
   pairs=1
   rounds="${2:-3}"
   threads="${3:-$(nproc)}"
+  if ! [[ "$rounds" =~ ^[1-9][0-9]*$ && "$threads" =~ ^[1-9][0-9]*$ ]]; then
+    echo "bench-llama-cpp: ROUNDS and THREADS must be positive whole numbers" >&2
+    exit 2
+  fi
 else
   model="${1:-$(scripts/fetch-model.sh --llama-cpp)}"
   threads="${2:-$(nproc)}"

@@ -3,10 +3,10 @@
 // for_row_ranges); each thread walks its rows once and takes every token
 // against a row (or, for bf16 prefill, a block of rows) while it is hot in
 // L1 (L2), so the weights stream from memory once per call whatever the
-// number of tokens. For int8/int4 weights
-// the activations are first quantised once per call (blocks of 32, quant.h;
-// for int4 also arranged as its layout wants), and each weight block is
-// applied to up to four tokens from registers.
+// number of tokens. For int8/int4 weights the activations are first
+// quantised once per call (blocks of 32, quant.h; for int4 also arranged as
+// its layout wants), and each weight block is applied to up to four tokens
+// from registers.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
