@@ -50,7 +50,7 @@ demo-model: binary
 	@test -f $(DEMO_MODEL)/config.json || $(BUILD)/r1serve make-test-model --arch qwen2 --size tiny --dtype bf16 --seed 1 --out $(DEMO_MODEL)
 
 # What CI runs after `make test` (.ci/run): ASan + UBSan over the unit and
-# e2e tests with every fuzz target for a minute on its seed corpus, then
+# e2e tests with every fuzz target for 20 s past its seed corpus, then
 # ThreadSanitizer over the tests labelled threads (engine, server, e2e). A
 # sanitizer report stops the process that made it, so a server's race fails
 # its suite.

@@ -32,9 +32,10 @@ fi
 # run by /usr/bin/python3), Python's venv for .venv, the fuzzing toolchain of
 # the asan preset, Redis for the response-cache tests, Prometheus and kubectl
 # for the deployment tests, debootstrap for the fresh-machine test, iproute2's
-# ss for the listen-backlog check.
+# ss for the listen-backlog check, ccache so that CI's cuda preset reuses the
+# release preset's objects (CMakeLists.txt).
 if [[ "$mode" == full ]]; then
-  packages+=(python3 python3-venv python3-torch python3-numpy python3-yaml clang
+  packages+=(python3 python3-venv python3-torch python3-numpy python3-yaml clang ccache
              libclang-rt-14-dev clang-format redis-server prometheus debootstrap iproute2)
   command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 fi
