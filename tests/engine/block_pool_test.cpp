@@ -8,14 +8,10 @@
 #include <set>
 #include <vector>
 
+#include "kv_test_util.h"
+
 namespace r1 {
 namespace {
-
-std::vector<int32_t> allocate_ok(BlockPool& pool, int32_t n) {
-  auto r = pool.allocate(n);
-  EXPECT_TRUE(r.ok()) << r.status().to_string();
-  return r.ok() ? *r : std::vector<int32_t>{};
-}
 
 TEST(BlockPoolTest, AllocateAndFree) {
   BlockPool pool(8);

@@ -12,21 +12,10 @@
 #include "engine/kv_cache/block_pool.h"
 #include "engine/kv_cache/kv_cache_manager.h"
 #include "engine/scheduler.h"
+#include "kv_test_util.h"
 
 namespace r1 {
 namespace {
-
-std::vector<int32_t> iota_ids(int32_t n, int32_t start) {
-  std::vector<int32_t> v(static_cast<size_t>(n));
-  std::iota(v.begin(), v.end(), start);
-  return v;
-}
-
-std::vector<int32_t> allocate_ok(BlockPool& pool, int32_t n) {
-  auto r = pool.allocate(n);
-  EXPECT_TRUE(r.ok()) << r.status().to_string();
-  return r.ok() ? *r : std::vector<int32_t>{};
-}
 
 TEST(BlockHashTest, KeysNameWholePrefixes) {
   const BlockHash root = root_block_hash(0);

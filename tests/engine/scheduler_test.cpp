@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/kv_cache/block_table.h"
+#include "kv_test_util.h"
 #include "model/forward_batch.h"
 
 namespace r1 {
@@ -33,12 +34,6 @@ SchedulerConfig make_config(int32_t n_blocks, int32_t budget, int32_t max_seqs =
   c.max_seqs = max_seqs;
   c.vocab_size = kVocab;
   return c;
-}
-
-std::vector<int32_t> iota_ids(int32_t n, int32_t start) {
-  std::vector<int32_t> v(static_cast<size_t>(n));
-  std::iota(v.begin(), v.end(), start);
-  return v;
 }
 
 RequestSpec make_spec(std::string id, int32_t n_prompt, int32_t max_tokens, int32_t first = 1,

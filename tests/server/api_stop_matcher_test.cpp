@@ -19,7 +19,8 @@ struct StopRun {
   std::vector<std::string> emitted;  // each non-empty piece returned
 };
 
-StopRun run_pieces(const std::vector<std::string>& stops, const std::vector<std::string>& pieces) {
+StopRun run_stop_pieces(const std::vector<std::string>& stops,
+                        const std::vector<std::string>& pieces) {
   StopStringMatcher matcher(stops);
   StopRun run;
   for (const std::string& piece : pieces) {
@@ -43,7 +44,7 @@ StopRun run_pieces(const std::vector<std::string>& stops, const std::vector<std:
 
 // The specification, byte by byte: after each byte, the first stop (in list
 // order, longest first at one end) that is a suffix of the text so far ends it.
-StopRun oracle(const std::vector<std::string>& stops, const std::string& text) {
+StopRun stop_oracle(const std::vector<std::string>& stops, const std::string& text) {
   StopRun run;
   for (size_t end = 1; end <= text.size(); ++end) {
     std::string_view seen(text.data(), end);
@@ -84,7 +85,7 @@ TEST(StopStringMatcherTest, StopSplitAtEveryBoundary) {
   for (size_t i = 0; i <= text.size(); ++i) {
     for (size_t j = i; j <= text.size(); ++j) {
       StopRun run =
-          run_pieces({"STOP"}, {text.substr(0, i), text.substr(i, j - i), text.substr(j)});
+          run_stop_pieces({"STOP"}, {text.substr(0, i), text.substr(i, j - i), text.substr(j)});
       ASSERT_TRUE(run.stopped) << i << "," << j;
       ASSERT_EQ(run.text, "Hello ") << i << "," << j;
     }
@@ -103,7 +104,7 @@ TEST(StopStringMatcherTest, HoldsOnlyWhatMayBecomeAStop) {
 }
 
 TEST(StopStringMatcherTest, FlushReleasesHeldText) {
-  StopRun run = run_pieces({"END"}, {"the E", "N"});
+  StopRun run = run_stop_pieces({"END"}, {"the E", "N"});
   EXPECT_FALSE(run.stopped);
   EXPECT_EQ(run.text, "the EN");
 }
@@ -119,37 +120,37 @@ TEST(StopStringMatcherTest, NoStopsPassesThrough) {
 
 TEST(StopStringMatcherTest, OverlappingStops) {
   // The stop that completes first wins, whatever the order of the list.
-  StopRun run = run_pieces({"abcd", "bc"}, {"xab", "ce"});
+  StopRun run = run_stop_pieces({"abcd", "bc"}, {"xab", "ce"});
   EXPECT_TRUE(run.stopped);
   EXPECT_EQ(run.text, "xa");
   EXPECT_EQ(run.stop_index, 1u);
   // "ab" completes before "abc" could.
-  run = run_pieces({"abc", "ab"}, {"xa", "bc"});
+  run = run_stop_pieces({"abc", "ab"}, {"xa", "bc"});
   EXPECT_EQ(run.text, "x");
   EXPECT_EQ(run.stop_index, 1u);
   // "b" completes before "abc", also when both arrive in one piece.
   for (auto pieces : {std::vector<std::string>{"ab", "c"}, std::vector<std::string>{"abc"}}) {
-    run = run_pieces({"abc", "b"}, pieces);
+    run = run_stop_pieces({"abc", "b"}, pieces);
     EXPECT_EQ(run.text, "a");
     EXPECT_EQ(run.stop_index, 1u);
   }
   // Both complete at the same byte: the longer one cuts.
-  run = run_pieces({"b", "ab"}, {"xab"});
+  run = run_stop_pieces({"b", "ab"}, {"xab"});
   EXPECT_EQ(run.text, "x");
   EXPECT_EQ(run.stop_index, 1u);
   // A stop that overlaps itself.
-  run = run_pieces({"aab"}, {"a", "a", "a", "b"});
+  run = run_stop_pieces({"aab"}, {"a", "a", "a", "b"});
   EXPECT_TRUE(run.stopped);
   EXPECT_EQ(run.text, "a");
   // One stop is a suffix of a longer held prefix of another.
-  run = run_pieces({"xxy", "xz"}, {"x", "x", "z"});
+  run = run_stop_pieces({"xxy", "xz"}, {"x", "x", "z"});
   EXPECT_TRUE(run.stopped);
   EXPECT_EQ(run.text, "x");
   EXPECT_EQ(run.stop_index, 1u);
 }
 
 TEST(StopStringMatcherTest, StopInsideOnePiece) {
-  StopRun run = run_pieces({"\n\n"}, {"line one\n\nline two"});
+  StopRun run = run_stop_pieces({"\n\n"}, {"line one\n\nline two"});
   EXPECT_TRUE(run.stopped);
   EXPECT_EQ(run.text, "line one");
 }
@@ -164,15 +165,15 @@ TEST(StopStringMatcherTest, NothingAfterTheStop) {
 }
 
 TEST(StopStringMatcherTest, MultiByteText) {
-  StopRun run = run_pieces({"世界"}, {"你好", "世", "界!"});
+  StopRun run = run_stop_pieces({"世界"}, {"你好", "世", "界!"});
   EXPECT_TRUE(run.stopped);
   EXPECT_EQ(run.text, "你好");
-  run = run_pieces({"世界"}, {"你好", "世", "人"});
+  run = run_stop_pieces({"世界"}, {"你好", "世", "人"});
   EXPECT_FALSE(run.stopped);
   EXPECT_EQ(run.text, "你好世人");
   for (const std::string& piece : run.emitted) EXPECT_TRUE(utf8_whole(piece)) << piece;
   // A stop sharing a lead byte with the text: "é" (C3 A9) vs "ó" (C3 B3).
-  run = run_pieces({"éa"}, {"ó", "é", "b"});
+  run = run_stop_pieces({"éa"}, {"ó", "é", "b"});
   EXPECT_FALSE(run.stopped);
   EXPECT_EQ(run.text, "óéb");
   for (const std::string& piece : run.emitted) EXPECT_TRUE(utf8_whole(piece)) << piece;
@@ -199,8 +200,8 @@ TEST(StopStringMatcherTest, RandomPiecesMatchOracle) {
       pieces.push_back(text.substr(pos, n));
       pos += n;
     }
-    StopRun want = oracle(stops, text);
-    StopRun got = run_pieces(stops, pieces);
+    StopRun want = stop_oracle(stops, text);
+    StopRun got = run_stop_pieces(stops, pieces);
     ASSERT_EQ(got.stopped, want.stopped) << text;
     ASSERT_EQ(got.text, want.text) << text;
     if (want.stopped) {

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/clock.h"
+
 namespace r1 {
 
 namespace {
@@ -20,7 +22,7 @@ std::string reset_text(double seconds) {
 }  // namespace
 
 double RateLimiter::steady_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return r1::steady_seconds();
 }
 
 RateLimiter::RateLimiter(int global_concurrency, Clock clock)

@@ -1,14 +1,10 @@
 #include "server/ops/memory_cache_store.h"
 
-#include <chrono>
+#include "core/clock.h"
 
 namespace r1 {
 
 namespace {
-
-double steady_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 int64_t entry_bytes(const std::string& key, const std::string& value) {
   return static_cast<int64_t>(key.size() + value.size());
@@ -17,7 +13,7 @@ int64_t entry_bytes(const std::string& key, const std::string& value) {
 }  // namespace
 
 MemoryCacheStore::MemoryCacheStore(int64_t max_bytes, Clock clock)
-    : max_bytes_(max_bytes), clock_(clock ? std::move(clock) : Clock(steady_now)) {}
+    : max_bytes_(max_bytes), clock_(clock ? std::move(clock) : Clock(steady_seconds)) {}
 
 void MemoryCacheStore::erase(List::iterator it) {
   bytes_ -= entry_bytes(it->key, it->value);

@@ -8,15 +8,12 @@
 #include <chrono>
 #include <memory>
 
+#include "core/clock.h"
 #include "obs/log.h"
 
 namespace r1 {
 
 namespace {
-
-double steady_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 timeval to_timeval(int ms) {
   timeval tv{};
@@ -125,7 +122,7 @@ void RedisCacheStore::drop(const std::string& why) {
     redisFree(ctx_);
     ctx_ = nullptr;
   }
-  retry_at_ = steady_now() + backoff_;
+  retry_at_ = steady_seconds() + backoff_;
   backoff_ = std::min(backoff_ * 2, 5.0);
   if (!reported_down_) {
     reported_down_ = true;
@@ -136,7 +133,7 @@ void RedisCacheStore::drop(const std::string& why) {
 
 Status RedisCacheStore::ensure_connected() {
   if (ctx_ != nullptr) return ok_status();
-  if (steady_now() < retry_at_) return unavailable("Redis is down; retrying later");
+  if (steady_seconds() < retry_at_) return unavailable("Redis is down; retrying later");
   const timeval tv = to_timeval(timeout_ms_);
   ctx_ = address_.socket_path.empty()
              ? redisConnectWithTimeout(address_.host.c_str(), address_.port, tv)
