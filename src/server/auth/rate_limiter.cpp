@@ -1,10 +1,7 @@
 #include "server/auth/rate_limiter.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-
-#include "core/clock.h"
 
 namespace r1 {
 
@@ -20,10 +17,6 @@ std::string reset_text(double seconds) {
 }
 
 }  // namespace
-
-double RateLimiter::steady_seconds() {
-  return r1::steady_seconds();
-}
 
 RateLimiter::RateLimiter(int global_concurrency, Clock clock)
     : global_concurrency_(global_concurrency), clock_(std::move(clock)) {}

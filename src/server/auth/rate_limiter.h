@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "core/clock.h"
 #include "server/auth/api_key_store.h"
 
 namespace r1 {
@@ -17,7 +18,6 @@ namespace r1 {
 class RateLimiter {
  public:
   using Clock = std::function<double()>;  // monotonic seconds
-  static double steady_seconds();
 
   // global_concurrency: requests in flight across all principals; 0 = no cap.
   explicit RateLimiter(int global_concurrency = 0, Clock clock = steady_seconds);
