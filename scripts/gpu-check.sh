@@ -12,6 +12,7 @@
 #   4. bench --offline --device cuda: 1.5B and 7B shapes, bf16/int8/fp8,
 #      batch 1, 8, 64, 256 (512-token prompts, 256 new tokens), the copy
 #      bandwidth measured in the same run; TTFT of a 128-token prompt on 7B;
+#      1.5B int8 prefill both ways (--int8-prefill);
 #   5. results.json and table.md under $OUT; the table is printed last.
 # Each step has its own time limit so the whole fits about 8 minutes; a
 # step that fails or runs out is recorded and the rest go on.
@@ -54,12 +55,15 @@ m15="$work/qwen2-1.5b"
 step hf_compare 150 python3 "$bundle/check/hf_compare.py" --model "$m15" --run "$run" \
   --out "$out/hf_compare.json"
 
-bench() {  # bench NAME LIMIT MODEL DTYPE BATCHES PROMPT GEN: JSON lines in NAME.out
+bench() {  # bench NAME LIMIT MODEL DTYPE BATCHES PROMPT GEN [FLAGS...]: JSON lines in NAME.out
   step "$1" "$2" "$run" r1serve bench --offline --device cuda --model "$3" --dtype "$4" \
-    --batch "$5" --prompt-tokens "$6" --gen-tokens "$7" --json
+    --batch "$5" --prompt-tokens "$6" --gen-tokens "$7" --json "${@:8}"
 }
 bench bench_1.5b_bf16 90 "$m15" bf16 1,8,64,256 512 256
 bench bench_1.5b_int8 60 "$m15" int8 1,8,64,256 512 256
+# int8 prefill on int8 tensor cores against the dequantised default (the
+# run above): the prefill tok/s of batch 64 decides --int8-prefill.
+bench bench_1.5b_int8_gemm 40 "$m15" int8 1,64 512 32 --int8-prefill int8-gemm
 bench bench_1.5b_fp8 60 "$m15" fp8 1,8,64,256 512 256
 
 m7="$work/qwen2-7b"

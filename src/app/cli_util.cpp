@@ -62,6 +62,11 @@ void add_device_options(CLI::App* cmd, DeviceArgs* a) {
                   "--device cuda: the share of the GPU's memory r1serve may use (weights, "
                   "activations, then KV cache)")
       ->check(CLI::Range(0.05, 1.0));
+  cmd->add_option("--int8-prefill", a->int8_prefill,
+                  "--device cuda --dtype int8: products of more than 8 tokens as dequantize "
+                  "(the matrix to 16-bit, then a 16-bit GEMM) or int8-gemm (activations "
+                  "quantised per token, an int8 tensor-core GEMM)")
+      ->check(CLI::IsMember({"dequantize", "int8-gemm"}));
 }
 
 Result<LoadOptions> load_options(const PrecisionArgs& precision, const DeviceArgs& device) {
@@ -82,6 +87,10 @@ Result<LoadOptions> load_options(const PrecisionArgs& precision, const DeviceArg
     lo.kv_cache_dtype = kv;
   }
   lo.gpu_memory_utilization = device.gpu_memory_utilization;
+  lo.int8_gemm = device.int8_prefill == "int8-gemm";
+  if (lo.int8_gemm && (!lo.device.cuda || lo.precision.layers != DType::kQ8)) {
+    return invalid_argument("--int8-prefill int8-gemm needs --device cuda and --dtype int8");
+  }
   return lo;
 }
 

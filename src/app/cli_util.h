@@ -31,10 +31,11 @@ void add_precision_options(CLI::App* cmd, PrecisionArgs* args);
 // not a WeightPrecision (it is the GPU's): see load_options().
 Result<WeightPrecision> parse_precision(const PrecisionArgs& args);
 
-// --device and --gpu-memory-utilization, as given.
+// --device, --gpu-memory-utilization and --int8-prefill, as given.
 struct DeviceArgs {
   std::string device = "cpu";
   double gpu_memory_utilization = 0.90;
+  std::string int8_prefill = "dequantize";
 };
 void add_device_options(CLI::App* cmd, DeviceArgs* args);
 

@@ -33,6 +33,7 @@ Result<std::unique_ptr<Backend>> create_gpu_backend(const ModelFolder& folder,
   o.kv_cache_tokens = options.kv_cache_tokens;
   o.gpu_memory_utilization = options.gpu_memory_utilization;
   o.max_batched_tokens = options.max_batched_tokens;
+  o.int8_prefill = options.int8_gemm ? Int8Prefill::kInt8Gemm : Int8Prefill::kDequantize;
   const WeightPrecision& p = options.precision;
   if (options.fp8) {
     o.weights = GpuWeights::kFp8;

@@ -38,6 +38,7 @@ struct LoadOptions {
   bool fp8 = false;                      // --dtype fp8 (GPU only)
   double gpu_memory_utilization = 0.90;  // GPU only
   int32_t max_batched_tokens = 2048;     // GPU: sizes the activation workspace
+  bool int8_gemm = false;                // GPU int8: prefill on int8 tensor cores
 };
 
 // The backend over an open folder (which must outlive it), on the device

@@ -98,6 +98,8 @@ Status CudaBackend::load(const WeightFiles& files) {
   host.layers = act_f16_ ? DType::kF16 : DType::kBF16;
   host.embed = host.layers;
   const GpuWeights kind = options_.weights;
+  const bool int8_gemm =
+      kind == GpuWeights::kInt8 && options_.int8_prefill == Int8Prefill::kInt8Gemm;
   layers_.resize(static_cast<size_t>(config_.n_layers));
   auto upload_layer = [&](int64_t l, const LayerWeights& lw) -> Status {
     DeviceLayer& d = layers_[static_cast<size_t>(l)];
@@ -121,6 +123,7 @@ Status CudaBackend::load(const WeightFiles& files) {
     R1_RETURN_IF_ERROR(upload_floats(lw.mlp_norm, name + " norm", d.mlp_norm));
     for (const DeviceMatrix* m : {&d.qkv, &d.o, &d.gate_up, &d.down}) {
       weight_bytes_ += matrix_device_bytes(m->rows, m->cols, kind);
+      m->int8_gemm = int8_gemm && m->rows % 4 == 0 && m->cols % 4 == 0;  // cuBLASLt's rule
       largest_matrix_ = std::max(largest_matrix_, m->rows * m->cols);
     }
     return ok_status();
@@ -137,6 +140,7 @@ Status CudaBackend::load(const WeightFiles& files) {
   const GpuWeights head_kind = kind == GpuWeights::kInt8 ? kind : GpuWeights::kBf16;
   R1_RETURN_IF_ERROR(upload_matrix({&w.lm_head}, head_kind, "lm_head", lm_head_, false, act_f16_));
   weight_bytes_ += matrix_device_bytes(lm_head_.rows, lm_head_.cols, head_kind);
+  lm_head_.int8_gemm = int8_gemm && lm_head_.rows % 4 == 0 && lm_head_.cols % 4 == 0;
   if (head_kind != GpuWeights::kBf16) {
     largest_matrix_ = std::max(largest_matrix_, lm_head_.rows * lm_head_.cols);
   }
@@ -161,6 +165,10 @@ Status CudaBackend::plan_memory() {
   const size_t meta_bytes = static_cast<size_t>(meta_ints) * 4 +
                             static_cast<size_t>(rows) * sizeof(kcu::DeviceRow) +
                             static_cast<size_t>(rows) * sizeof(kcu::DeviceRowResult) + 1024;
+  const int64_t widest_input =
+      std::max({c.hidden_size, c.intermediate_size, c.n_heads * c.head_dim});
+  const bool int8_gemm =
+      options_.weights == GpuWeights::kInt8 && options_.int8_prefill == Int8Prefill::kInt8Gemm;
   struct Want {
     DeviceBuffer* buf;
     int64_t bytes;
@@ -175,12 +183,10 @@ Status CudaBackend::plan_memory() {
       {&gate_up_, t * 2 * c.intermediate_size * 2, "gate/up activations"},
       {&g_, t * c.intermediate_size * 2, "mlp activations"},
       {&dequant_, quantised ? largest_matrix_ * 2 : 0, "dequantisation scratch"},
-      {&x_fp8_,
-       options_.weights == GpuWeights::kFp8
-           ? t * std::max({c.hidden_size, c.intermediate_size, c.n_heads * c.head_dim})
-           : 0,
-       "fp8 activations"},
+      {&x_fp8_, options_.weights == GpuWeights::kFp8 ? t * widest_input : 0, "fp8 activations"},
       {&fp8_scalars_, options_.weights == GpuWeights::kFp8 ? 8 : 0, "fp8 scales"},
+      {&x_int8_, int8_gemm ? t * widest_input : 0, "int8 activations"},
+      {&x_int8_scales_, int8_gemm ? t * 4 : 0, "int8 activation scales"},
       {&attn_ws_, kAttentionWorkspaceBytes, "attention workspace"},
       {&rows_, rows * c.hidden_size * 4, "logit rows"},
       {&rows_bf_, rows * c.hidden_size * 2, "logit rows"},
@@ -248,6 +254,10 @@ Status CudaBackend::plan_memory() {
   kv_layer_elems_ = (n_blocks + 1) * options_.block_size * c.n_kv_heads * c.head_dim;
   R1_RETURN_IF_ERROR(
       kv_.allocate(static_cast<size_t>(2 * c.n_layers * kv_layer_elems_) * 2, "the KV cache"));
+  if (int8_gemm) {
+    log_info("int8 products of more than " + std::to_string(kcu::kQuantGemvMaxTokens) +
+             " tokens: activations quantised per token, cuBLASLt's int8 GEMM");
+  }
   log_info("GPU memory: weights " + gib(weight_bytes_) + ", activations " + gib(workspace) +
            ", KV cache " + gib(static_cast<int64_t>(kv_.bytes)) + " = " + std::to_string(capacity) +
            " tokens; at full context (" + std::to_string(c.max_position_embeddings) + " tokens) " +

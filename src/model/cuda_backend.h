@@ -28,6 +28,13 @@ enum class GpuWeights : uint8_t {
   kFp8,   // weight-only FP8 E4M3, one scale per output channel
 };
 
+// How --dtype int8 runs the products of more than a few tokens (prefill,
+// large batches); decode steps run the int8 GEMV either way.
+enum class Int8Prefill : uint8_t {
+  kDequantize,  // the matrix dequantised to 16-bit, then the 16-bit GEMM
+  kInt8Gemm,    // activations quantised per token, cuBLASLt's int8 GEMM
+};
+
 struct CudaBackendOptions {
   int device = 0;  // --device cuda:N
   int32_t block_size = 16;
@@ -35,6 +42,7 @@ struct CudaBackendOptions {
   double gpu_memory_utilization = 0.90;  // of the device's memory, for everything
   int32_t max_batched_tokens = 2048;     // tokens per step at most
   GpuWeights weights = GpuWeights::kBf16;
+  Int8Prefill int8_prefill = Int8Prefill::kDequantize;
   bool cuda_graphs = true;  // replay decode steps as CUDA graphs
 };
 

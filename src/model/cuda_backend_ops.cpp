@@ -35,6 +35,7 @@ void CudaBackend::product(const bf16_t* x, const DeviceMatrix& w, int64_t n, voi
                 "); that matrix goes through bf16 from now on");
     w.fp8_gemm = false;
   }
+  if (w.int8_gemm && n > kcu::kQuantGemvMaxTokens && int8_product(x, w, n, y, f32_out)) return;
   if (n <= kcu::kQuantGemvMaxTokens) {
     check(kcu::quant_gemv(qk, w.data.ptr, w.scales.as<float>(), w.rows, w.cols, x, n, y, f32_out,
                           stream_, act_f16_),
@@ -48,6 +49,41 @@ void CudaBackend::product(const bf16_t* x, const DeviceMatrix& w, int64_t n, voi
       gemm_->matmul(x, dequant_.as<bf16_t>(), n, w.rows, w.cols, y, f32_out, stream_, act_f16_);
   if (!s.ok() && step_error_.ok()) step_error_ = s;
   check(cudaSuccess, "matmul");
+}
+
+bool CudaBackend::int8_product(const bf16_t* x, const DeviceMatrix& w, int64_t n, void* y,
+                               bool f32_out) {
+  auto* q = x_int8_.as<int8_t>();
+  auto* x_scales = x_int8_scales_.as<float>();
+  check(kcu::quantize_int8_rows(x, n, w.cols, q, x_scales, stream_, act_f16_),
+        "quantising activations to int8");
+  // The int32 sums fill the dequantisation scratch (at least the largest
+  // matrix's 2 bytes per weight), as many tokens at a time as it holds.
+  auto* sums = dequant_.as<int32_t>();
+  const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(dequant_.bytes / 4) / w.rows);
+  const size_t out_bytes = f32_out ? 4 : 2;
+  for (int64_t first = 0; first < n; first += chunk) {
+    const int64_t count = std::min(chunk, n - first);
+    const Status s = gemm_->matmul_int8(q + first * w.cols, w.data.as<int8_t>(), count, w.rows,
+                                        w.cols, sums, stream_);
+    if (!s.ok()) {
+      if (first > 0) {  // a shape it took a moment ago: not a fallback case
+        if (step_error_.ok()) step_error_ = s;
+        return true;
+      }
+      log_warning("cuBLASLt's int8 product of " + std::to_string(w.rows) + " x " +
+                  std::to_string(w.cols) + " failed (" + s.message() +
+                  "); that matrix is dequantised for its products from now on");
+      w.int8_gemm = false;
+      return false;
+    }
+    check(kcu::scale_int32_product(
+              sums, count, w.rows, x_scales + first, w.scales.as<float>(),
+              static_cast<char*>(y) + static_cast<size_t>(first * w.rows) * out_bytes, f32_out,
+              stream_, act_f16_),
+          "scaling the int8 product");
+  }
+  return true;
 }
 
 void CudaBackend::embed(const ForwardBatch&) {

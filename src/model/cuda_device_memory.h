@@ -60,12 +60,15 @@ struct DeviceMatrix {
   // products on more than a few tokens go through cuBLASLt's FP8 GEMM.
   // Cleared if cuBLASLt refuses the shape (the dequantised path then).
   mutable bool fp8_gemm = false;
+  // int8 whose products on more than a few tokens go through cuBLASLt's
+  // int8 GEMM (Int8Prefill::kInt8Gemm); cleared, as fp8_gemm is, if
+  // cuBLASLt refuses the shape.
+  mutable bool int8_gemm = false;
 };
 
 // Uploads the row-wise concatenation of `parts` (same cols) as one matrix:
 // bf16 (f16 when `f16`), or quantised per row; with `per_tensor`, FP8 with
 // one scale for the whole matrix (cuBLASLt's FP8 GEMM).
-// Uploads the row-wise concatenation of `parts` (same cols) as one matrix.
 Status upload_matrix(std::initializer_list<const kernels::MatrixView*> parts, GpuWeights kind,
                      const std::string& name, DeviceMatrix& out, bool per_tensor = false,
                      bool f16 = false);

@@ -243,6 +243,11 @@ TEST_F(CliTest, BadInputIsAClearErrorWithNonZeroStatus) {
             "expected cpu, cuda or cuda:N"},
            {"generate --model " + m + " --ids 1,2 --dtype fp8", "", "fp8 needs --device cuda"},
            {"score --model " + m + " --ids 1,2 --device cuda:x", "", "--device cuda:x"},
+           {"generate --model " + m + " --ids 1,2 --dtype int8 --int8-prefill int8-gemm", "",
+            "needs --device cuda and --dtype int8"},
+           {"generate --model " + m + " --ids 1,2 --device cuda --int8-prefill int8-gemm", "",
+            "needs --device cuda and --dtype int8"},
+           {"generate --model " + m + " --ids 1,2 --int8-prefill tiles", "", "--int8-prefill"},
        }) {
     CliRun r = r1serve(c.args, c.stdin_text);
     EXPECT_NE(r.status, 0) << c.args;

@@ -71,6 +71,17 @@ class BackendOps {
     (void)w, (void)x, (void)n, (void)m, (void)k, (void)y;
     return "no fp8 tensor-core product";
   }
+  // y: [n, m] = the int8 tensor-core product of int8 rows q: [m, k] (scales:
+  // [m]) and x quantised per token on the device (kernels/cuda/cuda_ops.h
+  // quantize_int8_rows, Gemm::matmul_int8, scale_int32_product). Why not,
+  // when the backend has no such path.
+  virtual std::string int8_gemm_matmul(const std::vector<uint8_t>& q,
+                                       const std::vector<float>& scales,
+                                       const std::vector<float>& x, int64_t n, int64_t m, int64_t k,
+                                       std::vector<float>& y) {
+    (void)q, (void)scales, (void)x, (void)n, (void)m, (void)k, (void)y;
+    return "no int8 tensor-core product";
+  }
   virtual void silu_mul(const std::vector<float>& gate_up, int64_t n, int64_t inter,
                         std::vector<float>& out) = 0;
   // out: [n, n_heads * head_dim].

@@ -119,6 +119,44 @@ TEST_P(BackendOpsTest, WeightOnlyQuantisedMatmul) {
   }
 }
 
+// int8 tensor cores (--int8-prefill int8-gemm): the activations quantised
+// per token on the device. The reference quantises both operands by
+// quantize_rows' rule on the host and sums the integer products exactly
+// (int64), so only the device's final 16-bit rounding is left to the
+// tolerance. Token counts on both sides of the GEMV's limit and one that is
+// not a multiple of 4; m and k multiples of 4, as cuBLASLt's int8 products
+// need.
+TEST_P(BackendOpsTest, Int8TensorCoreMatmul) {
+  const int64_t m = 68, k = 100;
+  const auto w = random_floats(static_cast<size_t>(m * k), 60);
+  std::vector<uint8_t> wq(w.size());
+  std::vector<float> w_scales(static_cast<size_t>(m));
+  cuda::quantize_rows(cuda::QuantKind::kInt8, w.data(), m, k, wq.data(), w_scales.data());
+  for (int64_t n : {9, 33}) {
+    const auto x = random(static_cast<size_t>(n * k), 61 + n, -3.0f, 3.0f);
+    std::vector<float> got;
+    const std::string why = ops_->int8_gemm_matmul(wq, w_scales, x, n, m, k, got);
+    if (!why.empty()) GTEST_SKIP() << GetParam() << ": " << why;
+    std::vector<uint8_t> xq(x.size());
+    std::vector<float> x_scales(static_cast<size_t>(n));
+    cuda::quantize_rows(cuda::QuantKind::kInt8, x.data(), n, k, xq.data(), x_scales.data());
+    std::vector<float> want(static_cast<size_t>(n * m));
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t r = 0; r < m; ++r) {
+        int64_t sum = 0;
+        for (int64_t c = 0; c < k; ++c) {
+          sum += int64_t{static_cast<int8_t>(xq[static_cast<size_t>(t * k + c)])} *
+                 static_cast<int8_t>(wq[static_cast<size_t>(r * k + c)]);
+        }
+        want[static_cast<size_t>(t * m + r)] = static_cast<float>(sum) *
+                                               x_scales[static_cast<size_t>(t)] *
+                                               w_scales[static_cast<size_t>(r)];
+      }
+    }
+    expect(got, want, "int8 tensor-core matmul n=" + std::to_string(n));
+  }
+}
+
 // FP8 tensor cores: both operands quantised with one scale each. The
 // reference quantises the same way on the host (scale = amax / 448, round to
 // nearest E4M3), so only the accumulation order differs.

@@ -5,9 +5,10 @@
 // weights with f32 activations; the GPU keeps activations in bf16, so the
 // stated tolerance is 0.08 nats per token (mean under 0.02), and the most
 // likely token agrees on at least 90% of positions. int8 and FP8 weights on
-// the GPU are held to 0.35 nats (mean 0.08) and 75% agreement against the
-// same bf16 CPU run. Label `gpu`: skipped without a device, a failure under
-// R1SERVE_REQUIRE_GPU=1.
+// the GPU (int8 prefill dequantised, or on int8 tensor cores with the
+// activations quantised per token) are held to 0.35 nats (mean 0.08) and
+// 75% agreement against the same bf16 CPU run. Label `gpu`: skipped without a device, a failure
+// under R1SERVE_REQUIRE_GPU=1.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -28,11 +29,12 @@ struct Case {
   std::string arch, size;
   GpuWeights weights;
   bool f16 = false;  // activations in f16 (the T4's path, forced on any GPU)
+  Int8Prefill int8_prefill = Int8Prefill::kDequantize;
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
   *os << c.arch << " " << c.size << " weights " << static_cast<int>(c.weights)
-      << (c.f16 ? " f16" : "");
+      << (c.f16 ? " f16" : "") << (c.int8_prefill == Int8Prefill::kInt8Gemm ? " int8-gemm" : "");
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
@@ -41,7 +43,8 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
                                                             : "fp8";
   std::string size = info.param.size;
   for (char& c : size) c = c == '.' ? '_' : c;
-  return info.param.arch + "_" + size + "_" + w + (info.param.f16 ? "_f16" : "");
+  return info.param.arch + "_" + size + "_" + w + (info.param.f16 ? "_f16" : "") +
+         (info.param.int8_prefill == Int8Prefill::kInt8Gemm ? "_int8_gemm" : "");
 }
 
 bool gpu_required() {
@@ -101,6 +104,7 @@ TEST_P(GpuModelTest, LogprobsMatchTheCpuBackend) {
   go.kv_cache_tokens = 4096;
   go.max_batched_tokens = 64;
   go.weights = c.weights;
+  go.int8_prefill = c.int8_prefill;
   auto gpu = gpu_backend(*folder, c, go);
   if (!gpu.ok()) {
     if (gpu_required()) FAIL() << gpu.status().message();
@@ -209,6 +213,8 @@ INSTANTIATE_TEST_SUITE_P(Models, GpuModelTest,
                          ::testing::Values(Case{"qwen2", "tiny", GpuWeights::kBf16},
                                            Case{"llama", "tiny", GpuWeights::kBf16},
                                            Case{"qwen2", "tiny", GpuWeights::kInt8},
+                                           Case{"qwen2", "tiny", GpuWeights::kInt8, false,
+                                                Int8Prefill::kInt8Gemm},
                                            Case{"llama", "tiny", GpuWeights::kFp8},
                                            Case{"qwen2", "tiny", GpuWeights::kBf16, true},
                                            Case{"qwen2", "1.5b", GpuWeights::kBf16}),

@@ -110,6 +110,17 @@ constexpr int64_t kQuantGemvMaxTokens = 8;
 cudaError_t quantize_fp8_tensor(const bf16_t* x, int64_t count, uint8_t* q, float* scale,
                                 float* amax, cudaStream_t stream, bool f16 = false);
 
+// The int8 tensor-core product (Gemm::matmul_int8) of weight-only int8
+// rows: the activations quantised per token, q: [n, cols] int8 with
+// scales[t] = max|x_t| / 127 by quantize_rows' rule (host_quant.h) ...
+cudaError_t quantize_int8_rows(const bf16_t* x, int64_t n, int64_t cols, int8_t* q, float* scales,
+                               cudaStream_t stream, bool f16 = false);
+// ... and the exact int32 sums scaled back: y: [n, m] = acc[t, r] *
+// x_scales[t] * w_scales[r], f32 when `f32_out`, else 16-bit.
+cudaError_t scale_int32_product(const int32_t* acc, int64_t n, int64_t m, const float* x_scales,
+                                const float* w_scales, void* y, bool f32_out, cudaStream_t stream,
+                                bool f16 = false);
+
 // out: [rows, cols] bf16 = dequant(w) (for a bf16 GEMM on larger batches).
 cudaError_t dequantize(QuantKind kind, const void* w, const float* scales, int64_t rows,
                        int64_t cols, bf16_t* out, cudaStream_t stream, bool f16 = false);

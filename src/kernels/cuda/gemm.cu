@@ -50,18 +50,25 @@ Gemm::~Gemm() {
 Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_out, Inputs in,
                                      bool f16_out) {
   const auto key = std::make_tuple(n, m, k, f32_out, in, f16_out);
-  const bool fp8 = in == Inputs::kFp8;
+  const bool fp8 = in == Inputs::kFp8, int8 = in == Inputs::kInt8;
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
   auto p = std::make_unique<Plan>();
-  cublasStatus_t s = cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  // int8: int32 sums, int32 alpha and beta.
+  cublasStatus_t s =
+      int8 ? cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32I, CUDA_R_32I)
+           : cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
   if (s != CUBLAS_STATUS_SUCCESS) return lt_error("matmul descriptor", s);
   const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
   cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
                                  sizeof transpose);
   cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none);
-  const cudaDataType_t out_type = f32_out ? CUDA_R_32F : f16_out ? CUDA_R_16F : CUDA_R_16BF;
+  const cudaDataType_t out_type = int8      ? CUDA_R_32I
+                                  : f32_out ? CUDA_R_32F
+                                  : f16_out ? CUDA_R_16F
+                                            : CUDA_R_16BF;
   const cudaDataType_t in_type = fp8                  ? CUDA_R_8F_E4M3
+                                 : int8               ? CUDA_R_8I
                                  : in == Inputs::kF16 ? CUDA_R_16F
                                                       : CUDA_R_16BF;
   s = cublasLtMatrixLayoutCreate(&p->a, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(m),
@@ -91,6 +98,7 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_o
   if (found == 0) {
     return internal_error(std::string("cuBLASLt has no algorithm for a ") +
                           (fp8                  ? "fp8"
+                           : int8               ? "int8"
                            : in == Inputs::kF16 ? "f16"
                                                 : "bf16") +
                           " product of " + std::to_string(n) + " x " + std::to_string(k) + " by " +
@@ -131,6 +139,24 @@ Status Gemm::matmul_fp8(const uint8_t* x, const float* x_scale, const uint8_t* w
       cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
                      workspace_, workspace_bytes_, stream);
   if (s != CUBLAS_STATUS_SUCCESS) return lt_error("fp8 matmul", s);
+  return ok_status();
+}
+
+Status Gemm::matmul_int8(const int8_t* x, const int8_t* w, int64_t n, int64_t m, int64_t k,
+                         int32_t* y, cudaStream_t stream) {
+  if (n == 0) return ok_status();
+  // cuBLASLt's IMMA kernels on plain row/column orders: "TN" (A transposed,
+  // as here), leading dimensions and m, k multiples of 4.
+  if (m % 4 != 0 || k % 4 != 0) {
+    return invalid_argument("int8 products need m and k multiples of 4, not " + std::to_string(m) +
+                            " and " + std::to_string(k));
+  }
+  R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, false, Inputs::kInt8, false));
+  const int32_t alpha = 1, beta = 0;
+  const cublasStatus_t s =
+      cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
+                     workspace_, workspace_bytes_, stream);
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("int8 matmul", s);
   return ok_status();
 }
 

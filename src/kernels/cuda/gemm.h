@@ -41,10 +41,17 @@ class Gemm {
                     int64_t n, int64_t m, int64_t k, void* y, bool f32_out, cudaStream_t stream,
                     bool f16 = false);
 
+  // y: [n, m] int32 = x: [n, k] int8 * w: [m, k] int8^T, exact (int8 tensor
+  // cores, sm_75 and later). cuBLASLt's int8 products need m and k
+  // multiples of 4 (INVALID_ARGUMENT otherwise); INTERNAL when it has no
+  // algorithm for the shape (the caller falls back).
+  Status matmul_int8(const int8_t* x, const int8_t* w, int64_t n, int64_t m, int64_t k, int32_t* y,
+                     cudaStream_t stream);
+
  private:
   Gemm() = default;
   struct Plan;
-  enum class Inputs : uint8_t { kBf16, kF16, kFp8 };
+  enum class Inputs : uint8_t { kBf16, kF16, kFp8, kInt8 };
   Result<const Plan*> plan(int64_t n, int64_t m, int64_t k, bool f32_out, Inputs in, bool f16_out);
 
   cublasLtHandle_t handle_ = nullptr;

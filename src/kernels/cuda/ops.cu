@@ -402,6 +402,33 @@ __global__ void quantize_fp8_kernel(const bf16_t* x, int64_t count, uint8_t* q, 
   memcpy(&q[i], &v, 1);
 }
 
+// One block per row of x: scale = max|x| / 127 (1 for a row of zeros), q =
+// x / scale clamped and rounded to nearest even: quantize_rows' rule.
+template <bool F16>
+__global__ void quantize_int8_rows_kernel(const bf16_t* x, int64_t cols, int8_t* q,
+                                          float* scales) {
+  const bf16_t* row = x + blockIdx.x * cols;
+  float m = 0.0f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, fabsf(ld<F16>(row[c])));
+  m = block_max(m);
+  const float scale = m > 0.0f ? m / 127.0f : 1.0f;
+  if (threadIdx.x == 0) scales[blockIdx.x] = scale;
+  int8_t* out = q + blockIdx.x * cols;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = fminf(127.0f, fmaxf(-127.0f, ld<F16>(row[c]) / scale));
+    out[c] = static_cast<int8_t>(__float2int_rn(v));
+  }
+}
+
+template <typename OutT, bool F16>
+__global__ void scale_int32_kernel(const int32_t* acc, int64_t n, int64_t m, const float* x_scales,
+                                   const float* w_scales, OutT* y) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n * m) return;
+  const int64_t t = i / m, r = i - t * m;
+  store<F16>(&y[i], static_cast<float>(acc[i]) * (x_scales[t] * w_scales[r]));
+}
+
 // Runs the statements with F16 a compile-time constant equal to `f16`.
 #define R1_WITH_F16(f16, ...)     \
   do {                            \
@@ -559,6 +586,31 @@ cudaError_t quantize_fp8_tensor(const bf16_t* x, int64_t count, uint8_t* q, floa
   const unsigned all = static_cast<unsigned>(blocks_for(count));
   R1_WITH_F16(f16, amax_kernel<F16><<<blocks, kThreads, 0, stream>>>(x, count, amax);
               quantize_fp8_kernel<F16><<<all, kThreads, 0, stream>>>(x, count, q, scale, amax));
+  return cudaGetLastError();
+}
+
+cudaError_t quantize_int8_rows(const bf16_t* x, int64_t n, int64_t cols, int8_t* q, float* scales,
+                               cudaStream_t stream, bool f16) {
+  if (n == 0) return cudaSuccess;
+  R1_WITH_F16(f16, quantize_int8_rows_kernel<F16>
+              <<<static_cast<unsigned>(n), kThreads, 0, stream>>>(x, cols, q, scales));
+  return cudaGetLastError();
+}
+
+cudaError_t scale_int32_product(const int32_t* acc, int64_t n, int64_t m, const float* x_scales,
+                                const float* w_scales, void* y, bool f32_out, cudaStream_t stream,
+                                bool f16) {
+  const int64_t count = n * m;
+  if (count == 0) return cudaSuccess;
+  const unsigned grid = static_cast<unsigned>(blocks_for(count));
+  R1_WITH_F16(
+      f16, if (f32_out) {
+        scale_int32_kernel<float, F16>
+            <<<grid, kThreads, 0, stream>>>(acc, n, m, x_scales, w_scales, static_cast<float*>(y));
+      } else {
+        scale_int32_kernel<bf16_t, F16>
+            <<<grid, kThreads, 0, stream>>>(acc, n, m, x_scales, w_scales, static_cast<bf16_t*>(y));
+      });
   return cudaGetLastError();
 }
 

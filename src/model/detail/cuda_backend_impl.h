@@ -83,6 +83,9 @@ class CudaBackend final : public Backend, private DecoderOps {
   // y = x w^T for the step's n tokens: quantised matrices on few tokens run
   // the GEMV, otherwise cuBLASLt (on a dequantised copy when quantised).
   void product(const bf16_t* x, const DeviceMatrix& w, int64_t n, void* y, bool f32_out);
+  // The int8 GEMM path of product(); false when cuBLASLt refused the shape
+  // (the matrix then takes the dequantised path from now on).
+  bool int8_product(const bf16_t* x, const DeviceMatrix& w, int64_t n, void* y, bool f32_out);
   void check(cudaError_t e, const char* what);
   void sample_chunk(int64_t first, int64_t count);
 
@@ -128,6 +131,9 @@ class CudaBackend final : public Backend, private DecoderOps {
   // GPUs without bf16 tensor cores (sm_75), or with R1SERVE_CUDA_F16=1.
   bool act_f16_ = false;
   DeviceBuffer x_fp8_, fp8_scalars_;  // activations as FP8; their scale and amax
+  // Activations as int8 (Int8Prefill::kInt8Gemm) and their per-token
+  // scales; the int32 sums go through dequant_.
+  DeviceBuffer x_int8_, x_int8_scales_;
 
   // KV cache: [n_layers][2][n_blocks, block_size, n_kv_heads, head_dim] bf16.
   DeviceBuffer kv_;
