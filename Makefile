@@ -68,7 +68,7 @@ TSAN_TARGETS := r1serve engine_test offline_run_test engine_loop_test http_serve
 tsan: deps
 	@test -f build/tsan/build.ninja || cmake --preset tsan >/dev/null
 	@cmake --build build/tsan -j $(JOBS) --target $(TSAN_TARGETS)
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	ctest --test-dir build/tsan -L threads --output-on-failure -j $(JOBS)
 
 # The CUDA backend compiled for sm_75 and sm_90a with every warning an error
