@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
@@ -480,8 +481,15 @@ def test_a_config_file_and_r1serve_variables_configure_serve_flags_win(model_dir
 def test_priority_policy_a_high_priority_request_preempts_a_low_one_both_finish_right(model_dir):
     with start_server(model_dir, ["--scheduling-policy", "priority", "--max-seqs", "1"]) as p:
         # Long enough that it is still running when the urgent one arrives, on a
-        # loaded machine too (600 tokens of the tiny model can finish first).
-        low_req = chat("Low priority, long", max_tokens=2400, extra_body={"priority": 10})
+        # loaded machine too (600 tokens of the tiny model can finish first in
+        # a release build): about 5 s of this build's decoding, measured first,
+        # since a sanitizer build decodes tens of times slower.
+        t0 = time.monotonic()
+        probe = p.client.chat.completions.create(**chat(
+            "Low priority, long", max_tokens=200, extra_body={"ignore_eos": True}))
+        rate = probe.usage.completion_tokens / (time.monotonic() - t0)
+        low_req = chat("Low priority, long", max_tokens=int(min(2400, max(200, 5 * rate))),
+                       extra_body={"priority": 10})
         alone = p.client.chat.completions.create(**low_req)
         s = p.client.chat.completions.create(**low_req, stream=True)
         got = {"reasoning": "", "content": "", "finish": None, "usage": None, "role": None}
