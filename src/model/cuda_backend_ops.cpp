@@ -67,7 +67,7 @@ bool CudaBackend::int8_product(const bf16_t* x, const DeviceMatrix& w, int64_t n
     const Status s = gemm_->matmul_int8(q + first * w.cols, w.data.as<int8_t>(), count, w.rows,
                                         w.cols, sums, stream_);
     if (!s.ok()) {
-      if (first > 0) {  // a shape it took a moment ago: not a fallback case
+      if (first > 0) {  // earlier chunks are written: a step error, not a fallback
         if (step_error_.ok()) step_error_ = s;
         return true;
       }
