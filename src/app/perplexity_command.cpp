@@ -73,13 +73,20 @@ Status run_perplexity(const PerplexityArgs& a) {
   lo.n_threads = a.threads;
   lo.max_batched_tokens = a.batch;
   lo.kv_cache_tokens = a.ctx + 16;
+  // The KL base's options are checked before either model loads.
+  // --int8-prefill applies to the base too when it is int8 as well.
+  LoadOptions blo = lo;
+  if (!a.kl_base.empty()) {
+    DeviceArgs base_device = a.device;
+    if (a.base_precision.dtype != "int8") base_device.int8_prefill = "dequantize";
+    R1_ASSIGN_OR_RETURN(LoadOptions base_lo, load_options(a.base_precision, base_device));
+    blo.precision = base_lo.precision;
+    blo.fp8 = base_lo.fp8;
+    blo.int8_gemm = base_lo.int8_gemm;
+  }
   R1_ASSIGN_OR_RETURN(LoadedModel m, load_model(a.model, lo));
   std::optional<LoadedModel> base;
   if (!a.kl_base.empty()) {
-    LoadOptions blo = lo;
-    R1_ASSIGN_OR_RETURN(LoadOptions base_lo, load_options(a.base_precision, a.device));
-    blo.precision = base_lo.precision;
-    blo.fp8 = base_lo.fp8;
     R1_ASSIGN_OR_RETURN(base, load_model(a.kl_base, blo));
     if (base->backend->n_valid_vocab() != m.backend->n_valid_vocab()) {
       return invalid_argument("--kl-base has another vocabulary than --model");

@@ -58,22 +58,22 @@ bool CudaBackend::int8_product(const bf16_t* x, const DeviceMatrix& w, int64_t n
   check(kcu::quantize_int8_rows(x, n, w.cols, q, x_scales, stream_, act_f16_),
         "quantising activations to int8");
   // The int32 sums fill the dequantisation scratch (at least the largest
-  // matrix's 2 bytes per weight), as many tokens at a time as it holds.
+  // matrix's 2 bytes per weight), as many tokens at a time as it holds; a
+  // multiple of 64 tokens, so each chunk's activations start 256-byte
+  // aligned (k is a multiple of 4), as cuBLASLt's heuristic assumes.
   auto* sums = dequant_.as<int32_t>();
-  const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(dequant_.bytes / 4) / w.rows);
+  int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(dequant_.bytes / 4) / w.rows);
+  if (chunk >= 64) chunk -= chunk % 64;
   const size_t out_bytes = f32_out ? 4 : 2;
   for (int64_t first = 0; first < n; first += chunk) {
     const int64_t count = std::min(chunk, n - first);
     const Status s = gemm_->matmul_int8(q + first * w.cols, w.data.as<int8_t>(), count, w.rows,
                                         w.cols, sums, stream_);
     if (!s.ok()) {
-      if (first > 0) {  // earlier chunks are written: a step error, not a fallback
-        if (step_error_.ok()) step_error_ = s;
-        return true;
-      }
+      // The dequantised path rewrites all of y, chunks already done included.
       log_warning("cuBLASLt's int8 product of " + std::to_string(w.rows) + " x " +
-                  std::to_string(w.cols) + " failed (" + s.message() +
-                  "); that matrix is dequantised for its products from now on");
+                  std::to_string(w.cols) + " on " + std::to_string(count) + " tokens failed (" +
+                  s.message() + "); that matrix is dequantised for its products from now on");
       w.int8_gemm = false;
       return false;
     }

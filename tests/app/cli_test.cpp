@@ -265,7 +265,12 @@ TEST_F(CliTest, DeviceCudaWithoutAGpuIsAOneLineError) {
         "generate --model " + m + " --ids 1,2 --device cuda",
         "score --model " + m + " --ids 1,2 --device cuda:1",
         "bench --offline --model " + m + " --device cuda",
-        "perplexity --model " + m + " --file /etc/hostname --device cuda"}) {
+        "perplexity --model " + m + " --file /etc/hostname --device cuda",
+        // --int8-prefill passes its checks, for the KL base (bf16 here) too.
+        "perplexity --model " + m + " --file /etc/hostname --device cuda --dtype int8 " +
+            "--int8-prefill int8-gemm --kl-base " + m,
+        "generate --model " + m + " --ids 1,2 --device cuda --dtype int8 --int8-prefill " +
+            "int8-gemm"}) {
     CliRun r = r1serve(args);
     EXPECT_EQ(r.status, 1) << args << "\nstderr: " << r.err;
     const size_t at = r.err.find("r1serve: error: ");

@@ -71,10 +71,10 @@ class BackendOps {
     (void)w, (void)x, (void)n, (void)m, (void)k, (void)y;
     return "no fp8 tensor-core product";
   }
-  // y: [n, m] = the int8 tensor-core product of int8 rows q: [m, k] (scales:
-  // [m]) and x quantised per token on the device (kernels/cuda/cuda_ops.h
-  // quantize_int8_rows, Gemm::matmul_int8, scale_int32_product). Why not,
-  // when the backend has no such path.
+  // y: [n, m] f32 = the int8 tensor-core product of int8 rows q: [m, k]
+  // (scales: [m]) and x quantised per token on the device
+  // (kernels/cuda/cuda_ops.h quantize_int8_rows, Gemm::matmul_int8,
+  // scale_int32_product). Why not, when the backend has no such path.
   virtual std::string int8_gemm_matmul(const std::vector<uint8_t>& q,
                                        const std::vector<float>& scales,
                                        const std::vector<float>& x, int64_t n, int64_t m, int64_t k,

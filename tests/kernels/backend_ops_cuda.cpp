@@ -163,15 +163,16 @@ class CudaOps final : public BackendOps {
     Dev<float> ds(scales), xs(static_cast<size_t>(n));
     Dev<int8_t> xq(x.size());
     Dev<int32_t> sums(static_cast<size_t>(n * m));
-    Dev<uint16_t> dx(to_act(x, f16_)), dy(static_cast<size_t>(n * m));
+    Dev<uint16_t> dx(to_act(x, f16_));
+    Dev<float> dy(static_cast<size_t>(n * m));  // f32 out, as qkv and lm_head take it
     ok(kcu::quantize_int8_rows(dx.p, n, k, xq.p, xs.p, nullptr, f16_), "quantize_int8_rows");
     const Status s =
         gemm_->matmul_int8(xq.p, reinterpret_cast<const int8_t*>(dq.p), n, m, k, sums.p, nullptr);
     if (!s.ok()) throw std::runtime_error(s.message());
-    ok(kcu::scale_int32_product(sums.p, n, m, xs.p, ds.p, dy.p, false, nullptr, f16_),
+    ok(kcu::scale_int32_product(sums.p, n, m, xs.p, ds.p, dy.p, true, nullptr, f16_),
        "scale_int32_product");
     ok(cudaDeviceSynchronize(), "int8 gemm");
-    y = from_act(dy.get(), f16_);
+    y = dy.get();
     return {};
   }
   void silu_mul(const std::vector<float>& gu, int64_t n, int64_t inter,

@@ -63,6 +63,25 @@ Result<std::unique_ptr<Backend>> gpu_backend(const ModelFolder& folder, const Ca
   return gpu;
 }
 
+// gtest's stderr capture while alive (when `on`); take() ends it early.
+class StderrCapture {
+ public:
+  explicit StderrCapture(bool on) : on_(on) {
+    if (on_) ::testing::internal::CaptureStderr();
+  }
+  ~StderrCapture() { take(); }
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+  std::string take() {
+    if (!on_) return {};
+    on_ = false;
+    return ::testing::internal::GetCapturedStderr();
+  }
+
+ private:
+  bool on_;
+};
+
 class GpuModelTest : public ::testing::TestWithParam<Case> {
  protected:
   static fs::path model_dir(const Case& c) {
@@ -105,6 +124,10 @@ TEST_P(GpuModelTest, LogprobsMatchTheCpuBackend) {
   go.max_batched_tokens = 64;
   go.weights = c.weights;
   go.int8_prefill = c.int8_prefill;
+  // The int8 GEMM case must run that path, not fall back to dequantising:
+  // its startup line is there and no product's fallback warning is.
+  const bool int8_gemm = c.int8_prefill == Int8Prefill::kInt8Gemm;
+  StderrCapture log(int8_gemm);
   auto gpu = gpu_backend(*folder, c, go);
   if (!gpu.ok()) {
     if (gpu_required()) FAIL() << gpu.status().message();
@@ -139,6 +162,11 @@ TEST_P(GpuModelTest, LogprobsMatchTheCpuBackend) {
     EXPECT_LE(worst, max_tol) << "prompt of " << len;
     EXPECT_LE(sum / n, mean_tol) << "prompt of " << len;
     EXPECT_GE(agree / n, agreement) << "prompt of " << len;
+  }
+  if (int8_gemm) {
+    const std::string text = log.take();
+    EXPECT_NE(text.find("cuBLASLt's int8 GEMM"), std::string::npos) << text;
+    EXPECT_EQ(text.find("int8 product of"), std::string::npos) << text;
   }
 }
 
