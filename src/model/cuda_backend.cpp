@@ -98,8 +98,7 @@ Status CudaBackend::load(const WeightFiles& files) {
   host.layers = act_f16_ ? DType::kF16 : DType::kBF16;
   host.embed = host.layers;
   const GpuWeights kind = options_.weights;
-  const bool int8_gemm =
-      kind == GpuWeights::kInt8 && options_.int8_prefill == Int8Prefill::kInt8Gemm;
+  const bool int8_gemm = int8_gemm_prefill();
   layers_.resize(static_cast<size_t>(config_.n_layers));
   auto upload_layer = [&](int64_t l, const LayerWeights& lw) -> Status {
     DeviceLayer& d = layers_[static_cast<size_t>(l)];
@@ -167,8 +166,7 @@ Status CudaBackend::plan_memory() {
                             static_cast<size_t>(rows) * sizeof(kcu::DeviceRowResult) + 1024;
   const int64_t widest_input =
       std::max({c.hidden_size, c.intermediate_size, c.n_heads * c.head_dim});
-  const bool int8_gemm =
-      options_.weights == GpuWeights::kInt8 && options_.int8_prefill == Int8Prefill::kInt8Gemm;
+  const bool int8_gemm = int8_gemm_prefill();
   struct Want {
     DeviceBuffer* buf;
     int64_t bytes;

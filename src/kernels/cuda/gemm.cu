@@ -55,9 +55,8 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_o
   if (it != plans_.end()) return it->second.get();
   auto p = std::make_unique<Plan>();
   // int8: int32 sums, int32 alpha and beta.
-  cublasStatus_t s =
-      int8 ? cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32I, CUDA_R_32I)
-           : cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  cublasStatus_t s = int8 ? cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32I, CUDA_R_32I)
+                          : cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
   if (s != CUBLAS_STATUS_SUCCESS) return lt_error("matmul descriptor", s);
   const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
   cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
@@ -110,17 +109,26 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t n, int64_t m, int64_t k, bool f32_o
   return raw;
 }
 
+// y = 1 * w x + 0 * y on the plan; alpha and beta in the plan's scale type
+// (int32 for the int8 products, f32 otherwise).
+Status Gemm::run(const Plan& p, const void* w, const void* x, void* y, cudaStream_t stream,
+                 const char* what, bool int32_scale) {
+  const float alpha_f = 1.0f, beta_f = 0.0f;
+  const int32_t alpha_i = 1, beta_i = 0;
+  const void* alpha = int32_scale ? static_cast<const void*>(&alpha_i) : &alpha_f;
+  const void* beta = int32_scale ? static_cast<const void*>(&beta_i) : &beta_f;
+  const cublasStatus_t s = cublasLtMatmul(handle_, p.desc, alpha, w, p.a, x, p.b, beta, y, p.c, y,
+                                          p.c, &p.algo, workspace_, workspace_bytes_, stream);
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_error(what, s);
+  return ok_status();
+}
+
 Status Gemm::matmul(const bf16_t* x, const bf16_t* w, int64_t n, int64_t m, int64_t k, void* y,
                     bool f32_out, cudaStream_t stream, bool f16) {
   if (n == 0) return ok_status();
   R1_ASSIGN_OR_RETURN(const Plan* p,
                       plan(n, m, k, f32_out, f16 ? Inputs::kF16 : Inputs::kBf16, f16));
-  const float alpha = 1.0f, beta = 0.0f;
-  const cublasStatus_t s =
-      cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
-                     workspace_, workspace_bytes_, stream);
-  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("matmul", s);
-  return ok_status();
+  return run(*p, w, x, y, stream, "matmul");
 }
 
 Status Gemm::matmul_fp8(const uint8_t* x, const float* x_scale, const uint8_t* w,
@@ -134,12 +142,7 @@ Status Gemm::matmul_fp8(const uint8_t* x, const float* x_scale, const uint8_t* w
                                  sizeof w_scale);
   cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale,
                                  sizeof x_scale);
-  const float alpha = 1.0f, beta = 0.0f;
-  const cublasStatus_t s =
-      cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
-                     workspace_, workspace_bytes_, stream);
-  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("fp8 matmul", s);
-  return ok_status();
+  return run(*p, w, x, y, stream, "fp8 matmul");
 }
 
 Status Gemm::matmul_int8(const int8_t* x, const int8_t* w, int64_t n, int64_t m, int64_t k,
@@ -152,12 +155,7 @@ Status Gemm::matmul_int8(const int8_t* x, const int8_t* w, int64_t n, int64_t m,
                             " and " + std::to_string(k));
   }
   R1_ASSIGN_OR_RETURN(const Plan* p, plan(n, m, k, false, Inputs::kInt8, false));
-  const int32_t alpha = 1, beta = 0;
-  const cublasStatus_t s =
-      cublasLtMatmul(handle_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo,
-                     workspace_, workspace_bytes_, stream);
-  if (s != CUBLAS_STATUS_SUCCESS) return lt_error("int8 matmul", s);
-  return ok_status();
+  return run(*p, w, x, y, stream, "int8 matmul", /*int32_scale=*/true);
 }
 
 }  // namespace r1::kernels::cuda

@@ -53,6 +53,8 @@ class Gemm {
   struct Plan;
   enum class Inputs : uint8_t { kBf16, kF16, kFp8, kInt8 };
   Result<const Plan*> plan(int64_t n, int64_t m, int64_t k, bool f32_out, Inputs in, bool f16_out);
+  Status run(const Plan& p, const void* w, const void* x, void* y, cudaStream_t stream,
+             const char* what, bool int32_scale = false);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;

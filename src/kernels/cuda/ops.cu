@@ -405,8 +405,7 @@ __global__ void quantize_fp8_kernel(const bf16_t* x, int64_t count, uint8_t* q, 
 // One block per row of x: scale = max|x| / 127 (1 for a row of zeros), q =
 // x / scale clamped and rounded to nearest even: quantize_rows' rule.
 template <bool F16>
-__global__ void quantize_int8_rows_kernel(const bf16_t* x, int64_t cols, int8_t* q,
-                                          float* scales) {
+__global__ void quantize_int8_rows_kernel(const bf16_t* x, int64_t cols, int8_t* q, float* scales) {
   const bf16_t* row = x + blockIdx.x * cols;
   float m = 0.0f;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, fabsf(ld<F16>(row[c])));
@@ -604,7 +603,8 @@ cudaError_t scale_int32_product(const int32_t* acc, int64_t n, int64_t m, const 
   if (count == 0) return cudaSuccess;
   const unsigned grid = static_cast<unsigned>(blocks_for(count));
   R1_WITH_F16(
-      f16, if (f32_out) {
+      f16,
+      if (f32_out) {
         scale_int32_kernel<float, F16>
             <<<grid, kThreads, 0, stream>>>(acc, n, m, x_scales, w_scales, static_cast<float*>(y));
       } else {

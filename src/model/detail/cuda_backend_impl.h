@@ -107,6 +107,10 @@ class CudaBackend final : public Backend, private DecoderOps {
     const DeviceLayer& l = layers_[static_cast<size_t>(layer)];
     return (slot == NormSlot::kAttention ? l.attn_norm : l.mlp_norm).as<float>();
   }
+  // --dtype int8 with --int8-prefill int8-gemm.
+  bool int8_gemm_prefill() const {
+    return options_.weights == GpuWeights::kInt8 && options_.int8_prefill == Int8Prefill::kInt8Gemm;
+  }
   int64_t qkv_width() const {
     return (config_.n_heads + 2 * config_.n_kv_heads) * config_.head_dim;
   }
