@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/dtype.h"
@@ -62,6 +63,28 @@ __attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) {
 __attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* p) {
   return widen_bf16x8(p);
 }
+// Sixteen bf16 values from one 32-byte load as f32: `even` gets elements
+// 0, 2, .., 14 and `odd` 1, 3, .., 15. A 32-bit lane holds an even element
+// in its low half and the next odd one in its high half, so a shift and a
+// mask widen them, where widen_bf16x8 takes a load, a zero-extension and a
+// shift per eight.
+__attribute__((target("avx2,fma"))) inline void split_bf16x16(const uint16_t* p, __m256& even,
+                                                              __m256& odd) {
+  const __m256i pairs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  even = _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16));
+  odd = _mm256_castsi256_ps(
+      _mm256_and_si256(pairs, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
+// The inverse of the split: from even = elements 0, 2, .., 14 and odd = 1,
+// 3, .., 15 to lo = elements 0..7 and hi = 8..15.
+__attribute__((target("avx2,fma"))) inline void interleave(__m256& lo, __m256& hi) {
+  const __m256 a = _mm256_unpacklo_ps(lo, hi);  // 0 1 2 3 | 8 9 10 11
+  const __m256 b = _mm256_unpackhi_ps(lo, hi);  // 4 5 6 7 | 12 13 14 15
+  lo = _mm256_permute2f128_ps(a, b, 0x20);
+  hi = _mm256_permute2f128_ps(a, b, 0x31);
+}
+
 #define R1_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 R1_AVX512 inline __m512 load16(const float* p) {
   return _mm512_loadu_ps(p);
@@ -215,15 +238,26 @@ __attribute__((target("avx2,fma"))) void accumulate_avx2(float* acc, int64_t gro
 // broadcasts of q feed 2H FMAs. The accumulators are named variables: in an
 // array GCC stored every one of them on every j (a store per FMA, which
 // set the pace).
+//
+// A bf16 K column is one 32-byte load split in two (split_bf16x16): k0
+// holds the even positions and k1 the odd ones, and the stores put them
+// back in order. Each score still sees the same FMAs in the same order.
 template <int H, typename T>
 __attribute__((target("avx2,fma"))) inline void scores_tile_avx2(const float* q0, int64_t d,
                                                                  const T* kt, int64_t stride,
                                                                  float scale, float* scores) {
   static_assert(H >= 1 && H <= 6);
+  constexpr bool kSplit = std::is_same_v<T, uint16_t>;
   __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
          a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
   for (int64_t j = 0; j < d; ++j) {
-    const __m256 k0 = load8(kt + j * stride), k1 = load8(kt + j * stride + 8);
+    __m256 k0, k1;
+    if constexpr (kSplit) {
+      split_bf16x16(kt + j * stride, k0, k1);
+    } else {
+      k0 = load8(kt + j * stride);
+      k1 = load8(kt + j * stride + 8);
+    }
 #define R1_HEAD(h)                                         \
   if constexpr (H > h) {                                   \
     const __m256 qj = _mm256_broadcast_ss(q0 + (h)*d + j); \
@@ -236,8 +270,10 @@ __attribute__((target("avx2,fma"))) inline void scores_tile_avx2(const float* q0
   const __m256 sc = _mm256_set1_ps(scale);
   const __m256 out[6][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
   for (int h = 0; h < H; ++h) {
-    _mm256_storeu_ps(scores + h * kChunk, _mm256_mul_ps(out[h][0], sc));
-    _mm256_storeu_ps(scores + h * kChunk + 8, _mm256_mul_ps(out[h][1], sc));
+    __m256 lo = out[h][0], hi = out[h][1];
+    if constexpr (kSplit) interleave(lo, hi);
+    _mm256_storeu_ps(scores + h * kChunk, _mm256_mul_ps(lo, sc));
+    _mm256_storeu_ps(scores + h * kChunk + 8, _mm256_mul_ps(hi, sc));
   }
 }
 
@@ -279,20 +315,70 @@ __attribute__((target("avx2,fma"))) inline __m256 exp_nonpositive_avx2(__m256 x)
   return _mm256_blendv_ps(_mm256_andnot_ps(tiny, e), x, nan);
 }
 
-// v[i] = exp(v[i] - m) for i < n <= kChunk (every v[i] <= m); their sum.
-__attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* v, int n, float m) {
-  alignas(32) float buf[kChunk];
-  for (int i = 0; i < kChunk; ++i) buf[i] = i < n ? v[i] - m : -INFINITY;
-  const __m256 e0 = exp_nonpositive_avx2(_mm256_load_ps(buf));
-  const __m256 e1 = exp_nonpositive_avx2(_mm256_load_ps(buf + 8));
-  _mm256_store_ps(buf, e0);
-  _mm256_store_ps(buf + 8, e1);
-  float sum = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    v[i] = buf[i];
-    sum += buf[i];
+// The online softmax's step for a chunk, every head of the group: the
+// running max, denominator and accumulator of each head, updated by its
+// chunk scores (scores[g * kChunk + i], i < n; replaced by their
+// exponentials). ChunkSoftmaxFn is the signature; softmax_chunk is the
+// portable body (exp_fn for the exponentials).
+using ChunkSoftmaxFn = void (*)(float* scores, int64_t group, int n, float* run_max, float* run_sum,
+                                float* acc, int64_t d, ExpFn exp_fn);
+
+// acc[0, d) *= c, when a head's max grew.
+inline void rescale(float* acc, int64_t d, float c) {
+#pragma omp simd
+  for (int64_t i = 0; i < d; ++i) acc[i] *= c;
+}
+
+void softmax_chunk(float* scores, int64_t group, int n, float* run_max, float* run_sum, float* acc,
+                   int64_t d, ExpFn exp_fn) {
+  for (int64_t g = 0; g < group; ++g) {
+    float* sc = scores + g * kChunk;
+    const float m = std::max(run_max[g], *std::max_element(sc, sc + n));
+    if (m > run_max[g]) {
+      const float correction = std::exp(run_max[g] - m);
+      run_sum[g] *= correction;
+      rescale(acc + g * d, d, correction);
+      run_max[g] = m;
+    }
+    run_sum[g] += exp_fn(sc, n, m);
   }
-  return sum;
+}
+
+// The AVX2 body: a head's 16 scores stay in two vectors from the max to
+// the sum, and the heads' steps are independent of each other, so they
+// overlap (the portable body's scalar max and sum were each a chain of
+// dependent operations, and a fifth of a chunk's time at 4096 positions).
+// Lanes from n on count as -inf (an exponential of 0).
+__attribute__((target("avx2,fma"))) void softmax_chunk_avx2(float* scores, int64_t group, int n,
+                                                            float* run_max, float* run_sum,
+                                                            float* acc, int64_t d, ExpFn) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 in0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
+  const __m256 in1 = _mm256_castsi256_ps(
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_add_epi32(lane, _mm256_set1_epi32(8))));
+  const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+  for (int64_t g = 0; g < group; ++g) {
+    float* sc = scores + g * kChunk;
+    const __m256 s0 = _mm256_blendv_ps(neg_inf, _mm256_loadu_ps(sc), in0);
+    const __m256 s1 = _mm256_blendv_ps(neg_inf, _mm256_loadu_ps(sc + 8), in1);
+    __m128 mx = _mm_max_ps(_mm256_castps256_ps128(_mm256_max_ps(s0, s1)),
+                           _mm256_extractf128_ps(_mm256_max_ps(s0, s1), 1));
+    mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
+    mx = _mm_max_ss(mx, _mm_movehdup_ps(mx));
+    const float m = std::max(run_max[g], _mm_cvtss_f32(mx));
+    if (m > run_max[g]) {
+      const float correction = std::exp(run_max[g] - m);
+      run_sum[g] *= correction;
+      rescale(acc + g * d, d, correction);
+      run_max[g] = m;
+    }
+    const __m256 mv = _mm256_set1_ps(m);
+    const __m256 e0 = exp_nonpositive_avx2(_mm256_sub_ps(s0, mv));
+    const __m256 e1 = exp_nonpositive_avx2(_mm256_sub_ps(s1, mv));
+    _mm256_storeu_ps(sc, e0);
+    _mm256_storeu_ps(sc + 8, e1);
+    run_sum[g] += hsum256(_mm256_add_ps(e0, e1));
+  }
 }
 
 // H query heads x the chunk's 16 positions, one vector each: per column j
@@ -461,91 +547,78 @@ void attention(const float* q, const KvLayerViewOf<T>& kv, const AttentionBatch&
   ScoreFn<T> score_fn = scores_scalar<T>;
   AccumulateFn<T> accumulate_fn = accumulate_scalar<T>;
   ExpFn exp_fn = exp_shifted;
+  ChunkSoftmaxFn softmax_fn = softmax_chunk;
   if (active_isa() == Isa::kAvx512) {
     score_fn = scores_avx512<T>;
     exp_fn = exp_shifted_avx512;
     accumulate_fn = accumulate_avx512<T>;
   } else if (active_isa() == Isa::kAvx2) {
     score_fn = scores_avx2<T>;
-    exp_fn = exp_shifted_avx2;
+    softmax_fn = softmax_chunk_avx2;
     accumulate_fn = accumulate_avx2<T>;
   }
-  pool.parallel_for(
-      static_cast<size_t>(n_tokens) * static_cast<size_t>(n_kv),
-      [&](size_t begin, size_t end, int) {
-        thread_local std::vector<float> acc, run_max, run_sum, scores;
-        thread_local std::vector<T> k_pad;  // a short chunk's K, [d, kChunk], zero past n
-        acc.resize(static_cast<size_t>(group * d));
-        run_max.resize(static_cast<size_t>(group));
-        run_sum.resize(static_cast<size_t>(group));
-        scores.resize(static_cast<size_t>(group * kChunk));
-        k_pad.resize(static_cast<size_t>(d * kChunk));
-        const T* v_rows[kChunk];
-        for (size_t item = begin; item < end; ++item) {
-          const int32_t t = static_cast<int32_t>(item / static_cast<size_t>(n_kv));
-          const int64_t kvh = static_cast<int64_t>(item % static_cast<size_t>(n_kv));
-          const int32_t s = seq_of_token(batch, t);
-          const int32_t* table =
-              batch.block_tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
-          const int64_t n_ctx = static_cast<int64_t>(batch.positions[t]) + 1;
-          const float* q0 = q + (static_cast<int64_t>(t) * n_heads + kvh * group) * d;
-          std::fill(acc.begin(), acc.end(), 0.0f);
-          std::fill(run_max.begin(), run_max.end(), -INFINITY);
-          std::fill(run_sum.begin(), run_sum.end(), 0.0f);
-          // Chunks of up to kChunk positions within one block: position
-          // p0 + i is row off + i of the sequence's block `blk`.
-          int64_t blk = 0, off = 0;
-          for (int64_t p0 = 0; p0 < n_ctx;) {
-            const int n = static_cast<int>(std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
-            const int64_t block = table[blk];
-            // This kv head's transposed K in the block, from column `off`.
-            const T* kt = kv.k + (block * n_kv + kvh) * d * bs + off;
-            for (int i = 0; i < n; ++i)
-              v_rows[i] = kv.v + (block * bs + off + i) * kv_row + kvh * d;
-            if (n == kChunk) {
-              score_fn(q0, group, d, kt, bs, scale, scores.data());
-            } else {
-              // A short chunk (the context's end, or a block under kChunk
-              // positions): its columns, zero-padded, so the vector bodies
-              // never read past the block.
-              for (int64_t j = 0; j < d; ++j) {
-                for (int i = 0; i < kChunk; ++i)
-                  k_pad[j * kChunk + i] = i < n ? kt[j * bs + i] : T{};
-              }
-              score_fn(q0, group, d, k_pad.data(), kChunk, scale, scores.data());
-            }
-            p0 += n;
-            off += n;
-            if (off == bs) {
-              off = 0;
-              ++blk;
-            }
-            if (p0 < n_ctx) {
-              prefetch_chunk(kv, table[blk], kvh, off,
-                             std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
-            }
-            for (int64_t g = 0; g < group; ++g) {
-              float* sc = scores.data() + g * kChunk;
-              const float m = std::max(run_max[g], *std::max_element(sc, sc + n));
-              if (m > run_max[g]) {
-                const float correction = std::exp(run_max[g] - m);
-                run_sum[g] *= correction;
-                float* a = acc.data() + g * d;
-#pragma omp simd
-                for (int64_t i = 0; i < d; ++i) a[i] *= correction;
-                run_max[g] = m;
-              }
-              run_sum[g] += exp_fn(sc, n, m);
-            }
-            accumulate_fn(acc.data(), group, d, v_rows, n, scores.data());
+  pool.parallel_for(static_cast<size_t>(n_tokens) * static_cast<size_t>(n_kv), [&](size_t begin,
+                                                                                   size_t end,
+                                                                                   int) {
+    thread_local std::vector<float> acc, run_max, run_sum, scores;
+    thread_local std::vector<T> k_pad;  // a short chunk's K, [d, kChunk], zero past n
+    acc.resize(static_cast<size_t>(group * d));
+    run_max.resize(static_cast<size_t>(group));
+    run_sum.resize(static_cast<size_t>(group));
+    scores.resize(static_cast<size_t>(group * kChunk));
+    k_pad.resize(static_cast<size_t>(d * kChunk));
+    const T* v_rows[kChunk];
+    for (size_t item = begin; item < end; ++item) {
+      const int32_t t = static_cast<int32_t>(item / static_cast<size_t>(n_kv));
+      const int64_t kvh = static_cast<int64_t>(item % static_cast<size_t>(n_kv));
+      const int32_t s = seq_of_token(batch, t);
+      const int32_t* table =
+          batch.block_tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
+      const int64_t n_ctx = static_cast<int64_t>(batch.positions[t]) + 1;
+      const float* q0 = q + (static_cast<int64_t>(t) * n_heads + kvh * group) * d;
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      std::fill(run_max.begin(), run_max.end(), -INFINITY);
+      std::fill(run_sum.begin(), run_sum.end(), 0.0f);
+      // Chunks of up to kChunk positions within one block: position
+      // p0 + i is row off + i of the sequence's block `blk`.
+      int64_t blk = 0, off = 0;
+      for (int64_t p0 = 0; p0 < n_ctx;) {
+        const int n = static_cast<int>(std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
+        const int64_t block = table[blk];
+        // This kv head's transposed K in the block, from column `off`.
+        const T* kt = kv.k + (block * n_kv + kvh) * d * bs + off;
+        for (int i = 0; i < n; ++i) v_rows[i] = kv.v + (block * bs + off + i) * kv_row + kvh * d;
+        if (n == kChunk) {
+          score_fn(q0, group, d, kt, bs, scale, scores.data());
+        } else {
+          // A short chunk (the context's end, or a block under kChunk
+          // positions): its columns, zero-padded, so the vector bodies
+          // never read past the block.
+          for (int64_t j = 0; j < d; ++j) {
+            for (int i = 0; i < kChunk; ++i) k_pad[j * kChunk + i] = i < n ? kt[j * bs + i] : T{};
           }
-          for (int64_t g = 0; g < group; ++g) {
-            float* o = out + (static_cast<int64_t>(t) * n_heads + kvh * group + g) * d;
-            const float inv = 1.0f / run_sum[g];
-            for (int64_t i = 0; i < d; ++i) o[i] = acc[g * d + i] * inv;
-          }
+          score_fn(q0, group, d, k_pad.data(), kChunk, scale, scores.data());
         }
-      });
+        p0 += n;
+        off += n;
+        if (off == bs) {
+          off = 0;
+          ++blk;
+        }
+        if (p0 < n_ctx) {
+          prefetch_chunk(kv, table[blk], kvh, off,
+                         std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
+        }
+        softmax_fn(scores.data(), group, n, run_max.data(), run_sum.data(), acc.data(), d, exp_fn);
+        accumulate_fn(acc.data(), group, d, v_rows, n, scores.data());
+      }
+      for (int64_t g = 0; g < group; ++g) {
+        float* o = out + (static_cast<int64_t>(t) * n_heads + kvh * group + g) * d;
+        const float inv = 1.0f / run_sum[g];
+        for (int64_t i = 0; i < d; ++i) o[i] = acc[g * d + i] * inv;
+      }
+    }
+  });
 }
 
 }  // namespace
