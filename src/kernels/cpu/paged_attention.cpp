@@ -318,40 +318,43 @@ __attribute__((target("avx2,fma"))) inline __m256 exp_nonpositive_avx2(__m256 x)
 // The online softmax's step for a chunk, every head of the group: the
 // running max, denominator and accumulator of each head, updated by its
 // chunk scores (scores[g * kChunk + i], i < n; replaced by their
-// exponentials). ChunkSoftmaxFn is the signature; softmax_chunk is the
-// portable body (exp_fn for the exponentials).
+// exponentials). ChunkSoftmaxFn is the signature; softmax_chunk<Exp> is
+// the portable body over an ExpFn.
 using ChunkSoftmaxFn = void (*)(float* scores, int64_t group, int n, float* run_max, float* run_sum,
-                                float* acc, int64_t d, ExpFn exp_fn);
+                                float* acc, int64_t d);
 
-// acc[0, d) *= c, when a head's max grew.
-inline void rescale(float* acc, int64_t d, float c) {
+// Head g's running max becomes m when that is larger: its denominator and
+// accumulator (d values) are scaled by exp(old max - m).
+inline void raise_max(int64_t g, float m, float* run_max, float* run_sum, float* acc, int64_t d) {
+  if (!(m > run_max[g])) return;
+  const float correction = std::exp(run_max[g] - m);
+  run_sum[g] *= correction;
+  float* a = acc + g * d;
 #pragma omp simd
-  for (int64_t i = 0; i < d; ++i) acc[i] *= c;
+  for (int64_t i = 0; i < d; ++i) a[i] *= correction;
+  run_max[g] = m;
 }
 
+template <ExpFn Exp>
 void softmax_chunk(float* scores, int64_t group, int n, float* run_max, float* run_sum, float* acc,
-                   int64_t d, ExpFn exp_fn) {
+                   int64_t d) {
   for (int64_t g = 0; g < group; ++g) {
     float* sc = scores + g * kChunk;
     const float m = std::max(run_max[g], *std::max_element(sc, sc + n));
-    if (m > run_max[g]) {
-      const float correction = std::exp(run_max[g] - m);
-      run_sum[g] *= correction;
-      rescale(acc + g * d, d, correction);
-      run_max[g] = m;
-    }
-    run_sum[g] += exp_fn(sc, n, m);
+    raise_max(g, m, run_max, run_sum, acc, d);
+    run_sum[g] += Exp(sc, n, m);
   }
 }
 
 // The AVX2 body: a head's 16 scores stay in two vectors from the max to
 // the sum, and the heads' steps are independent of each other, so they
-// overlap (the portable body's scalar max and sum were each a chain of
-// dependent operations, and a fifth of a chunk's time at 4096 positions).
+// overlap (the portable body's scalar max and sum are each a chain of
+// dependent operations; with them the step was about a third of a chunk's
+// time with the KV in cache).
 // Lanes from n on count as -inf (an exponential of 0).
 __attribute__((target("avx2,fma"))) void softmax_chunk_avx2(float* scores, int64_t group, int n,
                                                             float* run_max, float* run_sum,
-                                                            float* acc, int64_t d, ExpFn) {
+                                                            float* acc, int64_t d) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256 in0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
   const __m256 in1 = _mm256_castsi256_ps(
@@ -361,17 +364,12 @@ __attribute__((target("avx2,fma"))) void softmax_chunk_avx2(float* scores, int64
     float* sc = scores + g * kChunk;
     const __m256 s0 = _mm256_blendv_ps(neg_inf, _mm256_loadu_ps(sc), in0);
     const __m256 s1 = _mm256_blendv_ps(neg_inf, _mm256_loadu_ps(sc + 8), in1);
-    __m128 mx = _mm_max_ps(_mm256_castps256_ps128(_mm256_max_ps(s0, s1)),
-                           _mm256_extractf128_ps(_mm256_max_ps(s0, s1), 1));
+    const __m256 both = _mm256_max_ps(s0, s1);
+    __m128 mx = _mm_max_ps(_mm256_castps256_ps128(both), _mm256_extractf128_ps(both, 1));
     mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
     mx = _mm_max_ss(mx, _mm_movehdup_ps(mx));
     const float m = std::max(run_max[g], _mm_cvtss_f32(mx));
-    if (m > run_max[g]) {
-      const float correction = std::exp(run_max[g] - m);
-      run_sum[g] *= correction;
-      rescale(acc + g * d, d, correction);
-      run_max[g] = m;
-    }
+    raise_max(g, m, run_max, run_sum, acc, d);
     const __m256 mv = _mm256_set1_ps(m);
     const __m256 e0 = exp_nonpositive_avx2(_mm256_sub_ps(s0, mv));
     const __m256 e1 = exp_nonpositive_avx2(_mm256_sub_ps(s1, mv));
@@ -546,79 +544,80 @@ void attention(const float* q, const KvLayerViewOf<T>& kv, const AttentionBatch&
   const int32_t n_tokens = batch.query_start[batch.n_seqs];
   ScoreFn<T> score_fn = scores_scalar<T>;
   AccumulateFn<T> accumulate_fn = accumulate_scalar<T>;
-  ExpFn exp_fn = exp_shifted;
-  ChunkSoftmaxFn softmax_fn = softmax_chunk;
+  ChunkSoftmaxFn softmax_fn = softmax_chunk<exp_shifted>;
   if (active_isa() == Isa::kAvx512) {
     score_fn = scores_avx512<T>;
-    exp_fn = exp_shifted_avx512;
+    softmax_fn = softmax_chunk<exp_shifted_avx512>;
     accumulate_fn = accumulate_avx512<T>;
   } else if (active_isa() == Isa::kAvx2) {
     score_fn = scores_avx2<T>;
     softmax_fn = softmax_chunk_avx2;
     accumulate_fn = accumulate_avx2<T>;
   }
-  pool.parallel_for(static_cast<size_t>(n_tokens) * static_cast<size_t>(n_kv), [&](size_t begin,
-                                                                                   size_t end,
-                                                                                   int) {
-    thread_local std::vector<float> acc, run_max, run_sum, scores;
-    thread_local std::vector<T> k_pad;  // a short chunk's K, [d, kChunk], zero past n
-    acc.resize(static_cast<size_t>(group * d));
-    run_max.resize(static_cast<size_t>(group));
-    run_sum.resize(static_cast<size_t>(group));
-    scores.resize(static_cast<size_t>(group * kChunk));
-    k_pad.resize(static_cast<size_t>(d * kChunk));
-    const T* v_rows[kChunk];
-    for (size_t item = begin; item < end; ++item) {
-      const int32_t t = static_cast<int32_t>(item / static_cast<size_t>(n_kv));
-      const int64_t kvh = static_cast<int64_t>(item % static_cast<size_t>(n_kv));
-      const int32_t s = seq_of_token(batch, t);
-      const int32_t* table =
-          batch.block_tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
-      const int64_t n_ctx = static_cast<int64_t>(batch.positions[t]) + 1;
-      const float* q0 = q + (static_cast<int64_t>(t) * n_heads + kvh * group) * d;
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      std::fill(run_max.begin(), run_max.end(), -INFINITY);
-      std::fill(run_sum.begin(), run_sum.end(), 0.0f);
-      // Chunks of up to kChunk positions within one block: position
-      // p0 + i is row off + i of the sequence's block `blk`.
-      int64_t blk = 0, off = 0;
-      for (int64_t p0 = 0; p0 < n_ctx;) {
-        const int n = static_cast<int>(std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
-        const int64_t block = table[blk];
-        // This kv head's transposed K in the block, from column `off`.
-        const T* kt = kv.k + (block * n_kv + kvh) * d * bs + off;
-        for (int i = 0; i < n; ++i) v_rows[i] = kv.v + (block * bs + off + i) * kv_row + kvh * d;
-        if (n == kChunk) {
-          score_fn(q0, group, d, kt, bs, scale, scores.data());
-        } else {
-          // A short chunk (the context's end, or a block under kChunk
-          // positions): its columns, zero-padded, so the vector bodies
-          // never read past the block.
-          for (int64_t j = 0; j < d; ++j) {
-            for (int i = 0; i < kChunk; ++i) k_pad[j * kChunk + i] = i < n ? kt[j * bs + i] : T{};
+  pool.parallel_for(
+      static_cast<size_t>(n_tokens) * static_cast<size_t>(n_kv),
+      [&](size_t begin, size_t end, int) {
+        thread_local std::vector<float> acc, run_max, run_sum, scores;
+        thread_local std::vector<T> k_pad;  // a short chunk's K, [d, kChunk], zero past n
+        acc.resize(static_cast<size_t>(group * d));
+        run_max.resize(static_cast<size_t>(group));
+        run_sum.resize(static_cast<size_t>(group));
+        scores.resize(static_cast<size_t>(group * kChunk));
+        k_pad.resize(static_cast<size_t>(d * kChunk));
+        const T* v_rows[kChunk];
+        for (size_t item = begin; item < end; ++item) {
+          const int32_t t = static_cast<int32_t>(item / static_cast<size_t>(n_kv));
+          const int64_t kvh = static_cast<int64_t>(item % static_cast<size_t>(n_kv));
+          const int32_t s = seq_of_token(batch, t);
+          const int32_t* table =
+              batch.block_tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
+          const int64_t n_ctx = static_cast<int64_t>(batch.positions[t]) + 1;
+          const float* q0 = q + (static_cast<int64_t>(t) * n_heads + kvh * group) * d;
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          std::fill(run_max.begin(), run_max.end(), -INFINITY);
+          std::fill(run_sum.begin(), run_sum.end(), 0.0f);
+          // Chunks of up to kChunk positions within one block: position
+          // p0 + i is row off + i of the sequence's block `blk`.
+          int64_t blk = 0, off = 0;
+          for (int64_t p0 = 0; p0 < n_ctx;) {
+            const int n = static_cast<int>(std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
+            const int64_t block = table[blk];
+            // This kv head's transposed K in the block, from column `off`.
+            const T* kt = kv.k + (block * n_kv + kvh) * d * bs + off;
+            for (int i = 0; i < n; ++i)
+              v_rows[i] = kv.v + (block * bs + off + i) * kv_row + kvh * d;
+            if (n == kChunk) {
+              score_fn(q0, group, d, kt, bs, scale, scores.data());
+            } else {
+              // A short chunk (the context's end, or a block under kChunk
+              // positions): its columns, zero-padded, so the vector bodies
+              // never read past the block.
+              for (int64_t j = 0; j < d; ++j) {
+                for (int i = 0; i < kChunk; ++i)
+                  k_pad[j * kChunk + i] = i < n ? kt[j * bs + i] : T{};
+              }
+              score_fn(q0, group, d, k_pad.data(), kChunk, scale, scores.data());
+            }
+            p0 += n;
+            off += n;
+            if (off == bs) {
+              off = 0;
+              ++blk;
+            }
+            if (p0 < n_ctx) {
+              prefetch_chunk(kv, table[blk], kvh, off,
+                             std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
+            }
+            softmax_fn(scores.data(), group, n, run_max.data(), run_sum.data(), acc.data(), d);
+            accumulate_fn(acc.data(), group, d, v_rows, n, scores.data());
           }
-          score_fn(q0, group, d, k_pad.data(), kChunk, scale, scores.data());
+          for (int64_t g = 0; g < group; ++g) {
+            float* o = out + (static_cast<int64_t>(t) * n_heads + kvh * group + g) * d;
+            const float inv = 1.0f / run_sum[g];
+            for (int64_t i = 0; i < d; ++i) o[i] = acc[g * d + i] * inv;
+          }
         }
-        p0 += n;
-        off += n;
-        if (off == bs) {
-          off = 0;
-          ++blk;
-        }
-        if (p0 < n_ctx) {
-          prefetch_chunk(kv, table[blk], kvh, off,
-                         std::min({int64_t{kChunk}, bs - off, n_ctx - p0}));
-        }
-        softmax_fn(scores.data(), group, n, run_max.data(), run_sum.data(), acc.data(), d, exp_fn);
-        accumulate_fn(acc.data(), group, d, v_rows, n, scores.data());
-      }
-      for (int64_t g = 0; g < group; ++g) {
-        float* o = out + (static_cast<int64_t>(t) * n_heads + kvh * group + g) * d;
-        const float inv = 1.0f / run_sum[g];
-        for (int64_t i = 0; i < d; ++i) o[i] = acc[g * d + i] * inv;
-      }
-    }
-  });
+      });
 }
 
 }  // namespace
